@@ -1,0 +1,39 @@
+# Herald: `make up` runs it, `make test` tests it. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= uv
+BUF := node_modules/.bin/buf
+PYTEST_ARGS ?=
+
+.PHONY: help setup gen lint check-gen breaking test up services databases bench
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: ## Install the locked Python and npm dependencies.
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet 'uv==0.13.9'
+	$(UV) sync --frozen --quiet
+	@[ -x $(BUF) ] || npm ci --silent --no-audit --no-fund
+
+gen: setup ## Regenerate gen/ from proto/.
+	./scripts/gen.sh
+
+lint: setup ## buf lint/format/breaking, generated code up to date, ruff, mypy.
+	$(BUF) lint
+	$(BUF) format --exit-code --diff
+	./scripts/buf-breaking.sh
+	./scripts/check-gen.sh
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy .
+
+test: lint ## Run every check and the whole test suite (needs PostgreSQL, Redis, RabbitMQ).
+	./scripts/services.sh
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+services: ## Make sure PostgreSQL, Redis and RabbitMQ answer (starting installed ones).
+	./scripts/services.sh
+
+up: setup services ## Run Herald: every process, sandbox providers, Ctrl-C stops all.
+	for service in userd templated gateway; do $(UV) run --frozen python -m $$service migrate || exit 1; done
+	$(UV) run --frozen honcho start -f Procfile

@@ -1,0 +1,1 @@
+"""The REST edge: HTTP `/api/v1` translated to gRPC calls."""

@@ -1,0 +1,1 @@
+"""Generated from proto/herald: do not edit, run `make gen`."""

@@ -1,0 +1,1 @@
+"""Generated from proto/herald/v1: do not edit, run `make gen`."""

@@ -1,0 +1,68 @@
+"""structlog JSON logging with a correlation id carried in context variables."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+CORRELATION_KEY = "correlation_id"
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Sends every log line, ours and the libraries', to stdout as one JSON object."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+def bind_correlation_id(correlation_id: str) -> None:
+    """Makes every following log line of this task carry the correlation id."""
+    structlog.contextvars.bind_contextvars(**{CORRELATION_KEY: correlation_id})
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id bound to this task, if any."""
+    value = structlog.contextvars.get_contextvars().get(CORRELATION_KEY)
+    return str(value) if value else None
+
+
+def mask_email(email: str) -> str:
+    """`jane.doe@example.com` → `j***@example.com`, for logs."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
+
+
+def mask_phone(phone: str) -> str:
+    """`+5511987654321` → `+55*******4321`, for logs."""
+    return f"{phone[:3]}{'*' * max(len(phone) - 7, 0)}{phone[-4:]}" if len(phone) > 7 else "***"

@@ -1,0 +1,179 @@
+"""The life of a Herald process: start servers and pools, serve, shut down gracefully.
+
+    async with Runtime("userd", settings) as runtime:
+        pool = await runtime.postgres("herald_users", migrations=Path(...))
+        await runtime.serve_grpc(port, [GrpcService(name, register)])
+        await runtime.wait_for_shutdown()
+
+On SIGTERM or SIGINT: health turns NOT_SERVING, then everything registered is stopped
+in reverse order of registration (consumers before the gRPC server, the server, given
+`grace_seconds` to finish its calls, before the pools it uses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import grpc
+import redis.asyncio as aioredis
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from psycopg_pool import AsyncConnectionPool
+
+from mesh import amqp, cache, db, migrations
+from mesh.health import Dependency, HealthMonitor
+from mesh.interceptors import default_interceptors
+from mesh.metrics import start_metrics_server
+from mesh.settings import CommonSettings
+
+log = structlog.get_logger("mesh.runtime")
+
+
+@dataclass(frozen=True)
+class GrpcService:
+    """A servicer to mount: its full name (for health and reflection) and its registrar."""
+
+    name: str
+    register: Callable[[grpc.aio.Server], None]
+
+
+async def create_grpc_server(
+    address: str,
+    services: Sequence[GrpcService],
+    health: HealthMonitor,
+    token: str,
+) -> tuple[grpc.aio.Server, int]:
+    """Builds a started-to-be server with health, reflection and the interceptor chain.
+
+    Returns the server and the port it bound (useful with port 0).
+    """
+    server = grpc.aio.server(interceptors=default_interceptors(token))
+    for service in services:
+        service.register(server)
+        health.add_service(service.name)
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
+    reflection.enable_server_reflection(
+        [
+            *(s.name for s in services),
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind gRPC server to {address}")
+    return server, port
+
+
+class Runtime:
+    """Owns a process's resources and their orderly shutdown."""
+
+    def __init__(self, name: str, settings: CommonSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.health = HealthMonitor(settings.health_interval_seconds)
+        self._stack = contextlib.AsyncExitStack()
+        self._stop = asyncio.Event()
+
+    async def __aenter__(self) -> Self:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_shutdown)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        log.info("shutting down", service=self.name)
+        await self.health.shutdown()
+        await self._stack.aclose()
+        log.info("stopped", service=self.name)
+
+    def request_shutdown(self) -> None:
+        """Asks the process to stop (what SIGTERM does)."""
+        self._stop.set()
+
+    async def wait_for_shutdown(self) -> None:
+        """Blocks until SIGTERM/SIGINT or `request_shutdown`."""
+        await self._stop.wait()
+
+    def on_shutdown(self, callback: Callable[[], Awaitable[object]]) -> None:
+        """Runs `callback` at shutdown, before whatever was registered earlier."""
+        self._stack.push_async_callback(callback)
+
+    def metrics(self, port: int) -> None:
+        """Serves Prometheus metrics on `port` (0 disables)."""
+        if port:
+            server = start_metrics_server(self.settings.host, port)
+            self._stack.callback(server.shutdown)
+
+    async def postgres(
+        self, database: str, *, migrations_dir: Path | None = None, max_size: int = 10
+    ) -> AsyncConnectionPool:
+        """Creates the database if needed, applies its migrations, opens a pool."""
+        url = self.settings.database_url(database)
+        if migrations_dir is not None:
+            await migrations.prepare(self.settings.postgres_url, database, migrations_dir)
+        pool = await db.open_pool(url, max_size=max_size)
+        self._stack.push_async_callback(pool.close)
+        self.health.add_dependency(Dependency("postgres", lambda: db.ping(pool)))
+        return pool
+
+    def redis(self, *, required: bool) -> aioredis.Redis:
+        """A Redis client; `required=False` means an outage only degrades the service."""
+        client = cache.create_redis(self.settings.redis_url)
+        self._stack.push_async_callback(client.aclose)
+        self.health.add_dependency(Dependency("redis", lambda: cache.ping(client), required))
+        return client
+
+    async def rabbitmq(self, *, required: bool) -> AbstractRobustConnection:
+        """A robust RabbitMQ connection, closed at shutdown."""
+        connection = await amqp.connect(self.settings.amqp_url)
+        self._stack.push_async_callback(connection.close)
+        self.health.add_dependency(Dependency("rabbitmq", lambda: amqp.ping(connection), required))
+        return connection
+
+    async def serve_grpc(self, port: int, services: Sequence[GrpcService]) -> int:
+        """Starts the gRPC server (health and reflection included); returns its port."""
+        server, bound = await create_grpc_server(
+            f"{self.settings.host}:{port}",
+            services,
+            self.health,
+            self.settings.service_token.get_secret_value(),
+        )
+        await server.start()
+        await self.health.start()
+        grace = self.settings.grace_seconds
+
+        async def stop() -> None:
+            await server.stop(grace)
+
+        self._stack.push_async_callback(stop)
+        log.info("serving", service=self.name, grpc_port=bound)
+        return bound
+
+
+def run(main: Callable[[], Coroutine[None, None, None]]) -> None:
+    """Runs a process's async main on uvloop; exits 0 after a graceful shutdown."""
+    import uvloop  # noqa: PLC0415 - only processes, not tests, pick the loop
+
+    uvloop.run(main())
+
+
+def run_migrations(settings: CommonSettings, database: str, folder: Path) -> None:
+    """`python -m <service> migrate`: creates the database and applies its migrations."""
+    applied = asyncio.run(migrations.prepare(settings.postgres_url, database, folder))
+    log.info("database ready", database=database, applied=applied)

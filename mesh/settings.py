@@ -1,0 +1,61 @@
+"""Settings shared by every Herald process, read once from the environment."""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class CommonSettings(BaseSettings):
+    """What every service reads: infrastructure addresses, logging, shutdown.
+
+    Subclasses add their own fields (ports, peers). Instances are frozen; secrets are
+    `SecretStr` so their repr is masked.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_", frozen=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address every server binds to.")
+    postgres_url: str = Field(
+        "postgresql://root@127.0.0.1:5432",
+        description="PostgreSQL server URL without a database name.",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL.")
+    redis_prefix: str = Field("herald:", description="Prefix of every Redis key.")
+    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL.")
+    service_token: SecretStr = Field(
+        SecretStr("herald-dev-token"),
+        min_length=8,
+        description="Internal token every gRPC call but health and reflection must carry.",
+    )
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    grace_seconds: float = Field(10.0, gt=0, le=300, description="Shutdown grace period.")
+    health_interval_seconds: float = Field(2.0, gt=0, le=60)
+
+    def database_url(self, name: str) -> str:
+        """The URL of one service database on the configured server."""
+        return f"{self.postgres_url.rstrip('/')}/{name}"
+
+
+def load_settings(cls: type[S]) -> S:
+    """Builds settings from the environment, or stops the process with a one-line reason."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        reasons = "; ".join(f"{_env_name(cls, err['loc'])}: {err['msg']}" for err in exc.errors())
+        sys.stderr.write(f"herald: bad configuration: {reasons}\n")
+        raise SystemExit(2) from None
+
+
+def _env_name(cls: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    info = cls.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, str):
+        return info.validation_alias
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    return f"{prefix}{field}".upper()

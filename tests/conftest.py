@@ -1,0 +1,85 @@
+"""Session-wide fixtures: real servers, one isolation per run, service processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.infra import InfrastructureMissing, Isolation, check_servers, free_port
+from tests.support.processes import ServiceProcess
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    try:
+        check_servers()
+    except InfrastructureMissing as exc:
+        pytest.exit(str(exc), returncode=3)
+
+
+@pytest.fixture(scope="session")
+def isolation() -> Iterator[Isolation]:
+    """This run's databases, vhost and Redis prefix; dropped at the end."""
+    iso = Isolation()
+    iso.create()
+    yield iso
+    iso.destroy()
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("service-logs")
+
+
+ServiceFactory = Callable[..., ServiceProcess]
+
+
+@pytest.fixture(scope="session")
+def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFactory]:
+    """Starts Herald processes on free ports with this run's isolation; stops them after.
+
+    `service_factory("userd")`, `service_factory("deliveryd", "email", env={...})`.
+    """
+    started: list[ServiceProcess] = []
+
+    def start(
+        module: str, *args: str, env: dict[str, str] | None = None, wait: bool = True
+    ) -> ServiceProcess:
+        port = free_port()
+        port_env = {
+            "gateway": "HERALD_GATEWAY_GRPC_PORT",
+            "userd": "HERALD_USERD_GRPC_PORT",
+            "templated": "HERALD_TEMPLATED_GRPC_PORT",
+        }.get(module) or f"HERALD_DELIVERYD_{args[0].upper()}_GRPC_PORT"
+        metrics_env = {
+            "userd": "HERALD_USERD_METRICS_PORT",
+            "templated": "HERALD_TEMPLATED_METRICS_PORT",
+        }.get(module) or (
+            f"HERALD_DELIVERYD_{args[0].upper()}_METRICS_PORT" if module == "deliveryd" else ""
+        )
+        full_env = {**isolation.env(), port_env: str(port)}
+        if metrics_env:
+            full_env[metrics_env] = str(free_port())
+        if module == "gateway":
+            full_env["HERALD_GATEWAY_HTTP_PORT"] = str(free_port())
+        full_env.update(env or {})
+        http_port = full_env.get("HERALD_GATEWAY_HTTP_PORT") if module == "gateway" else None
+        name = "-".join((module, *args))
+        proc = ServiceProcess(
+            name=name,
+            args=[module, *args],
+            env=full_env,
+            grpc_port=port,
+            log_path=logs_dir / f"{name}-{port}.log",
+            http_port=int(http_port) if http_port else None,
+        )
+        started.append(proc)
+        return proc.start(wait=wait)
+
+    yield start
+    for proc in started:
+        try:
+            proc.stop()
+        except AssertionError:
+            proc.kill()

@@ -1,0 +1,46 @@
+"""Every Herald process starts, serves health and reflection, and exits 0 on SIGTERM."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServiceFactory
+from tests.support.processes import SERVING, health_status
+
+GRPCURL = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "grpcurl")
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "service_name"),
+    [
+        ("userd", (), "herald.v1.UserService"),
+        ("templated", (), "herald.v1.TemplateService"),
+        ("gateway", (), "herald.v1.NotificationService"),
+        ("deliveryd", ("email",), None),
+        ("deliveryd", ("sms",), None),
+        ("deliveryd", ("push",), None),
+    ],
+)
+def test_process_serves_health_and_reflection_then_stops_cleanly(
+    service_factory: ServiceFactory, module: str, args: tuple[str, ...], service_name: str | None
+) -> None:
+    proc = service_factory(module, *args)
+    assert health_status(proc.grpc_port) == SERVING
+    listed = subprocess.run(
+        [GRPCURL, "-plaintext", proc.address, "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout.split()
+    assert "grpc.health.v1.Health" in listed
+    assert "grpc.reflection.v1alpha.ServerReflection" in listed
+    if service_name is not None and service_name in listed:
+        assert health_status(proc.grpc_port, service_name) == SERVING
+
+    # stop() fails the test if the process outlives HERALD_GRACE_SECONDS (5) plus slack.
+    assert proc.stop(timeout=7) == 0
+    assert "Traceback" not in proc.logs()

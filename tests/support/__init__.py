@@ -1,0 +1,1 @@
+"""Test support: isolated infrastructure per run, real service processes, fake providers."""

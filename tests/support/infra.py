@@ -1,0 +1,121 @@
+"""The real servers a run needs, and the isolated names it uses on them.
+
+Every run gets its own databases (`herald_t<run>_*`), RabbitMQ vhost (`herald-t<run>`)
+and Redis key prefix (`herald-t<run>:`), so runs on one machine never collide. A server
+that does not answer stops the whole run with a message saying which and how to start it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import psycopg
+import redis
+
+POSTGRES_URL = os.environ.get("HERALD_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432")
+REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_HOST = os.environ.get("HERALD_TEST_AMQP_HOST", "127.0.0.1:5672")
+AMQP_USER = os.environ.get("HERALD_TEST_AMQP_USER", "guest")
+AMQP_PASSWORD = os.environ.get("HERALD_TEST_AMQP_PASSWORD", "guest")
+SERVICE_TOKEN = "test-service-token-" + uuid.uuid4().hex[:8]
+
+
+class InfrastructureMissing(Exception):
+    """A server the tests need does not answer."""
+
+
+def check_servers() -> None:
+    """Raises `InfrastructureMissing` naming every server that does not answer."""
+    problems: list[str] = []
+    try:
+        with psycopg.connect(f"{POSTGRES_URL}/postgres", connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        problems.append(f"PostgreSQL at {POSTGRES_URL} ({exc.__class__.__name__})")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        problems.append(f"Redis at {REDIS_URL} ({exc.__class__.__name__})")
+    host, port = AMQP_HOST.split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError as exc:
+        problems.append(f"RabbitMQ at {AMQP_HOST} ({exc.__class__.__name__})")
+    if problems:
+        raise InfrastructureMissing(
+            "tests need real servers that do not answer: "
+            + "; ".join(problems)
+            + ". Start them with `make services` (or see README, 'Requirements')."
+        )
+
+
+def rabbitmqctl(*args: str) -> None:
+    """Runs rabbitmqctl (the local node's admin CLI), raising on failure."""
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Isolation:
+    """The names one test run owns on the shared servers."""
+
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @property
+    def vhost(self) -> str:
+        return f"herald-t{self.run_id}"
+
+    @property
+    def redis_prefix(self) -> str:
+        return f"herald-t{self.run_id}:"
+
+    def database(self, service: str) -> str:
+        return f"herald_t{self.run_id}_{service}"
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(self.vhost, safe='')}"
+
+    def create(self) -> None:
+        rabbitmqctl("add_vhost", self.vhost)
+        rabbitmqctl("set_permissions", "-p", self.vhost, AMQP_USER, ".*", ".*", ".*")
+
+    def destroy(self) -> None:
+        """Drops the run's databases, vhost and Redis keys."""
+        with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                (f"herald_t{self.run_id}_%",),
+            ).fetchall()
+            for (name,) in rows:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"{self.redis_prefix}*", count=1000):
+            client.delete(key)
+        rabbitmqctl("delete_vhost", self.vhost)
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point a Herald process at this run's names."""
+        return {
+            "HERALD_POSTGRES_URL": POSTGRES_URL,
+            "HERALD_REDIS_URL": REDIS_URL,
+            "HERALD_REDIS_PREFIX": self.redis_prefix,
+            "HERALD_AMQP_URL": self.amqp_url,
+            "HERALD_SERVICE_TOKEN": SERVICE_TOKEN,
+            "HERALD_USERD_DATABASE": self.database("users"),
+            "HERALD_TEMPLATED_DATABASE": self.database("templates"),
+            "HERALD_GATEWAY_DATABASE": self.database("notifications"),
+            "HERALD_HEALTH_INTERVAL_SECONDS": "0.5",
+            "HERALD_GRACE_SECONDS": "5",
+        }

@@ -1,0 +1,113 @@
+"""Herald services as real processes on free ports, waited on through gRPC health."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.infra import SERVICE_TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def health_status(port: int, service: str = "", timeout: float = 1.0) -> int | None:
+    """The health status a server on `port` reports for `service` (None if unreachable)."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
+        except grpc.RpcError:
+            return None
+    return int(answer.status)
+
+
+def wait_for_health(
+    port: int, status: int = SERVING, service: str = "", timeout: float = 30.0
+) -> None:
+    """Blocks until the server on `port` reports `status`, or fails the test."""
+    deadline = time.monotonic() + timeout
+    last: int | None = None
+    while time.monotonic() < deadline:
+        last = health_status(port, service)
+        if last == status:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"port {port} service {service!r}: health {last}, wanted {status}")
+
+
+@dataclass
+class ServiceProcess:
+    """One running Herald process; its output goes to `log_path`."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    grpc_port: int
+    log_path: Path
+    http_port: int | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> ServiceProcess:
+        full_env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", *self.args],
+                cwd=ROOT,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if wait:
+            deadline = time.monotonic() + timeout
+            while health_status(self.grpc_port) != SERVING:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"{self.name} exited at start:\n{self.logs()}")
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.name} not SERVING in {timeout}s:\n{self.logs()}")
+                time.sleep(0.1)
+        return self
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, then wait; returns the exit code (kills and fails after `timeout`)."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"{self.name} ignored SIGTERM for {timeout}s") from None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def channel(self) -> grpc.aio.Channel:
+        """An asyncio channel to this process carrying the service token (caller closes)."""
+        from mesh.client import internal_channel  # noqa: PLC0415
+
+        return internal_channel(self.address, SERVICE_TOKEN)
