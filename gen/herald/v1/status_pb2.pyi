@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -30,11 +31,20 @@ class _ClaimResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ClaimResu
     CLAIM_RESULT_GRANTED: _ClaimResult.ValueType  # 1
     """The caller owns the job until the lease expires."""
     CLAIM_RESULT_TAKEN: _ClaimResult.ValueType  # 2
-    """Another worker holds a live lease on this job, or finished it."""
+    """The job was already done (its outcome is recorded): drop the message."""
     CLAIM_RESULT_FINAL: _ClaimResult.ValueType  # 3
     """The notification is already delivered, failed or suppressed."""
     CLAIM_RESULT_UNKNOWN: _ClaimResult.ValueType  # 4
     """No such notification."""
+    CLAIM_RESULT_LEASED: _ClaimResult.ValueType  # 5
+    """Another worker holds a live lease on this job (it may be working on it, or
+    it may have died): try again after lease_expire_time, when a dead
+    worker's lease can be taken over.
+    """
+    CLAIM_RESULT_STALE: _ClaimResult.ValueType  # 6
+    """The message is not the notification's current hop (an older attempt,
+    channel or generation): drop it.
+    """
 
 class ClaimResult(_ClaimResult, metaclass=_ClaimResultEnumTypeWrapper): ...
 
@@ -42,11 +52,20 @@ CLAIM_RESULT_UNSPECIFIED: ClaimResult.ValueType  # 0
 CLAIM_RESULT_GRANTED: ClaimResult.ValueType  # 1
 """The caller owns the job until the lease expires."""
 CLAIM_RESULT_TAKEN: ClaimResult.ValueType  # 2
-"""Another worker holds a live lease on this job, or finished it."""
+"""The job was already done (its outcome is recorded): drop the message."""
 CLAIM_RESULT_FINAL: ClaimResult.ValueType  # 3
 """The notification is already delivered, failed or suppressed."""
 CLAIM_RESULT_UNKNOWN: ClaimResult.ValueType  # 4
 """No such notification."""
+CLAIM_RESULT_LEASED: ClaimResult.ValueType  # 5
+"""Another worker holds a live lease on this job (it may be working on it, or
+it may have died): try again after lease_expire_time, when a dead
+worker's lease can be taken over.
+"""
+CLAIM_RESULT_STALE: ClaimResult.ValueType  # 6
+"""The message is not the notification's current hop (an older attempt,
+channel or generation): drop it.
+"""
 Global___ClaimResult: _TypeAlias = ClaimResult  # noqa: Y015
 
 @_typing.final
@@ -92,20 +111,26 @@ class ClaimResponse(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     TAKEOVER_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     result: Global___ClaimResult.ValueType
     status: _common_pb2.NotificationStatus.ValueType
     takeover: _builtins.bool
     """True when a lease left by a dead worker was taken over."""
+    @_builtins.property
+    def lease_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the lease (granted or held by another worker) expires."""
+
     def __init__(
         self,
         *,
         result: Global___ClaimResult.ValueType = ...,
         status: _common_pb2.NotificationStatus.ValueType = ...,
         takeover: _builtins.bool = ...,
+        lease_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expire_time", b"lease_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "status", b"status", "takeover", b"takeover"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_expire_time", b"lease_expire_time", "result", b"result", "status", b"status", "takeover", b"takeover"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -121,6 +146,8 @@ class ReportStatusRequest(_message.Message):
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
+    NEXT_JOB_FIELD_NUMBER: _builtins.int
+    NEXT_DELAY_FIELD_NUMBER: _builtins.int
     notification_id: _builtins.str
     status: _common_pb2.NotificationStatus.ValueType
     """The status this report moves the notification to. PENDING means "still
@@ -137,6 +164,20 @@ class ReportStatusRequest(_message.Message):
     def timestamp(self) -> _timestamp_pb2.Timestamp:
         """Seed payload fields."""
 
+    @_builtins.property
+    def next_job(self) -> _delivery_pb2.DeliveryJob:
+        """With status PENDING: the next hop to run (a retry on the same channel
+        with attempt+1, or the next channel of the route with attempt 1). The
+        gateway records it and publishes it through its outbox, so a scheduled
+        hop survives any crash. Workers never publish jobs themselves.
+        """
+
+    @_builtins.property
+    def next_delay(self) -> _duration_pb2.Duration:
+        """How long to hold next_job before it is delivered (retry backoff); it
+        travels through the channel's delay queues.
+        """
+
     def __init__(
         self,
         *,
@@ -146,10 +187,12 @@ class ReportStatusRequest(_message.Message):
         timestamp: _timestamp_pb2.Timestamp | None = ...,
         error: _builtins.str = ...,
         channel: _common_pb2.Channel.ValueType = ...,
+        next_job: _delivery_pb2.DeliveryJob | None = ...,
+        next_delay: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "timestamp", b"timestamp"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "next_delay", b"next_delay", "next_job", b"next_job", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "channel", b"channel", "error", b"error", "notification_id", b"notification_id", "status", b"status", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "channel", b"channel", "error", b"error", "next_delay", b"next_delay", "next_job", b"next_job", "notification_id", b"notification_id", "status", b"status", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,6 +28,13 @@ if _version_not_supported:
 class StatusServiceStub:
     """StatusService is how delivery workers take jobs and report outcomes. Only
     callers with the internal service token may call it.
+
+    A job is one hop of a notification: (notification_id, generation, channel,
+    attempt). A worker Claims the hop before sending; the claim is a lease, so
+    a worker that dies mid-delivery leaves a hop another worker can take over
+    once the lease expires. The worker then reports the outcome with
+    ReportStatus (which closes the claim) and only then acknowledges the
+    message.
     """
 
     def __init__(self, channel):
@@ -56,6 +63,13 @@ class StatusServiceStub:
 class StatusServiceServicer:
     """StatusService is how delivery workers take jobs and report outcomes. Only
     callers with the internal service token may call it.
+
+    A job is one hop of a notification: (notification_id, generation, channel,
+    attempt). A worker Claims the hop before sending; the claim is a lease, so
+    a worker that dies mid-delivery leaves a hop another worker can take over
+    once the lease expires. The worker then reports the outcome with
+    ReportStatus (which closes the claim) and only then acknowledges the
+    message.
     """
 
     def Claim(self, request, context):
@@ -108,6 +122,13 @@ def add_StatusServiceServicer_to_server(servicer, server):
 class StatusService:
     """StatusService is how delivery workers take jobs and report outcomes. Only
     callers with the internal service token may call it.
+
+    A job is one hop of a notification: (notification_id, generation, channel,
+    attempt). A worker Claims the hop before sending; the claim is a lease, so
+    a worker that dies mid-delivery leaves a hop another worker can take over
+    once the lease expires. The worker then reports the outcome with
+    ReportStatus (which closes the claim) and only then acknowledges the
+    message.
     """
 
     @staticmethod

@@ -29,6 +29,13 @@ GRPC_VERSION: str
 class StatusServiceStub:
     """StatusService is how delivery workers take jobs and report outcomes. Only
     callers with the internal service token may call it.
+
+    A job is one hop of a notification: (notification_id, generation, channel,
+    attempt). A worker Claims the hop before sending; the claim is a lease, so
+    a worker that dies mid-delivery leaves a hop another worker can take over
+    once the lease expires. The worker then reports the outcome with
+    ReportStatus (which closes the claim) and only then acknowledges the
+    message.
     """
 
     @_typing.overload
@@ -46,6 +53,13 @@ class StatusServiceStub:
 class StatusServiceAsyncStub(StatusServiceStub):
     """StatusService is how delivery workers take jobs and report outcomes. Only
     callers with the internal service token may call it.
+
+    A job is one hop of a notification: (notification_id, generation, channel,
+    attempt). A worker Claims the hop before sending; the claim is a lease, so
+    a worker that dies mid-delivery leaves a hop another worker can take over
+    once the lease expires. The worker then reports the outcome with
+    ReportStatus (which closes the claim) and only then acknowledges the
+    message.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -59,6 +73,13 @@ class StatusServiceAsyncStub(StatusServiceStub):
 class StatusServiceServicer(metaclass=_abc_1.ABCMeta):
     """StatusService is how delivery workers take jobs and report outcomes. Only
     callers with the internal service token may call it.
+
+    A job is one hop of a notification: (notification_id, generation, channel,
+    attempt). A worker Claims the hop before sending; the claim is a lease, so
+    a worker that dies mid-delivery leaves a hop another worker can take over
+    once the lease expires. The worker then reports the outcome with
+    ReportStatus (which closes the claim) and only then acknowledges the
+    message.
     """
 
     @_abc_1.abstractmethod
