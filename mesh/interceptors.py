@@ -82,6 +82,8 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> Handler | None:
         method = handler_call_details.method
+        # Probes call health every few seconds: count them, but keep them out of the log.
+        quiet = method.startswith(OPEN_METHOD_PREFIXES)
 
         def wrapper(behavior: Behavior) -> Behavior:
             async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -97,7 +99,8 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                     name = code.name if isinstance(code, grpc.StatusCode) else str(code)
                     GRPC_REQUESTS.labels(method=method, code=name).inc()
                     GRPC_LATENCY.labels(method=method).observe(elapsed)
-                    log.info("rpc", method=method, code=name, ms=round(elapsed * 1000, 2))
+                    if not quiet:
+                        log.info("rpc", method=method, code=name, ms=round(elapsed * 1000, 2))
 
             return run
 

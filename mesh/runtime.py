@@ -98,6 +98,12 @@ class Runtime:
         tb: TracebackType | None,
     ) -> None:
         log.info("shutting down", service=self.name)
+        # A second signal (a process manager's SIGTERM after the terminal's SIGINT) must
+        # neither interrupt the shutdown nor kill the process once the loop is gone.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
         await self.health.shutdown()
         await self._stack.aclose()
         log.info("stopped", service=self.name)

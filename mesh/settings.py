@@ -54,6 +54,8 @@ def load_settings(cls: type[S]) -> S:
 
 def _env_name(cls: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
     field = str(loc[0]) if loc else "?"
+    if field not in cls.model_fields and field.isupper():
+        return field  # already the environment name (a field's validation_alias)
     info = cls.model_fields.get(field)
     if info is not None and isinstance(info.validation_alias, str):
         return info.validation_alias

@@ -1,0 +1,235 @@
+"""The gRPC bootstrap in-process: interceptors, health from dependencies, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+import pytest
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from herald.v1 import user_pb2, user_pb2_grpc
+from mesh.errors import InvalidArgument, NotFound
+from mesh.health import HealthMonitor
+from mesh.interceptors import CORRELATION_HEADER, field_violations
+from mesh.logging import current_correlation_id
+from mesh.runtime import GrpcService, Runtime, create_grpc_server
+from mesh.settings import CommonSettings
+from tests.support.infra import free_port
+
+TOKEN = "unit-test-token"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class ProbeUsers(user_pb2_grpc.UserServiceServicer):
+    """A UserService whose GetUser exercises each interceptor path by the id it gets."""
+
+    async def GetUser(self, request: user_pb2.GetUserRequest, context: Any) -> Any:
+        if request.id == "bad":
+            raise InvalidArgument.field("id", "must be a UUID")
+        if request.id == "missing":
+            raise NotFound("user missing not found")
+        if request.id == "boom":
+            raise RuntimeError("secret internals")
+        if request.id == "slow":
+            await asyncio.sleep(1.0)
+        return user_pb2.GetUserResponse(user=user_pb2.User(id=current_correlation_id() or ""))
+
+
+def _register(server: grpc.aio.Server) -> None:
+    user_pb2_grpc.add_UserServiceServicer_to_server(ProbeUsers(), server)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    health = HealthMonitor(interval=60)
+    srv, port = await create_grpc_server(
+        "127.0.0.1:0", [GrpcService("herald.v1.UserService", _register)], health, TOKEN
+    )
+    await srv.start()
+    await health.start()
+    yield f"127.0.0.1:{port}"
+    await srv.stop(None)
+
+
+def _auth(extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {TOKEN}"), *extra)
+
+
+async def _get(address: str, user_id: str, metadata: Any = None) -> user_pb2.GetUserResponse:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = user_pb2_grpc.UserServiceStub(channel)
+        return await stub.GetUser(user_pb2.GetUserRequest(id=user_id), metadata=metadata)
+
+
+async def test_calls_without_the_service_token_are_refused(server: str) -> None:
+    for metadata in (None, (("authorization", "Bearer wrong"),)):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await _get(server, "x", metadata)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_health_and_reflection_need_no_token(server: str) -> None:
+    async with grpc.aio.insecure_channel(server) as channel:
+        answer = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="herald.v1.UserService")
+        )
+    assert answer.status == SERVING
+    # The server runs on this loop: grpcurl must not block it.
+    grpcurl = await asyncio.create_subprocess_exec(
+        ".venv/bin/grpcurl", "-plaintext", server, "list", stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await asyncio.wait_for(grpcurl.communicate(), 10)
+    assert "herald.v1.UserService" in stdout.decode().split()
+
+
+async def test_correlation_id_from_metadata_reaches_the_handler(server: str) -> None:
+    answer = await _get(server, "x", _auth(((CORRELATION_HEADER, "req-42"),)))
+    assert answer.user.id == "req-42"
+    generated = await _get(server, "x", _auth())
+    assert len(generated.user.id) == 32
+
+
+async def test_domain_errors_map_to_codes_with_field_violations(server: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await _get(server, "bad", _auth())
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(bad.value) == [("id", "must be a UUID")]
+
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await _get(server, "missing", _auth())
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_unexpected_errors_are_internal_without_leaking(server: str) -> None:
+    with structlog.testing.capture_logs() as logs, pytest.raises(grpc.aio.AioRpcError) as err:
+        await _get(server, "boom", _auth())
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (err.value.details() or "")
+    assert any(entry["event"] == "unhandled error" for entry in logs)
+
+
+async def test_access_log_line_per_call(server: str) -> None:
+    with structlog.testing.capture_logs() as logs:
+        await _get(server, "x", _auth(((CORRELATION_HEADER, "c-1"),)))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await _get(server, "missing", _auth())
+    lines = [entry for entry in logs if entry["event"] == "rpc"]
+    assert [line["code"] for line in lines] == ["OK", "NOT_FOUND"]
+    assert all(line["method"] == "/herald.v1.UserService/GetUser" for line in lines)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
+    """A redis-server of this test's own, so stopping it disturbs nobody."""
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        procs.append(
+            subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+        )
+
+    start()
+    yield port, procs
+    for proc in procs:
+        proc.terminate()
+        proc.wait()
+
+
+async def _status(address: str, service: str) -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        answer = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=2
+        )
+    return int(answer.status)
+
+
+async def _wait_status(address: str, service: str, wanted: int) -> None:
+    for _ in range(100):
+        if await _status(address, service) == wanted:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{service!r} never became {wanted}")
+
+
+@pytest.mark.parametrize("required", [True, False])
+async def test_health_follows_a_dependency_down_and_back(
+    own_redis: tuple[int, list[subprocess.Popen[bytes]]], required: bool
+) -> None:
+    port, procs = own_redis
+    settings = CommonSettings(
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        health_interval_seconds=0.2,
+        service_token=TOKEN,
+    )
+    async with Runtime("probe", settings) as runtime:
+        runtime.redis(required=required)
+        grpc_port = await runtime.serve_grpc(free_port(), [])
+        address = f"127.0.0.1:{grpc_port}"
+        await _wait_status(address, "", SERVING)
+
+        procs[-1].terminate()
+        procs[-1].wait()
+        await _wait_status(address, "herald.dependency.redis", NOT_SERVING)
+        # A required dependency takes the process down; an optional one only degrades it.
+        assert await _status(address, "") == (NOT_SERVING if required else SERVING)
+
+        procs.append(
+            subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        await _wait_status(address, "herald.dependency.redis", SERVING)
+        await _wait_status(address, "", SERVING)
+        runtime.request_shutdown()
+
+
+async def test_shutdown_finishes_calls_in_flight_and_turns_health_off() -> None:
+    settings = CommonSettings(service_token=TOKEN, grace_seconds=5)
+    async with Runtime("probe", settings) as runtime:
+        grpc_port = await runtime.serve_grpc(
+            free_port(), [GrpcService("herald.v1.UserService", _register)]
+        )
+        address = f"127.0.0.1:{grpc_port}"
+        in_flight = asyncio.create_task(_get(address, "slow", _auth()))
+        await asyncio.sleep(0.3)
+        runtime.request_shutdown()
+        await runtime.wait_for_shutdown()
+        health = runtime.health
+    # Leaving the block ran the shutdown: the slow call still got its answer.
+    answer = await in_flight
+    assert answer.user.id
+    assert health.servicer is not None
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _get(address, "x", _auth())
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
