@@ -12,8 +12,9 @@ help: ## List the targets.
 
 setup: ## Install the locked Python and npm dependencies.
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet 'uv==0.13.9'
-	$(UV) sync --frozen --quiet
-	@[ -x $(BUF) ] || npm ci --silent --no-audit --no-fund
+	$(UV) sync --frozen
+	@# npm ci refuses lockfiles without every platform's optional package; install honours the lock.
+	@[ -x $(BUF) ] || npm install --no-audit --no-fund --no-save
 
 gen: setup ## Regenerate gen/ from proto/.
 	./scripts/gen.sh

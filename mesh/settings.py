@@ -33,9 +33,13 @@ class CommonSettings(BaseSettings):
         min_length=8,
         description="Internal token every gRPC call but health and reflection must carry.",
     )
-    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_level: str = Field(
+        "INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="DEBUG, INFO, WARNING or ERROR."
+    )
     grace_seconds: float = Field(10.0, gt=0, le=300, description="Shutdown grace period.")
-    health_interval_seconds: float = Field(2.0, gt=0, le=60)
+    health_interval_seconds: float = Field(
+        2.0, gt=0, le=60, description="How often dependencies are checked for gRPC health."
+    )
 
     def database_url(self, name: str) -> str:
         """The URL of one service database on the configured server."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mesh.client import internal_channel
 from tests.support.infra import SERVICE_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +109,4 @@ class ServiceProcess:
 
     def channel(self) -> grpc.aio.Channel:
         """An asyncio channel to this process carrying the service token (caller closes)."""
-        from mesh.client import internal_channel  # noqa: PLC0415
-
         return internal_channel(self.address, SERVICE_TOKEN)
