@@ -1,10 +1,54 @@
-"""deliveryd configuration: one process per channel."""
+"""deliveryd configuration: one process per channel, providers chosen by environment.
+
+Every provider named in a chain must have its credentials, or the process stops at start-up
+with a one-line reason (`load_settings`). With nothing configured every chain is the
+sandbox, so Herald runs out of the box.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import NoDecode
 
 from mesh.settings import CommonSettings
+
+EMAIL_PROVIDERS = ("sandbox", "sendgrid", "mailgun", "smtp")
+SMS_PROVIDERS = ("sandbox", "twilio")
+PUSH_PROVIDERS = ("sandbox", "fcm", "onesignal", "webpush")
+
+# What each provider cannot run without: (field, environment variable).
+REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
+    "sendgrid": (("sendgrid_api_key", "HERALD_SENDGRID_API_KEY"),),
+    "mailgun": (
+        ("mailgun_api_key", "HERALD_MAILGUN_API_KEY"),
+        ("mailgun_domain", "HERALD_MAILGUN_DOMAIN"),
+    ),
+    "smtp": (("smtp_host", "HERALD_SMTP_HOST"),),
+    "twilio": (
+        ("twilio_account_sid", "HERALD_TWILIO_ACCOUNT_SID"),
+        ("twilio_auth_token", "HERALD_TWILIO_AUTH_TOKEN"),
+        ("twilio_from", "HERALD_TWILIO_FROM"),
+    ),
+    "fcm": (("fcm_credentials_file", "HERALD_FCM_CREDENTIALS_FILE"),),
+    "onesignal": (
+        ("onesignal_app_id", "HERALD_ONESIGNAL_APP_ID"),
+        ("onesignal_api_key", "HERALD_ONESIGNAL_API_KEY"),
+    ),
+    "webpush": (
+        ("webpush_vapid_private_key", "HERALD_WEBPUSH_VAPID_PRIVATE_KEY"),
+        ("webpush_subject", "HERALD_WEBPUSH_SUBJECT"),
+    ),
+}
+
+Timeout = Annotated[float, Field(gt=0, le=120)]
+ProviderList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _alias(name: str) -> Any:
+    """An optional setting read from `name`."""
+    return Field(None, validation_alias=name)
 
 
 class DeliverydSettings(CommonSettings):
@@ -30,9 +74,130 @@ class DeliverydSettings(CommonSettings):
     gateway_addr: str = Field("127.0.0.1:50050", validation_alias="HERALD_GATEWAY_ADDR")
     userd_addr: str = Field("127.0.0.1:50051", validation_alias="HERALD_USERD_ADDR")
 
+    # The job protocol.
+    lease_seconds: int = Field(60, ge=2, le=3600, validation_alias="HERALD_DELIVERYD_LEASE_SECONDS")
+    rpc_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, validation_alias="HERALD_DELIVERYD_RPC_TIMEOUT_SECONDS"
+    )
+    report_retry_seconds: float = Field(
+        20.0, ge=0, le=600, validation_alias="HERALD_DELIVERYD_REPORT_RETRY_SECONDS"
+    )
+    requeue_pause_seconds: float = Field(
+        1.0, ge=0, le=60, validation_alias="HERALD_DELIVERYD_REQUEUE_PAUSE_SECONDS"
+    )
+
+    # Retries: exponential backoff with jitter, through the delay queues.
+    email_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_EMAIL_MAX_ATTEMPTS")
+    sms_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_SMS_MAX_ATTEMPTS")
+    push_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_PUSH_MAX_ATTEMPTS")
+    backoff_base_seconds: float = Field(
+        2.0, gt=0, le=3600, validation_alias="HERALD_DELIVERYD_BACKOFF_BASE_SECONDS"
+    )
+    backoff_max_seconds: float = Field(
+        300.0, gt=0, le=86400, validation_alias="HERALD_DELIVERYD_BACKOFF_MAX_SECONDS"
+    )
+
+    # Circuit breakers, one per provider.
+    breaker_threshold: int = Field(
+        5, ge=1, le=1000, validation_alias="HERALD_DELIVERYD_BREAKER_THRESHOLD"
+    )
+    breaker_cooldown_seconds: float = Field(
+        30.0, gt=0, le=3600, validation_alias="HERALD_DELIVERYD_BREAKER_COOLDOWN_SECONDS"
+    )
+
+    # Admin alerts for critical notifications that failed.
+    alert_webhook_url: str | None = _alias("HERALD_ALERT_WEBHOOK_URL")
+    alert_email: str | None = _alias("HERALD_ALERT_EMAIL")
+    alert_timeout_seconds: float = Field(5.0, gt=0, le=60, validation_alias="HERALD_ALERT_TIMEOUT")
+
+    # Email.
+    email_from: str = Field("Herald <no-reply@herald.local>", validation_alias="HERALD_EMAIL_FROM")
+    sendgrid_api_key: SecretStr | None = _alias("HERALD_SENDGRID_API_KEY")
+    sendgrid_base_url: str = Field(
+        "https://api.sendgrid.com", validation_alias="HERALD_SENDGRID_BASE_URL"
+    )
+    sendgrid_timeout: Timeout = Field(10.0, validation_alias="HERALD_SENDGRID_TIMEOUT")
+    mailgun_api_key: SecretStr | None = _alias("HERALD_MAILGUN_API_KEY")
+    mailgun_domain: str | None = _alias("HERALD_MAILGUN_DOMAIN")
+    mailgun_base_url: str = Field(
+        "https://api.mailgun.net", validation_alias="HERALD_MAILGUN_BASE_URL"
+    )
+    mailgun_timeout: Timeout = Field(10.0, validation_alias="HERALD_MAILGUN_TIMEOUT")
+    smtp_host: str | None = _alias("HERALD_SMTP_HOST")
+    smtp_port: int = Field(587, ge=1, le=65535, validation_alias="HERALD_SMTP_PORT")
+    smtp_username: str | None = _alias("HERALD_SMTP_USERNAME")
+    smtp_password: SecretStr | None = _alias("HERALD_SMTP_PASSWORD")
+    smtp_starttls: bool = Field(True, validation_alias="HERALD_SMTP_STARTTLS")
+    smtp_timeout: Timeout = Field(10.0, validation_alias="HERALD_SMTP_TIMEOUT")
+
+    # SMS.
+    twilio_account_sid: str | None = _alias("HERALD_TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = _alias("HERALD_TWILIO_AUTH_TOKEN")
+    twilio_from: str | None = _alias("HERALD_TWILIO_FROM")
+    twilio_base_url: str = Field(
+        "https://api.twilio.com", validation_alias="HERALD_TWILIO_BASE_URL"
+    )
+    twilio_timeout: Timeout = Field(10.0, validation_alias="HERALD_TWILIO_TIMEOUT")
+
+    # Push.
+    fcm_project_id: str | None = _alias("HERALD_FCM_PROJECT_ID")
+    fcm_credentials_file: str | None = _alias("HERALD_FCM_CREDENTIALS_FILE")
+    fcm_base_url: str = Field("https://fcm.googleapis.com", validation_alias="HERALD_FCM_BASE_URL")
+    fcm_timeout: Timeout = Field(10.0, validation_alias="HERALD_FCM_TIMEOUT")
+    onesignal_app_id: str | None = _alias("HERALD_ONESIGNAL_APP_ID")
+    onesignal_api_key: SecretStr | None = _alias("HERALD_ONESIGNAL_API_KEY")
+    onesignal_base_url: str = Field(
+        "https://api.onesignal.com", validation_alias="HERALD_ONESIGNAL_BASE_URL"
+    )
+    onesignal_timeout: Timeout = Field(10.0, validation_alias="HERALD_ONESIGNAL_TIMEOUT")
+    webpush_vapid_private_key: SecretStr | None = _alias("HERALD_WEBPUSH_VAPID_PRIVATE_KEY")
+    webpush_subject: str | None = _alias("HERALD_WEBPUSH_SUBJECT")
+    webpush_ttl_seconds: int = Field(86400, ge=0, validation_alias="HERALD_WEBPUSH_TTL")
+    webpush_timeout: Timeout = Field(10.0, validation_alias="HERALD_WEBPUSH_TIMEOUT")
+
+    # The chains, last so that their validators see the credentials above.
+    email_providers: ProviderList = Field(("sandbox",), validation_alias="HERALD_EMAIL_PROVIDERS")
+    sms_providers: ProviderList = Field(("sandbox",), validation_alias="HERALD_SMS_PROVIDERS")
+    push_providers: ProviderList = Field(("sandbox",), validation_alias="HERALD_PUSH_PROVIDERS")
+
+    @field_validator("email_providers", "sms_providers", "push_providers", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip().lower() for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("email_providers", "sms_providers", "push_providers")
+    @classmethod
+    def _check_chain(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        known = {
+            "email_providers": EMAIL_PROVIDERS,
+            "sms_providers": SMS_PROVIDERS,
+            "push_providers": PUSH_PROVIDERS,
+        }[str(info.field_name)]
+        if not value:
+            raise ValueError("names no provider")
+        if len(set(value)) != len(value):
+            raise ValueError("names a provider twice")
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown provider {name!r} (known: {', '.join(known)})")
+            missing = [env for field, env in REQUIRED.get(name, ()) if not info.data.get(field)]
+            if missing:
+                raise ValueError(f"{name} needs {', '.join(missing)}")
+        return value
+
     def grpc_port(self, channel: str) -> int:
         """The health/reflection port of the worker for `channel`."""
         return int(getattr(self, f"{channel}_grpc_port"))
 
     def metrics_port(self, channel: str) -> int:
         return int(getattr(self, f"{channel}_metrics_port"))
+
+    def providers(self, channel: str) -> tuple[str, ...]:
+        """The ordered provider chain of `channel`."""
+        return tuple(getattr(self, f"{channel}_providers"))
+
+    def max_attempts(self, channel: str) -> int:
+        """How many tries a hop gets on `channel` before the route moves on."""
+        return int(getattr(self, f"{channel}_max_attempts"))

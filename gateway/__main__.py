@@ -5,9 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gateway.http.app import create_app
-from gateway.http.health import Peer
-from gateway.http.server import HttpServer
 from gateway.settings import GatewaySettings
 from mesh.client import internal_channel
 from mesh.logging import configure_logging
@@ -18,28 +15,37 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def main() -> None:
+    # The server's modules load here, not at the top: `python -m gateway apikeys` stays fast.
+    from gateway.core import start_core  # noqa: PLC0415
+    from gateway.http.edge import start_edge  # noqa: PLC0415
+
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", settings.log_level)
     token = settings.service_token.get_secret_value()
     async with Runtime("gateway", settings) as runtime:
-        await runtime.postgres(settings.database, migrations_dir=MIGRATIONS)
-        await runtime.rabbitmq(required=False)
+        pool = await runtime.postgres(
+            settings.database, migrations_dir=MIGRATIONS, max_size=settings.db_pool_size
+        )
+        connection = await runtime.rabbitmq(required=False)
         userd = internal_channel(settings.userd_addr, token)
         templated = internal_channel(settings.templated_addr, token)
         runtime.on_shutdown(userd.close)
         runtime.on_shutdown(templated.close)
-        await runtime.serve_grpc(settings.grpc_port, [])
-        app = create_app(
-            monitor=runtime.health,
-            peers=[Peer("userd", userd), Peer("templated", templated)],
+        services = await start_core(
+            runtime, settings, pool=pool, connection=connection, userd=userd, templated=templated
         )
-        http = HttpServer(app, settings.host, settings.http_port)
-        await http.start()
-        runtime.on_shutdown(http.shutdown)
+        grpc_port = await runtime.serve_grpc(settings.grpc_port, services)
+        await start_edge(
+            runtime, settings, pool=pool, grpc_port=grpc_port, userd=userd, templated=templated
+        )
         await runtime.wait_for_shutdown()
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["apikeys"]:
+        from gateway.apikeys.cli import main as apikeys
+
+        sys.exit(apikeys(sys.argv[2:]))
     if sys.argv[1:] == ["migrate"]:
         configure_logging("gateway")
         settings = load_settings(GatewaySettings)

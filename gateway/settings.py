@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import json
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter, field_validator
+from pydantic_settings import NoDecode
 
 from mesh.settings import CommonSettings
+
+ChannelName = Literal["email", "sms", "push"]
+MessageTypeName = Literal["transactional", "alert", "marketing"]
+
+# The channel order per message type: the requested channel goes first, then these
+# (skipping the requested one) as fallbacks. The seed's flow is email → SMS.
+DEFAULT_ROUTE_POLICY: dict[MessageTypeName, list[ChannelName]] = {
+    "transactional": ["email", "sms"],
+    "alert": ["email", "sms", "push"],
+    "marketing": [],
+}
+_POLICY = TypeAdapter(dict[MessageTypeName, list[ChannelName]])
 
 
 class GatewaySettings(CommonSettings):
@@ -16,3 +32,75 @@ class GatewaySettings(CommonSettings):
     max_body_bytes: int = Field(
         256 * 1024, ge=1024, le=16 * 1024 * 1024, validation_alias="HERALD_GATEWAY_MAX_BODY_BYTES"
     )
+    route_policy: Annotated[dict[MessageTypeName, list[ChannelName]], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_ROUTE_POLICY),
+        validation_alias="HERALD_ROUTE_POLICY",
+        description='Fallback channels per message type, JSON: {"transactional": ["email", '
+        '"sms"], ...}. Types left out get no fallback.',
+    )
+    delivery_deadline_seconds: int = Field(
+        3600,
+        ge=1,
+        le=7 * 86400,
+        validation_alias="HERALD_DELIVERY_DEADLINE_SECONDS",
+        description="After this long no retry is scheduled on a channel (DeliveryJob.deadline).",
+    )
+    outbox_interval_seconds: float = Field(
+        1.0, gt=0, le=60, validation_alias="HERALD_OUTBOX_INTERVAL_SECONDS"
+    )
+    outbox_grace_seconds: float = Field(
+        3.0,
+        ge=0,
+        le=300,
+        validation_alias="HERALD_OUTBOX_GRACE_SECONDS",
+        description="How long the relay leaves a fresh hop to the inline publish.",
+    )
+    outbox_batch_size: int = Field(200, ge=1, le=5000, validation_alias="HERALD_OUTBOX_BATCH_SIZE")
+    publish_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, validation_alias="HERALD_PUBLISH_TIMEOUT_SECONDS"
+    )
+    peer_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        validation_alias="HERALD_PEER_TIMEOUT_SECONDS",
+        description="Deadline of each call to userd and templated.",
+    )
+    max_batch_items: int = Field(500, ge=1, le=500, validation_alias="HERALD_MAX_BATCH_ITEMS")
+    max_variables_bytes: int = Field(
+        32 * 1024, ge=256, le=1024 * 1024, validation_alias="HERALD_MAX_VARIABLES_BYTES"
+    )
+    max_metadata_bytes: int = Field(
+        8 * 1024, ge=256, le=1024 * 1024, validation_alias="HERALD_MAX_METADATA_BYTES"
+    )
+    db_pool_size: int = Field(20, ge=2, le=200, validation_alias="HERALD_GATEWAY_DB_POOL_SIZE")
+    # The REST edge.
+    notifications_addr: str = Field(
+        "",
+        validation_alias="HERALD_GATEWAY_NOTIFICATIONS_ADDR",
+        description="host:port of NotificationService/StatusService for the REST edge; "
+        "empty means this process's own gRPC port.",
+    )
+    rpc_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        validation_alias="HERALD_GATEWAY_RPC_TIMEOUT_SECONDS",
+        description="Deadline of each gRPC call the REST edge makes.",
+    )
+    api_key_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        validation_alias="HERALD_GATEWAY_API_KEY_CACHE_SECONDS",
+        description="How long a verified API key is trusted without reading the database "
+        "again: a revocation takes effect within this time.",
+    )
+
+    @field_validator("route_policy", mode="before")
+    @classmethod
+    def _parse_policy(cls, value: object) -> object:
+        """Accepts the JSON text of the environment variable (or a dict)."""
+        if isinstance(value, str):
+            value = json.loads(value)
+        return _POLICY.validate_python(value)

@@ -1,35 +1,91 @@
-"""The FastAPI application of the REST edge."""
+"""The FastAPI application of the REST edge: `/api/v1` over gRPC, `/health`, `/metrics`."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from typing import Literal
 
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from gateway.apikeys import Authenticator
+from gateway.http import errors
+from gateway.http.backends import Backends
 from gateway.http.health import Peer, aggregate
+from gateway.http.middleware import ApiKeyGate, BodyLimit, RequestContext
+from gateway.http.openapi import EdgeApp
+from gateway.http.routes import notifications, status, templates, users
+from gateway.settings import GatewaySettings
 from mesh.health import HealthMonitor
 
+API_PREFIX = "/api/v1"
 
-def create_app(*, monitor: HealthMonitor, peers: list[Peer]) -> FastAPI:
-    """The edge's routes, wired to the process's health monitor and peers."""
-    app = FastAPI(
-        title="Herald",
-        version="1.0.0",
-        description="Herald's REST edge: send notifications and read what happened to them.",
-        default_response_class=JSONResponse,
-    )
+DESCRIPTION = """Herald's REST edge: send notifications and read what happened to them.
 
-    @app.get("/health", tags=["operations"])
+Every `/api/v1` route needs an API key (`Authorization: Bearer hk_…`, created with
+`python -m gateway apikeys create`) with the scope named in the route's summary
+(`admin` includes `send` and `read`). Errors answer
+`{"error": {"code", "message", "fields": [{"field", "description"}]}}`. Send
+`X-Request-ID` to choose the correlation id; every answer carries it back.
+"""
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    services: dict[str, str]
+
+
+def _operations(monitor: HealthMonitor, peers: list[Peer]) -> APIRouter:
+    api = APIRouter(tags=["operations"])
+
+    @api.get("/health", responses={503: {"model": HealthOut, "description": "Degraded."}})
     async def health() -> JSONResponse:
-        """200 when the gateway and every service it calls are SERVING, else 503."""
-        ok, detail = await aggregate(monitor, peers)
-        return JSONResponse(
-            {"status": "ok" if ok else "degraded", "services": detail},
-            status_code=200 if ok else 503,
-        )
+        """200 when the gateway and every service it calls are SERVING, else 503.
 
-    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+        No API key needed (probes)."""
+        ok, detail = await aggregate(monitor, peers)
+        body = HealthOut(status="ok" if ok else "degraded", services=detail)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    @api.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
+        """Prometheus metrics of this process (HTTP and gRPC). No API key needed."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    return api
+
+
+def create_app(
+    *,
+    settings: GatewaySettings,
+    monitor: HealthMonitor,
+    peers: list[Peer],
+    backends: Backends,
+    authenticator: Authenticator,
+) -> FastAPI:
+    """The edge, wired to the process's health monitor, gRPC peers and API keys."""
+    app = EdgeApp(
+        title="Herald",
+        version="1.0.0",
+        description=DESCRIPTION,
+        redoc_url=None,
+    )
+    # Each router carries the full prefix (not added at include time), so a matched
+    # route's path is the whole template: the access log and metrics label it.
+    routers = [
+        *(m.router(backends, API_PREFIX) for m in (notifications, users, templates, status)),
+        _operations(monitor, peers),
+    ]
+    for router in routers:
+        app.include_router(router)
+    errors.install(app, errors.AllowedMethods([r for router in routers for r in router.routes]))
+    # add_middleware wraps: the last added runs first.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiKeyGate, authenticator=authenticator, prefix=API_PREFIX)
+    app.add_middleware(RequestContext)
     return app

@@ -23,7 +23,11 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Preferences(_message.Message):
-    """Per-channel consent. The seed's {"email": true, "push": false} plus sms."""
+    """Per-channel consent. The seed's {"email": true, "push": false} plus sms.
+    A channel left unset at creation is allowed (true): a user is reachable on
+    every channel they have a contact point for until they opt out. Answers
+    always set all three.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -153,9 +157,9 @@ class User(_message.Message):
     phone: _builtins.str
     """E.164, empty when unknown."""
     locale: _builtins.str
-    """BCP 47 language tag, e.g. "pt-BR"."""
+    """BCP 47 language tag in canonical case, e.g. "pt-BR"; "en" when not given."""
     time_zone: _builtins.str
-    """IANA time zone, e.g. "America/Sao_Paulo"."""
+    """IANA time zone, e.g. "America/Sao_Paulo"; "UTC" when not given."""
     @_builtins.property
     def push_targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___PushTarget]: ...
     @_builtins.property
@@ -199,14 +203,19 @@ class CreateUserRequest(_message.Message):
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     PREFERENCES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """1 to 200 characters."""
     email: _builtins.str
+    """Checked and normalised by email-validator; unique whatever its case."""
     phone: _builtins.str
+    """International format ("+" and country code); stored as E.164."""
     password: _builtins.str
-    """Stored only as an argon2id hash."""
+    """8 to 512 characters. Stored only as an argon2id hash."""
     locale: _builtins.str
     time_zone: _builtins.str
     @_builtins.property
-    def push_targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___PushTarget]: ...
+    def push_targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___PushTarget]:
+        """At most 20; ids are assigned by the server."""
+
     @_builtins.property
     def preferences(self) -> Global___Preferences: ...
     def __init__(
@@ -304,7 +313,12 @@ class UpdateUserRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Paths among: name, email, phone, locale, time_zone, preferences,
-        preferences.email, preferences.sms, preferences.push, push_targets.
+        preferences.email, preferences.sms, preferences.push, push_targets,
+        password; at least one. An empty phone clears it; an empty locale or
+        time_zone goes back to "en" or "UTC". "preferences" changes the channels
+        set in user.preferences; "preferences.<channel>" needs that channel set.
+        "push_targets" replaces the user's devices (one kept, matched by token or
+        endpoint, keeps its id).
         """
 
     def __init__(
@@ -441,7 +455,9 @@ class RemovePushTargetRequest(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     target_id: _builtins.str
-    """Either the target's id or its token (FCM/OneSignal) or Web Push endpoint."""
+    """Exactly one: the target's id, or its token (FCM/OneSignal) or Web Push
+    endpoint.
+    """
     token: _builtins.str
     def __init__(
         self,

@@ -112,21 +112,23 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddPushTarget(self, request, context):
-        """Adds a push target (a device) to a user.
+        """Adds a push target (a device) to a user. The same token (or Web Push
+        endpoint) again updates that target and keeps its id. At most 20 per user:
+        FAILED_PRECONDITION beyond.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemovePushTarget(self, request, context):
-        """Removes a push target by id or by token.
+        """Removes a push target by id or by token; idempotent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListUsers(self, request, context):
-        """Lists users in a stable order, paged.
+        """Lists users in a stable order (create_time, then id), paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

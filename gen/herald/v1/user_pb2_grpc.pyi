@@ -44,11 +44,14 @@ class UserServiceStub:
     UpdatePreferences: _grpc.UnaryUnaryMultiCallable[_user_pb2.UpdatePreferencesRequest, _user_pb2.UpdatePreferencesResponse]
     """Changes channel preferences; unset fields keep their value."""
     AddPushTarget: _grpc.UnaryUnaryMultiCallable[_user_pb2.AddPushTargetRequest, _user_pb2.AddPushTargetResponse]
-    """Adds a push target (a device) to a user."""
+    """Adds a push target (a device) to a user. The same token (or Web Push
+    endpoint) again updates that target and keeps its id. At most 20 per user:
+    FAILED_PRECONDITION beyond.
+    """
     RemovePushTarget: _grpc.UnaryUnaryMultiCallable[_user_pb2.RemovePushTargetRequest, _user_pb2.RemovePushTargetResponse]
-    """Removes a push target by id or by token."""
+    """Removes a push target by id or by token; idempotent."""
     ListUsers: _grpc.UnaryUnaryMultiCallable[_user_pb2.ListUsersRequest, _user_pb2.ListUsersResponse]
-    """Lists users in a stable order, paged."""
+    """Lists users in a stable order (create_time, then id), paged."""
     DeleteUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.DeleteUserRequest, _user_pb2.DeleteUserResponse]
     """Deletes a user and evicts it from the cache."""
 
@@ -68,11 +71,14 @@ class UserServiceAsyncStub(UserServiceStub):
     UpdatePreferences: _aio.UnaryUnaryMultiCallable[_user_pb2.UpdatePreferencesRequest, _user_pb2.UpdatePreferencesResponse]  # type: ignore[assignment]
     """Changes channel preferences; unset fields keep their value."""
     AddPushTarget: _aio.UnaryUnaryMultiCallable[_user_pb2.AddPushTargetRequest, _user_pb2.AddPushTargetResponse]  # type: ignore[assignment]
-    """Adds a push target (a device) to a user."""
+    """Adds a push target (a device) to a user. The same token (or Web Push
+    endpoint) again updates that target and keeps its id. At most 20 per user:
+    FAILED_PRECONDITION beyond.
+    """
     RemovePushTarget: _aio.UnaryUnaryMultiCallable[_user_pb2.RemovePushTargetRequest, _user_pb2.RemovePushTargetResponse]  # type: ignore[assignment]
-    """Removes a push target by id or by token."""
+    """Removes a push target by id or by token; idempotent."""
     ListUsers: _aio.UnaryUnaryMultiCallable[_user_pb2.ListUsersRequest, _user_pb2.ListUsersResponse]  # type: ignore[assignment]
-    """Lists users in a stable order, paged."""
+    """Lists users in a stable order (create_time, then id), paged."""
     DeleteUser: _aio.UnaryUnaryMultiCallable[_user_pb2.DeleteUserRequest, _user_pb2.DeleteUserResponse]  # type: ignore[assignment]
     """Deletes a user and evicts it from the cache."""
 
@@ -119,7 +125,10 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_pb2.AddPushTargetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.AddPushTargetResponse, _abc.Awaitable[_user_pb2.AddPushTargetResponse]]:
-        """Adds a push target (a device) to a user."""
+        """Adds a push target (a device) to a user. The same token (or Web Push
+        endpoint) again updates that target and keeps its id. At most 20 per user:
+        FAILED_PRECONDITION beyond.
+        """
 
     @_abc_1.abstractmethod
     def RemovePushTarget(
@@ -127,7 +136,7 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_pb2.RemovePushTargetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.RemovePushTargetResponse, _abc.Awaitable[_user_pb2.RemovePushTargetResponse]]:
-        """Removes a push target by id or by token."""
+        """Removes a push target by id or by token; idempotent."""
 
     @_abc_1.abstractmethod
     def ListUsers(
@@ -135,7 +144,7 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_pb2.ListUsersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.ListUsersResponse, _abc.Awaitable[_user_pb2.ListUsersResponse]]:
-        """Lists users in a stable order, paged."""
+        """Lists users in a stable order (create_time, then id), paged."""
 
     @_abc_1.abstractmethod
     def DeleteUser(

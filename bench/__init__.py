@@ -1,0 +1,1 @@
+"""`make bench`: Herald's throughput and latency benchmarks (see bench/__main__.py)."""

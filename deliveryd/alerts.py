@@ -1,0 +1,91 @@
+"""Admin alerts for critical notifications that failed for good.
+
+Always an error log line; then, as configured, a JSON POST to a webhook and/or an email
+through the email provider chain. An alert never carries the message's content or the
+user's contact points, only what an operator needs to find the notification.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+
+from deliveryd import metrics
+from deliveryd.chain import Outcome, ProviderChain
+from deliveryd.channels import CHANNEL_NAMES
+from deliveryd.providers.base import EmailMessage
+from herald.v1 import common_pb2, delivery_pb2
+
+log = structlog.get_logger(__name__)
+
+
+class Alerter:
+    """Sends one alert per failed critical notification to every configured route."""
+
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None,
+        email: str | None,
+        email_chain: ProviderChain[EmailMessage] | None,
+        timeout: float,
+    ) -> None:
+        self._webhook_url = webhook_url
+        self._email = email
+        self._email_chain = email_chain
+        self._http = httpx.AsyncClient(timeout=timeout) if webhook_url else None
+
+    @staticmethod
+    def payload(job: delivery_pb2.DeliveryJob, error: str) -> dict[str, Any]:
+        return {
+            "event": "notification.failed",
+            "notification_id": job.notification_id,
+            "generation": job.generation,
+            "error": error,
+            "channel": CHANNEL_NAMES.get(job.channel, ""),
+            "route": [CHANNEL_NAMES.get(c, "") for c in job.route],
+            "priority": common_pb2.Priority.Name(job.priority),
+            "message_type": common_pb2.MessageType.Name(job.message_type),
+            "template_code": job.template_code,
+            "user_id": job.recipient.user_id,
+            "correlation_id": job.correlation_id,
+            "time": datetime.now(UTC).isoformat(),
+        }
+
+    async def notify(self, job: delivery_pb2.DeliveryJob, error: str) -> None:
+        """Alerts on every route; failures are logged, never raised."""
+        payload = self.payload(job, error)
+        log.error(
+            "critical notification failed", **{k: v for k, v in payload.items() if k != "event"}
+        )
+        if self._http is not None and self._webhook_url:
+            try:
+                response = await self._http.post(self._webhook_url, json=payload)
+                response.raise_for_status()
+                metrics.ALERTS.labels("webhook", "sent").inc()
+            except httpx.HTTPError as exc:
+                metrics.ALERTS.labels("webhook", "failed").inc()
+                log.error("admin alert webhook failed", error=repr(exc))
+        if self._email and self._email_chain is not None:
+            text = "\n".join(f"{key}: {value}" for key, value in payload.items())
+            message = EmailMessage(
+                to=self._email,
+                subject=f"[Herald] critical notification {job.notification_id} failed",
+                html="",
+                text=text,
+                key=f"alert:{job.notification_id}:{job.generation}:{uuid.uuid4().hex[:8]}",
+                notification_id=job.notification_id,
+            )
+            result = await self._email_chain.send(message)
+            sent = result.outcome is Outcome.DELIVERED
+            metrics.ALERTS.labels("email", "sent" if sent else "failed").inc()
+            if not sent:
+                log.error("admin alert email failed", error=result.error)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()

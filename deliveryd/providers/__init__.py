@@ -1,0 +1,141 @@
+"""Providers: one small class per provider, built from settings into ordered chains."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from deliveryd.providers.base import EmailMessage, Provider, PushMessage, SmsMessage
+from deliveryd.providers.sandbox import SandboxProvider
+from deliveryd.settings import DeliverydSettings
+
+# The sandbox answers at once; a short timeout leaves the hop's lease budget alone.
+SANDBOX_TIMEOUT = 1.0
+
+
+def _secret(value: Any) -> str:
+    return "" if value is None else str(value.get_secret_value())
+
+
+def _sendgrid(s: DeliverydSettings) -> Provider[EmailMessage]:
+    from deliveryd.providers.email.sendgrid import SendGridProvider  # noqa: PLC0415
+
+    return SendGridProvider(
+        api_key=_secret(s.sendgrid_api_key),
+        base_url=s.sendgrid_base_url,
+        sender=s.email_from,
+        timeout=s.sendgrid_timeout,
+    )
+
+
+def _mailgun(s: DeliverydSettings) -> Provider[EmailMessage]:
+    from deliveryd.providers.email.mailgun import MailgunProvider  # noqa: PLC0415
+
+    return MailgunProvider(
+        api_key=_secret(s.mailgun_api_key),
+        domain=s.mailgun_domain or "",
+        base_url=s.mailgun_base_url,
+        sender=s.email_from,
+        timeout=s.mailgun_timeout,
+    )
+
+
+def _smtp(s: DeliverydSettings) -> Provider[EmailMessage]:
+    from deliveryd.providers.email.smtp import SmtpProvider  # noqa: PLC0415
+
+    return SmtpProvider(
+        host=s.smtp_host or "",
+        port=s.smtp_port,
+        username=s.smtp_username,
+        password=_secret(s.smtp_password) or None,
+        start_tls=s.smtp_starttls,
+        sender=s.email_from,
+        timeout=s.smtp_timeout,
+    )
+
+
+def _twilio(s: DeliverydSettings) -> Provider[SmsMessage]:
+    from deliveryd.providers.sms.twilio import TwilioProvider  # noqa: PLC0415
+
+    return TwilioProvider(
+        account_sid=s.twilio_account_sid or "",
+        auth_token=_secret(s.twilio_auth_token),
+        sender=s.twilio_from or "",
+        base_url=s.twilio_base_url,
+        timeout=s.twilio_timeout,
+    )
+
+
+def _fcm(s: DeliverydSettings) -> Provider[PushMessage]:
+    from deliveryd.providers.push.fcm import FcmProvider  # noqa: PLC0415
+
+    return FcmProvider(
+        credentials_file=s.fcm_credentials_file or "",
+        project_id=s.fcm_project_id,
+        base_url=s.fcm_base_url,
+        timeout=s.fcm_timeout,
+    )
+
+
+def _onesignal(s: DeliverydSettings) -> Provider[PushMessage]:
+    from deliveryd.providers.push.onesignal import OneSignalProvider  # noqa: PLC0415
+
+    return OneSignalProvider(
+        app_id=s.onesignal_app_id or "",
+        api_key=_secret(s.onesignal_api_key),
+        base_url=s.onesignal_base_url,
+        timeout=s.onesignal_timeout,
+    )
+
+
+def _webpush(s: DeliverydSettings) -> Provider[PushMessage]:
+    from deliveryd.providers.push.webpush import WebPushProvider  # noqa: PLC0415
+
+    return WebPushProvider(
+        vapid_private_key=_secret(s.webpush_vapid_private_key),
+        subject=s.webpush_subject or "",
+        ttl=s.webpush_ttl_seconds,
+        timeout=s.webpush_timeout,
+    )
+
+
+# Only the SDKs a chain names are imported: firebase-admin alone takes a while to load.
+EMAIL: dict[str, Callable[[DeliverydSettings], Provider[EmailMessage]]] = {
+    "sendgrid": _sendgrid,
+    "mailgun": _mailgun,
+    "smtp": _smtp,
+}
+SMS: dict[str, Callable[[DeliverydSettings], Provider[SmsMessage]]] = {"twilio": _twilio}
+PUSH: dict[str, Callable[[DeliverydSettings], Provider[PushMessage]]] = {
+    "fcm": _fcm,
+    "onesignal": _onesignal,
+    "webpush": _webpush,
+}
+
+
+def email_providers(settings: DeliverydSettings) -> list[Provider[EmailMessage]]:
+    """The email chain's providers, in the configured order."""
+    return [
+        SandboxProvider[EmailMessage](timeout=SANDBOX_TIMEOUT)
+        if name == "sandbox"
+        else EMAIL[name](settings)
+        for name in settings.email_providers
+    ]
+
+
+def sms_providers(settings: DeliverydSettings) -> list[Provider[SmsMessage]]:
+    return [
+        SandboxProvider[SmsMessage](timeout=SANDBOX_TIMEOUT)
+        if name == "sandbox"
+        else SMS[name](settings)
+        for name in settings.sms_providers
+    ]
+
+
+def push_providers(settings: DeliverydSettings) -> list[Provider[PushMessage]]:
+    return [
+        SandboxProvider[PushMessage](timeout=SANDBOX_TIMEOUT)
+        if name == "sandbox"
+        else PUSH[name](settings)
+        for name in settings.push_providers
+    ]

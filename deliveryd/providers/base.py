@@ -1,0 +1,145 @@
+"""What every provider is: one small class per provider behind one interface per channel.
+
+A provider sends one message and answers the provider's message id, or raises one of
+the errors below. The classification is the provider's job, because only it knows what
+its API's answers mean:
+
+- `TransientError`: worth trying again, here or through another provider (a timeout, a
+  refused connection, 429, 5xx, rejected credentials). Counts against the circuit breaker.
+- `PermanentError`: the message itself cannot be delivered (invalid recipient, rejected
+  content). Not retried, not failed over, and not the provider's fault.
+- `TargetGone`: a push target that no longer exists; the worker removes it from the user.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Generic, TypeVar
+
+
+class ProviderError(Exception):
+    """A provider refused or failed a send; `status` is the HTTP/SMTP code when there is one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class TransientError(ProviderError):
+    """Try again later or elsewhere."""
+
+
+class PermanentError(ProviderError):
+    """The message cannot be delivered as it is; trying again would fail the same way."""
+
+
+class TargetGone(PermanentError):
+    """The push target is unregistered or expired: remove it from the user."""
+
+
+class Platform(enum.StrEnum):
+    """The push platform a target belongs to (herald.v1.PushPlatform)."""
+
+    FCM = "fcm"
+    ONESIGNAL = "onesignal"
+    WEBPUSH = "webpush"
+
+
+@dataclass(frozen=True)
+class EmailMessage:
+    to: str
+    subject: str
+    html: str
+    text: str
+    # Stable per notification, generation and channel: marks duplicates at the provider.
+    key: str
+    notification_id: str
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    to: str
+    text: str
+    key: str
+    notification_id: str
+
+
+@dataclass(frozen=True)
+class PushDevice:
+    """One push target of a user."""
+
+    id: str
+    platform: Platform
+    token: str = ""
+    endpoint: str = ""
+    p256dh: str = ""
+    auth: str = ""
+
+    @property
+    def label(self) -> str:
+        """What identifies the device without exposing its token in logs."""
+        return self.id or (self.token or self.endpoint)[-8:]
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    device: PushDevice
+    title: str
+    body: str
+    key: str
+    notification_id: str
+    data: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def device_key(self) -> str:
+        """A UUID stable per hop and device, for APIs that want one as idempotency key."""
+        name = f"{self.key}:{self.device.id or self.device.token or self.device.endpoint}"
+        return str(uuid.uuid3(uuid.NAMESPACE_URL, f"herald:{name}"))
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A provider accepted the message."""
+
+    message_id: str
+    # A note for the trail (the sandbox puts the whole message here).
+    detail: str = ""
+
+
+M = TypeVar("M")
+
+
+class Provider(ABC, Generic[M]):
+    """One provider of one channel."""
+
+    name: ClassVar[str]
+
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout = timeout
+
+    def accepts(self, message: M) -> bool:
+        """Whether this provider can carry `message` at all (push: the device's platform)."""
+        return True
+
+    @abstractmethod
+    async def send(self, message: M) -> Sent:
+        """Sends one message; raises `TransientError` or `PermanentError`."""
+
+    async def close(self) -> None:
+        """Releases connections; called once at shutdown."""
+
+
+def classify_http(status: int, text: str, *, provider: str) -> ProviderError:
+    """The usual meaning of an HTTP error status, for APIs without finer error codes."""
+    message = f"{provider} answered {status}: {text[:300]}".rstrip(": ")
+    if status in (401, 403):
+        # The message is fine; the credentials are not. Another provider may deliver it.
+        return TransientError(f"{provider} rejected the credentials ({status})", status=status)
+    if status in (408, 409, 425, 429) or status >= 500:
+        return TransientError(message, status=status)
+    return PermanentError(message, status=status)

@@ -1,0 +1,1 @@
+"""Push providers: FCM, OneSignal, Web Push."""

@@ -1,0 +1,105 @@
+"""Firebase Cloud Messaging through firebase-admin's async sender.
+
+The SDK has no option for its endpoint: the URL is the class constant
+`_MessagingService.FCM_URL`, read when an app's messaging service is created, so it is
+set from configuration before that. Its built-in retries (500/503 up to four more times)
+are turned off: retries belong to Herald's own policy (backoff through the delay queues,
+failover, circuit breakers), and a hidden retry loop would outlive the provider timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import warnings
+
+import firebase_admin
+import google.auth.exceptions
+import google.auth.transport.requests
+from firebase_admin import _http_client as fcm_http
+from firebase_admin import credentials, exceptions, messaging
+from firebase_admin._retry import HttpxRetry
+
+from deliveryd.providers.base import (
+    PermanentError,
+    Platform,
+    Provider,
+    PushMessage,
+    Sent,
+    TargetGone,
+    TransientError,
+)
+
+FCM_PATH = "/v1/projects/{0}/messages:send"
+
+
+def _classify(error: BaseException) -> Exception:
+    text = f"fcm: {error}"[:300]
+    if isinstance(error, messaging.UnregisteredError | messaging.SenderIdMismatchError):
+        return TargetGone(text, status=404)
+    if isinstance(error, exceptions.InvalidArgumentError):
+        return PermanentError(text, status=400)
+    return TransientError(text)
+
+
+class FcmProvider(Provider[PushMessage]):
+    """Sends to FCM registration tokens; the message id is `projects/…/messages/…`."""
+
+    name = "fcm"
+
+    def __init__(
+        self, *, credentials_file: str, project_id: str | None, base_url: str, timeout: float
+    ) -> None:
+        super().__init__(timeout=timeout)
+        messaging._MessagingService.FCM_URL = base_url.rstrip("/") + FCM_PATH
+        options: dict[str, object] = {"httpTimeout": timeout}
+        if project_id:
+            options["projectId"] = project_id
+        self._app = firebase_admin.initialize_app(
+            credentials.Certificate(credentials_file), options, name=f"herald-{uuid.uuid4()}"
+        )
+        service = messaging._get_messaging_service(self._app)
+        self._credential = service._credential
+        self._http = fcm_http.HttpxAsyncClient(
+            credential=self._credential, timeout=timeout, retry_config=HttpxRetry(max_retries=0)
+        )
+        service._async_client = self._http
+        self._refresh_lock = asyncio.Lock()
+
+    def accepts(self, message: PushMessage) -> bool:
+        return message.device.platform == Platform.FCM and bool(message.device.token)
+
+    async def _ensure_token(self) -> None:
+        """Fetches the OAuth token in a thread: the SDK would fetch it on the event loop."""
+        if self._credential.valid:
+            return
+        async with self._refresh_lock:
+            if self._credential.valid:
+                return
+            request = google.auth.transport.requests.Request()
+            try:
+                await asyncio.to_thread(self._credential.refresh, request)
+            except google.auth.exceptions.GoogleAuthError as exc:
+                raise TransientError(f"fcm token refresh failed: {exc}"[:300]) from exc
+
+    async def send(self, message: PushMessage) -> Sent:
+        await self._ensure_token()
+        with warnings.catch_warnings():
+            # firebase-admin 7.7 prefers installation ids; userd stores registration tokens,
+            # which the FCM v1 API still takes.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            fcm_message = messaging.Message(
+                token=message.device.token,
+                notification=messaging.Notification(title=message.title, body=message.body),
+                data={**message.data, "herald_notification_id": message.notification_id},
+            )
+        batch = await messaging.send_each_async([fcm_message], app=self._app)
+        answer = batch.responses[0]
+        if answer.success:
+            return Sent(message_id=str(answer.message_id))
+        raise _classify(answer.exception) from None
+
+    async def close(self) -> None:
+        await self._http.aclose()
+        # delete_app closes the SDK's clients with asyncio.run: not on a running loop.
+        await asyncio.to_thread(firebase_admin.delete_app, self._app)

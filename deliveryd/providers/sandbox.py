@@ -1,0 +1,47 @@
+"""The sandbox: the default provider of every channel, which sends nothing.
+
+It keeps exactly what would have been sent (recipient and rendered parts, bounded) in the
+attempt's `detail`, so the delivery trail shows it, and answers `sandbox-<uuid>`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from typing import Any, Generic
+
+import orjson
+
+from deliveryd.providers.base import EmailMessage, M, Provider, PushMessage, Sent, SmsMessage
+
+# Each text part is kept whole up to this many characters, and marked when cut, so that
+# the record fits the trail's detail (the gateway keeps 4000 characters of it).
+MAX_PART_CHARS = 1000
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_PART_CHARS:
+        return value[:MAX_PART_CHARS] + f"…[{len(value) - MAX_PART_CHARS} more characters]"
+    if isinstance(value, dict):
+        return {k: _bounded(v) for k, v in value.items()}
+    return value
+
+
+def record(message: EmailMessage | SmsMessage | PushMessage) -> str:
+    """The JSON the sandbox stores for `message`."""
+    fields = asdict(message)
+    fields.pop("key", None)
+    fields.pop("notification_id", None)
+    if isinstance(message, PushMessage):
+        fields["data"] = dict(message.data)
+    return orjson.dumps({"sandbox": _bounded(fields)}).decode()
+
+
+class SandboxProvider(Provider[M], Generic[M]):
+    """Accepts everything and records it."""
+
+    name = "sandbox"
+
+    async def send(self, message: M) -> Sent:
+        assert isinstance(message, EmailMessage | SmsMessage | PushMessage)
+        return Sent(message_id=f"sandbox-{uuid.uuid4()}", detail=record(message))

@@ -1,0 +1,63 @@
+"""Twilio through its official SDK (synchronous, run in a worker thread)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import requests
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from deliveryd.providers.base import (
+    PermanentError,
+    Provider,
+    Sent,
+    SmsMessage,
+    TransientError,
+    classify_http,
+)
+
+# Twilio error codes that say the number itself cannot receive this message.
+# https://www.twilio.com/docs/api/errors: invalid 'To', unsubscribed, not SMS-capable,
+# blocked, landline, region not permitted.
+RECIPIENT_CODES = frozenset({21211, 21408, 21610, 21612, 21614, 30003, 30005, 30006})
+
+
+class TwilioProvider(Provider[SmsMessage]):
+    """`POST /2010-04-01/Accounts/{sid}/Messages.json`; the message id is the `SM…` sid."""
+
+    name = "twilio"
+
+    def __init__(
+        self, *, account_sid: str, auth_token: str, sender: str, base_url: str, timeout: float
+    ) -> None:
+        super().__init__(timeout=timeout)
+        self._client = Client(
+            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout)
+        )
+        # Read on every request; region/edge are left unset because they rewrite the host.
+        self._client.api.base_url = base_url.rstrip("/")
+        self._sender = sender
+
+    def _create(self, message: SmsMessage) -> Sent:
+        try:
+            created = self._client.messages.create(
+                to=message.to, from_=self._sender, body=message.text
+            )
+        except (TwilioRestException, TwilioServiceException) as exc:
+            code = exc.code
+            text = exc.msg if isinstance(exc, TwilioRestException) else exc.title
+            if code in RECIPIENT_CODES:
+                raise PermanentError(
+                    f"twilio refused the recipient: {code} {text}", status=exc.status
+                ) from None
+            raise classify_http(int(exc.status), f"{code} {text}", provider=self.name) from None
+        except requests.Timeout as exc:
+            raise TransientError(f"twilio timed out after {self.timeout}s") from exc
+        except requests.RequestException as exc:
+            raise TransientError(f"twilio unreachable: {exc.__class__.__name__}") from exc
+        return Sent(message_id=str(created.sid or ""), detail=f"twilio status {created.status}")
+
+    async def send(self, message: SmsMessage) -> Sent:
+        return await asyncio.to_thread(self._create, message)

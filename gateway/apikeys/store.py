@@ -1,0 +1,56 @@
+"""SQL for the `api_keys` table (gateway's `notifications` database)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypedDict
+
+from psycopg import AsyncConnection
+
+
+class ApiKeyRow(TypedDict):
+    id: str
+    name: str
+    scopes: list[str]
+    key_hash: bytes
+    create_time: datetime
+    revoke_time: datetime | None
+
+
+Conn = AsyncConnection[Any]
+
+_COLUMNS = "id, name, scopes, key_hash, create_time, revoke_time"
+
+
+async def insert(
+    conn: Conn, *, key_id: str, name: str, scopes: list[str], key_hash: bytes
+) -> ApiKeyRow:
+    cur = await conn.execute(
+        f"""INSERT INTO api_keys (id, name, scopes, key_hash) VALUES (%s, %s, %s, %s)
+            RETURNING {_COLUMNS}""",
+        (key_id, name, scopes, key_hash),
+    )
+    row: ApiKeyRow | None = await cur.fetchone()
+    assert row is not None  # INSERT ... RETURNING always returns the row
+    return row
+
+
+async def get(conn: Conn, *, key_id: str) -> ApiKeyRow | None:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = %s", (key_id,))
+    row: ApiKeyRow | None = await cur.fetchone()
+    return row
+
+
+async def list_all(conn: Conn) -> list[ApiKeyRow]:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY create_time, id")
+    rows: list[ApiKeyRow] = await cur.fetchall()
+    return rows
+
+
+async def revoke(conn: Conn, *, key_id: str) -> bool:
+    """Marks a key revoked; False when no live key has that id."""
+    cur = await conn.execute(
+        "UPDATE api_keys SET revoke_time = now() WHERE id = %s AND revoke_time IS NULL",
+        (key_id,),
+    )
+    return cur.rowcount == 1

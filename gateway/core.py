@@ -1,0 +1,74 @@
+"""The gRPC core of the gateway, assembled: NotificationService, StatusService, outbox.
+
+`start_core` builds the services over the process's pool, broker connection and peer
+channels, starts the outbox's background tasks (relay, batched published-marks) and
+registers their shutdown, so `__main__` stays wiring only. Shutdown runs in reverse:
+the gRPC server (registered later) stops first, then the relay, then the last marks are
+flushed, then the publisher's channel closes.
+"""
+
+from __future__ import annotations
+
+import grpc
+from aio_pika.abc import AbstractRobustConnection
+from psycopg_pool import AsyncConnectionPool
+
+from gateway.notifications import servicer as notification_servicer
+from gateway.notifications.accept import Acceptor
+from gateway.notifications.peers import Peers
+from gateway.notifications.routing import RoutePolicy
+from gateway.notifications.service import Notifications
+from gateway.notifications.validation import Limits
+from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
+from gateway.settings import GatewaySettings
+from gateway.status import servicer as status_servicer
+from gateway.status.service import Statuses
+from mesh.runtime import GrpcService, Runtime
+
+
+async def start_core(
+    runtime: Runtime,
+    settings: GatewaySettings,
+    *,
+    pool: AsyncConnectionPool,
+    connection: AbstractRobustConnection,
+    userd: grpc.aio.Channel,
+    templated: grpc.aio.Channel,
+) -> list[GrpcService]:
+    """Starts the outbox and returns the two gRPC services to serve."""
+    publisher = Publisher(connection, timeout=settings.publish_timeout_seconds)
+    await publisher.start()
+    runtime.on_shutdown(publisher.close)
+    marks = PublishedMarks(pool)
+    marks.start()
+    runtime.on_shutdown(marks.stop)
+    relay = Relay(
+        pool,
+        publisher,
+        interval=settings.outbox_interval_seconds,
+        grace=settings.outbox_grace_seconds,
+        batch_size=settings.outbox_batch_size,
+    )
+    relay.start()
+    runtime.on_shutdown(relay.stop)
+    outbox = Outbox(publisher, marks, grace=settings.outbox_grace_seconds)
+
+    acceptor = Acceptor(
+        pool=pool,
+        peers=Peers(userd=userd, templated=templated, timeout=settings.peer_timeout_seconds),
+        outbox=outbox,
+        policy=RoutePolicy.from_names(settings.route_policy),
+        limits=Limits(settings.max_variables_bytes, settings.max_metadata_bytes),
+        deadline_seconds=settings.delivery_deadline_seconds,
+        max_batch=settings.max_batch_items,
+    )
+    notifications = Notifications(
+        pool=pool, outbox=outbox, deadline_seconds=settings.delivery_deadline_seconds
+    )
+    statuses = Statuses(pool=pool, outbox=outbox)
+    return [
+        notification_servicer.service(
+            notification_servicer.NotificationServicer(acceptor, notifications)
+        ),
+        status_servicer.service(status_servicer.StatusServicer(statuses)),
+    ]

@@ -1,0 +1,1 @@
+"""Protobuf ⇄ JSON, one module per service; routes call these and nothing else converts."""

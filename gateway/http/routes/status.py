@@ -1,0 +1,37 @@
+"""`POST /api/v1/{notification_type}/status/`: the seed's worker status report →
+StatusService.ReportStatus. Herald's own workers report over gRPC; this route serves
+external workers, so it needs the admin scope."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gateway.http.auth import Admin
+from gateway.http.backends import Backends, call
+from gateway.http.convert import notifications as convert
+from gateway.http.routes import error_responses
+from gateway.http.schemas.common import NotificationType
+from gateway.http.schemas.notifications import StatusReport, StatusReported
+
+
+def router(backends: Backends, prefix: str) -> APIRouter:
+    api = APIRouter(prefix=prefix, tags=["status"])
+
+    @api.post(
+        "/{notification_type}/status/",
+        responses=error_responses(404, 409, body=True),
+        summary="Report a delivery outcome (scope: admin)",
+    )
+    async def report_status(
+        _: Admin, notification_type: NotificationType, body: StatusReport
+    ) -> StatusReported:
+        """Moves the notification's status forward; `changed` is false for a repeat."""
+        answer = await call(
+            backends.status.ReportStatus,
+            convert.report_request(notification_type, body),
+            timeout=backends.timeout,
+            renames=convert.RENAMES,
+        )
+        return convert.reported(str(body.notification_id), answer)
+
+    return api

@@ -1,0 +1,1 @@
+"""Pydantic models of the edge's JSON: requests refuse unknown fields, responses are exact."""

@@ -1,0 +1,1 @@
+"""NotificationService: accept notifications durably and tell what happened to them."""

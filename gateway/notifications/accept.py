@@ -1,0 +1,356 @@
+"""Send and SendBatch: accept notifications durably, exactly once per idempotency key.
+
+One pipeline serves both (a Send is a batch of one): validate → look the idempotency
+keys up (one query) → per item, get the user and render the template (each distinct user
+fetched once and each distinct rendering done once per call) → plan the route → insert
+every row in one transaction → after the commit, publish the first hops with confirms.
+Round trips of a Send: one key lookup (only with a request_id), one GetUser, one Render,
+one INSERT transaction, one confirmed publish; the "published" mark is batched
+(`outbox.PublishedMarks`). A database outage fails the call (UNAVAILABLE): nothing is
+accepted that is not stored. A broker outage does not: the row is stored, so the call
+answers OK and the relay publishes the hop when the broker is back.
+
+Idempotency is per (API client, request_id): the same key with the same payload (hash of
+the normalized request) answers the first notification with `duplicate=True` and
+publishes nothing; with another payload it is FAILED_PRECONDITION. Two concurrent
+identical Sends race on the unique index: one insert wins, the other re-reads the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+import structlog
+from google.protobuf import json_format
+from psycopg_pool import AsyncConnectionPool
+
+from gateway import store as shared_store
+from gateway.notifications import store
+from gateway.notifications.peers import Peers
+from gateway.notifications.routing import RoutePolicy, plan_route
+from gateway.notifications.validation import Limits, SendCommand, validate_send
+from gateway.outbox import Outbox, Publication
+from herald.v1 import common_pb2, delivery_pb2, notification_pb2, template_pb2, user_pb2
+from mesh.errors import Conflict, DomainError, FieldViolation, InvalidArgument
+
+log = structlog.get_logger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the API client (idempotency scope) and the call's correlation id."""
+
+    client_id: str
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class Accepted:
+    notification_id: uuid.UUID
+    status: str
+    duplicate: bool = False
+
+
+Outcome = Accepted | DomainError
+
+
+class Memo(Generic[K, V]):
+    """One fetch per key per call, shared by every item that needs it."""
+
+    def __init__(self) -> None:
+        self._futures: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
+        future = self._futures.get(key)
+        if future is None:
+            future = asyncio.ensure_future(fetch())
+            self._futures[key] = future
+        return await asyncio.shield(future)
+
+
+def _prefixed(exc: DomainError, prefix: str) -> DomainError:
+    """A peer's field violations, renamed for the batch item they belong to."""
+    if prefix and isinstance(exc, InvalidArgument):
+        return InvalidArgument(
+            [FieldViolation(prefix + v.field, v.description) for v in exc.violations]
+        )
+    return exc
+
+
+class Acceptor:
+    """Turns SendRequests into stored, published notifications."""
+
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        peers: Peers,
+        outbox: Outbox,
+        policy: RoutePolicy,
+        limits: Limits,
+        deadline_seconds: int,
+        max_batch: int,
+        concurrency: int = 32,
+    ) -> None:
+        self._pool = pool
+        self._peers = peers
+        self._outbox = outbox
+        self._policy = policy
+        self._limits = limits
+        self._deadline = timedelta(seconds=deadline_seconds)
+        self._max_batch = max_batch
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def send(self, *, request: notification_pb2.SendRequest, caller: Caller) -> Accepted:
+        """Accepts one notification (raises the item's error)."""
+        command = validate_send(request, limits=self._limits)
+        [outcome] = await self._accept([command], [""], caller)
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    async def send_batch(
+        self, *, requests: Sequence[notification_pb2.SendRequest], caller: Caller
+    ) -> list[Outcome]:
+        """Accepts many notifications; one outcome per item, in order."""
+        if not requests:
+            raise InvalidArgument.field("requests", "at least one item")
+        if len(requests) > self._max_batch:
+            raise InvalidArgument.field("requests", f"at most {self._max_batch} items")
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        valid: list[tuple[int, SendCommand]] = []
+        for index, request in enumerate(requests):
+            try:
+                command = validate_send(request, limits=self._limits, prefix=f"requests[{index}].")
+            except InvalidArgument as exc:
+                outcomes[index] = exc
+            else:
+                valid.append((index, command))
+        accepted = await self._accept(
+            [c for _, c in valid], [f"requests[{i}]." for i, _ in valid], caller
+        )
+        for (index, _), outcome in zip(valid, accepted, strict=True):
+            outcomes[index] = outcome
+        return [o for o in outcomes if o is not None]
+
+    async def _accept(
+        self, commands: Sequence[SendCommand], prefixes: Sequence[str], caller: Caller
+    ) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(commands)
+        keys = sorted({c.request.request_id for c in commands if c.request.request_id})
+        async with shared_store.transaction(self._pool) as conn:
+            known = {k.request_id: k for k in await store.find_keys(conn, caller.client_id, keys)}
+        leaders: dict[str, int] = {}
+        followers: list[tuple[int, int]] = []
+        fresh: list[int] = []
+        for index, command in enumerate(commands):
+            key = command.request.request_id
+            if key in known:
+                outcomes[index] = _replay(known[key], command)
+            elif key and key in leaders:
+                followers.append((index, leaders[key]))
+            else:
+                if key:
+                    leaders[key] = index
+                fresh.append(index)
+
+        users: Memo[str, user_pb2.User] = Memo()
+        renders: Memo[tuple[object, ...], template_pb2.RenderResponse] = Memo()
+        prepared = await asyncio.gather(
+            *(self._prepare(commands[i], prefixes[i], caller, users, renders) for i in fresh)
+        )
+        rows: list[tuple[int, store.NewNotification]] = []
+        for index, item in zip(fresh, prepared, strict=True):
+            if isinstance(item, DomainError):
+                outcomes[index] = item
+            else:
+                rows.append((index, item))
+        await self._store(rows, commands, outcomes, caller)
+        for index, leader in followers:
+            outcomes[index] = _follow(outcomes[leader], commands[leader], commands[index])
+        assert all(o is not None for o in outcomes)
+        return [o for o in outcomes if o is not None]
+
+    async def _store(
+        self,
+        rows: list[tuple[int, store.NewNotification]],
+        commands: Sequence[SendCommand],
+        outcomes: list[Outcome | None],
+        caller: Caller,
+    ) -> None:
+        """Inserts the prepared rows in one transaction, then publishes their first hops."""
+        if not rows:
+            return
+        async with shared_store.transaction(self._pool) as conn:
+            inserted = await store.insert(conn, [row for _, row in rows], grace=self._outbox.grace)
+            lost = [row.request_id for (_, row), ok in zip(rows, inserted, strict=True) if not ok]
+            winners = {k.request_id: k for k in await store.find_keys(conn, caller.client_id, lost)}
+        publications: list[Publication] = []
+        for (index, row), ok in zip(rows, inserted, strict=True):
+            if not ok:
+                outcomes[index] = _replay(winners[row.request_id], commands[index])
+                continue
+            outcomes[index] = Accepted(row.id, row.status)
+            if row.job is not None:
+                publications.append(
+                    Publication(row.id, 1, delivery_pb2.DeliveryJob.FromString(row.job))
+                )
+        await self._outbox.dispatch(publications)
+        for (_, row), ok in zip(rows, inserted, strict=True):
+            if ok:
+                with structlog.contextvars.bound_contextvars(correlation_id=row.correlation_id):
+                    log.info(
+                        "notification accepted", notification_id=str(row.id), status=row.status
+                    )
+
+    async def _prepare(
+        self,
+        command: SendCommand,
+        prefix: str,
+        caller: Caller,
+        users: Memo[str, user_pb2.User],
+        renders: Memo[tuple[object, ...], template_pb2.RenderResponse],
+    ) -> store.NewNotification | DomainError:
+        """The row of one notification (user fetched, route planned, content rendered)."""
+        request = command.request
+        correlation_id = request.request_id or caller.correlation_id
+        async with self._slots:
+            with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+                try:
+                    return await self._build(command, correlation_id, caller, users, renders)
+                except DomainError as exc:
+                    return _prefixed(exc, prefix)
+
+    async def _build(
+        self,
+        command: SendCommand,
+        correlation_id: str,
+        caller: Caller,
+        users: Memo[str, user_pb2.User],
+        renders: Memo[tuple[object, ...], template_pb2.RenderResponse],
+    ) -> store.NewNotification:
+        request = command.request
+        user = await users.get(request.user_id, lambda: self._peers.get_user(request.user_id))
+        route = plan_route(
+            requested=request.channel,
+            message_type=request.message_type,
+            user=user,
+            policy=self._policy,
+        )
+        notification_id = uuid.uuid4()
+        language = request.language or user.locale
+        job: delivery_pb2.DeliveryJob | None = None
+        version = request.template_version
+        if route.channels:
+            rendered = await renders.get(
+                (
+                    request.template_code,
+                    language,
+                    version,
+                    route.channels,
+                    request.variables.SerializeToString(deterministic=True),
+                ),
+                lambda: self._peers.render(
+                    code=request.template_code,
+                    language=language,
+                    variables=request.variables,
+                    channels=route.channels,
+                    version=version,
+                ),
+            )
+            version = rendered.version
+            language = rendered.content.language or language
+            job = self._first_job(notification_id, command, user, route.channels, rendered)
+            job.correlation_id = correlation_id
+        else:
+            log.info("notification suppressed", notification_id=str(notification_id))
+        return store.NewNotification(
+            id=notification_id,
+            client_id=caller.client_id,
+            request_id=request.request_id,
+            payload_hash=command.payload_hash,
+            correlation_id=correlation_id,
+            user_id=command.user_id,
+            channel=request.channel,
+            route=route.channels,
+            template_code=request.template_code,
+            template_version=version,
+            language=language,
+            priority=request.priority,
+            message_type=request.message_type,
+            metadata=json_format.MessageToDict(request.metadata),
+            status="pending" if job else "suppressed",
+            status_reason=route.reason,
+            job=job.SerializeToString() if job else None,
+        )
+
+    def _first_job(
+        self,
+        notification_id: uuid.UUID,
+        command: SendCommand,
+        user: user_pb2.User,
+        route: tuple[int, ...],
+        rendered: template_pb2.RenderResponse,
+    ) -> delivery_pb2.DeliveryJob:
+        """Hop 0 of the route: generation 1, attempt 1, recipient and content snapshots."""
+        request = command.request
+        now = datetime.now(UTC)
+        job = delivery_pb2.DeliveryJob(
+            notification_id=str(notification_id),
+            channel=common_pb2.Channel.ValueType(route[0]),
+            route=[common_pb2.Channel.ValueType(c) for c in route],
+            route_index=0,
+            attempt=1,
+            generation=1,
+            priority=request.priority,
+            message_type=request.message_type,
+            recipient=delivery_pb2.Recipient(
+                user_id=str(command.user_id),
+                email=user.email,
+                phone=user.phone,
+                push_targets=user.push_targets,
+                locale=user.locale,
+            ),
+            content=rendered.content,
+            template_code=request.template_code,
+            template_version=rendered.version,
+        )
+        job.deadline.FromDatetime(now + self._deadline)
+        job.create_time.FromDatetime(now)
+        return job
+
+
+def _replay(known: store.KnownKey, command: SendCommand) -> Outcome:
+    """The answer to a reused idempotency key."""
+    if known.payload_hash == command.payload_hash:
+        return Accepted(known.id, known.status, duplicate=True)
+    return _conflict(command.request.request_id, known.id)
+
+
+def _follow(leader: Outcome | None, first: SendCommand, again: SendCommand) -> Outcome:
+    """The answer to a key used twice in one batch: like the first use, or a conflict."""
+    assert leader is not None
+    if first.payload_hash != again.payload_hash:
+        return _conflict(
+            again.request.request_id,
+            leader.notification_id if isinstance(leader, Accepted) else None,
+        )
+    if isinstance(leader, Accepted):
+        return Accepted(leader.notification_id, leader.status, duplicate=True)
+    return leader
+
+
+def _conflict(request_id: str, notification_id: uuid.UUID | None) -> Conflict:
+    earlier = f" by notification {notification_id}" if notification_id else ""
+    return Conflict(
+        f"request_id {request_id!r} was already used{earlier} with a different payload; "
+        "use a new request_id for a new notification"
+    )

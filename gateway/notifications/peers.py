@@ -1,0 +1,79 @@
+"""Calls to userd and templated, with their answers turned into our domain errors.
+
+The caller's mistakes pass through with their meaning (an unknown user or template is
+NOT_FOUND naming it; a missing template variable is INVALID_ARGUMENT with templated's
+field violations, e.g. "variables.name"); anything else from a peer means the peer is
+not usable right now, which is UNAVAILABLE for our caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from google.protobuf import struct_pb2
+
+from herald.v1 import common_pb2, template_pb2, template_pb2_grpc, user_pb2, user_pb2_grpc
+from mesh.errors import Conflict, FieldViolation, InvalidArgument, NotFound, Unavailable
+from mesh.interceptors import field_violations
+
+
+class Peers:
+    """The UserService and TemplateService stubs the gateway needs."""
+
+    def __init__(
+        self, *, userd: grpc.aio.Channel, templated: grpc.aio.Channel, timeout: float
+    ) -> None:
+        self._users = user_pb2_grpc.UserServiceStub(userd)
+        self._templates = template_pb2_grpc.TemplateServiceStub(templated)
+        self._timeout = timeout
+
+    async def get_user(self, user_id: str, *, field: str = "user_id") -> user_pb2.User:
+        """The user (served from userd's cache when warm)."""
+        try:
+            answer = await self._users.GetUser(
+                user_pb2.GetUserRequest(id=user_id), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"user {user_id} not found") from None
+            if code == grpc.StatusCode.INVALID_ARGUMENT:
+                raise InvalidArgument.field(field, exc.details() or "refused by userd") from None
+            raise Unavailable(f"userd cannot answer ({code.name})") from None
+        return answer.user
+
+    async def render(
+        self,
+        *,
+        code: str,
+        language: str,
+        variables: struct_pb2.Struct,
+        channels: Sequence[int],
+        version: int,
+        prefix: str = "",
+    ) -> template_pb2.RenderResponse:
+        """The template rendered for `channels`, in `language` or its fallback."""
+        request = template_pb2.RenderRequest(
+            code=code,
+            language=language,
+            channels=[common_pb2.Channel.ValueType(c) for c in channels],
+            version=version,
+        )
+        request.variables.CopyFrom(variables)
+        try:
+            return await self._templates.Render(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            code_ = exc.code()
+            details = exc.details() or ""
+            if code_ == grpc.StatusCode.INVALID_ARGUMENT:
+                violations = [FieldViolation(prefix + f, d) for f, d in field_violations(exc)] or [
+                    FieldViolation(prefix + "variables", details)
+                ]
+                raise InvalidArgument(violations) from None
+            if code_ == grpc.StatusCode.NOT_FOUND:
+                named = f"template {code}" + (f" version {version}" if version else "")
+                raise NotFound(f"{named} not found") from None
+            if code_ == grpc.StatusCode.FAILED_PRECONDITION:
+                raise Conflict(f"template {code} cannot render: {details}") from None
+            raise Unavailable(f"templated cannot answer ({code_.name})") from None

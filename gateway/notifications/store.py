@@ -1,0 +1,238 @@
+"""SQL of NotificationService: accept (idempotently), read, list, retry records."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from gateway.store import AttemptRecord, Conn, trail
+from mesh.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """A notification ready to insert: pending with its first hop, or suppressed."""
+
+    id: UUID
+    client_id: str
+    request_id: str
+    payload_hash: bytes
+    correlation_id: str
+    user_id: UUID
+    channel: int
+    route: tuple[int, ...]
+    template_code: str
+    template_version: int
+    language: str
+    priority: int
+    message_type: int
+    metadata: dict[str, Any]
+    status: str
+    status_reason: str
+    job: bytes | None
+
+    @property
+    def hop_channel(self) -> int:
+        return self.route[0] if self.route else 0
+
+
+@dataclass(frozen=True)
+class KnownKey:
+    """An earlier notification holding an idempotency key."""
+
+    id: UUID
+    request_id: str
+    payload_hash: bytes
+    status: str
+
+
+@dataclass(frozen=True)
+class RetryRecord:
+    requested_by: str
+    reason: str
+    generation: int
+    request_time: datetime
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """A notification as GetNotification and ListNotifications answer it."""
+
+    id: UUID
+    client_id: str
+    request_id: str
+    user_id: UUID
+    channel: int
+    route: tuple[int, ...]
+    template_code: str
+    template_version: int
+    language: str
+    priority: int
+    message_type: int
+    metadata: dict[str, Any]
+    status: str
+    status_reason: str
+    delivered_channel: int
+    delivered_provider: str
+    provider_message_id: str
+    create_time: datetime
+    update_time: datetime
+    deliver_time: datetime | None
+    attempts: tuple[AttemptRecord, ...] = ()
+    retries: tuple[RetryRecord, ...] = ()
+
+
+_INSERT = """
+INSERT INTO notifications (id, client_id, request_id, payload_hash, correlation_id, user_id,
+    channel, route, template_code, template_version, language, priority, message_type,
+    metadata, status, status_reason, hop_channel, job, publish_pending, publish_after)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+    now() + make_interval(secs => %s))
+ON CONFLICT (client_id, request_id) WHERE request_id <> '' DO NOTHING
+RETURNING id"""
+
+_RECORD_COLUMNS = """id, client_id, request_id, user_id, channel, route, template_code,
+    template_version, language, priority, message_type, metadata, status, status_reason,
+    delivered_channel, delivered_provider, provider_message_id, create_time, update_time,
+    deliver_time"""
+
+
+def _params(row: NewNotification, grace: float) -> tuple[Any, ...]:
+    return (
+        row.id,
+        row.client_id,
+        row.request_id,
+        row.payload_hash,
+        row.correlation_id,
+        row.user_id,
+        row.channel,
+        list(row.route),
+        row.template_code,
+        row.template_version,
+        row.language,
+        row.priority,
+        row.message_type,
+        Jsonb(row.metadata),
+        row.status,
+        row.status_reason,
+        row.hop_channel,
+        row.job,
+        row.job is not None,
+        grace,
+    )
+
+
+async def find_keys(conn: Conn, client_id: str, request_ids: Sequence[str]) -> list[KnownKey]:
+    """The notifications already holding some of these idempotency keys."""
+    if not request_ids:
+        return []
+    cur = await conn.execute(
+        """SELECT id, request_id, payload_hash, status FROM notifications
+           WHERE client_id = %s AND request_id = ANY(%s) AND request_id <> ''""",
+        (client_id, list(request_ids)),
+    )
+    return [KnownKey(**row) for row in await cur.fetchall()]
+
+
+async def insert(conn: Conn, rows: Sequence[NewNotification], *, grace: float) -> list[bool]:
+    """Inserts the rows (pipelined); False for a row whose key a concurrent call took."""
+    if not rows:
+        return []
+    async with conn.cursor() as cur:
+        await cur.executemany(_INSERT, [_params(r, grace) for r in rows], returning=True)
+        inserted: list[bool] = []
+        while True:
+            inserted.append(await cur.fetchone() is not None)
+            if not cur.nextset():
+                break
+    return inserted
+
+
+def _record(row: dict[str, Any]) -> NotificationRecord:
+    return NotificationRecord(**{**row, "route": tuple(row["route"])})
+
+
+async def get(conn: Conn, notification_id: UUID) -> NotificationRecord | None:
+    """One notification with its trail and retries."""
+    cur = await conn.execute(
+        f"SELECT {_RECORD_COLUMNS} FROM notifications WHERE id = %s",
+        (notification_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    attempts = await trail(conn, notification_id)
+    cur = await conn.execute(
+        """SELECT requested_by, reason, generation, request_time FROM retries
+           WHERE notification_id = %s ORDER BY generation""",
+        (notification_id,),
+    )
+    retries = [RetryRecord(**r) for r in await cur.fetchall()]
+    return dataclasses.replace(_record(row), attempts=tuple(attempts), retries=tuple(retries))
+
+
+def encode_page_token(record: NotificationRecord) -> str:
+    raw = f"{record.create_time.isoformat()}|{record.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> tuple[datetime, UUID]:
+    """The (create_time, id) a page token continues after; INVALID_ARGUMENT if forged."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        time_text, _, id_text = raw.partition("|")
+        return datetime.fromisoformat(time_text), UUID(id_text)
+    except ValueError:
+        raise InvalidArgument.field("page_token", "not a token this service issued") from None
+
+
+async def list_page(
+    conn: Conn,
+    *,
+    user_id: UUID | None,
+    status: str | None,
+    start_time: datetime | None,
+    end_time: datetime | None,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[NotificationRecord]:
+    """Up to `limit` notifications, newest first, after the page cursor."""
+    where: list[sql.Composable] = []
+    params: list[Any] = []
+    if user_id is not None:
+        where.append(sql.SQL("user_id = %s"))
+        params.append(user_id)
+    if status is not None:
+        where.append(sql.SQL("status = %s"))
+        params.append(status)
+    if start_time is not None:
+        where.append(sql.SQL("create_time >= %s"))
+        params.append(start_time)
+    if end_time is not None:
+        where.append(sql.SQL("create_time < %s"))
+        params.append(end_time)
+    if after is not None:
+        where.append(sql.SQL("(create_time, id) < (%s, %s)"))
+        params.extend(after)
+    query = sql.SQL("SELECT {} FROM notifications {} ORDER BY create_time DESC, id DESC LIMIT %s")
+    condition = sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+    cur = await conn.execute(query.format(sql.SQL(_RECORD_COLUMNS), condition), [*params, limit])
+    return [_record(row) for row in await cur.fetchall()]
+
+
+async def record_retry(
+    conn: Conn, notification_id: UUID, *, generation: int, requested_by: str, reason: str
+) -> None:
+    await conn.execute(
+        """INSERT INTO retries (notification_id, generation, requested_by, reason)
+           VALUES (%s, %s, %s, %s)""",
+        (notification_id, generation, requested_by, reason),
+    )

@@ -1,0 +1,1 @@
+"""StatusService: delivery workers claim hops and report outcomes."""

@@ -1,0 +1,297 @@
+"""StatusService: workers claim hops, report outcomes; clients read where things stand.
+
+Claim(notification, generation, channel, attempt, worker, lease) answers, checked in order:
+  UNKNOWN  no such notification;
+  TAKEN    this exact hop's outcome is already recorded (its claim is closed);
+  FINAL    the notification is delivered, failed or suppressed;
+  STALE    the hop is not the notification's current hop;
+  LEASED   another worker holds a live lease (lease_expire_time says until when);
+  GRANTED  no claim yet, or the lease expired (takeover=True when another worker held
+           it), or the caller re-claims its own lease (renewed; idempotent).
+The notification row is held FOR SHARE while claiming, so a report cannot move the hop
+underneath; the claim itself is one INSERT … ON CONFLICT DO UPDATE … WHERE lease expired.
+
+ReportStatus appends the attempt to the trail and moves the state (see `transitions`):
+a repeated attempt id, or an outcome already recorded, answers changed=False and writes
+nothing; an illegal or stale move is FAILED_PRECONDITION and writes nothing. A report that
+ends the hop closes its claim. PENDING with next_job makes that the current hop (built
+from the stored job, so content and recipient stay the gateway's) and publishes it through
+the outbox, to the channel's delay queue when next_delay > 0. The seed's payload
+(status, error, channel, timestamp, no attempt) is accepted: it applies to the current
+hop and, when it changes the state, joins the trail as an attempt without provider.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from gateway import store as shared
+from gateway.notifications.routing import CHANNEL_NAMES
+from gateway.outbox import Outbox, Publication
+from gateway.status import store
+from gateway.status.transitions import Decision, Hop, Report, current_hop, decide
+from herald.v1 import common_pb2, delivery_pb2, status_pb2
+from mesh.errors import InvalidArgument, NotFound
+from mesh.logging import bind_correlation_id
+
+log = structlog.get_logger(__name__)
+
+CHANNELS = frozenset(CHANNEL_NAMES)
+MAX_TEXT = 4000
+MAX_DELAY_SECONDS = 7 * 86400
+OUTCOME_OF_STATUS = {
+    "pending": delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE,
+    "delivered": delivery_pb2.ATTEMPT_OUTCOME_DELIVERED,
+    "failed": delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE,
+    "suppressed": delivery_pb2.ATTEMPT_OUTCOME_SKIPPED,
+}
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    result: int
+    status: str | None = None
+    takeover: bool = False
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    status: str
+    changed: bool
+
+
+def parse_id(value: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument.field(field, "not a UUID") from None
+
+
+class Statuses:
+    """Claims, reports and status reads over the notifications database."""
+
+    def __init__(
+        self, *, pool: AsyncConnectionPool, outbox: Outbox, default_lease_seconds: int = 60
+    ) -> None:
+        self._pool = pool
+        self._outbox = outbox
+        self._default_lease = default_lease_seconds
+
+    async def claim(self, *, request: status_pb2.ClaimRequest) -> ClaimOutcome:
+        """Takes one hop for one worker (see the module docstring for the answers)."""
+        notification_id = parse_id(request.notification_id, "notification_id")
+        if not request.worker or len(request.worker) > 200:
+            raise InvalidArgument.field("worker", "required, at most 200 characters")
+        if not 0 <= request.lease_seconds <= 3600:
+            raise InvalidArgument.field("lease_seconds", "between 1 and 3600 (0: default)")
+        if request.channel not in CHANNELS:
+            raise InvalidArgument.field("channel", "must be email, sms or push")
+        if request.generation < 1 or request.attempt < 1:
+            field = "generation" if request.generation < 1 else "attempt"
+            raise InvalidArgument.field(field, "must be at least 1")
+        hop = Hop(request.generation, request.channel, request.attempt)
+        lease = request.lease_seconds or self._default_lease
+        async with shared.transaction(self._pool) as conn:
+            state = await shared.lock(conn, notification_id, shared=True)
+            if state is None:
+                return ClaimOutcome(status_pb2.CLAIM_RESULT_UNKNOWN)
+            bind_correlation_id(state.correlation_id)
+            key = (notification_id, hop.generation, hop.channel, hop.attempt)
+            existing = await store.find_claim(conn, *key)
+            if existing is not None and existing.done:
+                return ClaimOutcome(status_pb2.CLAIM_RESULT_TAKEN, state.status)
+            if state.final:
+                return ClaimOutcome(status_pb2.CLAIM_RESULT_FINAL, state.status)
+            if hop != current_hop(state):
+                return ClaimOutcome(status_pb2.CLAIM_RESULT_STALE, state.status)
+            granted = await store.try_claim(conn, *key, worker=request.worker, lease_seconds=lease)
+            if granted is None:
+                holder = await store.find_claim(conn, *key)
+                assert holder is not None
+                if holder.done:
+                    return ClaimOutcome(status_pb2.CLAIM_RESULT_TAKEN, state.status)
+                return ClaimOutcome(
+                    status_pb2.CLAIM_RESULT_LEASED, state.status, lease_until=holder.lease_until
+                )
+        takeover = granted.previous_worker not in (None, granted.worker)
+        if takeover:
+            log.warning(
+                "lease taken over",
+                notification_id=str(notification_id),
+                worker=granted.worker,
+                previous_worker=granted.previous_worker,
+            )
+        return ClaimOutcome(
+            status_pb2.CLAIM_RESULT_GRANTED,
+            state.status,
+            takeover=takeover,
+            lease_until=granted.lease_until,
+        )
+
+    async def report(self, *, request: status_pb2.ReportStatusRequest) -> ReportOutcome:
+        """Records an outcome and moves the notification (see `transitions`)."""
+        notification_id = parse_id(request.notification_id, "notification_id")
+        report = _validate(request)
+        attempt_id = (
+            parse_id(request.attempt.id, "attempt.id")
+            if request.HasField("attempt") and request.attempt.id
+            else None
+        )
+        publication: Publication | None = None
+        async with shared.transaction(self._pool) as conn:
+            state = await shared.lock(conn, notification_id)
+            if state is None:
+                raise NotFound(f"notification {notification_id} not found")
+            bind_correlation_id(state.correlation_id)
+            if attempt_id is not None and await store.attempt_recorded(conn, attempt_id):
+                return ReportOutcome(state.status, changed=False)
+            decision = decide(state, report)
+            has_attempt = request.HasField("attempt")
+            if not decision.changed or (decision.status is None and not has_attempt):
+                return ReportOutcome(state.status, changed=False)
+            attempt = _attempt(request, state, report, attempt_id or uuid.uuid4())
+            await shared.insert_attempt(conn, attempt)
+            if decision.close is not None:
+                c = decision.close
+                await store.close_claim(conn, notification_id, c.generation, c.channel, c.attempt)
+            publication = await self._apply(conn, state, report, decision, attempt)
+            status = decision.status or state.status
+        if publication is not None:
+            await self._outbox.dispatch([publication])
+        log.info("status reported", notification_id=str(notification_id), status=status)
+        return ReportOutcome(status, changed=True)
+
+    async def _apply(
+        self,
+        conn: shared.Conn,
+        state: shared.HopState,
+        report: Report,
+        decision: Decision,
+        attempt: shared.AttemptRecord,
+    ) -> Publication | None:
+        """Writes the decided state; returns the hop to publish, if any."""
+        error = (report.error or attempt.error)[:MAX_TEXT]
+        if decision.status == "pending" and decision.next_hop is not None:
+            assert report.next_job is not None and state.job is not None
+            nxt = decision.next_hop
+            job = delivery_pb2.DeliveryJob.FromString(state.job)
+            job.channel = common_pb2.Channel.ValueType(nxt.channel)
+            job.route_index, job.attempt = nxt.route_index, nxt.attempt
+            job.last_error = (report.next_job.last_error or error)[:MAX_TEXT]
+            if report.next_job.HasField("deadline"):
+                job.deadline.CopyFrom(report.next_job.deadline)
+            deliver_after = None
+            if report.next_delay_seconds > 0:
+                deliver_after = datetime.now(UTC) + timedelta(seconds=report.next_delay_seconds)
+            hop = await shared.set_hop(
+                conn,
+                state.id,
+                generation=state.generation,
+                route_index=nxt.route_index,
+                channel=nxt.channel,
+                attempt=nxt.attempt,
+                job=job.SerializeToString(),
+                status_reason=error,
+                deliver_after=deliver_after,
+                grace=self._outbox.grace,
+            )
+            return Publication(state.id, hop, job, deliver_after)
+        if decision.status == "delivered":
+            await store.finish(
+                conn,
+                state.id,
+                status="delivered",
+                reason="",
+                delivered_channel=attempt.channel,
+                delivered_provider=attempt.provider,
+                provider_message_id=attempt.provider_message_id,
+                deliver_time=report.timestamp or datetime.now(UTC),
+            )
+        elif decision.status in ("failed", "suppressed"):
+            default = "delivery failed" if decision.status == "failed" else "suppressed"
+            await store.finish(conn, state.id, status=decision.status, reason=error or default)
+        return None
+
+    async def get(self, *, notification_id: str) -> store.StatusRow:
+        parsed = parse_id(notification_id, "notification_id")
+        async with shared.transaction(self._pool) as conn:
+            row = await store.read_status(conn, parsed)
+        if row is None:
+            raise NotFound(f"notification {parsed} not found")
+        return row
+
+
+def _validate(request: status_pb2.ReportStatusRequest) -> Report:
+    status = shared.STATUS_NAMES.get(request.status)
+    if status is None:
+        raise InvalidArgument.field("status", "must be pending, delivered, failed or suppressed")
+    if request.HasField("next_job") and status != "pending":
+        raise InvalidArgument.field("next_job", "only with status PENDING")
+    delay = request.next_delay.ToTimedelta().total_seconds()
+    if not 0 <= delay <= MAX_DELAY_SECONDS:
+        raise InvalidArgument.field("next_delay", f"between 0 and {MAX_DELAY_SECONDS} seconds")
+    attempt = request.attempt
+    channel = attempt.channel or request.channel
+    hop = None
+    if request.HasField("attempt") and attempt.attempt > 0 and attempt.generation > 0 and channel:
+        hop = Hop(attempt.generation, channel, attempt.attempt)
+    if attempt.notification_id and attempt.notification_id != request.notification_id:
+        raise InvalidArgument.field("attempt.notification_id", "differs from notification_id")
+    return Report(
+        status=status,
+        hop=hop,
+        error=request.error,
+        channel=request.channel,
+        timestamp=request.timestamp.ToDatetime(UTC) if request.HasField("timestamp") else None,
+        next_job=request.next_job if request.HasField("next_job") else None,
+        next_delay_seconds=delay,
+    )
+
+
+def _attempt(
+    request: status_pb2.ReportStatusRequest,
+    state: shared.HopState,
+    report: Report,
+    attempt_id: uuid.UUID,
+) -> shared.AttemptRecord:
+    """The trail row: the worker's attempt, or one made from the seed's payload."""
+    hop = report.hop or current_hop(state)
+    now = datetime.now(UTC)
+    if not request.HasField("attempt"):
+        return shared.AttemptRecord(
+            id=attempt_id,
+            notification_id=state.id,
+            channel=report.channel or hop.channel,
+            provider="",
+            outcome=OUTCOME_OF_STATUS[report.status],
+            provider_message_id="",
+            error=report.error[:MAX_TEXT],
+            duration_us=0,
+            start_time=report.timestamp or now,
+            attempt=hop.attempt,
+            generation=hop.generation,
+            worker="",
+            detail="reported without an attempt",
+        )
+    a = request.attempt
+    return shared.AttemptRecord(
+        id=attempt_id,
+        notification_id=state.id,
+        channel=a.channel or report.channel or hop.channel,
+        provider=a.provider[:200],
+        outcome=a.outcome or OUTCOME_OF_STATUS[report.status],
+        provider_message_id=a.provider_message_id[:500],
+        error=(a.error or report.error)[:MAX_TEXT],
+        duration_us=a.duration.ToMicroseconds(),
+        start_time=a.start_time.ToDatetime(UTC) if a.HasField("start_time") else now,
+        attempt=a.attempt or hop.attempt,
+        generation=a.generation or hop.generation,
+        worker=a.worker[:200],
+        detail=a.detail[:MAX_TEXT],
+    )

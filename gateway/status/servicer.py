@@ -1,0 +1,78 @@
+"""herald.v1.StatusService over gRPC: protobuf in, a `Statuses` call, protobuf out.
+
+Only callers with the internal service token get here (mesh's token interceptor).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from gateway.status.service import Statuses
+from gateway.store import STATUS_NUMBERS
+from herald.v1 import status_pb2, status_pb2_grpc
+from mesh.runtime import GrpcService
+
+SERVICE_NAME = status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp
+
+
+class StatusServicer(status_pb2_grpc.StatusServiceServicer):
+    """Errors are `mesh.errors` exceptions, mapped to status codes by the interceptor."""
+
+    def __init__(self, statuses: Statuses) -> None:
+        self._statuses = statuses
+
+    async def Claim(
+        self, request: status_pb2.ClaimRequest, context: Context
+    ) -> status_pb2.ClaimResponse:
+        outcome = await self._statuses.claim(request=request)
+        return status_pb2.ClaimResponse(
+            result=outcome.result,  # type: ignore[arg-type]
+            status=STATUS_NUMBERS.get(outcome.status or "", 0),  # type: ignore[arg-type]
+            takeover=outcome.takeover,
+            lease_expire_time=_timestamp(outcome.lease_until),
+        )
+
+    async def ReportStatus(
+        self, request: status_pb2.ReportStatusRequest, context: Context
+    ) -> status_pb2.ReportStatusResponse:
+        outcome = await self._statuses.report(request=request)
+        return status_pb2.ReportStatusResponse(
+            status=STATUS_NUMBERS[outcome.status],  # type: ignore[arg-type]
+            changed=outcome.changed,
+        )
+
+    async def GetStatus(
+        self, request: status_pb2.GetStatusRequest, context: Context
+    ) -> status_pb2.GetStatusResponse:
+        row = await self._statuses.get(notification_id=request.notification_id)
+        return status_pb2.GetStatusResponse(
+            notification_id=str(row.id),
+            status=STATUS_NUMBERS[row.status],  # type: ignore[arg-type]
+            status_reason=row.status_reason,
+            delivered_channel=row.delivered_channel,  # type: ignore[arg-type]
+            delivered_provider=row.delivered_provider,
+            update_time=_timestamp(row.update_time),
+        )
+
+
+def service(servicer: StatusServicer) -> GrpcService:
+    """The servicer as the runtime mounts it."""
+
+    def register(server: grpc.aio.Server) -> None:
+        status_pb2_grpc.add_StatusServiceServicer_to_server(servicer, server)
+
+    return GrpcService(SERVICE_NAME, register)

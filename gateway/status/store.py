@@ -1,0 +1,128 @@
+"""SQL of StatusService: claims (leases on hops), final states, status reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from gateway.store import Conn
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    worker: str
+    previous_worker: str | None
+    lease_until: datetime
+    done: bool
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    id: UUID
+    status: str
+    status_reason: str
+    delivered_channel: int
+    delivered_provider: str
+    update_time: datetime
+
+
+_KEY = "notification_id = %s AND generation = %s AND channel = %s AND attempt = %s"
+
+
+async def find_claim(
+    conn: Conn, notification_id: UUID, generation: int, channel: int, attempt: int
+) -> ClaimRow | None:
+    cur = await conn.execute(
+        f"SELECT worker, previous_worker, lease_until, done FROM claims WHERE {_KEY}",
+        (notification_id, generation, channel, attempt),
+    )
+    row = await cur.fetchone()
+    return ClaimRow(**row) if row else None
+
+
+async def try_claim(
+    conn: Conn,
+    notification_id: UUID,
+    generation: int,
+    channel: int,
+    attempt: int,
+    *,
+    worker: str,
+    lease_seconds: float,
+) -> ClaimRow | None:
+    """Takes the hop: new, expired, or already this worker's; None when someone else's
+    live lease holds it or it is done. Atomic: the row's conflict check does it all."""
+    cur = await conn.execute(
+        """INSERT INTO claims (notification_id, generation, channel, attempt, worker,
+                               lease_until)
+           VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s))
+           ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
+           SET worker = EXCLUDED.worker, lease_until = EXCLUDED.lease_until,
+               previous_worker = claims.worker, claim_time = now()
+           WHERE NOT claims.done
+             AND (claims.lease_until <= now() OR claims.worker = EXCLUDED.worker)
+           RETURNING worker, previous_worker, lease_until, done""",
+        (notification_id, generation, channel, attempt, worker, lease_seconds),
+    )
+    row = await cur.fetchone()
+    return ClaimRow(**row) if row else None
+
+
+async def close_claim(
+    conn: Conn, notification_id: UUID, generation: int, channel: int, attempt: int
+) -> None:
+    """Marks the hop done (its outcome is recorded), claimed or not."""
+    await conn.execute(
+        """INSERT INTO claims (notification_id, generation, channel, attempt, worker,
+                               lease_until, done)
+           VALUES (%s, %s, %s, %s, '', now(), true)
+           ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
+           SET done = true""",
+        (notification_id, generation, channel, attempt),
+    )
+
+
+async def attempt_recorded(conn: Conn, attempt_id: UUID) -> bool:
+    cur = await conn.execute("SELECT 1 FROM delivery_attempts WHERE id = %s", (attempt_id,))
+    return await cur.fetchone() is not None
+
+
+async def finish(
+    conn: Conn,
+    notification_id: UUID,
+    *,
+    status: str,
+    reason: str,
+    delivered_channel: int = 0,
+    delivered_provider: str = "",
+    provider_message_id: str = "",
+    deliver_time: datetime | None = None,
+) -> None:
+    """Moves the notification to a final status; an unpublished hop is no longer due."""
+    await conn.execute(
+        """UPDATE notifications
+           SET status = %s, status_reason = %s, delivered_channel = %s,
+               delivered_provider = %s, provider_message_id = %s, deliver_time = %s,
+               publish_pending = false, update_time = now()
+           WHERE id = %s""",
+        (
+            status,
+            reason,
+            delivered_channel,
+            delivered_provider,
+            provider_message_id,
+            deliver_time,
+            notification_id,
+        ),
+    )
+
+
+async def read_status(conn: Conn, notification_id: UUID) -> StatusRow | None:
+    cur = await conn.execute(
+        """SELECT id, status, status_reason, delivered_channel, delivered_provider, update_time
+           FROM notifications WHERE id = %s""",
+        (notification_id,),
+    )
+    row = await cur.fetchone()
+    return StatusRow(**row) if row else None

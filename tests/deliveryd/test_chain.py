@@ -1,0 +1,246 @@
+"""The provider chain, its circuit breakers, the backoff and the per-hop decision."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+
+import pytest
+
+from deliveryd.backoff import RetryPolicy
+from deliveryd.chain import CLOSED, HALF_OPEN, OPEN, Breakers, Outcome, ProviderChain
+from deliveryd.channels import HopResult, skipped
+from deliveryd.decide import SUPPRESSED_PREFIX, decide, is_critical
+from deliveryd.providers.base import (
+    PermanentError,
+    Provider,
+    Sent,
+    SmsMessage,
+    TransientError,
+)
+from herald.v1 import common_pb2, delivery_pb2
+
+MESSAGE = SmsMessage(to="+5511987654321", text="hi", key="n:1:sms", notification_id="n")
+
+
+class Scripted(Provider[SmsMessage]):
+    """A provider that answers from a script: "ok", "transient", "permanent" or "hang"."""
+
+    def __init__(self, name: str, *script: str, timeout: float = 0.2) -> None:
+        super().__init__(timeout=timeout)
+        self.name = name  # type: ignore[misc]
+        self.script = deque(script)
+        self.calls = 0
+
+    async def send(self, message: SmsMessage) -> Sent:
+        self.calls += 1
+        step = self.script.popleft() if self.script else "ok"
+        if step == "transient":
+            raise TransientError("503 from fake")
+        if step == "permanent":
+            raise PermanentError("invalid number")
+        if step == "hang":
+            await asyncio.sleep(10)
+        return Sent(message_id=f"{self.name}-{self.calls}")
+
+
+def chain(
+    *providers: Scripted, threshold: int = 3, cooldown: float = 60
+) -> ProviderChain[SmsMessage]:
+    return ProviderChain("sms", providers, Breakers(threshold=threshold, cooldown=cooldown))
+
+
+async def test_transient_failure_fails_over_to_the_next_provider() -> None:
+    first, second = Scripted("a", "transient"), Scripted("b")
+    result = await chain(first, second).send(MESSAGE)
+    assert result.outcome is Outcome.DELIVERED
+    assert [t.outcome for t in result.tries] == [Outcome.TRANSIENT, Outcome.DELIVERED]
+    assert result.decisive is not None and result.decisive.message_id == "b-1"
+
+
+async def test_permanent_failure_stops_the_chain() -> None:
+    first, second = Scripted("a", "permanent"), Scripted("b")
+    result = await chain(first, second).send(MESSAGE)
+    assert result.outcome is Outcome.PERMANENT
+    assert second.calls == 0
+    assert "invalid number" in result.error
+
+
+async def test_a_provider_that_hangs_times_out_as_transient() -> None:
+    result = await chain(Scripted("a", "hang"), Scripted("b")).send(MESSAGE)
+    assert result.tries[0].outcome is Outcome.TRANSIENT
+    assert "timed out" in result.tries[0].error
+    assert result.outcome is Outcome.DELIVERED
+
+
+async def test_every_provider_failing_is_transient() -> None:
+    result = await chain(Scripted("a", "transient"), Scripted("b", "transient")).send(MESSAGE)
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.error == "a: 503 from fake; b: 503 from fake"
+
+
+async def test_the_circuit_opens_skips_then_probes_and_closes() -> None:
+    changes: list[tuple[str, str]] = []
+
+    async def listener(name: str, state: str) -> None:
+        changes.append((name, state))
+
+    breakers = Breakers(threshold=2, cooldown=0.3, listener=listener)
+    flaky = Scripted("a", "transient", "transient")
+    backup = Scripted("b")
+    providers = ProviderChain("sms", [flaky, backup], breakers)
+    await providers.start()
+    for _ in range(2):
+        await providers.send(MESSAGE)
+    assert breakers.state("a") == OPEN
+    # Open: the provider is not called at all.
+    result = await providers.send(MESSAGE)
+    assert flaky.calls == 2
+    assert result.tries[0].outcome is Outcome.SKIPPED
+    assert result.tries[0].error == "circuit open"
+    assert result.outcome is Outcome.DELIVERED
+    await asyncio.sleep(0.35)
+    # After the cool-down one probe goes through; its success closes the circuit.
+    result = await providers.send(MESSAGE)
+    assert flaky.calls == 3
+    assert result.decisive is not None and result.decisive.provider == "a"
+    assert breakers.state("a") == CLOSED
+    assert ("a", OPEN) in changes
+    assert ("a", HALF_OPEN) in changes
+    assert changes[-1] == ("a", CLOSED)
+
+
+async def test_permanent_failures_do_not_open_the_circuit() -> None:
+    breakers = Breakers(threshold=2, cooldown=60)
+    provider = Scripted("a", "permanent", "permanent", "permanent")
+    providers = ProviderChain("sms", [provider], breakers)
+    for _ in range(3):
+        await providers.send(MESSAGE)
+    assert breakers.state("a") == CLOSED
+    assert provider.calls == 3
+
+
+async def test_no_time_left_in_the_lease_skips_providers() -> None:
+    provider = Scripted("a")
+    result = await chain(provider).send(MESSAGE, deadline=0.0)
+    assert provider.calls == 0
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.tries[0].error == "no time left"
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    policy = RetryPolicy(max_attempts=10, base=1.0, maximum=20.0)
+    for _ in range(50):
+        delays = [policy.delay(n) for n in range(1, 7)]
+        assert all(b > a for a, b in pairwise(delays[:5]))
+        assert 1.0 <= delays[0] <= 1.5
+        assert 8.0 <= delays[3] <= 8.5
+        assert delays[5] == 20.0
+    assert len({policy.delay(2) for _ in range(20)}) > 1
+
+
+def job(**fields: object) -> delivery_pb2.DeliveryJob:
+    base = delivery_pb2.DeliveryJob(
+        notification_id="n-1",
+        channel=common_pb2.CHANNEL_EMAIL,
+        route=[common_pb2.CHANNEL_EMAIL, common_pb2.CHANNEL_SMS],
+        route_index=0,
+        attempt=1,
+        generation=1,
+    )
+    for name, value in fields.items():
+        if name == "route":
+            del base.route[:]
+            base.route.extend(value)  # type: ignore[arg-type]
+        else:
+            setattr(base, name, value)
+    return base
+
+
+def hop(outcome: Outcome, error: str = "") -> HopResult:
+    return HopResult(outcome, datetime.now(UTC), error=error)
+
+
+POLICY = RetryPolicy(max_attempts=3, base=1.0, maximum=60.0)
+NOW = datetime.now(UTC)
+PENDING = common_pb2.NOTIFICATION_STATUS_PENDING
+
+
+def test_transient_failure_with_tries_left_is_retried_on_the_same_channel() -> None:
+    decision = decide(job=job(), hop=hop(Outcome.TRANSIENT, "503"), policy=POLICY, now=NOW)
+    assert decision.status == PENDING
+    assert decision.next_job is not None
+    assert (decision.next_job.channel, decision.next_job.attempt) == (common_pb2.CHANNEL_EMAIL, 2)
+    assert decision.next_job.last_error == "503"
+    assert 1.0 <= decision.next_delay <= 1.5
+
+
+def test_retries_used_up_move_to_the_next_channel() -> None:
+    decision = decide(job=job(attempt=3), hop=hop(Outcome.TRANSIENT, "503"), policy=POLICY, now=NOW)
+    assert decision.status == PENDING
+    assert decision.next_job is not None
+    assert decision.next_job.channel == common_pb2.CHANNEL_SMS
+    assert (decision.next_job.route_index, decision.next_job.attempt) == (1, 1)
+    assert decision.next_job.last_error == "503 (gave up after 3 tries)"
+    assert decision.next_delay == 0
+    assert decision.note == {"next_channel": "sms"}
+
+
+def test_the_deadline_ends_retries() -> None:
+    soon = job()
+    soon.deadline.FromDatetime(NOW + timedelta(seconds=0.5))
+    decision = decide(job=soon, hop=hop(Outcome.TRANSIENT, "503"), policy=POLICY, now=NOW)
+    assert decision.next_job is not None and decision.next_job.channel == common_pb2.CHANNEL_SMS
+
+
+def test_permanent_failure_is_not_retried() -> None:
+    decision = decide(job=job(), hop=hop(Outcome.PERMANENT, "invalid"), policy=POLICY, now=NOW)
+    assert decision.next_job is not None and decision.next_job.channel == common_pb2.CHANNEL_SMS
+
+
+def test_last_channel_failing_is_final() -> None:
+    last = job(channel=common_pb2.CHANNEL_SMS, route_index=1, last_error="email down")
+    decision = decide(job=last, hop=hop(Outcome.PERMANENT, "21211"), policy=POLICY, now=NOW)
+    assert decision.status == common_pb2.NOTIFICATION_STATUS_FAILED
+    assert decision.error == "21211"
+    assert decision.failed
+
+
+def test_preferences_off_everywhere_is_suppressed_not_failed() -> None:
+    first = decide(
+        job=job(), hop=skipped("email preference off", suppressed=True), policy=POLICY, now=NOW
+    )
+    assert first.next_job is not None
+    assert first.next_job.last_error == SUPPRESSED_PREFIX + "email preference off"
+    second = decide(
+        job=first.next_job,
+        hop=skipped("sms preference off", suppressed=True),
+        policy=POLICY,
+        now=NOW,
+    )
+    assert second.status == common_pb2.NOTIFICATION_STATUS_SUPPRESSED
+    assert second.error == "sms preference off"
+
+
+def test_a_real_failure_before_a_suppression_is_what_fails() -> None:
+    last = job(channel=common_pb2.CHANNEL_SMS, route_index=1, last_error="sendgrid: 503")
+    decision = decide(
+        job=last, hop=skipped("sms preference off", suppressed=True), policy=POLICY, now=NOW
+    )
+    assert decision.status == common_pb2.NOTIFICATION_STATUS_FAILED
+    assert decision.error == "sendgrid: 503"
+
+
+@pytest.mark.parametrize(
+    ("message_type", "priority", "critical"),
+    [
+        (common_pb2.MESSAGE_TYPE_ALERT, common_pb2.PRIORITY_LOW, True),
+        (common_pb2.MESSAGE_TYPE_TRANSACTIONAL, common_pb2.PRIORITY_HIGH, True),
+        (common_pb2.MESSAGE_TYPE_TRANSACTIONAL, common_pb2.PRIORITY_CRITICAL, True),
+        (common_pb2.MESSAGE_TYPE_MARKETING, common_pb2.PRIORITY_NORMAL, False),
+    ],
+)
+def test_critical_notifications(message_type: int, priority: int, critical: bool) -> None:
+    assert is_critical(job(message_type=message_type, priority=priority)) is critical

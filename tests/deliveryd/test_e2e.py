@@ -1,0 +1,505 @@
+"""End to end: userd, templated, the gateway and deliveryd email/sms/push as real processes
+on real PostgreSQL, Redis and RabbitMQ (a vhost of this module), the providers faked.
+
+A notification goes in through NotificationService.Send and is followed through
+GetNotification until its status is final, while the fakes show what the providers got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import aio_pika
+import grpc
+import orjson
+import pytest
+from google.protobuf import struct_pb2
+
+from herald.v1 import (
+    common_pb2,
+    delivery_pb2,
+    notification_pb2,
+    notification_pb2_grpc,
+    template_pb2,
+    template_pb2_grpc,
+    user_pb2,
+    user_pb2_grpc,
+)
+from mesh import amqp
+from tests.conftest import ServiceFactory
+from tests.deliveryd.conftest import Fakes
+from tests.deliveryd.fake_mesh import AlertWebhook
+from tests.fakes.base import wait_until
+from tests.support.infra import AMQP_HOST, AMQP_PASSWORD, AMQP_USER, Isolation, rabbitmqctl
+from tests.support.processes import ServiceProcess
+
+TEMPLATE = "e2e/welcome"
+ONESIGNAL_SUBSCRIPTION = "7f4d9c2e-1b3a-4e5f-9a8b-0c1d2e3f4a5b"
+DELIVERED = common_pb2.NOTIFICATION_STATUS_DELIVERED
+FAILED = common_pb2.NOTIFICATION_STATUS_FAILED
+OUTCOME = delivery_pb2.AttemptOutcome
+ROUTES = {"transactional": ["email", "sms"], "alert": ["email", "sms"], "marketing": []}
+
+
+@dataclass
+class Stack:
+    """Every process of the module, and the clients the tests use."""
+
+    factory: ServiceFactory
+    fakes: Fakes
+    amqp_url: str
+    userd: ServiceProcess
+    templated: ServiceProcess
+    gateway: ServiceProcess
+    worker_env: dict[str, str]
+    webhook: AlertWebhook
+    workers: dict[str, ServiceProcess] = field(default_factory=dict)
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    def stub(self, proc: ServiceProcess, stub: Any) -> Any:
+        channel = proc.channel()
+        self.channels.append(channel)
+        return stub(channel)
+
+    @property
+    def notifications(self) -> notification_pb2_grpc.NotificationServiceAsyncStub:
+        return self.stub(self.gateway, notification_pb2_grpc.NotificationServiceStub)  # type: ignore[no-any-return]
+
+    async def start_worker(self, channel: str, **overrides: str) -> ServiceProcess:
+        env = {**self.worker_env, **overrides}
+        proc = await asyncio.to_thread(self.factory, "deliveryd", channel, env=env)
+        self.workers[channel] = proc
+        return proc
+
+    async def stop_worker(self, channel: str) -> None:
+        proc = self.workers.pop(channel)
+        assert await asyncio.to_thread(proc.stop) == 0
+
+    @contextlib.asynccontextmanager
+    async def replaced_worker(self, channel: str, **overrides: str) -> AsyncIterator[None]:
+        """Runs the test with another configuration of the channel's worker (and only it)."""
+        await self.stop_worker(channel)
+        try:
+            yield
+        finally:
+            if channel in self.workers:
+                proc = self.workers.pop(channel)
+                try:
+                    await asyncio.to_thread(proc.stop)
+                except AssertionError:
+                    proc.kill()
+            await self.start_worker(channel)
+
+    async def create_user(self, **fields: Any) -> user_pb2.User:
+        users = self.stub(self.userd, user_pb2_grpc.UserServiceStub)
+        values: dict[str, Any] = {
+            "name": "Ada",
+            "email": f"ada.{uuid.uuid4().hex[:8]}@example.com",
+            "phone": "+14155550100",
+            "password": "correct horse battery staple",
+        }
+        values.update(fields)
+        answer = await users.CreateUser(user_pb2.CreateUserRequest(**values), timeout=10)
+        return answer.user  # type: ignore[no-any-return]
+
+    async def send(
+        self,
+        user: user_pb2.User,
+        channel: int = common_pb2.CHANNEL_EMAIL,
+        **fields: Any,
+    ) -> str:
+        variables = struct_pb2.Struct()
+        variables.update({"name": "Ada"})
+        request = notification_pb2.SendRequest(
+            user_id=user.id,
+            channel=channel,  # type: ignore[arg-type]
+            template_code=TEMPLATE,
+            variables=variables,
+            request_id=f"e2e-{uuid.uuid4().hex}",
+            **fields,
+        )
+        answer = await self.notifications.Send(request, timeout=10)
+        return answer.notification_id
+
+    async def notification(self, notification_id: str) -> notification_pb2.Notification:
+        answer = await self.notifications.GetNotification(
+            notification_pb2.GetNotificationRequest(id=notification_id), timeout=10
+        )
+        return answer.notification
+
+    async def settled(
+        self, notification_id: str, status: int = DELIVERED, timeout: float = 45
+    ) -> notification_pb2.Notification:
+        """Waits until the notification has `status`; returns it with its trail."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = await self.notification(notification_id)
+            if found.status == status:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{notification_id} is {found.status}, not {status}: {found}")
+            await asyncio.sleep(0.1)
+
+    async def dead_letters(self) -> list[delivery_pb2.DeliveryJob]:
+        connection = await aio_pika.connect(self.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.get_queue(amqp.FAILED_QUEUE)
+            jobs = []
+            while (message := await queue.get(no_ack=True, fail=False)) is not None:
+                jobs.append(delivery_pb2.DeliveryJob.FromString(message.body))
+            return jobs
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    service_factory: ServiceFactory, isolation: Isolation, session_fakes: Fakes
+) -> AsyncIterator[Stack]:
+    vhost = f"{isolation.vhost}-dlv-e2e"
+    await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
+    await asyncio.to_thread(
+        rabbitmqctl, "set_permissions", "-p", vhost, AMQP_USER, ".*", ".*", ".*"
+    )
+    amqp_url = f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(vhost, safe='')}"
+    webhook = AlertWebhook()
+    await webhook.start()
+    userd = await asyncio.to_thread(
+        service_factory,
+        "userd",
+        env={"HERALD_USERD_DATABASE": isolation.database("users_dlv")},
+    )
+    templated = await asyncio.to_thread(
+        service_factory,
+        "templated",
+        env={"HERALD_TEMPLATED_DATABASE": isolation.database("templates_dlv")},
+    )
+    gateway = await asyncio.to_thread(
+        service_factory,
+        "gateway",
+        env={
+            "HERALD_USERD_ADDR": userd.address,
+            "HERALD_TEMPLATED_ADDR": templated.address,
+            "HERALD_AMQP_URL": amqp_url,
+            "HERALD_GATEWAY_DATABASE": isolation.database("notifications_dlv"),
+            "HERALD_OUTBOX_GRACE_SECONDS": "1",
+            "HERALD_OUTBOX_INTERVAL_SECONDS": "0.2",
+            "HERALD_ROUTE_POLICY": json.dumps(ROUTES),
+            "HERALD_DELIVERY_DEADLINE_SECONDS": "600",
+        },
+    )
+    worker_env = {
+        **session_fakes.env(
+            email="sendgrid,mailgun,smtp", sms="twilio", push="fcm,onesignal,webpush"
+        ),
+        "HERALD_AMQP_URL": amqp_url,
+        "HERALD_GATEWAY_ADDR": gateway.address,
+        "HERALD_USERD_ADDR": userd.address,
+        "HERALD_DELIVERYD_LEASE_SECONDS": "4",
+        "HERALD_DELIVERYD_BACKOFF_BASE_SECONDS": "0.3",
+        "HERALD_DELIVERYD_BACKOFF_MAX_SECONDS": "3",
+        "HERALD_DELIVERYD_BREAKER_THRESHOLD": "50",
+        "HERALD_EMAIL_MAX_ATTEMPTS": "3",
+        "HERALD_SMS_MAX_ATTEMPTS": "2",
+        "HERALD_PUSH_MAX_ATTEMPTS": "2",
+        "HERALD_ALERT_WEBHOOK_URL": f"{webhook.url}/alerts",
+    }
+    built = Stack(
+        service_factory, session_fakes, amqp_url, userd, templated, gateway, worker_env, webhook
+    )
+    templates = built.stub(templated, template_pb2_grpc.TemplateServiceStub)
+    await templates.CreateTemplate(
+        template_pb2.CreateTemplateRequest(
+            code=TEMPLATE,
+            name="Welcome",
+            default_language="en",
+            contents=[
+                template_pb2.LocalizedContent(
+                    language="en",
+                    email=template_pb2.EmailContent(
+                        subject="Hello {{ name }}",
+                        html_body="<p>Welcome, <b>{{ name }}</b>!</p>",
+                        text_body="Welcome, {{ name }}!",
+                    ),
+                    sms=template_pb2.SmsContent(text="Hi {{ name }}, welcome"),
+                    push=template_pb2.PushContent(
+                        title="Welcome", body="Hi {{ name }}", data={"screen": "home"}
+                    ),
+                )
+            ],
+            author="tests@example.com",
+        ),
+        timeout=10,
+    )
+    for channel in ("email", "sms", "push"):
+        await built.start_worker(channel)
+    yield built
+    for channel in list(built.workers):
+        await built.stop_worker(channel)
+    for proc in (gateway, templated, userd):
+        await asyncio.to_thread(proc.stop)
+    for grpc_channel in built.channels:
+        await grpc_channel.close()
+    await webhook.stop()
+    await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
+
+
+@pytest.fixture
+async def e2e(stack: Stack, fakes: Fakes) -> Stack:
+    stack.webhook.reset()
+    await stack.dead_letters()
+    return stack
+
+
+def trail(notification: notification_pb2.Notification) -> list[tuple[int, int, str, int]]:
+    return [(a.channel, a.attempt, a.provider, a.outcome) for a in notification.attempts]
+
+
+async def test_email_reaches_sendgrid_rendered_and_is_delivered(e2e: Stack, fakes: Fakes) -> None:
+    user = await e2e.create_user()
+    nid = await e2e.send(user)
+    done = await e2e.settled(nid)
+    [mail] = fakes.sendgrid.deliveries
+    assert mail["to"] == user.email
+    assert (mail["subject"], mail["html"], mail["text"]) == (
+        "Hello Ada",
+        "<p>Welcome, <b>Ada</b>!</p>",
+        "Welcome, Ada!",
+    )
+    assert done.delivered_provider == "sendgrid"
+    assert done.provider_message_id == mail["message_id"]
+    assert trail(done) == [
+        (common_pb2.CHANNEL_EMAIL, 1, "sendgrid", OUTCOME.ATTEMPT_OUTCOME_DELIVERED)
+    ]
+
+
+async def test_sms_reaches_twilio(e2e: Stack, fakes: Fakes) -> None:
+    user = await e2e.create_user(phone="+5511987654321")
+    nid = await e2e.send(user, common_pb2.CHANNEL_SMS)
+    done = await e2e.settled(nid)
+    [sms] = fakes.twilio.deliveries
+    assert (sms["to"], sms["body"]) == ("+5511987654321", "Hi Ada, welcome")
+    assert (done.delivered_provider, done.provider_message_id) == ("twilio", sms["sid"])
+
+
+async def test_push_reaches_fcm_onesignal_and_webpush(e2e: Stack, fakes: Fakes) -> None:
+    subscription = fakes.webpush.subscribe()
+    user = await e2e.create_user(
+        preferences=user_pb2.Preferences(push=True),
+        push_targets=[
+            user_pb2.PushTarget(platform=common_pb2.PUSH_PLATFORM_FCM, token="fcm-e2e-token"),
+            user_pb2.PushTarget(platform=common_pb2.PUSH_PLATFORM_ONESIGNAL, token=ONESIGNAL_SUBSCRIPTION),
+            user_pb2.PushTarget(
+                platform=common_pb2.PUSH_PLATFORM_WEBPUSH,
+                web_push=user_pb2.WebPushSubscription(
+                    endpoint=subscription.endpoint,
+                    p256dh=subscription.p256dh,
+                    auth=subscription.auth,
+                ),
+            ),
+        ],
+    )
+    nid = await e2e.send(user, common_pb2.CHANNEL_PUSH)
+    done = await e2e.settled(nid)
+    [fcm] = fakes.fcm.deliveries
+    assert (fcm["token"], fcm["title"], fcm["body"]) == ("fcm-e2e-token", "Welcome", "Hi Ada")
+    [onesignal] = fakes.onesignal.deliveries
+    assert (onesignal["subscription_id"], onesignal["body"]) == (ONESIGNAL_SUBSCRIPTION, "Hi Ada")
+    [web] = fakes.webpush.deliveries
+    assert (web["payload"]["title"], web["payload"]["body"]) == ("Welcome", "Hi Ada")
+    assert set(done.delivered_provider.split(",")) == {"fcm", "onesignal", "webpush"}
+    for message_id in (fcm["name"], onesignal["id"]):
+        assert message_id in done.provider_message_id
+
+
+async def test_sendgrid_failing_goes_to_mailgun_then_smtp(e2e: Stack, fakes: Fakes) -> None:
+    user = await e2e.create_user()
+    fakes.sendgrid.fail_always(status=503)
+    first = await e2e.settled(await e2e.send(user))
+    [mail] = fakes.mailgun.deliveries
+    assert (mail["to"], mail["subject"], mail["text"]) == (user.email, "Hello Ada", "Welcome, Ada!")
+    assert (first.delivered_provider, first.provider_message_id) == ("mailgun", mail["message_id"])
+    fakes.mailgun.fail_always(status=500)
+    second = await e2e.settled(await e2e.send(user))
+    [smtp] = fakes.smtp.deliveries
+    assert smtp["to"] == [user.email]
+    assert (smtp["subject"], smtp["text"].strip()) == ("Hello Ada", "Welcome, Ada!")
+    assert smtp["html"].strip() == "<p>Welcome, <b>Ada</b>!</p>"
+    assert (second.delivered_provider, second.provider_message_id) == ("smtp", smtp["message_id"])
+    assert not fakes.sendgrid.deliveries
+
+
+async def test_every_email_provider_failing_is_delivered_by_sms(e2e: Stack, fakes: Fakes) -> None:
+    user = await e2e.create_user()
+    for fake in (fakes.sendgrid, fakes.mailgun):
+        fake.fail_always(status=503)
+    await fakes.smtp.refuse()
+    done = await e2e.settled(await e2e.send(user))
+    [sms] = fakes.twilio.deliveries
+    assert sms["body"] == "Hi Ada, welcome"
+    assert done.delivered_channel == common_pb2.CHANNEL_SMS
+    transient = OUTCOME.ATTEMPT_OUTCOME_TRANSIENT_FAILURE
+    assert [(a.channel, a.attempt, a.outcome) for a in done.attempts] == [
+        (common_pb2.CHANNEL_EMAIL, 1, transient),
+        (common_pb2.CHANNEL_EMAIL, 2, transient),
+        (common_pb2.CHANNEL_EMAIL, 3, transient),
+        (common_pb2.CHANNEL_SMS, 1, OUTCOME.ATTEMPT_OUTCOME_DELIVERED),
+    ]
+    why = done.attempts[2]
+    assert "sendgrid" in why.error and "mailgun" in why.error and "smtp" in why.error
+    assert orjson.loads(why.detail)["next_channel"] == "sms"
+
+
+async def test_everything_failing_fails_alerts_and_retry_delivers_later(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    user = await e2e.create_user()
+    for fake in (fakes.sendgrid, fakes.mailgun, fakes.twilio):
+        fake.fail_always(status=503)
+    await fakes.smtp.refuse()
+    nid = await e2e.send(user, message_type=common_pb2.MESSAGE_TYPE_ALERT)
+    failed = await e2e.settled(nid, FAILED)
+    assert "twilio" in failed.status_reason
+    dead: list[delivery_pb2.DeliveryJob] = []
+
+    async def dead_lettered() -> bool:
+        dead.extend(await e2e.dead_letters())
+        return bool(dead)
+
+    await wait_until(dead_lettered)
+    assert [j.notification_id for j in dead] == [nid]
+    await wait_until(lambda: e2e.webhook.deliveries)
+    [alert] = e2e.webhook.deliveries
+    assert (alert["notification_id"], alert["error"]) == (nid, failed.status_reason)
+
+    await fakes.reset()
+    notifications = e2e.notifications
+    await notifications.Retry(
+        notification_pb2.RetryRequest(id=nid, requested_by="ops@example.com", reason="back up"),
+        timeout=10,
+    )
+    done = await e2e.settled(nid)
+    assert done.delivered_provider == "sendgrid"
+    assert done.attempts[-1].generation == 2
+    assert len(fakes.sendgrid.deliveries) == 1
+
+
+async def test_transient_failures_are_retried_with_growing_delays(e2e: Stack, fakes: Fakes) -> None:
+    user = await e2e.create_user()
+    fakes.sendgrid.fail_next(2, status=503)
+    fakes.mailgun.fail_next(2, status=502)
+    fakes.smtp.fail_next(2)
+    done = await e2e.settled(await e2e.send(user))
+    assert [(a.attempt, a.outcome) for a in done.attempts] == [
+        (1, OUTCOME.ATTEMPT_OUTCOME_TRANSIENT_FAILURE),
+        (2, OUTCOME.ATTEMPT_OUTCOME_TRANSIENT_FAILURE),
+        (3, OUTCOME.ATTEMPT_OUTCOME_DELIVERED),
+    ]
+    delays = [orjson.loads(a.detail)["retry_in_seconds"] for a in done.attempts[:2]]
+    assert 0 < delays[0] < delays[1]
+    starts = [a.start_time.ToDatetime() for a in done.attempts]
+    assert (starts[1] - starts[0]).total_seconds() >= delays[0]
+    assert (starts[2] - starts[1]).total_seconds() >= delays[1]
+    assert len(fakes.sendgrid.deliveries) == 1
+
+
+async def test_a_permanent_failure_is_not_retried(e2e: Stack, fakes: Fakes) -> None:
+    user = await e2e.create_user()
+    fakes.sendgrid.invalid_recipients.add(user.email)
+    done = await e2e.settled(await e2e.send(user))
+    assert [(a.channel, a.attempt, a.outcome) for a in done.attempts] == [
+        (common_pb2.CHANNEL_EMAIL, 1, OUTCOME.ATTEMPT_OUTCOME_PERMANENT_FAILURE),
+        (common_pb2.CHANNEL_SMS, 1, OUTCOME.ATTEMPT_OUTCOME_DELIVERED),
+    ]
+    assert len(fakes.sendgrid.requests) == 1
+    assert not fakes.mailgun.requests
+
+
+async def test_the_circuit_opens_and_closes_after_recovery(e2e: Stack, fakes: Fakes) -> None:
+    async with e2e.replaced_worker(
+        "email",
+        HERALD_DELIVERYD_BREAKER_THRESHOLD="2",
+        HERALD_DELIVERYD_BREAKER_COOLDOWN_SECONDS="2",
+    ):
+        await e2e.start_worker(
+            "email",
+            HERALD_DELIVERYD_BREAKER_THRESHOLD="2",
+            HERALD_DELIVERYD_BREAKER_COOLDOWN_SECONDS="2",
+        )
+        user = await e2e.create_user()
+        fakes.sendgrid.fail_always(status=None, delay=5)
+
+        async def provider() -> str:
+            done = await e2e.settled(await e2e.send(user))
+            return done.delivered_provider
+
+        assert [await provider() for _ in range(2)] == ["mailgun", "mailgun"]
+        skipped_from = len(fakes.sendgrid.requests)
+        assert [await provider() for _ in range(3)] == ["mailgun"] * 3
+        assert len(fakes.sendgrid.requests) == skipped_from == 2
+        fakes.sendgrid.heal()
+        await asyncio.sleep(2.2)
+        assert await provider() == "sendgrid"
+        assert await provider() == "sendgrid"
+
+
+async def test_the_same_job_delivered_twice_reaches_the_provider_once(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    user = await e2e.create_user()
+    async with e2e.replaced_worker("email"):
+        nid = await e2e.send(user)
+        connection = await aio_pika.connect(e2e.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.get_queue(amqp.queue_name("email"))
+            message = None
+
+            async def queued() -> bool:
+                nonlocal message
+                message = await queue.get(fail=False)
+                return message is not None
+
+            await wait_until(queued)
+            assert message is not None
+            exchange = await channel.get_exchange(amqp.EXCHANGE)
+            for _ in range(2):
+                await exchange.publish(
+                    aio_pika.Message(message.body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key="email",
+                )
+            await message.ack()
+        await e2e.start_worker("email")
+        await e2e.settled(nid)
+        await wait_until(lambda: len(fakes.sendgrid.requests) >= 1)
+        await asyncio.sleep(1)
+    assert len(fakes.sendgrid.deliveries) == 1
+
+
+async def test_a_worker_killed_mid_delivery_delivers_each_once(e2e: Stack, fakes: Fakes) -> None:
+    user = await e2e.create_user()
+    overrides = {
+        "HERALD_EMAIL_PROVIDERS": "smtp",
+        "HERALD_SMTP_TIMEOUT": "2",
+        "HERALD_DELIVERYD_LEASE_SECONDS": "3",
+    }
+    async with e2e.replaced_worker("email"):
+        victim = await e2e.start_worker("email", **overrides)
+        fakes.smtp.stall_ehlo(30)
+        nids = [await e2e.send(user) for _ in range(3)]
+        await wait_until(lambda: fakes.smtp.connections >= 3)
+        victim.kill()
+        e2e.workers.pop("email")
+        fakes.smtp.stall_ehlo(0)
+        await e2e.start_worker("email", **overrides)
+        for nid in nids:
+            await e2e.settled(nid)
+    ids = sorted(d["message_id"] for d in fakes.smtp.deliveries)
+    assert ids == sorted(f"<{nid}.1.email@herald.test>" for nid in nids)

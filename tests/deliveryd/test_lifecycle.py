@@ -1,0 +1,222 @@
+"""A worker's life: the sandbox default, circuit breakers seen from outside, SIGTERM with
+jobs in flight, and SIGKILL mid-delivery (redelivery, lease takeover, duplicates).
+
+Each test has its own vhost and its own worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import orjson
+import pytest
+
+from herald.v1 import common_pb2, status_pb2, user_pb2
+from mesh.health import NOT_SERVING, SERVING
+from tests.conftest import ServiceFactory
+from tests.deliveryd.conftest import Fakes
+from tests.deliveryd.harness import DELIVERED, Harness, make_job, make_user
+from tests.fakes.base import wait_until
+from tests.support.processes import ServiceProcess, health_status
+
+Spawn = Callable[[str, dict[str, str]], Awaitable[ServiceProcess]]
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    opened = await Harness.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def start(service_factory: ServiceFactory, harness: Harness) -> AsyncIterator[Spawn]:
+    """Starts workers for this test; whatever still runs at its end is stopped."""
+    started: list[ServiceProcess] = []
+
+    async def spawn(channel: str, env: dict[str, str]) -> ServiceProcess:
+        proc = await asyncio.to_thread(service_factory, "deliveryd", channel, env=env)
+        started.append(proc)
+        return proc
+
+    yield spawn
+    for proc in started:
+        try:
+            await asyncio.to_thread(proc.stop)
+        except AssertionError:
+            proc.kill()
+
+
+def claims_of(harness: Harness, notification_id: str) -> list[int]:
+    return [r for c, r in harness.mesh.status.claims if c.notification_id == notification_id]
+
+
+async def test_the_sandbox_is_the_default_and_keeps_the_exact_message(
+    harness: Harness, start: Spawn, fakes: Fakes
+) -> None:
+    env = harness.env(fakes)
+    for name in ("HERALD_EMAIL_PROVIDERS", "HERALD_SMS_PROVIDERS", "HERALD_PUSH_PROVIDERS"):
+        env.pop(name, None)
+    worker = await start("email", env)
+    user = make_user()
+    harness.mesh.users.users[user.id] = user
+    nid = await harness.send(make_job(user))
+    await wait_until(lambda: harness.mesh.status.status(nid) == DELIVERED)
+    [report] = harness.mesh.status.reports(nid)
+    attempt = report.attempt
+    assert attempt.provider == "sandbox"
+    assert attempt.provider_message_id.startswith("sandbox-")
+    assert orjson.loads(attempt.detail)["sandbox"] == {
+        "to": "ana@example.com",
+        "subject": "Welcome, Ana",
+        "html": "<p>Hello <b>Ana</b></p>",
+        "text": "Hello Ana",
+    }
+    assert not fakes.sendgrid.requests
+    assert await asyncio.to_thread(worker.stop) == 0
+
+
+async def test_the_circuit_opens_skips_the_provider_and_closes_after_recovery(
+    harness: Harness, start: Spawn, fakes: Fakes
+) -> None:
+    env = {
+        **harness.env(fakes, email="sendgrid,mailgun"),
+        "HERALD_DELIVERYD_BREAKER_THRESHOLD": "2",
+        "HERALD_DELIVERYD_BREAKER_COOLDOWN_SECONDS": "2",
+    }
+    worker = await start("email", env)
+    metrics_url = f"http://127.0.0.1:{env.get('HERALD_DELIVERYD_EMAIL_METRICS_PORT') or worker.env['HERALD_DELIVERYD_EMAIL_METRICS_PORT']}/metrics"  # noqa: E501
+    user = make_user()
+    harness.mesh.users.users[user.id] = user
+
+    async def deliver() -> str:
+        nid = await harness.send(make_job(user))
+        await wait_until(lambda: harness.mesh.status.status(nid) == DELIVERED)
+        return harness.mesh.status.reports(nid)[-1].attempt.provider
+
+    async def circuit() -> tuple[int | None, str]:
+        health = await asyncio.to_thread(
+            health_status, worker.grpc_port, "herald.provider.sendgrid"
+        )
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(metrics_url)).text
+        gauge = next(
+            line
+            for line in text.splitlines()
+            if line.startswith('herald_circuit_state{provider="sendgrid"}')
+        )
+        return health, gauge.split()[-1]
+
+    assert await circuit() == (SERVING, "0.0")
+    # SendGrid hangs: each send waits for its timeout, then Mailgun delivers.
+    fakes.sendgrid.fail_always(status=None, delay=5)
+    assert [await deliver() for _ in range(2)] == ["mailgun", "mailgun"]
+    assert await circuit() == (NOT_SERVING, "2.0")
+    # Open: the next notifications go straight to Mailgun; SendGrid is not called.
+    assert [await deliver() for _ in range(3)] == ["mailgun"] * 3
+    assert len(fakes.sendgrid.requests) == 2
+    # SendGrid recovers; after the cool-down a probe goes through and closes the circuit.
+    fakes.sendgrid.heal()
+    await asyncio.sleep(2.2)
+    assert await deliver() == "sendgrid"
+    assert await circuit() == (SERVING, "0.0")
+    assert await deliver() == "sendgrid"
+    assert await asyncio.to_thread(worker.stop) == 0
+
+
+async def test_sigterm_finishes_jobs_in_flight_and_exits_zero(
+    harness: Harness, start: Spawn, fakes: Fakes
+) -> None:
+    worker = await start("email", harness.env(fakes, email="sendgrid"))
+    user = make_user()
+    harness.mesh.users.users[user.id] = user
+    fakes.sendgrid.delay_next(4, seconds=0.6)
+    nids = [await harness.send(make_job(user)) for _ in range(4)]
+    await wait_until(lambda: len(fakes.sendgrid.requests) == 4)
+    assert await asyncio.to_thread(worker.stop) == 0
+    assert [harness.mesh.status.status(n) for n in nids] == [DELIVERED] * 4
+    assert len(fakes.sendgrid.deliveries) == 4
+    assert "Traceback" not in worker.logs()
+
+
+async def test_sigkill_mid_delivery_redelivers_and_delivers_exactly_once(
+    harness: Harness, start: Spawn, fakes: Fakes
+) -> None:
+    """Killed while connected to the SMTP server, before any message was handed over."""
+    env = {**harness.env(fakes, email="smtp"), "HERALD_SMTP_TIMEOUT": "2"}
+    env["HERALD_DELIVERYD_LEASE_SECONDS"] = "3"
+    worker = await start("email", env)
+    user = make_user()
+    harness.mesh.users.users[user.id] = user
+    fakes.smtp.stall_ehlo(30)
+    nids = [await harness.send(make_job(user)) for _ in range(3)]
+    await wait_until(lambda: fakes.smtp.connections == 3)
+    worker.kill()
+    fakes.smtp.stall_ehlo(0)
+    replacement = await start("email", env)
+    for nid in nids:
+        await wait_until(lambda nid=nid: harness.mesh.status.status(nid) == DELIVERED)
+        # The redelivered job waited for the dead worker's lease, then took it over.
+        assert claims_of(harness, nid) == [
+            status_pb2.CLAIM_RESULT_GRANTED,
+            status_pb2.CLAIM_RESULT_LEASED,
+            status_pb2.CLAIM_RESULT_GRANTED,
+        ]
+    delivered_ids = sorted(d["message_id"] for d in fakes.smtp.deliveries)
+    assert delivered_ids == sorted(f"<{n}.1.email@herald.test>" for n in nids)
+    assert await asyncio.to_thread(replacement.stop) == 0
+
+
+async def test_sigkill_after_onesignal_took_the_message_sends_it_once(
+    harness: Harness, start: Spawn, fakes: Fakes
+) -> None:
+    """Killed while OneSignal was processing: the takeover re-sends with the same
+    idempotency key, and OneSignal answers with the first result instead of sending."""
+    env = {**harness.env(fakes, push="onesignal"), "HERALD_ONESIGNAL_TIMEOUT": "2"}
+    env["HERALD_DELIVERYD_LEASE_SECONDS"] = "3"
+    worker = await start("push", env)
+    target = user_pb2.PushTarget(
+        id="t-os", platform=common_pb2.PUSH_PLATFORM_ONESIGNAL, token="sub-1"
+    )
+    user = make_user(push_targets=[target])
+    harness.mesh.users.users[user.id] = user
+    fakes.onesignal.delay_next(3, seconds=1.5)
+    nids = [await harness.send(make_job(user, route=("push",))) for _ in range(3)]
+    await wait_until(lambda: len(fakes.onesignal.requests) == 3)
+    worker.kill()
+    await wait_until(lambda: len(fakes.onesignal.deliveries) == 3)
+    replacement = await start("push", env)
+    for nid in nids:
+        await wait_until(lambda nid=nid: harness.mesh.status.status(nid) == DELIVERED)
+        [report] = harness.mesh.status.reports(nid)
+        assert orjson.loads(report.attempt.detail)["devices"][0]["outcome"] == "delivered"
+    # Each notification was sent twice to OneSignal, and delivered once.
+    assert len(fakes.onesignal.requests) == 6
+    assert len(fakes.onesignal.deliveries) == 3
+    assert len({d["idempotency_key"] for d in fakes.onesignal.deliveries}) == 3
+    assert await asyncio.to_thread(replacement.stop) == 0
+
+
+async def test_sigkill_after_sendgrid_took_the_message_is_a_marked_duplicate(
+    harness: Harness, start: Spawn, fakes: Fakes
+) -> None:
+    """The limit of at-least-once: SendGrid has no idempotency key. A worker killed after
+    SendGrid accepted the message but before the report leaves a send the takeover repeats;
+    both copies carry the same `herald_key`, so the duplicate is identifiable downstream."""
+    env = harness.env(fakes, email="sendgrid")
+    env["HERALD_DELIVERYD_LEASE_SECONDS"] = "3"
+    env["HERALD_SENDGRID_TIMEOUT"] = "2"
+    worker = await start("email", env)
+    user = make_user()
+    harness.mesh.users.users[user.id] = user
+    fakes.sendgrid.delay_next(1, seconds=1.5)
+    nid = await harness.send(make_job(user))
+    await wait_until(lambda: len(fakes.sendgrid.requests) == 1)
+    worker.kill()
+    replacement = await start("email", env)
+    await wait_until(lambda: harness.mesh.status.status(nid) == DELIVERED)
+    keys = [d["custom_args"]["herald_key"] for d in fakes.sendgrid.deliveries]
+    assert keys == [f"{nid}:1:email", f"{nid}:1:email"]
+    assert await asyncio.to_thread(replacement.stop) == 0

@@ -1,0 +1,447 @@
+"""Each provider class against its fake, with the real SDK on the wire.
+
+Success carries the exact message and the provider's id; failures are classified:
+transient (5xx, 429, timeouts, refused connections, rejected credentials) or permanent
+(invalid recipient, rejected content), and gone push targets as such.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from deliveryd.providers.base import (
+    EmailMessage,
+    PermanentError,
+    Platform,
+    PushDevice,
+    PushMessage,
+    SmsMessage,
+    TargetGone,
+    TransientError,
+)
+from deliveryd.providers.email.mailgun import MailgunProvider
+from deliveryd.providers.email.sendgrid import SendGridProvider
+from deliveryd.providers.email.smtp import SmtpProvider
+from deliveryd.providers.push.fcm import FcmProvider
+from deliveryd.providers.push.onesignal import OneSignalProvider
+from deliveryd.providers.push.webpush import WebPushProvider
+from deliveryd.providers.sandbox import SandboxProvider
+from deliveryd.providers.sms.twilio import TwilioProvider
+from tests.deliveryd.conftest import Fakes
+
+SENDER = "Herald <no-reply@herald.test>"
+TIMEOUT = 0.5
+
+
+def email(to: str = "jane@example.com") -> EmailMessage:
+    return EmailMessage(
+        to=to,
+        subject="Welcome, Jane",
+        html="<p>Hello <b>Jane</b></p>",
+        text="Hello Jane",
+        key="n-1:1:email",
+        notification_id="n-1",
+    )
+
+
+def sms(to: str = "+5511987654321") -> SmsMessage:
+    return SmsMessage(to=to, text="Your code is 1234", key="n-2:1:sms", notification_id="n-2")
+
+
+def push(device: PushDevice, key: str = "n-3:1:push") -> PushMessage:
+    return PushMessage(
+        device=device,
+        title="Hi",
+        body="You have mail",
+        data={"kind": "inbox"},
+        key=key,
+        notification_id="n-3",
+    )
+
+
+# --- SendGrid --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sendgrid(fakes: Fakes) -> SendGridProvider:
+    return SendGridProvider(
+        api_key=fakes.sendgrid.api_key, base_url=fakes.sendgrid.url, sender=SENDER, timeout=TIMEOUT
+    )
+
+
+async def test_sendgrid_sends_the_exact_message(fakes: Fakes, sendgrid: SendGridProvider) -> None:
+    sent = await sendgrid.send(email())
+    [delivery] = fakes.sendgrid.deliveries
+    assert sent.message_id == delivery["message_id"]
+    assert delivery["to"] == "jane@example.com"
+    assert delivery["from"] == "no-reply@herald.test"
+    assert (delivery["subject"], delivery["text"], delivery["html"]) == (
+        "Welcome, Jane",
+        "Hello Jane",
+        "<p>Hello <b>Jane</b></p>",
+    )
+    assert delivery["custom_args"]["herald_key"] == "n-1:1:email"
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+async def test_sendgrid_server_errors_are_transient(
+    fakes: Fakes, sendgrid: SendGridProvider, status: int
+) -> None:
+    fakes.sendgrid.fail_next(status=status)
+    with pytest.raises(TransientError) as caught:
+        await sendgrid.send(email())
+    assert caught.value.status == status
+    assert not fakes.sendgrid.deliveries
+
+
+async def test_sendgrid_invalid_recipient_is_permanent(
+    fakes: Fakes, sendgrid: SendGridProvider
+) -> None:
+    fakes.sendgrid.invalid_recipients.add("nobody@example.com")
+    with pytest.raises(PermanentError) as caught:
+        await sendgrid.send(email("nobody@example.com"))
+    assert caught.value.status == 400
+
+
+async def test_sendgrid_rejected_key_is_transient(fakes: Fakes) -> None:
+    provider = SendGridProvider(
+        api_key="SG.wrong", base_url=fakes.sendgrid.url, sender=SENDER, timeout=TIMEOUT
+    )
+    with pytest.raises(TransientError, match="credentials"):
+        await provider.send(email())
+
+
+async def test_sendgrid_timeout_and_refusal_are_transient(
+    fakes: Fakes, sendgrid: SendGridProvider
+) -> None:
+    fakes.sendgrid.delay_next(1, seconds=TIMEOUT * 3)
+    with pytest.raises(TransientError, match="timed out"):
+        await sendgrid.send(email())
+    await fakes.sendgrid.refuse()
+    with pytest.raises(TransientError, match="unreachable"):
+        await sendgrid.send(email())
+
+
+# --- Mailgun ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def mailgun(fakes: Fakes) -> AsyncIterator[MailgunProvider]:
+    provider = MailgunProvider(
+        api_key=fakes.mailgun.api_key,
+        domain=fakes.mailgun.domain,
+        base_url=fakes.mailgun.url,
+        sender=SENDER,
+        timeout=TIMEOUT,
+    )
+    yield provider
+    await provider.close()
+
+
+async def test_mailgun_sends_the_exact_message(fakes: Fakes, mailgun: MailgunProvider) -> None:
+    sent = await mailgun.send(email())
+    [delivery] = fakes.mailgun.deliveries
+    assert sent.message_id == delivery["message_id"]
+    assert (delivery["to"], delivery["from"], delivery["subject"]) == (
+        "jane@example.com",
+        SENDER,
+        "Welcome, Jane",
+    )
+    assert (delivery["text"], delivery["html"]) == ("Hello Jane", "<p>Hello <b>Jane</b></p>")
+    assert delivery["variables"]["herald_key"] == "n-1:1:email"
+
+
+async def test_mailgun_classifies_failures(fakes: Fakes, mailgun: MailgunProvider) -> None:
+    fakes.mailgun.fail_next(status=502)
+    with pytest.raises(TransientError):
+        await mailgun.send(email())
+    fakes.mailgun.invalid_recipients.add("bad@example.com")
+    with pytest.raises(PermanentError):
+        await mailgun.send(email("bad@example.com"))
+    fakes.mailgun.delay_next(1, seconds=TIMEOUT * 3)
+    with pytest.raises(TransientError, match="timed out"):
+        await mailgun.send(email())
+    await fakes.mailgun.refuse()
+    with pytest.raises(TransientError, match="unreachable"):
+        await mailgun.send(email())
+    assert not fakes.mailgun.deliveries
+
+
+# --- SMTP ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp(fakes: Fakes) -> SmtpProvider:
+    return SmtpProvider(
+        host="127.0.0.1",
+        port=fakes.smtp.port,
+        username=None,
+        password=None,
+        start_tls=False,
+        sender=SENDER,
+        timeout=TIMEOUT,
+    )
+
+
+async def test_smtp_sends_the_exact_message(fakes: Fakes, smtp: SmtpProvider) -> None:
+    sent = await smtp.send(email())
+    [delivery] = fakes.smtp.deliveries
+    assert delivery["to"] == ["jane@example.com"]
+    assert delivery["mail_from"] == "no-reply@herald.test"
+    assert delivery["subject"] == "Welcome, Jane"
+    assert delivery["text"].strip() == "Hello Jane"
+    assert delivery["html"].strip() == "<p>Hello <b>Jane</b></p>"
+    assert sent.message_id == delivery["message_id"] == "<n-1.1.email@herald.test>"
+
+
+async def test_smtp_classifies_failures(fakes: Fakes, smtp: SmtpProvider) -> None:
+    fakes.smtp.invalid_recipients.add("ghost@example.com")
+    with pytest.raises(PermanentError) as caught:
+        await smtp.send(email("ghost@example.com"))
+    assert caught.value.status == 550
+    fakes.smtp.fail_next(1)
+    with pytest.raises(TransientError) as temporary:
+        await smtp.send(email())
+    assert temporary.value.status == 451
+    fakes.smtp.stall_ehlo(TIMEOUT * 3)
+    with pytest.raises(TransientError, match="timed out"):
+        await smtp.send(email())
+    fakes.smtp.stall_ehlo(0)
+    await fakes.smtp.refuse()
+    with pytest.raises(TransientError):
+        await smtp.send(email())
+    assert not fakes.smtp.deliveries
+
+
+# --- Twilio ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def twilio(fakes: Fakes) -> TwilioProvider:
+    return TwilioProvider(
+        account_sid=fakes.twilio.account_sid,
+        auth_token=fakes.twilio.auth_token,
+        sender="+15550001111",
+        base_url=fakes.twilio.url,
+        timeout=TIMEOUT,
+    )
+
+
+async def test_twilio_sends_the_exact_sms(fakes: Fakes, twilio: TwilioProvider) -> None:
+    sent = await twilio.send(sms())
+    [delivery] = fakes.twilio.deliveries
+    assert sent.message_id == delivery["sid"]
+    assert sent.message_id.startswith("SM")
+    assert delivery == {
+        "sid": sent.message_id,
+        "to": "+5511987654321",
+        "from": "+15550001111",
+        "body": "Your code is 1234",
+    }
+
+
+async def test_twilio_invalid_number_is_permanent(fakes: Fakes, twilio: TwilioProvider) -> None:
+    fakes.twilio.invalid_numbers.add("+5511000000000")
+    with pytest.raises(PermanentError, match="21211"):
+        await twilio.send(sms("+5511000000000"))
+
+
+async def test_twilio_transient_failures(fakes: Fakes, twilio: TwilioProvider) -> None:
+    fakes.twilio.fail_next(status=500)
+    with pytest.raises(TransientError):
+        await twilio.send(sms())
+    fakes.twilio.fail_next(status=429)
+    with pytest.raises(TransientError):
+        await twilio.send(sms())
+    fakes.twilio.delay_next(1, seconds=TIMEOUT * 3)
+    with pytest.raises(TransientError, match="timed out"):
+        await twilio.send(sms())
+    await fakes.twilio.refuse()
+    with pytest.raises(TransientError, match="unreachable"):
+        await twilio.send(sms())
+
+
+# --- FCM -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def fcm(fakes: Fakes) -> AsyncIterator[FcmProvider]:
+    provider = FcmProvider(
+        credentials_file=str(fakes.fcm_credentials),
+        project_id=None,
+        base_url=fakes.fcm.url,
+        timeout=TIMEOUT,
+    )
+    yield provider
+    await provider.close()
+
+
+def fcm_device(token: str = "fcm-token-1") -> PushDevice:
+    return PushDevice(id="t-1", platform=Platform.FCM, token=token)
+
+
+async def test_fcm_sends_with_its_oauth_token(fakes: Fakes, fcm: FcmProvider) -> None:
+    sent = await fcm.send(push(fcm_device()))
+    [delivery] = fakes.fcm.deliveries
+    assert sent.message_id == delivery["name"]
+    assert delivery["name"].startswith("projects/herald-test/messages/")
+    assert (delivery["token"], delivery["title"], delivery["body"]) == (
+        "fcm-token-1",
+        "Hi",
+        "You have mail",
+    )
+    assert delivery["data"]["kind"] == "inbox"
+    assert fakes.fcm.requests[0].path == "/token"
+
+
+async def test_fcm_unregistered_token_is_gone(fakes: Fakes, fcm: FcmProvider) -> None:
+    fakes.fcm.unregistered.add("old-token")
+    with pytest.raises(TargetGone):
+        await fcm.send(push(fcm_device("old-token")))
+
+
+async def test_fcm_failures_are_classified_without_sdk_retries(
+    fakes: Fakes, fcm: FcmProvider
+) -> None:
+    await fcm.send(push(fcm_device()))  # fetches the token first
+    before = len(fakes.fcm.requests)
+    fakes.fcm.fail_next(status=503)
+    with pytest.raises(TransientError):
+        await fcm.send(push(fcm_device()))
+    # One request: the SDK's own retry loop is off, Herald's policy retries.
+    assert len(fakes.fcm.requests) == before + 1
+    fakes.fcm.fail_next(status=400)
+    with pytest.raises(PermanentError):
+        await fcm.send(push(fcm_device()))
+    await fakes.fcm.refuse()
+    with pytest.raises(TransientError):
+        await fcm.send(push(fcm_device()))
+
+
+# --- OneSignal -------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def onesignal(fakes: Fakes) -> AsyncIterator[OneSignalProvider]:
+    provider = OneSignalProvider(
+        app_id=fakes.onesignal.app_id,
+        api_key=fakes.onesignal.api_key,
+        base_url=fakes.onesignal.url,
+        timeout=TIMEOUT,
+    )
+    yield provider
+    await provider.close()
+
+
+def onesignal_device(subscription: str = "sub-1") -> PushDevice:
+    return PushDevice(id="t-2", platform=Platform.ONESIGNAL, token=subscription)
+
+
+async def test_onesignal_sends_once_per_idempotency_key(
+    fakes: Fakes, onesignal: OneSignalProvider
+) -> None:
+    first = await onesignal.send(push(onesignal_device()))
+    again = await onesignal.send(push(onesignal_device()))
+    [delivery] = fakes.onesignal.deliveries
+    assert first.message_id == again.message_id == delivery["id"]
+    assert again.detail == "idempotent replay"
+    assert (delivery["subscription_id"], delivery["title"], delivery["body"]) == (
+        "sub-1",
+        "Hi",
+        "You have mail",
+    )
+    # Another generation of the notification is another key: sent again.
+    await onesignal.send(push(onesignal_device(), key="n-3:2:push"))
+    assert len(fakes.onesignal.deliveries) == 2
+
+
+async def test_onesignal_failures(fakes: Fakes, onesignal: OneSignalProvider) -> None:
+    fakes.onesignal.unsubscribed.add("sub-gone")
+    with pytest.raises(TargetGone):
+        await onesignal.send(push(onesignal_device("sub-gone")))
+    fakes.onesignal.fail_next(status=429, headers={"Retry-After": "1"})
+    with pytest.raises(TransientError):
+        await onesignal.send(push(onesignal_device()))
+    fakes.onesignal.fail_next(status=400)
+    with pytest.raises(PermanentError):
+        await onesignal.send(push(onesignal_device()))
+    fakes.onesignal.delay_next(1, seconds=TIMEOUT * 3)
+    with pytest.raises(TransientError, match="timed out"):
+        await onesignal.send(push(onesignal_device()))
+
+
+# --- Web Push --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def webpush(fakes: Fakes) -> AsyncIterator[WebPushProvider]:
+    provider = WebPushProvider(
+        vapid_private_key=fakes.vapid_private_key,
+        subject="mailto:ops@herald.test",
+        ttl=60,
+        timeout=TIMEOUT,
+    )
+    yield provider
+    await provider.close()
+
+
+def webpush_device(fakes: Fakes) -> tuple[PushDevice, str]:
+    subscription = fakes.webpush.subscribe()
+    device = PushDevice(
+        id="t-3",
+        platform=Platform.WEBPUSH,
+        endpoint=subscription.endpoint,
+        p256dh=subscription.p256dh,
+        auth=subscription.auth,
+    )
+    return device, subscription.id
+
+
+async def test_webpush_delivers_an_encrypted_payload(
+    fakes: Fakes, webpush: WebPushProvider
+) -> None:
+    device, sub_id = webpush_device(fakes)
+    sent = await webpush.send(push(device))
+    [delivery] = fakes.webpush.deliveries
+    assert delivery["subscription"] == sub_id
+    assert delivery["payload"] == {
+        "title": "Hi",
+        "body": "You have mail",
+        "data": {"kind": "inbox"},
+        "notification_id": "n-3",
+    }
+    assert delivery["vapid_sub"] == "mailto:ops@herald.test"
+    assert sent.message_id.endswith(delivery["message_id"])
+
+
+async def test_webpush_failures(fakes: Fakes, webpush: WebPushProvider) -> None:
+    device, sub_id = webpush_device(fakes)
+    fakes.webpush.gone.add(sub_id)
+    with pytest.raises(TargetGone):
+        await webpush.send(push(device))
+    fakes.webpush.gone.clear()
+    fakes.webpush.fail_next(status=503)
+    with pytest.raises(TransientError):
+        await webpush.send(push(device))
+    fakes.webpush.fail_next(status=413)
+    with pytest.raises(PermanentError):
+        await webpush.send(push(device))
+    fakes.webpush.delay_next(1, seconds=TIMEOUT * 3)
+    with pytest.raises(TransientError, match="timed out"):
+        await webpush.send(push(device))
+    await fakes.webpush.refuse()
+    with pytest.raises(TransientError, match="unreachable"):
+        await webpush.send(push(device))
+
+
+# --- Sandbox ---------------------------------------------------------------------------
+
+
+async def test_sandbox_records_exactly_what_would_be_sent() -> None:
+    sent = await SandboxProvider[EmailMessage](timeout=1).send(email())
+    assert sent.message_id.startswith("sandbox-")
+    assert '"subject":"Welcome, Jane"' in sent.detail
+    assert '"html":"<p>Hello <b>Jane</b></p>"' in sent.detail
+    assert '"to":"jane@example.com"' in sent.detail

@@ -1,0 +1,1 @@
+"""Fake provider servers that speak each provider's API closely enough for the real SDKs."""

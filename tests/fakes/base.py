@@ -1,0 +1,201 @@
+"""What every fake provider server shares: an aiohttp app on 127.0.0.1, served in the
+test's event loop, that records every request and can be told to misbehave.
+
+    fake = await SendGridFake().start()
+    fake.fail_next(2, status=503)          # the next two requests answer 503
+    fake.delay_next(1, seconds=3)          # the next request answers after 3 s (a timeout)
+    fake.fail_always(status=500)           # until fake.heal()
+    await fake.refuse()                    # stop listening: connections are refused
+    await fake.resume()                    # listen again on the same port
+
+`requests` holds every request received (failed or not); `deliveries` only what the
+fake accepted, i.e. what the provider would have delivered. A request is accepted when
+the fake processed it, whether or not the client was still there to read the answer
+(a real provider does not undo a send because its client hung up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+RECORDED = web.RequestKey("recorded", object)
+
+
+@dataclass
+class Recorded:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    time: float
+    query: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    form: dict[str, str] = field(default_factory=dict)
+    status: int = 0
+
+
+@dataclass
+class Fault:
+    """How to misbehave for one request: wait, then answer `status` (None: answer normally)."""
+
+    status: int | None = 503
+    delay: float = 0.0
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeServer:
+    """Base of every fake: subclasses add routes and answer like their provider."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.deliveries: list[dict[str, Any]] = []
+        self.port = 0
+        self._faults: collections.deque[Fault] = collections.deque()
+        self._always: Fault | None = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self, port: int = 0) -> FakeServer:
+        app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
+        self.routes(app)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await self._listen(port)
+        return self
+
+    async def _listen(self, port: int) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
+        await self._site.start()
+        server = self._site._server
+        assert isinstance(server, asyncio.Server)
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def refuse(self) -> None:
+        """Stops listening and drops open connections: connections are refused until `resume()`."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+        if self._runner is not None and self._runner.server is not None:
+            for connection in self._runner.server.connections:
+                connection.force_close()
+
+    async def resume(self) -> None:
+        if self._site is None:
+            await self._listen(self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- programming -----------------------------------------------------------------
+
+    def fail_next(
+        self,
+        count: int = 1,
+        *,
+        status: int = 503,
+        delay: float = 0.0,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The next `count` requests answer `status` (after `delay`)."""
+        for _ in range(count):
+            self._faults.append(Fault(status, delay, body, headers or {}))
+
+    def delay_next(self, count: int, seconds: float) -> None:
+        """The next `count` requests are answered normally, but only after `seconds`."""
+        for _ in range(count):
+            self._faults.append(Fault(None, seconds))
+
+    def fail_always(
+        self, *, status: int | None = 503, delay: float = 0.0, body: Any = None
+    ) -> None:
+        """Every request answers `status` (None: normally) after `delay`, until `heal()`."""
+        self._always = Fault(status, delay, body)
+
+    def heal(self) -> None:
+        self._faults.clear()
+        self._always = None
+
+    def reset(self) -> None:
+        """Heals and forgets everything received."""
+        self.heal()
+        self.requests.clear()
+        self.deliveries.clear()
+
+    # --- answering -------------------------------------------------------------------
+
+    def error_body(self, status: int) -> Any:
+        """The provider's error document for `status`."""
+        return {"error": f"fake {self.name} failure", "status": status}
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        body = await request.read()
+        recorded = Recorded(
+            method=request.method,
+            path=request.path,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            time=time.monotonic(),
+            query=dict(request.query),
+        )
+        ctype = request.content_type
+        if ctype == "application/json" and body:
+            recorded.json = await request.json()
+        elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            recorded.form = {k: str(v) for k, v in (await request.post()).items()}
+        self.requests.append(recorded)
+        request[RECORDED] = recorded
+        fault = self._faults.popleft() if self._faults else self._always
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.status is not None:
+            recorded.status = fault.status
+            payload = fault.body if fault.body is not None else self.error_body(fault.status)
+            if isinstance(payload, str | bytes):
+                return web.Response(status=fault.status, body=payload, headers=fault.headers)
+            return web.json_response(payload, status=fault.status, headers=fault.headers)
+        response = await handler(request)
+        recorded.status = response.status
+        return response  # type: ignore[no-any-return]
+
+    @staticmethod
+    def recorded(request: web.Request) -> Recorded:
+        return request[RECORDED]  # type: ignore[return-value]
+
+
+async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Polls `predicate()` (sync or async) until true, or fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,106 @@
+"""A real SMTP server (aiosmtpd) served in the test's loop, recording what it accepts.
+
+Programmable like the HTTP fakes: refuse recipients (550), answer the next DATA commands
+with a temporary failure (451), stall at EHLO (the client is connected, nothing sent yet),
+stop listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+class SmtpFake:
+    name = "smtp"
+
+    def __init__(self) -> None:
+        self.deliveries: list[dict[str, Any]] = []
+        self.connections = 0
+        self.invalid_recipients: set[str] = set()
+        self.port = 0
+        self._temporary_failures = 0
+        self._ehlo_stall = 0.0
+        self._server: asyncio.Server | None = None
+
+    async def start(self, port: int = 0) -> SmtpFake:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(self, hostname="fake-smtp", ident="fake-smtp"), "127.0.0.1", port
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def refuse(self) -> None:
+        await self.stop()
+
+    async def resume(self) -> None:
+        if self._server is None:
+            await self.start(self.port)
+
+    def fail_next(self, count: int = 1) -> None:
+        """The next `count` messages get `451` at DATA (try again later)."""
+        self._temporary_failures += count
+
+    def stall_ehlo(self, seconds: float) -> None:
+        """Answer EHLO only after `seconds` (0 turns it off)."""
+        self._ehlo_stall = seconds
+
+    def reset(self) -> None:
+        self.deliveries.clear()
+        self.invalid_recipients.clear()
+        self._temporary_failures = 0
+        self._ehlo_stall = 0.0
+
+    # aiosmtpd handler hooks.
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        self.connections += 1
+        if self._ehlo_stall:
+            await asyncio.sleep(self._ehlo_stall)
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.invalid_recipients:
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._temporary_failures:
+            self._temporary_failures -= 1
+            return "451 4.3.0 temporary failure, try again later"
+        content = envelope.content
+        raw = content if isinstance(content, bytes) else str(content).encode()
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        text = message.get_body(("plain",))
+        html = message.get_body(("html",))
+        self.deliveries.append(
+            {
+                "mail_from": envelope.mail_from,
+                "to": list(envelope.rcpt_tos),
+                "subject": str(message["Subject"]),
+                "message_id": str(message["Message-ID"]),
+                "text": text.get_content() if text is not None else "",
+                "html": html.get_content() if html is not None else "",
+            }
+        )
+        return "250 2.0.0 OK queued"

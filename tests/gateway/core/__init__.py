@@ -1,0 +1,1 @@
+"""Tests of the gateway's gRPC core: NotificationService, StatusService, the outbox."""

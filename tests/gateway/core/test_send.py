@@ -1,0 +1,312 @@
+"""NotificationService.Send through the real gateway process, PostgreSQL and RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+import pytest
+
+from herald.v1 import common_pb2, notification_pb2
+from mesh import amqp
+from mesh.interceptors import field_violations
+from tests.gateway.core.conftest import GRACE_SECONDS, RELAY_INTERVAL
+from tests.gateway.core.fakes import FakePeers
+from tests.gateway.core.helpers import CLIENT, Queues, send_request, struct
+from tests.support.processes import ServiceProcess
+
+EMAIL = amqp.queue_name("email")
+SMS = amqp.queue_name("sms")
+PUSH = amqp.queue_name("push")
+
+
+async def settle() -> None:
+    """Long enough for the relay to have republished anything left unmarked."""
+    await asyncio.sleep(GRACE_SECONDS + 3 * RELAY_INTERVAL + 0.5)
+
+
+async def test_accepted_notification_lands_once_on_its_queue_with_rendered_content(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    request = send_request(
+        user.id,
+        priority=common_pb2.PRIORITY_HIGH,
+        metadata=struct(order="A-1"),
+    )
+
+    call = notifications.Send(request, metadata=CLIENT)
+    answer = await call
+    assert answer.status == common_pb2.NOTIFICATION_STATUS_PENDING
+    assert not answer.duplicate
+    assert dict(await call.initial_metadata())["x-correlation-id"] == request.request_id
+
+    [got] = await queues.wait_for(EMAIL, 1)
+    job, message = got.job, got.message
+    assert job.notification_id == answer.notification_id
+    assert job.channel == common_pb2.CHANNEL_EMAIL
+    assert list(job.route) == [common_pb2.CHANNEL_EMAIL, common_pb2.CHANNEL_SMS]
+    assert (job.route_index, job.attempt, job.generation) == (0, 1, 1)
+    assert job.content.email.subject == "Hello Ada"
+    assert job.content.email.text_body == "Welcome, Ada!"
+    assert job.content.sms.text == "Hi Ada, welcome"  # rendered for every channel of the route
+    assert job.recipient.email == user.email and job.recipient.phone == user.phone
+    assert job.template_code == "welcome" and job.template_version == 1
+    assert job.priority == common_pb2.PRIORITY_HIGH
+    assert job.message_type == common_pb2.MESSAGE_TYPE_TRANSACTIONAL
+    assert job.correlation_id == request.request_id
+    assert job.deadline.seconds > job.create_time.seconds
+    assert message.priority == 6
+    assert message.delivery_mode == 2  # persistent
+    assert message.content_type == "application/x-protobuf"
+    assert message.type == "herald.v1.DeliveryJob"
+    assert message.headers["x-correlation-id"] == request.request_id
+    assert message.message_id == f"{answer.notification_id}:1:email:1"
+
+    await settle()
+    assert await queues.take(EMAIL) == []  # the relay did not publish it again
+
+    stored = (
+        await notifications.GetNotification(
+            notification_pb2.GetNotificationRequest(id=answer.notification_id)
+        )
+    ).notification
+    assert stored.status == common_pb2.NOTIFICATION_STATUS_PENDING
+    assert stored.client_id == "client-a"
+    assert stored.request_id == request.request_id
+    assert dict(stored.metadata) == {"order": "A-1"}
+    assert stored.template_version == 1
+    assert list(stored.route) == [common_pb2.CHANNEL_EMAIL, common_pb2.CHANNEL_SMS]
+
+
+async def test_same_request_id_twice_gives_one_notification_and_one_message(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    request = send_request(user.id)
+
+    first = await notifications.Send(request, metadata=CLIENT)
+    again = await notifications.Send(request, metadata=CLIENT)
+
+    assert again.notification_id == first.notification_id
+    assert again.duplicate and not first.duplicate
+    await settle()
+    assert [d.job.notification_id for d in await queues.take(EMAIL)] == [first.notification_id]
+
+
+async def test_unset_defaults_and_spelled_out_defaults_are_the_same_payload(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    request = send_request(user.id)
+    explicit = send_request(
+        user.id,
+        request_id=request.request_id,
+        priority=common_pb2.PRIORITY_NORMAL,
+        message_type=common_pb2.MESSAGE_TYPE_TRANSACTIONAL,
+    )
+    first = await notifications.Send(request, metadata=CLIENT)
+    again = await notifications.Send(explicit, metadata=CLIENT)
+    assert again.duplicate and again.notification_id == first.notification_id
+
+
+async def test_concurrent_identical_sends_give_one_notification_and_one_message(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    request = send_request(user.id)
+
+    answers = await asyncio.gather(
+        *(notifications.Send(request, metadata=CLIENT) for _ in range(8))
+    )
+
+    assert len({a.notification_id for a in answers}) == 1
+    assert sum(not a.duplicate for a in answers) == 1
+    await settle()
+    assert len(await queues.take(EMAIL)) == 1
+
+
+async def test_reusing_a_request_id_with_another_payload_is_refused(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    request = send_request(user.id)
+    first = await notifications.Send(request, metadata=CLIENT)
+    other = send_request(user.id, request_id=request.request_id, variables=struct(name="Bob"))
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notifications.Send(other, metadata=CLIENT)
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert request.request_id in str(caught.value.details())
+    assert "different payload" in str(caught.value.details())
+    await settle()
+    assert [d.job.notification_id for d in await queues.take(EMAIL)] == [first.notification_id]
+
+
+async def test_idempotency_keys_belong_to_one_api_client(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    request = send_request(user.id)
+    mine = await notifications.Send(request, metadata=CLIENT)
+    theirs = await notifications.Send(request, metadata=(("x-herald-client-id", "client-b"),))
+    internal = await notifications.Send(request)
+    assert len({mine.notification_id, theirs.notification_id, internal.notification_id}) == 3
+    assert len(await queues.wait_for(EMAIL, 3)) == 3
+
+
+async def test_missing_template_variable_is_invalid_argument_naming_it(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    request = send_request(user.id, variables=struct(other="x"))
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notifications.Send(request, metadata=CLIENT)
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("variables.name", "missing variable") in field_violations(caught.value)
+    # Nothing was stored: the same key with a good payload is a fresh notification.
+    fixed = send_request(user.id, request_id=request.request_id)
+    answer = await notifications.Send(fixed, metadata=CLIENT)
+    assert not answer.duplicate
+    assert [d.job.notification_id for d in await queues.wait_for(EMAIL, 1)] == [
+        answer.notification_id
+    ]
+
+
+async def test_unknown_user_is_not_found(notifications, queues: Queues) -> None:
+    missing = "00000000-0000-4000-8000-000000000001"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notifications.Send(send_request(missing), metadata=CLIENT)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert missing in str(caught.value.details())
+    assert await queues.take(EMAIL) == []
+
+
+async def test_unknown_template_is_not_found(notifications, peers: FakePeers) -> None:
+    user = peers.users.add()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notifications.Send(send_request(user.id, template_code="no/such"), metadata=CLIENT)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "no/such" in str(caught.value.details())
+
+
+async def test_bad_requests_name_every_field_at_fault(notifications) -> None:
+    bad = notification_pb2.SendRequest(
+        user_id="not-a-uuid",
+        template_code="",
+        request_id="x" * 200,
+        language="not a tag",
+        priority=42,  # type: ignore[arg-type]
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notifications.Send(bad, metadata=CLIENT)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = {f for f, _ in field_violations(caught.value)}
+    assert fields == {"user_id", "channel", "template_code", "request_id", "language", "priority"}
+
+
+async def test_oversized_variables_are_refused(notifications, peers: FakePeers) -> None:
+    user = peers.users.add()
+    huge = send_request(user.id, variables=struct(name="A" * 40_000))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notifications.Send(huge, metadata=CLIENT)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(caught.value)] == ["variables"]
+
+
+async def test_preferences_gate_channels_and_the_route_starts_at_an_allowed_one(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add(email_pref=False)
+
+    answer = await notifications.Send(send_request(user.id), metadata=CLIENT)
+
+    [got] = await queues.wait_for(SMS, 1)
+    assert got.job.notification_id == answer.notification_id
+    assert got.job.channel == common_pb2.CHANNEL_SMS
+    assert list(got.job.route) == [common_pb2.CHANNEL_SMS]
+    assert got.job.content.sms.text == "Hi Ada, welcome"
+    assert await queues.take(EMAIL) == []
+    assert peers.templates.rendered_channels[-1] == [common_pb2.CHANNEL_SMS]
+
+
+async def test_a_missing_contact_point_drops_the_channel_from_the_route(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add(phone="")
+    await notifications.Send(send_request(user.id), metadata=CLIENT)
+    [got] = await queues.wait_for(EMAIL, 1)
+    assert list(got.job.route) == [common_pb2.CHANNEL_EMAIL]
+
+
+async def test_the_route_policy_depends_on_the_message_type(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add(push=True)
+    await notifications.Send(
+        send_request(user.id, message_type=common_pb2.MESSAGE_TYPE_ALERT), metadata=CLIENT
+    )
+    await notifications.Send(
+        send_request(user.id, message_type=common_pb2.MESSAGE_TYPE_MARKETING), metadata=CLIENT
+    )
+    await notifications.Send(
+        send_request(user.id, channel=common_pb2.CHANNEL_PUSH), metadata=CLIENT
+    )
+    alert, marketing, push = await queues.wait_for(EMAIL, 2) + await queues.wait_for(PUSH, 1)
+    assert list(alert.job.route) == [1, 2, 3]  # email, sms, push
+    assert list(marketing.job.route) == [common_pb2.CHANNEL_EMAIL]  # no fallback
+    assert list(push.job.route) == [3, 1, 2]  # requested first, then the policy's order
+    assert push.job.content.push.body == "Hi Ada"
+
+
+async def test_every_channel_disallowed_ends_suppressed_with_the_reason(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add(email_pref=False, sms_pref=False)
+
+    answer = await notifications.Send(send_request(user.id), metadata=CLIENT)
+
+    assert answer.status == common_pb2.NOTIFICATION_STATUS_SUPPRESSED
+    stored = (
+        await notifications.GetNotification(
+            notification_pb2.GetNotificationRequest(id=answer.notification_id)
+        )
+    ).notification
+    assert stored.status == common_pb2.NOTIFICATION_STATUS_SUPPRESSED
+    assert "email (preference off)" in stored.status_reason
+    assert "sms (preference off)" in stored.status_reason
+    assert list(stored.route) == []
+    await settle()
+    assert await queues.take(EMAIL) == [] and await queues.take(SMS) == []
+
+
+async def test_correlation_id_is_in_every_log_line_of_the_send(
+    notifications, queues: Queues, peers: FakePeers, gateway: ServiceProcess
+) -> None:
+    user = peers.users.add()
+    request = send_request(user.id, request_id=f"corr-{user.id}")
+    await notifications.Send(request, metadata=CLIENT)
+    await queues.wait_for(EMAIL, 1)
+
+    lines = [json.loads(line) for line in gateway.logs().splitlines() if request.request_id in line]
+    assert any(line.get("event") == "rpc" for line in lines)
+    assert any(line.get("event") == "notification accepted" for line in lines)
+    assert all(line.get("correlation_id") == request.request_id for line in lines)
+
+
+async def test_without_request_id_the_callers_correlation_id_is_used(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    call = notifications.Send(
+        send_request(user.id, request_id=""),
+        metadata=(*CLIENT, ("x-correlation-id", "edge-123")),
+    )
+    await call
+    assert dict(await call.initial_metadata())["x-correlation-id"] == "edge-123"
+    [got] = await queues.wait_for(EMAIL, 1)
+    assert got.job.correlation_id == "edge-123"

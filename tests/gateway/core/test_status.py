@@ -1,0 +1,404 @@
+"""StatusService: Claim leases, ReportStatus's state machine, GetStatus, the token."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from herald.v1 import (
+    common_pb2,
+    delivery_pb2,
+    notification_pb2,
+    status_pb2,
+    status_pb2_grpc,
+)
+from mesh import amqp
+from tests.gateway.core.fakes import FakePeers
+from tests.gateway.core.helpers import CLIENT, Queues, send_request
+from tests.support.processes import ServiceProcess
+
+EMAIL, SMS = amqp.queue_name("email"), amqp.queue_name("sms")
+GRANTED = status_pb2.CLAIM_RESULT_GRANTED
+PENDING = common_pb2.NOTIFICATION_STATUS_PENDING
+DELIVERED = common_pb2.NOTIFICATION_STATUS_DELIVERED
+FAILED = common_pb2.NOTIFICATION_STATUS_FAILED
+
+
+async def accepted_job(notifications, queues: Queues, peers: FakePeers) -> delivery_pb2.DeliveryJob:
+    """Sends a notification (route email → sms) and takes its first hop off the queue."""
+    user = peers.users.add()
+    await notifications.Send(send_request(user.id), metadata=CLIENT)
+    [got] = await queues.wait_for(EMAIL, 1)
+    return got.job
+
+
+def claim(job: delivery_pb2.DeliveryJob, worker: str = "w1", lease: int = 60, **over):
+    values: dict[str, Any] = dict(
+        notification_id=job.notification_id,
+        generation=job.generation,
+        channel=job.channel,
+        attempt=job.attempt,
+        worker=worker,
+        lease_seconds=lease,
+    )
+    values.update(over)
+    return status_pb2.ClaimRequest(**values)
+
+
+def attempt(job: delivery_pb2.DeliveryJob, outcome: int, **fields) -> delivery_pb2.DeliveryAttempt:
+    values: dict[str, Any] = dict(
+        id=str(uuid.uuid4()),
+        notification_id=job.notification_id,
+        channel=job.channel,
+        provider="sandbox",
+        outcome=outcome,
+        attempt=job.attempt,
+        generation=job.generation,
+        worker="w1",
+        duration=duration_pb2.Duration(nanos=250_000_000),
+    )
+    values.update(fields)
+    message = delivery_pb2.DeliveryAttempt(**values)
+    message.start_time.GetCurrentTime()
+    return message
+
+
+def report(job, status, the_attempt=None, **fields) -> status_pb2.ReportStatusRequest:
+    return status_pb2.ReportStatusRequest(
+        notification_id=job.notification_id, status=status, attempt=the_attempt, **fields
+    )
+
+
+def next_hop(job: delivery_pb2.DeliveryJob, **fields) -> delivery_pb2.DeliveryJob:
+    nxt = delivery_pb2.DeliveryJob()
+    nxt.CopyFrom(job)
+    for key, value in fields.items():
+        setattr(nxt, key, value)
+    return nxt
+
+
+async def test_a_hop_is_claimed_once_and_a_second_claim_is_told_it_is_taken(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+
+    first = await statuses.Claim(claim(job, "w1"))
+    other = await statuses.Claim(claim(job, "w2"))
+    renewed = await statuses.Claim(claim(job, "w1"))
+
+    assert first.result == GRANTED and not first.takeover and first.status == PENDING
+    assert other.result == status_pb2.CLAIM_RESULT_LEASED
+    assert other.lease_expire_time.seconds >= first.lease_expire_time.seconds
+    assert renewed.result == GRANTED and not renewed.takeover
+
+    done = await statuses.ReportStatus(
+        report(job, DELIVERED, attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED))
+    )
+    assert done.changed and done.status == DELIVERED
+    assert (await statuses.Claim(claim(job, "w2"))).result == status_pb2.CLAIM_RESULT_TAKEN
+    later_hop = claim(job, "w3", attempt=2)
+    assert (await statuses.Claim(later_hop)).result == status_pb2.CLAIM_RESULT_FINAL
+
+
+async def test_concurrent_claims_grant_exactly_one(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    answers = await asyncio.gather(*(statuses.Claim(claim(job, f"w{i}")) for i in range(10)))
+    assert sum(a.result == GRANTED for a in answers) == 1
+    assert sum(a.result == status_pb2.CLAIM_RESULT_LEASED for a in answers) == 9
+
+
+async def test_an_expired_lease_is_taken_over(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    assert (await statuses.Claim(claim(job, "dead", lease=1))).result == GRANTED
+
+    await asyncio.sleep(1.2)
+    taken = await statuses.Claim(claim(job, "alive"))
+
+    assert taken.result == GRANTED and taken.takeover
+    assert (await statuses.Claim(claim(job, "dead"))).result == status_pb2.CLAIM_RESULT_LEASED
+
+
+async def test_claims_of_unknown_or_stale_hops(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    unknown = claim(job, notification_id=str(uuid.uuid4()))
+    assert (await statuses.Claim(unknown)).result == status_pb2.CLAIM_RESULT_UNKNOWN
+    for stale in (
+        claim(job, attempt=2),
+        claim(job, generation=2),
+        claim(job, channel=common_pb2.CHANNEL_SMS),
+    ):
+        assert (await statuses.Claim(stale)).result == status_pb2.CLAIM_RESULT_STALE
+
+
+async def test_reporting_the_same_outcome_twice_changes_nothing(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    delivered = attempt(
+        job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED, provider_message_id="sg-1", provider="sendgrid"
+    )
+
+    first = await statuses.ReportStatus(report(job, DELIVERED, delivered))
+    repeat = await statuses.ReportStatus(report(job, DELIVERED, delivered))
+    another = await statuses.ReportStatus(
+        report(job, DELIVERED, attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED))
+    )
+
+    assert (first.changed, repeat.changed, another.changed) == (True, False, False)
+    status = await statuses.GetStatus(
+        status_pb2.GetStatusRequest(notification_id=job.notification_id)
+    )
+    assert status.status == DELIVERED
+    assert status.delivered_channel == common_pb2.CHANNEL_EMAIL
+    assert status.delivered_provider == "sendgrid"
+    stored = (
+        await notifications.GetNotification(
+            notification_pb2.GetNotificationRequest(id=job.notification_id)
+        )
+    ).notification
+    assert [a.id for a in stored.attempts] == [delivered.id]
+    assert stored.provider_message_id == "sg-1"
+    assert stored.deliver_time.seconds > 0
+
+
+async def test_illegal_moves_are_refused(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    await statuses.ReportStatus(
+        report(job, DELIVERED, attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED))
+    )
+
+    for status in (PENDING, FAILED, common_pb2.NOTIFICATION_STATUS_SUPPRESSED):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await statuses.ReportStatus(
+                report(job, status, attempt(job, delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE))
+            )
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "delivered" in str(caught.value.details())
+
+    stored = (
+        await notifications.GetNotification(
+            notification_pb2.GetNotificationRequest(id=job.notification_id)
+        )
+    ).notification
+    assert stored.status == DELIVERED and len(stored.attempts) == 1  # nothing appended
+
+
+async def test_a_transient_failure_schedules_the_retry_through_a_delay_queue(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    await statuses.Claim(claim(job))
+    failed = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE, error="HTTP 503")
+    retry = next_hop(job, attempt=2)
+
+    answer = await statuses.ReportStatus(
+        report(job, PENDING, failed, next_job=retry, next_delay=duration_pb2.Duration(seconds=1))
+    )
+
+    assert answer.changed and answer.status == PENDING
+    [got] = await queues.wait_for(EMAIL, 1)  # after ~1 s in email.delay.1s
+    assert (got.job.attempt, got.job.channel, got.job.generation) == (2, job.channel, 1)
+    assert got.job.last_error == "HTTP 503"
+    assert got.job.correlation_id == job.correlation_id  # later hops keep it
+    assert got.message.headers["x-correlation-id"] == job.correlation_id
+    assert got.job.content == job.content and got.job.recipient == job.recipient
+    # The old hop is over; the new one can be claimed.
+    assert (await statuses.Claim(claim(job))).result == status_pb2.CLAIM_RESULT_TAKEN
+    assert (await statuses.Claim(claim(got.job, "w2"))).result == GRANTED
+    # The same report again (the worker's call was retried) changes nothing.
+    again = await statuses.ReportStatus(
+        report(job, PENDING, failed, next_job=retry, next_delay=duration_pb2.Duration(seconds=1))
+    )
+    assert not again.changed
+
+
+async def test_fallback_to_the_next_channel_then_failure_then_manual_retry(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    email_failed = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE, error="bounced")
+    to_sms = next_hop(job, channel=common_pb2.CHANNEL_SMS, route_index=1, attempt=1)
+
+    await statuses.ReportStatus(report(job, PENDING, email_failed, next_job=to_sms))
+
+    [sms] = await queues.wait_for(SMS, 1)
+    assert (sms.job.channel, sms.job.route_index, sms.job.attempt) == (2, 1, 1)
+    assert sms.message.message_id == f"{job.notification_id}:1:sms:1"
+    sms_failed = attempt(
+        sms.job, delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE, error="twilio 21211"
+    )
+    final = await statuses.ReportStatus(report(sms.job, FAILED, sms_failed))
+    assert final.status == FAILED
+
+    retried = (
+        await notifications.Retry(
+            notification_pb2.RetryRequest(
+                id=job.notification_id, requested_by="ops@acme", reason="fixed"
+            ),
+            metadata=CLIENT,
+        )
+    ).notification
+
+    assert retried.status == PENDING and retried.status_reason == ""
+    assert [(r.requested_by, r.reason, r.generation) for r in retried.retries] == [
+        ("ops@acme", "fixed", 2)
+    ]
+    assert [a.error for a in retried.attempts] == ["bounced", "twilio 21211"]  # trail kept
+    [again] = await queues.wait_for(EMAIL, 1)
+    assert (again.job.generation, again.job.channel, again.job.attempt) == (2, 1, 1)
+    assert again.job.route_index == 0 and again.job.last_error == ""
+    # Hops of the old generation are stale now.
+    assert (await statuses.Claim(claim(sms.job))).result == status_pb2.CLAIM_RESULT_TAKEN
+    assert (await statuses.Claim(claim(job, attempt=2))).result == status_pb2.CLAIM_RESULT_STALE
+    assert (await statuses.Claim(claim(again.job))).result == GRANTED
+
+
+async def test_retry_needs_a_failed_notification_and_defaults_who_asked(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notifications.Retry(notification_pb2.RetryRequest(id=job.notification_id))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "pending" in str(caught.value.details())
+
+    await statuses.ReportStatus(report(job, FAILED, error="no provider"))
+    retried = (
+        await notifications.Retry(
+            notification_pb2.RetryRequest(id=job.notification_id), metadata=CLIENT
+        )
+    ).notification
+    assert retried.retries[0].requested_by == "client-a"
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notifications.Retry(notification_pb2.RetryRequest(id=str(uuid.uuid4())))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_stale_and_malformed_moves_are_refused(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    skip = next_hop(job, channel=common_pb2.CHANNEL_PUSH, route_index=2, attempt=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await statuses.ReportStatus(report(job, PENDING, attempt(job, 2), next_job=skip))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    await statuses.ReportStatus(
+        report(job, PENDING, attempt(job, 2), next_job=next_hop(job, attempt=2))
+    )
+    old = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE)  # about attempt 1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await statuses.ReportStatus(report(job, FAILED, old))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "stale" in str(caught.value.details())
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await statuses.ReportStatus(report(job, common_pb2.NOTIFICATION_STATUS_UNSPECIFIED))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await statuses.ReportStatus(
+            status_pb2.ReportStatusRequest(notification_id=str(uuid.uuid4()), status=FAILED)
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_late_delivery_from_an_older_hop_still_counts(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    await statuses.ReportStatus(
+        report(job, PENDING, attempt(job, 2), next_job=next_hop(job, attempt=2))
+    )
+    late = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED)  # attempt 1 delivered after all
+    answer = await statuses.ReportStatus(report(job, DELIVERED, late))
+    assert answer.changed and answer.status == DELIVERED
+
+
+async def test_the_seed_payload_without_an_attempt_is_accepted(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    when = timestamp_pb2.Timestamp(seconds=1_800_000_000)
+
+    answer = await statuses.ReportStatus(
+        status_pb2.ReportStatusRequest(
+            notification_id=job.notification_id,
+            status=FAILED,
+            error="mailbox full",
+            channel=common_pb2.CHANNEL_EMAIL,
+            timestamp=when,
+        )
+    )
+    repeat = await statuses.ReportStatus(
+        status_pb2.ReportStatusRequest(
+            notification_id=job.notification_id, status=FAILED, error="mailbox full"
+        )
+    )
+
+    assert answer.changed and not repeat.changed
+    stored = (
+        await notifications.GetNotification(
+            notification_pb2.GetNotificationRequest(id=job.notification_id)
+        )
+    ).notification
+    assert stored.status == FAILED and stored.status_reason == "mailbox full"
+    [trail] = stored.attempts
+    assert trail.channel == common_pb2.CHANNEL_EMAIL and trail.error == "mailbox full"
+    assert trail.start_time == when
+
+
+async def test_a_pending_report_without_next_job_only_adds_to_the_trail(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    note = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE, provider="sendgrid")
+    answer = await statuses.ReportStatus(report(job, PENDING, note))
+    assert answer.changed and answer.status == PENDING
+    assert (await statuses.Claim(claim(job))).result == GRANTED  # the hop goes on
+
+
+async def test_only_callers_with_the_service_token_may_call(
+    gateway: ServiceProcess, notifications, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    async with grpc.aio.insecure_channel(gateway.address) as bare:
+        stub = status_pb2_grpc.StatusServiceStub(bare)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ReportStatus(report(job, DELIVERED))
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ReportStatus(
+                report(job, DELIVERED), metadata=(("authorization", "Bearer nope"),)
+            )
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Claim(claim(job))
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    status = await notifications_status(gateway, job)
+    assert status == PENDING
+
+
+async def notifications_status(gateway: ServiceProcess, job) -> int:
+    channel = gateway.channel()
+    try:
+        stub = status_pb2_grpc.StatusServiceStub(channel)
+        answer = await stub.GetStatus(
+            status_pb2.GetStatusRequest(notification_id=job.notification_id)
+        )
+        return answer.status
+    finally:
+        await channel.close()

@@ -1,0 +1,156 @@
+"""API keys: every /api/v1 route answers 401 without a live key and 403 without its scope,
+before touching anything; the CLI creates, lists and revokes keys."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.gateway.http.conftest import Keys, apikeys, bearer, create_key
+from tests.gateway.http.fakes import FakeMesh
+from tests.support.processes import ServiceProcess
+
+# The route table (notes/rest.md): what each route needs.
+SCOPES = {
+    ("POST", "/api/v1/notifications/"): "send",
+    ("POST", "/api/v1/notifications/batch"): "send",
+    ("GET", "/api/v1/notifications/"): "read",
+    ("GET", "/api/v1/notifications/{notification_id}"): "read",
+    ("POST", "/api/v1/notifications/{notification_id}/retry"): "admin",
+    ("POST", "/api/v1/{notification_type}/status/"): "admin",
+    ("POST", "/api/v1/users/"): "admin",
+    ("GET", "/api/v1/users/"): "read",
+    ("GET", "/api/v1/users/{user_id}"): "read",
+    ("PATCH", "/api/v1/users/{user_id}"): "admin",
+    ("DELETE", "/api/v1/users/{user_id}"): "admin",
+    ("PATCH", "/api/v1/users/{user_id}/preferences"): "admin",
+    ("POST", "/api/v1/users/{user_id}/push-targets"): "admin",
+    ("DELETE", "/api/v1/users/{user_id}/push-targets/{target_id}"): "admin",
+    ("POST", "/api/v1/templates/"): "admin",
+    ("GET", "/api/v1/templates/"): "read",
+    ("GET", "/api/v1/templates/{code}"): "read",
+    ("DELETE", "/api/v1/templates/{code}"): "admin",
+    ("GET", "/api/v1/templates/{code}/versions"): "read",
+    ("POST", "/api/v1/templates/{code}/versions"): "admin",
+    ("PUT", "/api/v1/templates/{code}/active-version"): "admin",
+    ("POST", "/api/v1/templates/{code}/render"): "read",
+}
+PARAMS = {
+    "notification_id": str(uuid.uuid4()),
+    "user_id": str(uuid.uuid4()),
+    "target_id": str(uuid.uuid4()),
+    "notification_type": "email",
+    "code": "auth/welcome",
+}
+LACKING = {"send": "read", "read": "send", "admin": "send_read"}
+
+
+def concrete(path: str) -> str:
+    for name, value in PARAMS.items():
+        path = path.replace("{" + name + "}", value)
+    return path
+
+
+def test_openapi_declares_exactly_the_route_table(http: httpx.Client) -> None:
+    document = http.get("/openapi.json").json()
+    declared = {
+        (method.upper(), path): operation["security"][0]["ApiKey"][0]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if path.startswith("/api/v1")
+    }
+    assert declared == SCOPES
+    assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    assert "security" not in document["paths"]["/health"]["get"]
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(SCOPES))
+def test_every_route_needs_a_live_key_with_its_scope(
+    http: httpx.Client, keys: Keys, fakes: FakeMesh, method: str, path: str
+) -> None:
+    url = concrete(path)
+    body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
+    calls_before = len(fakes.calls.seen)
+    for headers in (
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        bearer("hk_000000000000_" + "A" * 43),
+        bearer("not-a-key"),
+        bearer(keys.revoked),
+        bearer(keys.admin[:-1] + ("B" if keys.admin[-1] != "B" else "C")),
+    ):
+        answer = http.request(method, url, json=body, headers=headers)
+        assert answer.status_code == 401, (headers, answer.text)
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+        assert answer.json()["error"]["code"] == "UNAUTHENTICATED"
+    lacking = getattr(keys, LACKING[SCOPES[(method, path)]])
+    refused = http.request(method, url, json=body, headers=bearer(lacking))
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "PERMISSION_DENIED"
+    assert len(fakes.calls.seen) == calls_before, "a refused request reached a service"
+    allowed = http.request(method, url, json=body, headers=bearer(keys.admin))
+    assert allowed.status_code not in (401, 403), allowed.text
+
+
+def test_refusals_do_not_reveal_whether_a_resource_exists(
+    http: httpx.Client, keys: Keys, seeded: dict[str, Any]
+) -> None:
+    existing = f"/api/v1/users/{seeded['user']['id']}"
+    missing = f"/api/v1/users/{uuid.uuid4()}"
+    for headers, status in ((bearer("hk_nope"), 401), (bearer(keys.send), 403)):
+        a = http.get(existing, headers=headers)
+        b = http.get(missing, headers=headers)
+        assert a.status_code == b.status_code == status
+        assert a.json() == b.json()
+    # Without a key, not even whether the body parses or the route exists.
+    assert (
+        http.post(
+            "/api/v1/users/", content=b"{nope", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 401
+    )
+    assert http.get("/api/v1/no-such-route").status_code == 401
+    assert http.get("/api/v1/no-such-route", headers=bearer(keys.read)).status_code == 404
+
+
+def test_admin_includes_send_and_read(http: httpx.Client, keys: Keys) -> None:
+    assert http.get("/api/v1/notifications/", headers=bearer(keys.admin)).status_code == 200
+    assert http.get("/api/v1/notifications/", headers=bearer(keys.send_read)).status_code == 200
+
+
+def test_open_routes_need_no_key(http: httpx.Client) -> None:
+    assert http.get("/health").status_code == 200
+    assert http.get("/metrics").status_code == 200
+    assert http.get("/openapi.json").status_code == 200
+    assert http.get("/docs").status_code == 200
+
+
+def test_cli_lists_and_revokes_and_keys_are_stored_hashed(
+    http: httpx.Client, edge: ServiceProcess
+) -> None:
+    created = create_key(edge, "cli-test", "read")
+    assert created["key"].startswith(f"hk_{created['id']}_")
+    assert created["scopes"] == ["read"]
+    listed = apikeys(edge, "list", "--json")
+    assert listed.returncode == 0
+    rows = {row["id"]: row for row in json.loads(listed.stdout)}
+    assert rows[created["id"]]["name"] == "cli-test"
+    assert rows[created["id"]]["revoked_at"] is None
+    assert created["key"] not in listed.stdout
+    plain = apikeys(edge, "list")
+    assert created["id"] in plain.stdout and created["key"] not in plain.stdout
+
+    assert http.get("/api/v1/users/", headers=bearer(created["key"])).status_code == 200
+    assert apikeys(edge, "revoke", created["id"]).returncode == 0
+    assert apikeys(edge, "revoke", created["id"]).returncode == 1  # already revoked
+    listed = json.loads(apikeys(edge, "list", "--json").stdout)
+    assert next(r for r in listed if r["id"] == created["id"])["revoked_at"]
+
+    bad_scope = apikeys(edge, "create", "--name", "x", "--scopes", "send,root")
+    assert bad_scope.returncode == 2
+    assert "unknown scope 'root'" in bad_scope.stderr

@@ -1,0 +1,178 @@
+"""The one error shape, the one gRPC → HTTP table, body limits, health, metrics, logs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from gateway.http.errors import GRPC_TO_HTTP, ApiError, rename_field
+from tests.gateway.http.conftest import Keys, bearer
+from tests.gateway.http.fakes import FakeMesh
+from tests.support.processes import ServiceProcess
+
+
+def test_the_table_maps_every_grpc_error_code_once() -> None:
+    codes = set(grpc.StatusCode) - {grpc.StatusCode.OK}
+    assert set(GRPC_TO_HTTP) == codes
+    assert GRPC_TO_HTTP[grpc.StatusCode.INVALID_ARGUMENT].status == 400
+    assert GRPC_TO_HTTP[grpc.StatusCode.NOT_FOUND].status == 404
+    assert GRPC_TO_HTTP[grpc.StatusCode.FAILED_PRECONDITION].status == 409
+    assert GRPC_TO_HTTP[grpc.StatusCode.ALREADY_EXISTS].status == 409
+    assert GRPC_TO_HTTP[grpc.StatusCode.UNAVAILABLE].status == 503
+    assert GRPC_TO_HTTP[grpc.StatusCode.DEADLINE_EXCEEDED].status == 504
+    # The service token being refused is the gateway's problem, never the client's 401.
+    assert GRPC_TO_HTTP[grpc.StatusCode.UNAUTHENTICATED].status == 500
+    assert all(rule.public for rule in GRPC_TO_HTTP.values() if rule.status >= 500)
+
+
+def test_field_paths_are_renamed_segment_by_segment() -> None:
+    renames = {"channel": "notification_type", "requests": "notifications", "user": ""}
+    assert rename_field("requests[3].channel", renames) == "notifications[3].notification_type"
+    assert rename_field("user.email", renames) == "email"
+    assert rename_field("variables.channel_name", renames) == "variables.channel_name"
+    assert ApiError.invalid("a.b", "bad").body()["error"]["fields"] == [
+        {"field": "a.b", "description": "bad"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("magic", "status", "code"),
+    [
+        (429, 429, "RESOURCE_EXHAUSTED"),
+        (500, 500, "INTERNAL"),
+        (501, 501, "UNIMPLEMENTED"),
+        (503, 503, "UNAVAILABLE"),
+        (504, 504, "DEADLINE_EXCEEDED"),
+    ],
+)
+def test_service_failures_answer_through_the_table(
+    http: httpx.Client, keys: Keys, magic: int, status: int, code: str
+) -> None:
+    answer = http.get(f"/api/v1/users/{uuid.UUID(int=magic)}", headers=bearer(keys.read))
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert error["code"] == code
+    if status >= 500:
+        assert "injected" not in error["message"]  # service details stay inside
+
+
+def _big(size: int) -> Iterator[bytes]:
+    chunk = b"x" * 4096
+    for _ in range(size // 4096 + 1):
+        yield chunk
+
+
+def test_bodies_are_size_limited(http: httpx.Client, keys: Keys) -> None:
+    too_big = {"notifications": [], "padding": "x" * (70 * 1024)}
+    declared = http.post("/api/v1/notifications/batch", json=too_big, headers=bearer(keys.send))
+    assert declared.status_code == 413
+    assert declared.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    # Streamed without Content-Length (chunked): counted as it arrives.
+    streamed = http.post(
+        "/api/v1/notifications/batch",
+        content=_big(70 * 1024),
+        headers={**bearer(keys.send), "Content-Type": "application/json"},
+    )
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "fragment"),
+    [
+        (b"{not json", "body", "not valid JSON"),
+        (b"[]", "body", ""),
+        (
+            b'{"name": "a", "email": "a@example.com", "password": "p", '
+            b'"preferences": {"fax": true}}',
+            "preferences.fax",
+            "unknown field 'fax'",
+        ),
+        (b'{"name": "a\\u0000b", "email": "a@example.com", "password": "p"}', "name", "NUL"),
+        (b'{"name": "a", "email": "not-an-email", "password": "p"}', "email", ""),
+        (b'{"name": "a", "email": "a@example.com", "password": "p", "phone": "12"}', "phone", ""),
+        (b'{"name": 5, "email": "a@example.com", "password": "p"}', "name", "string"),
+    ],
+)
+def test_invalid_input_is_400_in_the_one_shape(
+    admin: httpx.Client, body: bytes, field: str, fragment: str
+) -> None:
+    answer = admin.post(
+        "/api/v1/users/", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "INVALID_ARGUMENT"
+    described = {f["field"]: f["description"] for f in error["fields"]}
+    assert field in described, described
+    assert fragment in described[field]
+
+
+@pytest.mark.parametrize(
+    ("variables", "fragment"),
+    [
+        ({"n": 2**60}, "at n: integer beyond"),
+        ({"a": {"b": [None, "x\u0000"]}}, "at a.b[1]: contains a NUL"),
+        (json.loads('{"x": ' * 20 + "1" + "}" * 20), "nested deeper than 16"),
+    ],
+)
+def test_variables_must_survive_protobuf(
+    http: httpx.Client, keys: Keys, variables: dict[str, Any], fragment: str
+) -> None:
+    body = {
+        "notification_type": "email",
+        "user_id": str(uuid.uuid4()),
+        "template_code": "auth/welcome",
+        "variables": variables,
+    }
+    answer = http.post("/api/v1/notifications/", json=body, headers=bearer(keys.send))
+    assert answer.status_code == 400
+    (problem,) = answer.json()["error"]["fields"]
+    assert problem["field"] == "variables"
+    assert fragment in problem["description"]
+
+
+def test_unknown_route_and_method_use_the_shape(http: httpx.Client, keys: Keys) -> None:
+    missing = http.get("/nowhere")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NOT_FOUND"
+    wrong = http.put("/api/v1/users/", headers=bearer(keys.admin), json={})
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_health_aggregates_every_peer(http: httpx.Client, fakes: FakeMesh) -> None:
+    answer = http.get("/health")
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "status": "ok",
+        "services": {
+            "gateway": "SERVING",
+            "userd": "SERVING",
+            "templated": "SERVING",
+            "notifications": "SERVING",
+        },
+    }
+
+
+def test_metrics_and_logs_carry_the_requests(
+    http: httpx.Client, keys: Keys, edge: ServiceProcess
+) -> None:
+    request_id = f"log-{uuid.uuid4()}"
+    http.get("/api/v1/users/", headers={**bearer(keys.read), "X-Request-ID": request_id})
+    metrics = http.get("/metrics").text
+    assert 'herald_http_requests_total{method="GET",route="/api/v1/users/",status="200"}' in metrics
+    lines = [json.loads(line) for line in edge.logs().splitlines() if request_id in line]
+    access = [line for line in lines if line.get("event") == "http"]
+    assert access, edge.logs()[-2000:]
+    assert access[0]["correlation_id"] == request_id
+    assert access[0]["route"] == "/api/v1/users/"
+    assert access[0]["status"] == 200
+    assert access[0]["api_key"] == keys.read.split("_")[1]
+    assert keys.read not in edge.logs()

@@ -1,0 +1,117 @@
+"""`/api/v1/users`: the seed's shapes, and the routes around them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.gateway.http.conftest import SEED_USER, Keys, bearer
+from tests.gateway.http.fakes import FakeMesh
+
+
+def new_user(admin: httpx.Client, **changes: Any) -> dict[str, Any]:
+    body = {**SEED_USER, "email": f"u{uuid.uuid4().hex[:10]}@example.com", **changes}
+    answer = admin.post("/api/v1/users/", json=body)
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+def test_seed_user_payload_and_get_shape(
+    http: httpx.Client, keys: Keys, seeded: dict[str, Any], fakes: FakeMesh
+) -> None:
+    created = seeded["user"]
+    got = http.get(f"/api/v1/users/{created['id']}", headers=bearer(keys.read))
+    assert got.status_code == 200
+    user = got.json()
+    # The seed's GET shape, exactly those values ...
+    assert {k: user[k] for k in ("id", "name", "email", "push_token")} == {
+        "id": created["id"],
+        "name": "str",
+        "email": "seed@example.com",
+        "push_token": "optional str",
+    }
+    assert user["preferences"]["email"] is True
+    assert user["preferences"]["push"] is False
+    # ... plus the extras, and never a password.
+    assert {"phone", "locale", "time_zone", "push_targets", "created_at", "updated_at"} <= set(user)
+    assert "password" not in got.text
+    stored = fakes.users.users[created["id"]]
+    assert stored.push_targets[0].platform == 1  # PUSH_PLATFORM_FCM
+    assert stored.push_targets[0].token == "optional str"
+
+
+def test_taken_email_is_409_and_service_field_errors_are_named(
+    admin: httpx.Client, seeded: dict[str, Any]
+) -> None:
+    again = admin.post("/api/v1/users/", json=SEED_USER)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "ALREADY_EXISTS"
+    refused = admin.post("/api/v1/users/", json={**SEED_USER, "email": "a@invalid.example"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == [
+        {"field": "email", "description": "domain does not accept mail"}
+    ]
+
+
+def test_unknown_user_is_404(http: httpx.Client, keys: Keys) -> None:
+    answer = http.get(f"/api/v1/users/{uuid.uuid4()}", headers=bearer(keys.read))
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_update_sends_a_mask_of_the_fields_given(admin: httpx.Client, fakes: FakeMesh) -> None:
+    user = new_user(admin, phone="+5511987654321")
+    answer = admin.patch(
+        f"/api/v1/users/{user['id']}",
+        json={"name": "Ada", "phone": None, "preferences": {"push": True}},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["name"] == "Ada"
+    assert answer.json()["phone"] is None
+    assert answer.json()["preferences"]["push"] is True
+    assert answer.json()["email"] == user["email"]
+    # A proto path in a service's violation comes back as the JSON field.
+    bad = admin.patch(f"/api/v1/users/{user['id']}", json={"email": "no-at-sign"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["fields"][0]["field"] == "email"
+    assert admin.patch(f"/api/v1/users/{user['id']}", json={}).status_code == 400
+    null_name = admin.patch(f"/api/v1/users/{user['id']}", json={"name": None})
+    assert null_name.status_code == 400
+    assert null_name.json()["error"]["fields"][0]["field"] == "name"
+
+
+def test_preferences_push_targets_list_and_delete(admin: httpx.Client) -> None:
+    user = new_user(admin)
+    prefs = admin.patch(f"/api/v1/users/{user['id']}/preferences", json={"sms": True})
+    assert prefs.status_code == 200
+    assert prefs.json()["preferences"] == {"email": True, "push": False, "sms": True}
+
+    web = {
+        "platform": "webpush",
+        "web_push": {"endpoint": "https://push.example.com/x", "p256dh": "key", "auth": "secret"},
+        "label": "laptop",
+    }
+    added = admin.post(f"/api/v1/users/{user['id']}/push-targets", json=web)
+    assert added.status_code == 201, added.text
+    target = added.json()
+    assert target["platform"] == "webpush"
+    assert target["web_push"] == {"endpoint": "https://push.example.com/x", "p256dh": "key"}
+    mixed = admin.post(
+        f"/api/v1/users/{user['id']}/push-targets", json={"platform": "fcm", "label": "x"}
+    )
+    assert mixed.status_code == 400
+
+    path = f"/api/v1/users/{user['id']}/push-targets/{target['id']}"
+    assert admin.delete(path).status_code == 204
+    assert admin.delete(path).status_code == 404
+
+    listed = admin.get("/api/v1/users/", params={"page_size": 1})
+    assert listed.status_code == 200
+    assert len(listed.json()["items"]) == 1
+    assert listed.json()["next_page_token"]
+
+    assert admin.delete(f"/api/v1/users/{user['id']}").status_code == 204
+    assert admin.get(f"/api/v1/users/{user['id']}").status_code == 404

@@ -1,0 +1,95 @@
+"""The user cache in Redis: what deliveryd and the gateway read on every notification.
+
+Key scheme (HERALD_REDIS_PREFIX, "herald:" by default, comes first):
+
+    {prefix}user:{id}    a Redis hash; {id} is the user's UUID, lower case with hyphens
+        version   decimal integer: the user's row version in PostgreSQL, which grows by
+                  one on every change (preferences, contact points, push targets, ...)
+        user      the serialized `herald.v1.User` protobuf: email, phone, push targets,
+                  locale, time zone, preferences. Never a password.
+
+Entries expire after HERALD_USERD_CACHE_TTL_SECONDS (one hour by default). A deleted user
+leaves a tombstone for as long: `version` = 2**53 - 1 and no `user` field, which readers
+see as a miss.
+
+Only userd writes, through one Lua script that replaces an entry only by a strictly newer
+version: a slow cache fill or a late write-through never puts an older user back over a
+newer one, nor a deleted user back at all. When a write-through fails (Redis down or
+paused), userd records the user in PostgreSQL and refreshes the entry once Redis answers.
+
+Readers elsewhere: `UserCacheReader(redis_client, prefix).get(user_id)` returns the
+`herald.v1.User`, or None on a miss (then ask userd's GetUser, which fills the entry).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import redis.asyncio as aioredis
+
+from herald.v1 import user_pb2
+
+TOMBSTONE_VERSION = 2**53 - 1  # exact in Lua's doubles; above any real row version
+KEY_FORMAT = "{prefix}user:{id}"
+
+# KEYS[1] the entry; ARGV: version, serialized user ("" for a tombstone), TTL in ms.
+_STORE_IF_NEWER = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if current >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+if ARGV[2] == '' then
+  redis.call('HSET', KEYS[1], 'version', ARGV[1])
+else
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'user', ARGV[2])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class UserCacheReader:
+    """Reads cached users; needs nothing but a redis client and the key prefix."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    def key(self, user_id: UUID | str) -> str:
+        return KEY_FORMAT.format(prefix=self._prefix, id=str(user_id).lower())
+
+    async def entry(self, user_id: UUID | str) -> tuple[int, user_pb2.User] | None:
+        """The cached (version, user), or None on a miss or for a deleted user."""
+        version, data = await self._redis.hmget(self.key(user_id), ["version", "user"])
+        if version is None or not isinstance(data, bytes):
+            return None
+        return int(version), user_pb2.User.FromString(data)
+
+    async def get(self, user_id: UUID | str) -> user_pb2.User | None:
+        """The cached user, or None (ask userd's GetUser). Raises redis errors as they come."""
+        found = await self.entry(user_id)
+        return found[1] if found else None
+
+
+class UserCache(UserCacheReader):
+    """userd's side: writes entries, newest version wins."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: float) -> None:
+        super().__init__(client, prefix)
+        self._ttl_ms = int(ttl_seconds * 1000)
+        self._store = client.register_script(_STORE_IF_NEWER)
+
+    async def put(self, user: user_pb2.User, version: int) -> bool:
+        """Stores `user` at `version` unless the entry is as new or newer; True if stored."""
+        stored = await self._store(
+            keys=[self.key(user.id)], args=[version, user.SerializeToString(), self._ttl_ms]
+        )
+        return bool(stored)
+
+    async def tombstone(self, user_id: UUID) -> None:
+        """Marks a deleted user: readers miss, and no older version can be stored again."""
+        await self._store(keys=[self.key(user_id)], args=[TOMBSTONE_VERSION, b"", self._ttl_ms])
+
+    async def ping(self) -> None:
+        await self._redis.ping()
