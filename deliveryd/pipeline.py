@@ -10,6 +10,7 @@ report is kept, so that the same worker re-reports rather than re-sends when it 
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 import uuid
@@ -119,6 +120,7 @@ class Pipeline:
         self._unreported: OrderedDict[JobKey, tuple[status_pb2.ReportStatusRequest, Decision]] = (
             OrderedDict()
         )
+        self._in_flight: dict[JobKey, asyncio.Event] = {}
 
     async def handle(self, body: bytes, correlation_id: str = "") -> Verdict:
         """Processes one message body (a serialized DeliveryJob)."""
@@ -131,6 +133,19 @@ class Pipeline:
             return self._count(Verdict(Action.DEAD_LETTER, reason="unreadable"))
         bind_correlation_id(job.correlation_id or correlation_id or job.notification_id)
         key: JobKey = (job.notification_id, job.generation, job.channel, job.attempt)
+        # A copy of a job this process is working on (the broker delivered it twice): the
+        # claim would grant it again to this same worker, so it waits for the first copy
+        # and then claims, which answers that the hop is taken.
+        while (running := self._in_flight.get(key)) is not None:
+            await running.wait()
+        self._in_flight[key] = done = asyncio.Event()
+        try:
+            return await self._handle(job, key)
+        finally:
+            del self._in_flight[key]
+            done.set()
+
+    async def _handle(self, job: delivery_pb2.DeliveryJob, key: JobKey) -> Verdict:
         kept = self._unreported.pop(key, None)
         if kept is not None:
             # Sent before, report lost: report again, never send again.

@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Route
 
+from gateway.http.schemas.common import NO_NUL
 from mesh.interceptors import field_violations
 
 log = structlog.get_logger("gateway.http")
@@ -186,6 +187,8 @@ def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
         return "body", f"not valid JSON ({detail})" if detail else "not valid JSON"
     if kind == "missing":
         return _location(loc), "required"
+    if kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == NO_NUL:
+        return _location(loc), "must not contain a NUL character"
     message = str(error.get("msg", "invalid value"))
     return _location(loc), message.removeprefix("Value error, ")
 

@@ -57,6 +57,7 @@ class SmtpFake:
 
     def reset(self) -> None:
         self.deliveries.clear()
+        self.connections = 0
         self.invalid_recipients.clear()
         self._temporary_failures = 0
         self._ehlo_stall = 0.0
