@@ -50,6 +50,8 @@ class Caller:
 
     client_id: str
     correlation_id: str
+    # The caller named the correlation id (x-correlation-id): it wins over request_ids.
+    given: bool = False
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,8 @@ class Acceptor:
     ) -> store.NewNotification | DomainError:
         """The row of one notification (user fetched, route planned, content rendered)."""
         request = command.request
-        correlation_id = request.request_id or caller.correlation_id
+        given = caller.correlation_id if caller.given else ""
+        correlation_id = given or request.request_id or caller.correlation_id
         async with self._slots:
             with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
                 try:

@@ -1,9 +1,10 @@
 """herald.v1.NotificationService over gRPC: protobuf in, a domain call, protobuf out.
 
 Who calls: the API client id arrives in metadata `x-herald-client-id` (the REST edge sets
-it from the API key); without it the caller is "internal". The correlation id of a Send
-is its request_id, else the caller's `x-correlation-id`, else a new one; it is bound to
-every log line of the call and answered in the response's initial metadata.
+it from the API key); without it the caller is "internal". The correlation id is the
+caller's `x-correlation-id` (the edge sends the client's X-Request-ID, else the body's
+request_id), else the notification's request_id, else a new one; it is bound to every log
+line of the call and answered in the response's initial metadata.
 """
 
 from __future__ import annotations
@@ -35,17 +36,25 @@ Context = grpc.aio.ServicerContext[Any, Any]
 async def caller_of(context: Context, request_id: str = "") -> Caller:
     """The calling client and correlation id; answers the id in initial metadata."""
     client_id = INTERNAL_CLIENT
+    given = ""
     for key, value in context.invocation_metadata() or ():
-        if key == CLIENT_HEADER and value:
-            client_id = value if isinstance(value, str) else value.decode()
+        text = value if isinstance(value, str) else value.decode()
+        if key == CLIENT_HEADER and text:
+            client_id = text
+        elif key == CORRELATION_HEADER and REQUEST_ID.match(text):
+            given = text
     if len(client_id) > 200:
         raise InvalidArgument.field(CLIENT_HEADER, "at most 200 characters")
-    correlation_id = request_id if REQUEST_ID.match(request_id) else current_correlation_id()
-    correlation_id = correlation_id or ""
+    if given:
+        correlation_id = given
+    elif REQUEST_ID.match(request_id):
+        correlation_id = request_id
+    else:
+        correlation_id = current_correlation_id() or ""
     if correlation_id:
         bind_correlation_id(correlation_id)
         await context.send_initial_metadata(((CORRELATION_HEADER, correlation_id),))
-    return Caller(client_id=client_id, correlation_id=correlation_id)
+    return Caller(client_id=client_id, correlation_id=correlation_id, given=bool(given))
 
 
 def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
