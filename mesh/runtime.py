@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,18 +25,27 @@ from typing import Self
 import grpc
 import redis.asyncio as aioredis
 import structlog
+import psycopg
 from aio_pika.abc import AbstractRobustConnection
+from aio_pika.exceptions import AMQPError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from mesh import amqp, cache, db, migrations
 from mesh.health import Dependency, HealthMonitor
 from mesh.interceptors import default_interceptors
 from mesh.metrics import start_metrics_server
-from mesh.settings import CommonSettings
+from mesh.settings import CommonSettings, mask_url
 
 log = structlog.get_logger("mesh.runtime")
+
+# What a server that cannot be reached raises while a process starts.
+UNREACHABLE = (OSError, psycopg.Error, PoolTimeout, AMQPError)
+
+
+class StartupError(Exception):
+    """A server the process needs to start could not be reached (the message names it)."""
 
 
 @dataclass(frozen=True)
@@ -131,9 +141,12 @@ class Runtime:
     ) -> AsyncConnectionPool:
         """Creates the database if needed, applies its migrations, opens a pool."""
         url = self.settings.database_url(database)
-        if migrations_dir is not None:
-            await migrations.prepare(self.settings.postgres_url, database, migrations_dir)
-        pool = await db.open_pool(url, max_size=max_size)
+        try:
+            if migrations_dir is not None:
+                await migrations.prepare(self.settings.postgres_url, database, migrations_dir)
+            pool = await db.open_pool(url, max_size=max_size)
+        except UNREACHABLE as exc:
+            raise StartupError(f"PostgreSQL at {mask_url(url)}: {exc}") from exc
         self._stack.push_async_callback(pool.close)
         self.health.add_dependency(Dependency("postgres", lambda: db.ping(pool)))
         return pool
@@ -147,7 +160,11 @@ class Runtime:
 
     async def rabbitmq(self, *, required: bool) -> AbstractRobustConnection:
         """A robust RabbitMQ connection, closed at shutdown."""
-        connection = await amqp.connect(self.settings.amqp_url)
+        try:
+            connection = await amqp.connect(self.settings.amqp_url)
+        except UNREACHABLE as exc:
+            url = mask_url(self.settings.amqp_url)
+            raise StartupError(f"RabbitMQ at {url}: {exc!r}") from exc
         self._stack.push_async_callback(connection.close)
         self.health.add_dependency(Dependency("rabbitmq", lambda: amqp.ping(connection), required))
         return connection
@@ -173,10 +190,19 @@ class Runtime:
 
 
 def run(main: Callable[[], Coroutine[None, None, None]]) -> None:
-    """Runs a process's async main on uvloop; exits 0 after a graceful shutdown."""
+    """Runs a process's async main on uvloop; exits 0 after a graceful shutdown.
+
+    A server that cannot be reached at start-up stops the process with one line naming
+    it (exit 1), not a traceback: the supervisor restarts it once the server is back.
+    """
     import uvloop  # noqa: PLC0415 - only processes, not tests, pick the loop
 
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    except StartupError as exc:
+        reason = " ".join(str(exc).split())
+        sys.stderr.write(f"herald: cannot start: {reason}\n")
+        raise SystemExit(1) from None
 
 
 def run_migrations(settings: CommonSettings, database: str, folder: Path) -> None:

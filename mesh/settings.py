@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import sys
-from typing import TypeVar
+from collections.abc import Iterator
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 S = TypeVar("S", bound=BaseSettings)
+
+# The schemes each server URL may use.
+URL_SCHEMES = {
+    "postgres_url": ("postgresql", "postgres"),
+    "redis_url": ("redis", "rediss"),
+    "amqp_url": ("amqp", "amqps"),
+}
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (if any) replaced by `***`, for reprs and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 class CommonSettings(BaseSettings):
@@ -41,6 +59,25 @@ class CommonSettings(BaseSettings):
         2.0, gt=0, le=60, description="How often dependencies are checked for gRPC health."
     )
 
+    @field_validator("postgres_url", "redis_url", "amqp_url")
+    @classmethod
+    def _server_url(cls, value: str, info: ValidationInfo) -> str:
+        schemes = URL_SCHEMES[str(info.field_name)]
+        parts = urlsplit(value)
+        if parts.scheme not in schemes:
+            raise ValueError(f"must be a URL starting with {schemes[0]}://")
+        if not parts.hostname:
+            raise ValueError("must name a host")
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            raise ValueError("has a bad port") from None
+        return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if isinstance(value, str) and "://" in value else value
+
     def database_url(self, name: str) -> str:
         """The URL of one service database on the configured server."""
         return f"{self.postgres_url.rstrip('/')}/{name}"
@@ -51,7 +88,10 @@ def load_settings(cls: type[S]) -> S:
     try:
         return cls()
     except ValidationError as exc:
-        reasons = "; ".join(f"{_env_name(cls, err['loc'])}: {err['msg']}" for err in exc.errors())
+        reasons = "; ".join(
+            f"{_env_name(cls, err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
         sys.stderr.write(f"herald: bad configuration: {reasons}\n")
         raise SystemExit(2) from None
 

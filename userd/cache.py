@@ -93,3 +93,22 @@ class UserCache(UserCacheReader):
 
     async def ping(self) -> None:
         await self._redis.ping()
+
+    async def server_run(self) -> str:
+        """The Redis server's run id: it changes whenever the server restarts."""
+        info = await self._redis.info("server")
+        return str(info["run_id"])
+
+    async def clear(self) -> int:
+        """Removes every user entry (tombstones too); returns how many."""
+        pattern = KEY_FORMAT.format(prefix=self._prefix, id="*")
+        removed = 0
+        batch: list[bytes | str] = []
+        async for key in self._redis.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += await self._redis.unlink(*batch)
+                batch = []
+        if batch:
+            removed += await self._redis.unlink(*batch)
+        return removed

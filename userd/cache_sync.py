@@ -9,6 +9,12 @@ nothing failed meanwhile. The table outlives a crash; every userd process of the
 works it off, and stops trusting the cache while it finds entries there, so a failure seen
 by another process is honoured within one pass.
 
+A Redis that restarted (its run id changed) may have come back from an older snapshot or
+AOF, with entries older than writes it had acknowledged: the next pass notices (so such an
+entry can be served for at most one repair interval after the restart, and only if no
+read or write met the restart's broken connection first), drops every user entry, and
+trusts the cache again only after that.
+
 Readers going to Redis directly (`UserCacheReader`) can meet an old entry only while Redis
 serves reads but not userd's writes (a pause, a partition, a restart from its AOF or
 snapshot), and only until the first repair pass after it takes userd's writes again.
@@ -73,6 +79,7 @@ class CacheSync:
         self._failures = 0
         self._task: asyncio.Task[None] | None = None
         self._repair_error: str | None = None
+        self._server_run: str | None = None
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         # redis-py retries a dead connection ten times; a cache must rather fail fast.
@@ -140,6 +147,7 @@ class CacheSync:
         unless a write-through failed meanwhile. Raises what Redis or PostgreSQL raise."""
         failures = self._failures
         await self._call(self._cache.ping)
+        await self._forget_a_restarted_server()
         async with store.connect(self._pool) as conn:
             while True:
                 async with conn.transaction():
@@ -155,6 +163,16 @@ class CacheSync:
         if failures == self._failures and not self._trusted:
             self._trusted = True
             log.info("user cache trusted")
+
+    async def _forget_a_restarted_server(self) -> None:
+        server_run = await self._call(self._cache.server_run)
+        if self._server_run is not None and server_run != self._server_run:
+            self._distrust("redis restarted")
+            # A fill begun while trusted lands within the timeout: let it, then clear.
+            await asyncio.sleep(self._timeout)
+            removed = await self._call(self._cache.clear)
+            log.warning("redis restarted: user cache cleared", entries=removed)
+        self._server_run = server_run
 
     async def _refresh(self, conn: store.Conn, user_id: UUID, marked_at: datetime) -> None:
         async with conn.transaction():

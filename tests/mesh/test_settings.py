@@ -66,3 +66,73 @@ def test_process_with_bad_setting_stops_at_start_up() -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     assert "HERALD_LOG_LEVEL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("HERALD_POSTGRES_URL", "not-a-url", "must be a URL starting with postgresql://"),
+        ("HERALD_REDIS_URL", "localhost:6379", "must be a URL starting with redis://"),
+        ("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:notaport/", "has a bad port"),
+        ("HERALD_AMQP_URL", "amqp:///", "must name a host"),
+    ],
+)
+def test_a_bad_server_url_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    reason: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exited:
+        load_settings(UserdSettings)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == f"herald: bad configuration: {variable}: {reason}\n"
+
+
+def test_passwords_in_server_urls_are_masked() -> None:
+    settings = CommonSettings(
+        postgres_url="postgresql://herald:pg-secret@db:5432",
+        amqp_url="amqp://herald:mq-secret@broker:5672/",
+        redis_url="redis://:redis-secret@cache:6379/0",
+    )
+    shown = repr(settings)
+    for secret in ("pg-secret", "mq-secret", "redis-secret"):
+        assert secret not in shown
+    assert "postgresql://herald:***@db:5432" in shown
+    assert settings.amqp_url == "amqp://herald:mq-secret@broker:5672/"
+
+
+@pytest.mark.parametrize(
+    ("module", "variable", "value", "named"),
+    [
+        ("userd", "HERALD_POSTGRES_URL", "postgresql://root:pg-secret@127.0.0.1:1", "PostgreSQL"),
+        ("deliveryd", "HERALD_AMQP_URL", "amqp://guest:mq-secret@127.0.0.1:1/", "RabbitMQ"),
+    ],
+)
+def test_an_unreachable_server_stops_start_up_in_one_line(
+    module: str, variable: str, value: str, named: str
+) -> None:
+    args = [sys.executable, "-m", module] + (["email"] if module == "deliveryd" else [])
+    result = subprocess.run(
+        args,
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            variable: value,
+            "HERALD_USERD_GRPC_PORT": "0",
+            "HERALD_USERD_METRICS_PORT": "0",
+            "HERALD_DELIVERYD_EMAIL_GRPC_PORT": "0",
+            "HERALD_DELIVERYD_EMAIL_METRICS_PORT": "0",
+        },
+    )
+    assert result.returncode == 1
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("herald:")]
+    assert line.startswith(f"herald: cannot start: {named} at ")
+    assert "secret" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout

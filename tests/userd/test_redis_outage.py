@@ -153,6 +153,64 @@ async def test_redis_down_then_back_with_its_old_data(
     assert setup.pending_repairs() == set()
 
 
+async def test_redis_restarted_from_an_older_snapshot_is_never_served(
+    tmp_path: Path, isolation: Isolation, service_factory: ServiceFactory
+) -> None:
+    """Redis acknowledged the update, then lost it (restarted from an older RDB snapshot):
+    no repair was recorded, yet userd must not serve the older entry it came back with."""
+    server = RedisServer(tmp_path / "rdb").start()  # no AOF: a restart loads dump.rdb
+    setup = Setup(
+        redis=server,
+        database=isolation.database(f"users_{uuid.uuid4().hex[:8]}"),
+        prefix=isolation.redis_prefix,
+        factory=service_factory,
+    )
+    proc = setup.userd()
+    channel = proc.channel()
+    stub = user_pb2_grpc.UserServiceStub(channel)
+    try:
+        user = (
+            await stub.CreateUser(
+                create_request(preferences=user_pb2.Preferences(email=True, sms=True))
+            )
+        ).user
+        assert await get(stub, user.id) == user
+        await eventually(lambda: setup.entry(user.id)[1] == user)
+        server.client().save()
+        updated = (
+            await stub.UpdatePreferences(
+                user_pb2.UpdatePreferencesRequest(
+                    user_id=user.id, preferences=user_pb2.Preferences(sms=False)
+                )
+            )
+        ).user
+        await eventually(lambda: setup.entry(user.id)[1] == updated)
+        assert setup.pending_repairs() == set()
+
+        server.kill()
+        server.start()
+        assert setup.entry(user.id)[1] == user  # the snapshot's older entry is back
+        await eventually(lambda: "user cache cleared" in proc.logs())
+
+        async def never_stale() -> bool:
+            assert await get(stub, user.id) == updated
+            return health_status(proc.grpc_port, REDIS_HEALTH) == SERVING and (
+                setup.entry(user.id)[1] in (None, updated)
+            )
+
+        await eventually(never_stale)
+
+        async def refilled() -> bool:  # once trusted again, a read fills the entry anew
+            assert await get(stub, user.id) == updated
+            return bool(setup.entry(user.id)[1] == updated)
+
+        await eventually(refilled)
+    finally:
+        await channel.close()
+        proc.stop()
+        server.kill()
+
+
 async def test_paused_redis_keeps_a_stale_entry_that_userd_never_serves(
     setup: Setup, running: tuple[ServiceProcess, Any]
 ) -> None:
