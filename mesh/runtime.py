@@ -23,9 +23,9 @@ from types import TracebackType
 from typing import Self
 
 import grpc
+import psycopg
 import redis.asyncio as aioredis
 import structlog
-import psycopg
 from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import AMQPError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
