@@ -38,7 +38,8 @@ def test_process_serves_health_and_reflection_then_stops_cleanly(
     ).stdout.split()
     assert "grpc.health.v1.Health" in listed
     assert "grpc.reflection.v1alpha.ServerReflection" in listed
-    if service_name is not None and service_name in listed:
+    if service_name is not None:
+        assert service_name in listed
         assert health_status(proc.grpc_port, service_name) == SERVING
 
     # stop() fails the test if the process outlives HERALD_GRACE_SECONDS (5) plus slack.
