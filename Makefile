@@ -38,3 +38,6 @@ services: ## Make sure PostgreSQL, Redis and RabbitMQ answer (starting installed
 up: setup services ## Run Herald: every process, sandbox providers, Ctrl-C stops all.
 	for service in userd templated gateway; do $(UV) run --frozen python -m $$service migrate || exit 1; done
 	$(UV) run --frozen honcho start -f Procfile
+
+bench: setup services ## Throughput and latency of an isolated stack (BENCH_ARGS="--help" lists knobs).
+	$(UV) run --frozen python -m bench $(BENCH_ARGS)

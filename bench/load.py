@@ -10,6 +10,7 @@ send back to back.
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 import uuid
 from collections import Counter
@@ -49,6 +50,8 @@ class LoadSpec:
     channel: str = "email"
     batch_size: int = 100
     tag: str = ""
+    start_at: float = 0.0  # wall-clock time to begin, so that several load processes agree
+    max_requests: int = 0  # closed loop: stop after this many requests (0: no limit)
 
 
 @dataclass
@@ -63,6 +66,8 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
+    cpu_seconds: float = 0.0  # of the load process itself
+    peak_rss_mb: float = 0.0
 
 
 Sender = Callable[[int], Awaitable[int]]  # request number → accepted items (raises on error)
@@ -77,13 +82,19 @@ def run_load(spec: LoadSpec) -> LoadResult:
 
 async def _run(spec: LoadSpec) -> LoadResult:
     result = LoadResult()
-    async with _sender(spec) as send:
+    sender = _sender(spec)
+    async with sender as send:
+        await asyncio.sleep(max(0.0, spec.start_at - time.time()))
+        cpu = time.process_time()
         result.started = time.time()
         if spec.rate > 0:
             await _open_loop(spec, send, result)
         else:
             await _closed_loop(spec, send, result)
         result.finished = time.time()
+        result.cpu_seconds = time.process_time() - cpu
+    result.errors.update(sender.item_errors)
+    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
 
@@ -123,11 +134,14 @@ async def _open_loop(spec: LoadSpec, send: Sender, result: LoadResult) -> None:
 
 async def _closed_loop(spec: LoadSpec, send: Sender, result: LoadResult) -> None:
     stop = time.perf_counter() + spec.duration
-    counter = iter(range(10**12))
+    limit = spec.max_requests or 10**12
+    counter = iter(range(limit))
 
     async def caller() -> None:
-        while time.perf_counter() < stop:
-            await _one(send, next(counter), time.perf_counter(), result)
+        for number in counter:
+            if time.perf_counter() >= stop:
+                return
+            await _one(send, number, time.perf_counter(), result)
 
     await asyncio.gather(*(caller() for _ in range(spec.concurrency)))
 
@@ -146,6 +160,32 @@ class HttpError(Exception):
         self.status = status
 
 
+def request_prefix(tag: str) -> str:
+    """What every request_id of a scenario tagged `tag` starts with (and no other's)."""
+    return f"bench-{tag}-"
+
+
+def merge(results: list[LoadResult]) -> LoadResult:
+    """The results of several load processes of one scenario, as one."""
+    merged = LoadResult()
+    for part in results:
+        merged.requests += part.requests
+        merged.ok += part.ok
+        merged.accepted_items += part.accepted_items
+        merged.late += part.late
+        merged.errors.update(part.errors)
+        merged.latencies_ms.extend(part.latencies_ms)
+        merged.cpu_seconds += part.cpu_seconds
+        merged.peak_rss_mb = max(merged.peak_rss_mb, part.peak_rss_mb)
+    merged.started = min((r.started for r in results), default=0.0)
+    merged.finished = max((r.finished for r in results), default=0.0)
+    return merged
+
+
+def warm() -> None:
+    """Run once in each pool process ahead of the first scenario: pays for the imports."""
+
+
 def _variables(number: int) -> dict[str, str]:
     return {"name": f"user {number}", "link": f"https://example.com/n/{number}"}
 
@@ -158,12 +198,14 @@ class _sender:  # noqa: N801 - used as `async with _sender(spec) as send`
         self._run = uuid.uuid4().hex[:8]
         self._session: aiohttp.ClientSession | None = None
         self._channel: grpc.aio.Channel | None = None
+        # SendBatch items refused inside a successful call, by gRPC code.
+        self.item_errors: Counter[str] = Counter()
 
     def _user(self, number: int) -> str:
         return self._spec.user_ids[number % len(self._spec.user_ids)]
 
     def _request_id(self, number: int) -> str:
-        return f"bench-{self._spec.tag}-{self._run}-{number}"
+        return f"{request_prefix(self._spec.tag)}{self._run}-{number}"
 
     async def __aenter__(self) -> Sender:
         spec = self._spec
@@ -230,4 +272,18 @@ class _sender:  # noqa: N801 - used as `async with _sender(spec) as send`
             requests=[self._send_request(number * size + i) for i in range(size)]
         )
         answer = await self._stub.SendBatch(request, metadata=self._metadata, timeout=60)
-        return sum(1 for item in answer.results if item.HasField("accepted"))
+        accepted = 0
+        for item in answer.results:
+            if item.HasField("accepted"):
+                accepted += 1
+            else:
+                self.item_errors[f"item:{_code(item.error.code).name}"] += 1
+        return accepted
+
+
+def _code(number: int) -> grpc.StatusCode:
+    """The `grpc.StatusCode` of a google.rpc.Code number."""
+    for code in grpc.StatusCode:
+        if code.value[0] == number:
+            return code
+    return grpc.StatusCode.UNKNOWN

@@ -1,0 +1,173 @@
+"""`python -m bench` (`make bench`): start an isolated Herald stack, run the scenarios,
+print the table and write `bench/results/<timestamp>.json`. `--help` lists the knobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from bench import report
+from bench.report import say
+from bench.scenarios import SCENARIOS, Bench, Params
+from bench.stack import ROOT, Servers, Stack
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+def _joined(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {', '.join(unknown)} (known: {', '.join(SCENARIOS)})"
+        )
+    return names
+
+
+def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
+    d = Params()
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Throughput and latency of a whole Herald stack on this machine.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add(
+        "--scenarios",
+        type=_names,
+        default=",".join(d.scenarios),
+        help="comma-separated, run in order",
+    )
+    add("--duration", type=float, default=d.duration, help="seconds of load per scenario")
+    add("--rest-rates", type=_floats, default=_joined(d.rest_rates), help="offered REST POSTs/s")
+    add("--grpc-rates", type=_floats, default=_joined(d.grpc_rates), help="offered gRPC Sends/s")
+    add("--concurrency", type=int, default=d.concurrency, help="closed-loop callers")
+    add("--max-in-flight", type=int, default=d.max_in_flight, help="open-loop cap")
+    add("--batch-size", type=int, default=d.batch_size, help="items per SendBatch")
+    add("--batch-concurrency", type=int, default=d.batch_concurrency, help="SendBatch callers")
+    add("--backlog", type=int, default=d.backlog, help="notifications queued, then drained")
+    add("--failover-rate", type=float, default=d.failover_rate, help="offered POSTs/s")
+    add("--fail-ratio", type=float, default=d.fail_ratio, help="share of SendGrid sends failing")
+    add(
+        "--failover-breaker-threshold",
+        type=int,
+        default=d.failover_breaker_threshold,
+        help="HERALD_DELIVERYD_BREAKER_THRESHOLD in the failover scenario (high: every "
+        "message pays for the failing provider; 5, the default, lets the breaker open)",
+    )
+    add("--users", type=int, default=d.users, help="users notifications are spread over")
+    add("--load-procs", type=int, default=d.load_procs, help="load generator processes")
+    add("--drain-timeout", type=float, default=d.drain_timeout, help="seconds to settle")
+    add("--backlog-timeout", type=float, default=d.backlog_timeout, help="fill/drain limit")
+    add("--warmup", type=float, default=d.warmup, help="unmeasured seconds at start")
+    add("--profile", type=Path, default=None, help="py-spy the stack into this folder")
+    add("--profile-native", action="store_true", help="py-spy --native (C frames too)")
+    add("--log-level", default="INFO", help="HERALD_LOG_LEVEL of the stack's processes")
+    add("--output", type=Path, default=None, help="JSON path (bench/results/<timestamp>.json)")
+    args = parser.parse_args(argv)
+    params = Params(
+        scenarios=args.scenarios,
+        duration=args.duration,
+        rest_rates=args.rest_rates,
+        grpc_rates=args.grpc_rates,
+        concurrency=args.concurrency,
+        max_in_flight=args.max_in_flight,
+        batch_size=args.batch_size,
+        batch_concurrency=args.batch_concurrency,
+        backlog=args.backlog,
+        failover_rate=args.failover_rate,
+        fail_ratio=args.fail_ratio,
+        failover_breaker_threshold=args.failover_breaker_threshold,
+        users=args.users,
+        load_procs=args.load_procs,
+        drain_timeout=args.drain_timeout,
+        backlog_timeout=args.backlog_timeout,
+        warmup=args.warmup,
+        profile=args.profile,
+        profile_native=args.profile_native,
+    )
+    return params, args
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    params, args = parse(sys.argv[1:] if argv is None else argv)
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    output: Path = args.output or RESULTS / f"{stamp}.json"
+    logs = output.with_name(output.stem + "-logs")
+    signal.signal(signal.SIGTERM, _terminate)
+    info = report.machine()
+    how = report.method(params)
+    stack = Stack(Servers.from_env(), logs, log_level=args.log_level)
+    failures: list[str] = []
+    bench: Bench | None = None
+    pool = ProcessPoolExecutor(
+        max_workers=params.load_procs, mp_context=multiprocessing.get_context("spawn")
+    )
+    try:
+        say(f"bench run {stack.run_id}: starting the stack (logs in {logs})")
+        stack.start()
+        seed = stack.seed(params.users)
+        bench = Bench(stack, seed, params, pool)
+        bench.warm_up()
+        for scenario in params.scenarios:
+            say(f"scenario {scenario} ...")
+            try:
+                for row in bench.run(scenario):
+                    say(
+                        f"  {row.scenario}: {report.num(row.accepted_per_s)} accepted/s, "
+                        f"{report.num(row.delivered_per_s)} delivered/s, "
+                        f"errors {row.error_count}"
+                    )
+            except Exception:
+                failures.append(f"{scenario}: {traceback.format_exc()}")
+                say(f"  {scenario} failed:\n{traceback.format_exc()}")
+    except KeyboardInterrupt:
+        failures.append("interrupted")
+        say("interrupted: tearing down")
+    finally:
+        pool.shutdown(cancel_futures=True)
+        if bench is not None:
+            bench.close()
+        stack.close()
+    rows = bench.rows if bench is not None else []
+    doc = report.document(
+        started=now.isoformat(),
+        finished=datetime.now(UTC).isoformat(),
+        params=params,
+        info=info,
+        rows=rows,
+        run_id=stack.run_id,
+    )
+    doc["failures"] = failures
+    report.write_json(output, doc)
+    sys.stdout.write(report.header(info, how) + "\n\n" + report.table(rows) + "\n")
+    if params.profile is not None:
+        sys.stdout.write("\npy-spy, top functions by own time:\n" + report.profiles(rows) + "\n")
+    sys.stdout.write(f"\nresults: {output}\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

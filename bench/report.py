@@ -1,0 +1,216 @@
+"""The bench's output: the machine and method, a table per run, and the JSON document."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+
+from bench.scenarios import Params, Row
+
+PROCESS_ORDER = (
+    "gateway",
+    "userd",
+    "templated",
+    "deliveryd-email",
+    "deliveryd-sms",
+    "deliveryd-push",
+    "fake-sendgrid",
+    "load",
+    "postgres",
+    "rabbitmq",
+    "redis",
+)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "memory_mb": round(psutil.virtual_memory().total / 2**20),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def method(params: Params) -> dict[str, str]:
+    """How the figures were obtained, in words (printed and stored with them)."""
+    procs = params.load_procs
+    return {
+        "stack": "every Herald process (userd, templated, gateway, deliveryd email/sms/push) "
+        "as `make up` runs it, one process each, sandbox providers, on this machine's "
+        "PostgreSQL, RabbitMQ and Redis (a database set, vhost and key prefix of the run's own)",
+        "load": f"{procs} separate load process{'es' if procs > 1 else ''} on the same "
+        "machine (uvloop; aiohttp for REST, grpc.aio for gRPC); the stack and the load share "
+        "the cores",
+        "open loop": "request i is due at start + i/rate; accept latency runs from that due "
+        "time, so server queueing is not hidden (no coordinated omission); at most "
+        f"{params.max_in_flight} in flight, requests due beyond that count as late",
+        "closed loop": f"{params.concurrency} callers (SendBatch: {params.batch_concurrency}, "
+        f"{params.batch_size} items per call) sending back to back",
+        "duration": f"{params.duration:g} s of load per scenario, then up to "
+        f"{params.drain_timeout:g} s for its notifications to settle before the next",
+        "accept latency": "request sent → 202 / Send answer, as the client saw it "
+        "(SendBatch: per call)",
+        "end to end": "notification row created (accepted) → deliver_time reported by "
+        "deliveryd (the provider took it), both from the notifications database; "
+        "`recorded` in the JSON runs to when the gateway wrote the outcome",
+        "delivered/s": "delivered / (last delivery - load start); backlog drain: from the "
+        "first delivery to the last; `in load`: deliveries while the load ran / its length "
+        "(what the pipeline sustains under that load)",
+        "resources": "CPU seconds and peak RSS of each process, sampled every 0.25 s over the "
+        "load and settle window; postgres/rabbitmq/redis are CPU only and include any other "
+        "client of those servers",
+    }
+
+
+def num(value: float | None) -> str:
+    """A figure for the table: whole above 10, one decimal below, `-` when absent."""
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}"
+
+
+def _lat(row: dict[str, float | None]) -> str:
+    return "/".join(num(row[k]) for k in ("p50", "p95", "p99", "max"))
+
+
+def table(rows: list[Row]) -> str:
+    """The scenarios as a fixed-width table, then CPU and peak RSS per process."""
+    head = (
+        "scenario",
+        "method",
+        "offered/s",
+        "achieved/s",
+        "accepted/s",
+        "delivered/s",
+        "in load",
+        "accept ms p50/p95/p99/max",
+        "e2e ms p50/p95/p99/max",
+        "errors",
+    )
+    lines = [head]
+    for row in rows:
+        lines.append(
+            (
+                row.scenario,
+                row.method + (f" c={row.concurrency}" if row.method == "closed loop" else ""),
+                num(row.offered_rate),
+                num(row.achieved_rate),
+                num(row.accepted_per_s),
+                num(row.delivered_per_s),
+                num(row.delivered_per_s_in_load),
+                _lat(row.accept_latency_ms),
+                _lat(row.e2e_latency_ms),
+                _errors(row),
+            )
+        )
+    out = [_grid(lines)]
+    seen = {name for row in rows for name in row.resources}
+    names = [n for n in PROCESS_ORDER if n in seen] + sorted(seen - set(PROCESS_ORDER))
+    res = [("scenario", *names)]
+    for row in rows:
+        cells = []
+        for name in names:
+            usage = row.resources.get(name)
+            if usage is None:
+                cells.append("")
+                continue
+            rss = usage.get("peak_rss_mb")
+            cpu = f"{usage['cpu_seconds']:.1f}s"
+            cells.append(cpu if rss is None else f"{cpu} {rss:.0f}MB")
+        res.append((row.scenario, *cells))
+    out.append("CPU seconds and peak RSS per process (over load + settle):")
+    out.append(_grid(res))
+    return "\n".join(out)
+
+
+def _errors(row: Row) -> str:
+    parts = [f"{name}={count}" for name, count in sorted(row.errors.items())]
+    if row.late:
+        parts.append(f"late={row.late}")
+    return ", ".join(parts) or "0"
+
+
+def _grid(lines: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = []
+    for number, line in enumerate(lines):
+        cells = [
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        text.append("  ".join(cells).rstrip())
+        if number == 0:
+            text.append("  ".join("-" * w for w in widths))
+    return "\n".join(text)
+
+
+def profiles(rows: list[Row], top: int = 10) -> str:
+    """The functions with the most own time per profiled process and scenario (if any)."""
+    out: list[str] = []
+    for row in rows:
+        for name, summary in row.notes.get("profile", {}).items():
+            out.append(f"{row.scenario} / {name}: {summary['samples']} on-CPU samples, own time:")
+            out += [f"  {pct:5.1f}%  {fn}" for fn, pct in summary["top_own_pct"][:top]]
+    return "\n".join(out)
+
+
+def header(info: dict[str, Any], how: dict[str, str]) -> str:
+    lines = [
+        f"machine: {info['nproc']} cores ({info['cpu_model'] or 'unknown CPU'}), "
+        f"{info['memory_mb']} MB memory, load average at start "
+        f"{'/'.join(str(x) for x in info['load_average_at_start'])}, Python {info['python']}",
+        "method:",
+    ]
+    lines += [f"  {key}: {value}" for key, value in how.items()]
+    return "\n".join(lines)
+
+
+def document(
+    *,
+    started: str,
+    finished: str,
+    params: Params,
+    info: dict[str, Any],
+    rows: list[Row],
+    run_id: str,
+) -> dict[str, Any]:
+    return {
+        "started": started,
+        "finished": finished,
+        "run_id": run_id,
+        "machine": info,
+        "method": method(params),
+        "parameters": asdict(params),
+        "scenarios": [asdict(row) for row in rows],
+    }
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str))
+
+
+def say(text: str) -> None:
+    """Progress, on stderr: stdout carries only the report."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()

@@ -1,0 +1,121 @@
+"""A few seconds of `python -m bench`: every scenario runs and its results are well formed.
+
+Speed is not asserted here (it depends on the machine and on what else runs on it); this
+only keeps the harness from rotting: the stack starts and is torn down, every scenario
+produces a row with every field, and a small run delivers everything it accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from bench.scenarios import SCENARIOS, Row
+from tests.support.infra import POSTGRES_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+LATENCY_KEYS = {"p50", "p95", "p99", "max"}
+PROCESSES = {
+    "gateway",
+    "userd",
+    "templated",
+    "deliveryd-email",
+    "deliveryd-sms",
+    "deliveryd-push",
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    output = tmp_path_factory.mktemp("bench") / "smoke.json"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench", "--scenarios", ",".join(SCENARIOS)),
+            *("--duration", "1.5", "--rest-rates", "20", "--grpc-rates", "20"),
+            *("--concurrency", "4", "--batch-size", "10", "--batch-concurrency", "2"),
+            *("--backlog", "200", "--failover-rate", "20", "--users", "3", "--warmup", "0.5"),
+            *("--drain-timeout", "30", "--backlog-timeout", "30", "--output", str(output)),
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc: dict[str, Any] = json.loads(output.read_text())
+    doc["stdout"] = done.stdout
+    return doc
+
+
+@pytest.mark.timeout(180)
+def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
+    rows = {row["scenario"]: row for row in results["scenarios"]}
+    assert set(rows) == {
+        "rest-rate@20",
+        "rest-sat",
+        "grpc-rate@20",
+        "grpc-sat",
+        "batch",
+        "backlog-fill",
+        "backlog-drain",
+        "failover@20",
+    }
+    fields = set(Row.__dataclass_fields__)
+    for name, row in rows.items():
+        assert set(row) == fields, name
+        for key in ("accept_latency_ms", "e2e_latency_ms", "e2e_recorded_latency_ms"):
+            assert set(row[key]) == LATENCY_KEYS, (name, key)
+        assert PROCESSES - {"deliveryd-email"} <= set(row["resources"]), name
+        for usage in row["resources"].values():
+            assert usage["cpu_seconds"] >= 0
+    assert results["failures"] == []
+    assert results["machine"]["nproc"] >= 1
+    assert {"open loop", "closed loop", "end to end"} <= set(results["method"])
+
+
+@pytest.mark.timeout(180)
+def test_a_small_run_delivers_everything_it_accepted(results: dict[str, Any]) -> None:
+    for row in results["scenarios"]:
+        name = row["scenario"]
+        if name == "backlog-fill":
+            assert row["accepted"] == 200
+            assert row["notes"]["email_queue_depth_after_fill"] == 200
+            continue
+        assert row["error_count"] == 0, (name, row["errors"])
+        assert row["delivered"] > 0, name
+        assert row["e2e_latency_ms"]["p50"] is not None, name
+        if name == "backlog-drain":
+            assert row["delivered"] == 200
+            continue
+        assert row["requests"] > 0 and row["ok"] > 0, name
+        assert row["accepted"] > 0 and row["accepted_per_s"] > 0, name
+        assert row["accept_latency_ms"]["p50"] is not None, name
+        assert row["delivered"] == row["accepted"], name
+        assert row["resources"]["gateway"]["peak_rss_mb"] > 0, name
+    failover = next(r for r in results["scenarios"] if r["scenario"].startswith("failover"))
+    assert set(failover["notes"]["delivered_by_provider"]) <= {"sendgrid", "sandbox"}
+    assert failover["notes"]["fake_sendgrid"]["requests"] >= failover["delivered"]
+
+
+@pytest.mark.timeout(180)
+def test_the_table_is_printed_and_the_stack_is_gone(results: dict[str, Any]) -> None:
+    out = results["stdout"]
+    assert "machine:" in out and "method:" in out and "accept ms p50/p95/p99/max" in out
+    run = results["run_id"]
+    with psycopg.connect(f"{POSTGRES_URL}/postgres") as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE starts_with(datname, %s)",
+            (f"herald_bench_{run}_",),
+        ).fetchone()
+    assert left == (0,)
+    vhosts = subprocess.run(
+        ["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"herald-bench-{run}" not in vhosts
