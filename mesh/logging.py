@@ -6,9 +6,15 @@ import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
 
 CORRELATION_KEY = "correlation_id"
+
+
+def _dumps(event: Any, **_: Any) -> str:
+    # orjson: several times faster than the json module on every log line of a hot path.
+    return orjson.dumps(event, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -22,7 +28,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         processors=[
             *shared,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
@@ -34,7 +40,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(),
+                structlog.processors.JSONRenderer(serializer=_dumps),
             ],
             foreign_pre_chain=shared,
         )

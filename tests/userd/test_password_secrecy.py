@@ -92,7 +92,7 @@ async def test_the_password_never_leaves_userd(
     await stub.DeleteUser(user_pb2.DeleteUserRequest(id=user.id))
 
     logs = userd.logs()
-    assert '"method": "/herald.v1.UserService/UpdateUser"' in logs  # the log was written
+    assert '"method":"/herald.v1.UserService/UpdateUser"' in logs  # the log was written
     for secret in (SECRET, NEW_SECRET):
         assert all(secret.encode() not in a.SerializeToString() for a in answers)
         assert all(secret not in e for e in errors)
