@@ -5,16 +5,35 @@ random jitter of up to half the base, capped at `maximum`. The jitter spreads re
 many notifications that failed together; keeping it under the base keeps the delays of
 one notification growing. The retry itself travels through RabbitMQ's delay queues
 (published by the gateway's outbox), never as a sleep in the consumer.
+
+The notification's deadline bounds both: no retry is scheduled past it, and a job
+consumed after it is not sent at all (`deadline_passed`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from herald.v1 import delivery_pb2
+
+# The error of a hop not sent because the notification's deadline had passed.
+DEADLINE_PASSED = "deadline passed"
+
+
+def deadline_of(job: delivery_pb2.DeliveryJob) -> datetime | None:
+    """The notification's deadline, or None when it has none."""
+    if job.HasField("deadline") and job.deadline.seconds > 0:
+        return job.deadline.ToDatetime(UTC)
+    return None
+
+
+def deadline_passed(job: delivery_pb2.DeliveryJob, now: datetime) -> bool:
+    """Whether the job comes too late to be sent at all (`now` must be aware)."""
+    deadline = deadline_of(job)
+    return deadline is not None and now >= deadline
 
 
 @dataclass(frozen=True)
@@ -45,7 +64,6 @@ class RetryPolicy:
         if job.attempt >= self.max_attempts:
             return None
         delay = self.delay(max(job.attempt, 1))
-        has_deadline = job.HasField("deadline") and job.deadline.seconds > 0
-        if has_deadline and now + timedelta(seconds=delay) >= job.deadline.ToDatetime(now.tzinfo):
+        if deadline_passed(job, now + timedelta(seconds=delay)):
             return None
         return delay

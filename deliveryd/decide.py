@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from deliveryd.backoff import RetryPolicy
+from deliveryd.backoff import RetryPolicy, deadline_passed
 from deliveryd.chain import Outcome
 from deliveryd.channels import CHANNEL_NAMES, HopResult
 from herald.v1 import common_pb2, delivery_pb2
@@ -86,7 +86,8 @@ def decide(
         carried = earlier if has_real_error else SUPPRESSED_PREFIX + reason
 
     index = job.route_index + 1
-    if index < len(job.route):
+    # Past the notification's deadline no channel is worth trying: the route ends here.
+    if index < len(job.route) and not deadline_passed(job, now):
         channel = job.route[index]
         moved = _next(job, channel=channel, route_index=index, attempt=1, last_error=carried)
         return Decision(

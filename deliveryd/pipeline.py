@@ -28,10 +28,11 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 from deliveryd import metrics
 from deliveryd.alerts import Alerter
 from deliveryd.audience import Audience, resolve
-from deliveryd.backoff import RetryPolicy
+from deliveryd.backoff import DEADLINE_PASSED, RetryPolicy, deadline_passed
 from deliveryd.chain import Outcome
 from deliveryd.channels import ChannelSender, HopResult, skipped
 from deliveryd.decide import Decision, decide, is_critical
+from deliveryd.settings import SEND_SHARE_OF_LEASE
 from herald.v1 import common_pb2, delivery_pb2, status_pb2, status_pb2_grpc, user_pb2_grpc
 from mesh.logging import bind_correlation_id
 
@@ -58,8 +59,6 @@ RETRYABLE_CODES = frozenset(
 MAX_DETAIL_CHARS = 4000
 # Reports kept for re-reporting after the gateway was unreachable (per process).
 MAX_UNREPORTED = 10_000
-# The share of the lease the send may use; the rest is for the report.
-SEND_SHARE_OF_LEASE = 0.8
 JobKey = tuple[str, int, int, int]
 
 
@@ -223,6 +222,9 @@ class Pipeline:
         self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float
     ) -> HopResult:
         name = self.sender.name
+        if deadline_passed(job, datetime.now(UTC)):
+            # Too late to send at all: each later channel's hop ends here too, the last FAILED.
+            return skipped(DEADLINE_PASSED)
         if not audience.exists:
             return skipped("the user no longer exists", suppressed=True)
         if not audience.allows(job.channel):

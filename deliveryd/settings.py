@@ -1,8 +1,8 @@
 """deliveryd configuration: one process per channel, providers chosen by environment.
 
-Every provider named in a chain must have its credentials, or the process stops at start-up
-with a one-line reason (`load_settings`). With nothing configured every chain is the
-sandbox, so Herald runs out of the box.
+Every provider named in a chain must have its credentials, and a timeout the hop's lease
+leaves room for, or the process stops at start-up with a one-line reason (`load_settings`).
+With nothing configured every chain is the sandbox, so Herald runs out of the box.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
         ("webpush_subject", "HERALD_WEBPUSH_SUBJECT"),
     ),
 }
+
+# The share of the lease a hop's send may use; the rest is for the report (the pipeline's
+# deadline). A provider whose timeout does not fit in it is never tried.
+SEND_SHARE_OF_LEASE = 0.8
+# What a hop spends before its first provider (the user look-up), on top of the timeout.
+FIRST_PROVIDER_MARGIN = 0.25
 
 Timeout = Annotated[float, Field(gt=0, le=120)]
 ProviderList = Annotated[tuple[str, ...], NoDecode]
@@ -185,6 +191,7 @@ class DeliverydSettings(CommonSettings):
             missing = [env for field, env in REQUIRED.get(name, ()) if not info.data.get(field)]
             if missing:
                 raise ValueError(f"{name} needs {', '.join(missing)}")
+        _check_timeouts(value, info.data)
         return value
 
     def grpc_port(self, channel: str) -> int:
@@ -201,3 +208,26 @@ class DeliverydSettings(CommonSettings):
     def max_attempts(self, channel: str) -> int:
         """How many tries a hop gets on `channel` before the route moves on."""
         return int(getattr(self, f"{channel}_max_attempts"))
+
+
+def _check_timeouts(chain: tuple[str, ...], data: dict[str, Any]) -> None:
+    """Refuses a provider whose timeout leaves it no time even as the chain's first.
+
+    The chain skips a provider it could not wait for before the hop's deadline ("no time
+    left"), so such a provider would silently never be tried. A field validator of the
+    chain rather than a model validator: the error then has a variable to name, which
+    `load_settings` prints.
+    """
+    lease = data.get("lease_seconds")
+    if lease is None:  # the lease itself is invalid, and reported as such
+        return
+    budget = lease * SEND_SHARE_OF_LEASE
+    for name in chain:
+        timeout = data.get(f"{name}_timeout")
+        if timeout is not None and timeout + FIRST_PROVIDER_MARGIN > budget:
+            raise ValueError(
+                f"{name}'s HERALD_{name.upper()}_TIMEOUT ({timeout:g} s, plus"
+                f" {FIRST_PROVIDER_MARGIN:g} s) does not fit in the {budget:g} s a send may use"
+                f" (HERALD_DELIVERYD_LEASE_SECONDS={lease} x {SEND_SHARE_OF_LEASE:g}):"
+                f" {name} would never be tried; lower the timeout or raise the lease"
+            )

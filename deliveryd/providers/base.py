@@ -5,9 +5,13 @@ the errors below. The classification is the provider's job, because only it know
 its API's answers mean:
 
 - `TransientError`: worth trying again, here or through another provider (a timeout, a
-  refused connection, 429, 5xx, rejected credentials). Counts against the circuit breaker.
-- `PermanentError`: the message itself cannot be delivered (invalid recipient, rejected
-  content). Not retried, not failed over, and not the provider's fault.
+  refused connection, 429, 5xx). Errors about the provider account or its configuration
+  (401/403 rejected credentials, a 404 for the provider's own endpoint, domain or account,
+  an unknown app id, a refused sender) are transient too: another provider may well deliver
+  the message. Counts against the circuit breaker.
+- `PermanentError`: only errors about this message: an invalid, unsubscribed or
+  unregistered recipient, rejected content, a payload too large. Not retried, not failed
+  over, and not the provider's fault.
 - `TargetGone`: a push target that no longer exists; the worker removes it from the user.
 """
 
@@ -134,12 +138,25 @@ class Provider(ABC, Generic[M]):
         """Releases connections; called once at shutdown."""
 
 
-def classify_http(status: int, text: str, *, provider: str) -> ProviderError:
-    """The usual meaning of an HTTP error status, for APIs without finer error codes."""
+# HTTP statuses that refuse the request's content: the message, not the account, is at fault.
+MESSAGE_STATUSES = frozenset({400, 413, 414, 422})
+
+
+def classify_http(
+    status: int, text: str, *, provider: str, account_error: bool = False
+) -> ProviderError:
+    """The usual meaning of an HTTP error status, for APIs without finer error codes.
+
+    Permanent only when the status says the request's content was refused (400, 413, 414,
+    422) and the provider's own error code did not show it to be about the account or
+    configuration (`account_error`, e.g. OneSignal's unknown app id): a 401, 403 or 404
+    (the provider's endpoint, domain or account does not exist) is the configuration's
+    fault, not the message's, so it is transient and the chain fails over.
+    """
     message = f"{provider} answered {status}: {text[:300]}".rstrip(": ")
     if status in (401, 403):
         # The message is fine; the credentials are not. Another provider may deliver it.
         return TransientError(f"{provider} rejected the credentials ({status})", status=status)
-    if status in (408, 409, 425, 429) or status >= 500:
+    if account_error or status not in MESSAGE_STATUSES:
         return TransientError(message, status=status)
     return PermanentError(message, status=status)

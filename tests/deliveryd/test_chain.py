@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from deliveryd.backoff import RetryPolicy
+from deliveryd.backoff import DEADLINE_PASSED, RetryPolicy, deadline_passed
 from deliveryd.chain import CLOSED, HALF_OPEN, OPEN, Breakers, Outcome, ProviderChain
 from deliveryd.channels import HopResult, skipped
 from deliveryd.decide import SUPPRESSED_PREFIX, decide, is_critical
@@ -193,6 +193,18 @@ def test_the_deadline_ends_retries() -> None:
     soon.deadline.FromDatetime(NOW + timedelta(seconds=0.5))
     decision = decide(job=soon, hop=hop(Outcome.TRANSIENT, "503"), policy=POLICY, now=NOW)
     assert decision.next_job is not None and decision.next_job.channel == common_pb2.CHANNEL_SMS
+
+
+def test_a_job_past_its_deadline_ends_the_route_failed() -> None:
+    late = job()
+    late.deadline.FromDatetime(NOW - timedelta(seconds=1))
+    assert deadline_passed(late, NOW)
+    assert not deadline_passed(job(), NOW)  # no deadline at all
+    assert len(late.route) > 1  # a next channel exists, and is not tried
+    decision = decide(job=late, hop=skipped(DEADLINE_PASSED), policy=POLICY, now=NOW)
+    assert decision.next_job is None
+    assert decision.status == common_pb2.NOTIFICATION_STATUS_FAILED
+    assert decision.error == "deadline passed"
 
 
 def test_permanent_failure_is_not_retried() -> None:

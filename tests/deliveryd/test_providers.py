@@ -1,12 +1,16 @@
 """Each provider class against its fake, with the real SDK on the wire.
 
 Success carries the exact message and the provider's id; failures are classified:
-transient (5xx, 429, timeouts, refused connections, rejected credentials) or permanent
-(invalid recipient, rejected content), and gone push targets as such.
+transient (5xx, 429, timeouts, refused connections, and anything about the provider
+account or configuration: rejected credentials, an unknown domain, account or app id, a
+refused sender) or permanent (invalid recipient, rejected content, a payload too large),
+and gone push targets as such.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -113,6 +117,25 @@ async def test_sendgrid_rejected_key_is_transient(fakes: Fakes) -> None:
         await provider.send(email())
 
 
+async def test_sendgrid_account_errors_are_transient_and_message_errors_permanent(
+    fakes: Fakes, sendgrid: SendGridProvider
+) -> None:
+    fakes.sendgrid.fail_next(status=404)
+    with pytest.raises(TransientError) as caught:
+        await sendgrid.send(email())
+    assert caught.value.status == 404
+    unverified = {
+        "errors": [{"message": "The from address is not verified", "field": "from", "help": None}]
+    }
+    fakes.sendgrid.fail_next(status=400, body=unverified)
+    with pytest.raises(TransientError):
+        await sendgrid.send(email())
+    fakes.sendgrid.fail_next(status=413)
+    with pytest.raises(PermanentError) as too_large:
+        await sendgrid.send(email())
+    assert too_large.value.status == 413
+
+
 async def test_sendgrid_timeout_and_refusal_are_transient(
     fakes: Fakes, sendgrid: SendGridProvider
 ) -> None:
@@ -169,6 +192,43 @@ async def test_mailgun_classifies_failures(fakes: Fakes, mailgun: MailgunProvide
     assert not fakes.mailgun.deliveries
 
 
+async def test_mailgun_account_errors_are_transient(fakes: Fakes) -> None:
+    def mailgun(api_key: str, domain: str) -> MailgunProvider:
+        return MailgunProvider(
+            api_key=api_key,
+            domain=domain,
+            base_url=fakes.mailgun.url,
+            sender=SENDER,
+            timeout=TIMEOUT,
+        )
+
+    wrong_key = mailgun("key-wrong", fakes.mailgun.domain)
+    with pytest.raises(TransientError, match="credentials") as forbidden:
+        await wrong_key.send(email())
+    assert forbidden.value.status == 401
+    await wrong_key.close()
+    wrong_domain = mailgun(fakes.mailgun.api_key, "mg.unknown.example")
+    with pytest.raises(TransientError, match="Domain not found") as missing:
+        await wrong_domain.send(email())
+    assert missing.value.status == 404
+    await wrong_domain.close()
+    assert not fakes.mailgun.deliveries
+
+
+async def test_mailgun_refused_sender_is_transient_and_large_message_permanent(
+    fakes: Fakes, mailgun: MailgunProvider
+) -> None:
+    fakes.mailgun.fail_next(
+        status=400,
+        body={"message": "'from' parameter is not a valid address. please check documentation"},
+    )
+    with pytest.raises(TransientError):
+        await mailgun.send(email())
+    fakes.mailgun.fail_next(status=413)
+    with pytest.raises(PermanentError):
+        await mailgun.send(email())
+
+
 # --- SMTP ------------------------------------------------------------------------------
 
 
@@ -212,6 +272,21 @@ async def test_smtp_classifies_failures(fakes: Fakes, smtp: SmtpProvider) -> Non
     await fakes.smtp.refuse()
     with pytest.raises(TransientError):
         await smtp.send(email())
+    assert not fakes.smtp.deliveries
+
+
+async def test_smtp_relay_denied_is_transient_and_rejected_content_permanent(
+    fakes: Fakes, smtp: SmtpProvider
+) -> None:
+    fakes.smtp.relay_denied = True
+    with pytest.raises(TransientError, match="relay") as denied:
+        await smtp.send(email())
+    assert denied.value.status == 554
+    fakes.smtp.relay_denied = False
+    fakes.smtp.fail_next(1, "554 5.6.0 message content rejected")
+    with pytest.raises(PermanentError) as rejected:
+        await smtp.send(email())
+    assert rejected.value.status == 554
     assert not fakes.smtp.deliveries
 
 
@@ -260,6 +335,49 @@ async def test_twilio_transient_failures(fakes: Fakes, twilio: TwilioProvider) -
         await twilio.send(sms())
     await fakes.twilio.refuse()
     with pytest.raises(TransientError, match="unreachable"):
+        await twilio.send(sms())
+
+
+async def test_twilio_account_errors_are_transient(fakes: Fakes) -> None:
+    provider = TwilioProvider(
+        account_sid=fakes.twilio.account_sid,
+        auth_token="wrong-token",
+        sender="+15550001111",
+        base_url=fakes.twilio.url,
+        timeout=TIMEOUT,
+    )
+    with pytest.raises(TransientError, match="credentials") as unauthenticated:
+        await provider.send(sms())
+    assert unauthenticated.value.status == 401
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (404, 20404),  # no such account
+        (401, 20003),  # authentication
+        (403, 20005),  # account not active
+        (400, 21606),  # 'From' is not an SMS-capable number of the account
+        (400, 21608),  # trial account, unverified number
+    ],
+)
+async def test_twilio_account_codes_are_transient(
+    fakes: Fakes, twilio: TwilioProvider, status: int, code: int
+) -> None:
+    fakes.twilio.fail_next(
+        status=status, body={"code": code, "message": "fake", "more_info": "", "status": status}
+    )
+    with pytest.raises(TransientError) as caught:
+        await twilio.send(sms())
+    assert caught.value.status == status
+
+
+async def test_twilio_too_long_body_is_permanent(fakes: Fakes, twilio: TwilioProvider) -> None:
+    fakes.twilio.fail_next(
+        status=400,
+        body={"code": 21617, "message": "body exceeds 1600", "more_info": "", "status": 400},
+    )
+    with pytest.raises(PermanentError, match="21617"):
         await twilio.send(sms())
 
 
@@ -320,6 +438,62 @@ async def test_fcm_failures_are_classified_without_sdk_retries(
         await fcm.send(push(fcm_device()))
 
 
+async def test_fcm_rejected_token_fails_fast_and_is_fetched_again(
+    fakes: Fakes, fcm: FcmProvider
+) -> None:
+    await fcm.send(push(fcm_device()))
+    issued = len(fakes.fcm.tokens_issued)
+    fakes.fcm.fail_next(status=401)
+    began = time.monotonic()
+    # The SDK would refresh the token on the event loop (blocking, up to 120 s) here.
+    with pytest.raises(TransientError) as caught:
+        async with asyncio.timeout(TIMEOUT):
+            await fcm.send(push(fcm_device()))
+    assert time.monotonic() - began < TIMEOUT
+    assert caught.value.status == 401
+    assert len(fakes.fcm.tokens_issued) == issued
+    # The rejected token is dropped: the next send fetches another one, then sends with it.
+    sent = await fcm.send(push(fcm_device()))
+    assert len(fakes.fcm.tokens_issued) == issued + 1
+    [*_, token_request, send_request] = fakes.fcm.requests
+    assert token_request.path == "/token"
+    assert send_request.headers["authorization"] == f"Bearer {fakes.fcm.tokens_issued[-1]}"
+    assert sent.message_id == fakes.fcm.deliveries[-1]["name"]
+
+
+async def test_fcm_slow_token_endpoint_times_out_off_the_loop(
+    fakes: Fakes, fcm: FcmProvider
+) -> None:
+    fakes.fcm.delay_next(1, seconds=TIMEOUT * 4)
+    began = time.monotonic()
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.02)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    with pytest.raises(TransientError, match="token refresh timed out"):
+        await fcm.send(push(fcm_device()))
+    ticker.cancel()
+    assert time.monotonic() - began < TIMEOUT * 2
+    # The loop ran meanwhile: the token was fetched in a thread.
+    assert ticks >= 5
+    assert not fakes.fcm.deliveries
+
+
+@pytest.mark.parametrize("status", [403, 404])
+async def test_fcm_project_errors_are_transient(
+    fakes: Fakes, fcm: FcmProvider, status: int
+) -> None:
+    await fcm.send(push(fcm_device()))
+    fakes.fcm.fail_next(status=status)
+    with pytest.raises(TransientError):
+        await fcm.send(push(fcm_device()))
+
+
 # --- OneSignal -------------------------------------------------------------------------
 
 
@@ -370,6 +544,24 @@ async def test_onesignal_failures(fakes: Fakes, onesignal: OneSignalProvider) ->
     fakes.onesignal.delay_next(1, seconds=TIMEOUT * 3)
     with pytest.raises(TransientError, match="timed out"):
         await onesignal.send(push(onesignal_device()))
+
+
+async def test_onesignal_app_and_key_errors_are_transient(fakes: Fakes) -> None:
+    def onesignal(app_id: str, api_key: str) -> OneSignalProvider:
+        return OneSignalProvider(
+            app_id=app_id, api_key=api_key, base_url=fakes.onesignal.url, timeout=TIMEOUT
+        )
+
+    unknown_app = onesignal("99999999-2222-3333-4444-555555555555", fakes.onesignal.api_key)
+    with pytest.raises(TransientError, match="app_id not found") as caught:
+        await unknown_app.send(push(onesignal_device()))
+    assert caught.value.status == 400
+    await unknown_app.close()
+    wrong_key = onesignal(fakes.onesignal.app_id, "os-wrong")
+    with pytest.raises(TransientError, match="credentials"):
+        await wrong_key.send(push(onesignal_device()))
+    await wrong_key.close()
+    assert not fakes.onesignal.deliveries
 
 
 # --- Web Push --------------------------------------------------------------------------

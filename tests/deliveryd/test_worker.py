@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -146,6 +147,23 @@ async def test_a_permanent_failure_is_not_retried(mesh: Harness, fakes: Fakes) -
 
     await wait_until(dead_lettered)
     assert [j.notification_id for j in dead] == [nid]
+
+
+async def test_a_job_consumed_after_its_deadline_is_not_sent(mesh: Harness, fakes: Fakes) -> None:
+    user = make_user()
+    mesh.mesh.users.users[user.id] = user
+    job = make_job(user, route=("email", "sms"))
+    job.deadline.FromDatetime(datetime.now(UTC) - timedelta(minutes=1))
+    nid = await mesh.send(job)
+    await delivered(mesh, nid, FAILED)
+    assert mesh.mesh.status.records[nid].error == "deadline passed"
+    # One skipped hop ends the route (the SMS hop would be as late); no provider is asked.
+    assert [(a.channel, a.outcome, a.error) for a in attempts(mesh, nid)] == [
+        (common_pb2.CHANNEL_EMAIL, OUTCOME.ATTEMPT_OUTCOME_SKIPPED, "deadline passed"),
+    ]
+    assert not fakes.sendgrid.requests
+    assert not fakes.mailgun.requests
+    assert not fakes.twilio.requests
 
 
 async def test_every_email_provider_failing_falls_back_to_sms(mesh: Harness, fakes: Fakes) -> None:

@@ -1,13 +1,15 @@
 """A real SMTP server (aiosmtpd) served in the test's loop, recording what it accepts.
 
-Programmable like the HTTP fakes: refuse recipients (550), answer the next DATA commands
-with a temporary failure (451), stall at EHLO (the client is connected, nothing sent yet),
+Programmable like the HTTP fakes: refuse recipients (550), deny relaying like a server
+that wants authentication (554 5.7.1 at RCPT), answer the next DATA commands with a failure
+(451 unless told otherwise), stall at EHLO (the client is connected, nothing sent yet),
 stop listening.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import email
 import email.policy
 from typing import Any
@@ -22,8 +24,9 @@ class SmtpFake:
         self.deliveries: list[dict[str, Any]] = []
         self.connections = 0
         self.invalid_recipients: set[str] = set()
+        self.relay_denied = False
         self.port = 0
-        self._temporary_failures = 0
+        self._data_failures: collections.deque[str] = collections.deque()
         self._ehlo_stall = 0.0
         self._server: asyncio.Server | None = None
 
@@ -47,9 +50,11 @@ class SmtpFake:
         if self._server is None:
             await self.start(self.port)
 
-    def fail_next(self, count: int = 1) -> None:
-        """The next `count` messages get `451` at DATA (try again later)."""
-        self._temporary_failures += count
+    def fail_next(
+        self, count: int = 1, answer: str = "451 4.3.0 temporary failure, try again later"
+    ) -> None:
+        """The next `count` messages get `answer` at DATA (451: try again later)."""
+        self._data_failures.extend([answer] * count)
 
     def stall_ehlo(self, seconds: float) -> None:
         """Answer EHLO only after `seconds` (0 turns it off)."""
@@ -59,7 +64,8 @@ class SmtpFake:
         self.deliveries.clear()
         self.connections = 0
         self.invalid_recipients.clear()
-        self._temporary_failures = 0
+        self.relay_denied = False
+        self._data_failures.clear()
         self._ehlo_stall = 0.0
 
     # aiosmtpd handler hooks.
@@ -80,15 +86,16 @@ class SmtpFake:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if self.relay_denied:
+            return f"554 5.7.1 <{address}>: Relay access denied"
         if address in self.invalid_recipients:
             return "550 5.1.1 no such user here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self._temporary_failures:
-            self._temporary_failures -= 1
-            return "451 4.3.0 temporary failure, try again later"
+        if self._data_failures:
+            return self._data_failures.popleft()
         content = envelope.content
         raw = content if isinstance(content, bytes) else str(content).encode()
         message = email.message_from_bytes(raw, policy=email.policy.default)

@@ -13,6 +13,15 @@ from deliveryd.providers.base import (
 )
 
 
+def _about_sender(response: httpx.Response) -> bool:
+    """Whether a 400 is about our 'from' address (configuration), not the recipient or content."""
+    try:
+        text = str(response.json().get("message", ""))
+    except (ValueError, AttributeError):
+        return False
+    return text.lower().lstrip("'").startswith("from")
+
+
 class MailgunProvider(Provider[EmailMessage]):
     """Answers 200 `{"id": "<…@domain>", "message": "Queued. Thank you."}` on success."""
 
@@ -49,7 +58,13 @@ class MailgunProvider(Provider[EmailMessage]):
         except httpx.TransportError as exc:
             raise TransientError(f"mailgun unreachable: {exc!r}") from exc
         if response.status_code != 200:
-            raise classify_http(response.status_code, response.text, provider=self.name)
+            # 401 (bad key) and 404 "Domain not found" are the configuration's fault.
+            raise classify_http(
+                response.status_code,
+                response.text,
+                provider=self.name,
+                account_error=_about_sender(response),
+            )
         try:
             message_id = str(response.json().get("id", ""))
         except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.error
 from email.utils import parseaddr
 from typing import Any
@@ -18,6 +19,17 @@ from deliveryd.providers.base import (
     TransientError,
     classify_http,
 )
+
+
+def _about_sender(text: str) -> bool:
+    """Whether an error answer names our 'from' field (configuration), not the recipient."""
+    try:
+        errors = json.loads(text).get("errors")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(errors, list):
+        return False
+    return any(isinstance(e, dict) and str(e.get("field") or "").startswith("from") for e in errors)
 
 
 class SendGridProvider(Provider[EmailMessage]):
@@ -54,7 +66,12 @@ class SendGridProvider(Provider[EmailMessage]):
             text = (
                 exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body)
             )
-            raise classify_http(int(exc.status_code), text, provider=self.name) from None
+            raise classify_http(
+                int(exc.status_code),
+                text,
+                provider=self.name,
+                account_error=_about_sender(text),
+            ) from None
         except TimeoutError as exc:
             raise TransientError(f"sendgrid timed out after {self.timeout}s") from exc
         except urllib.error.URLError as exc:

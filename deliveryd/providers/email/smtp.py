@@ -78,6 +78,12 @@ class SmtpProvider(Provider[EmailMessage]):
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0]
+            if first.code == 530 or "relay" in first.message.lower():
+                # "Relay access denied" or "authentication required": the server will not
+                # take mail from us for anyone, a configuration problem.
+                raise TransientError(
+                    f"smtp refused to relay: {first.code} {first.message}", status=first.code
+                ) from None
             text = f"smtp refused the recipient: {first.code} {first.message}"
             raise _by_code(first.code, text) from None
         except aiosmtplib.SMTPAuthenticationError as exc:
@@ -87,8 +93,16 @@ class SmtpProvider(Provider[EmailMessage]):
         except aiosmtplib.SMTPSenderRefused as exc:
             # Our From address is refused: a configuration problem, not the message's.
             raise TransientError(f"smtp refused the sender: {exc.code}", status=exc.code) from None
+        except aiosmtplib.SMTPDataError as exc:
+            # The answer to the message itself: its content or size.
+            raise _by_code(
+                exc.code, f"smtp refused the message: {exc.code} {exc.message}"
+            ) from None
         except aiosmtplib.SMTPResponseException as exc:
-            raise _by_code(exc.code, f"smtp answered {exc.code} {exc.message}") from None
+            # Refused at the greeting, EHLO or STARTTLS: the server will not talk to us at all.
+            raise TransientError(
+                f"smtp answered {exc.code} {exc.message}", status=exc.code
+            ) from None
         except aiosmtplib.SMTPTimeoutError as exc:
             raise TransientError(f"smtp timed out after {self.timeout}s") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:

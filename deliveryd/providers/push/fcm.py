@@ -5,6 +5,12 @@ The SDK has no option for its endpoint: the URL is the class constant
 set from configuration before that. Its built-in retries (500/503 up to four more times)
 are turned off: retries belong to Herald's own policy (backoff through the delay queues,
 failover, circuit breakers), and a hidden retry loop would outlive the provider timeout.
+
+The SDK's auth flow refreshes the OAuth token with a blocking call (google-auth, 120 s
+by default) on the event loop whenever the token looks stale and again on every 401, where
+no `asyncio.timeout` can interrupt it. It is replaced by one that only adds the cached
+token: the provider fetches tokens itself, in a thread and under its timeout, and drops the
+token FCM rejected so that the next send fetches a new one.
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 import warnings
+from collections.abc import Generator
+from typing import Any
 
 import firebase_admin
 import google.auth.exceptions
 import google.auth.transport.requests
+import httpx
 from firebase_admin import _http_client as fcm_http
 from firebase_admin import credentials, exceptions, messaging
 from firebase_admin._retry import HttpxRetry
@@ -34,12 +43,43 @@ FCM_PATH = "/v1/projects/{0}/messages:send"
 
 
 def _classify(error: BaseException) -> Exception:
+    """Permanent only for what is wrong with this message (its token or its payload, which
+    FCM answers with INVALID_ARGUMENT); rejected credentials, an unknown project and the
+    like are the configuration's fault: transient, so that the chain fails over."""
     text = f"fcm: {error}"[:300]
     if isinstance(error, messaging.UnregisteredError | messaging.SenderIdMismatchError):
         return TargetGone(text, status=404)
     if isinstance(error, exceptions.InvalidArgumentError):
         return PermanentError(text, status=400)
+    if isinstance(error, exceptions.UnauthenticatedError):
+        return TransientError(text, status=401)
     return TransientError(text)
+
+
+class _TimedRequest(google.auth.transport.requests.Request):
+    """google-auth's transport with our timeout instead of its default 120 s."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["timeout"] = self._timeout
+        return super().__call__(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+
+class _CachedToken(httpx.Auth):
+    """Adds the cached OAuth token to a request; never fetches one (that would block the loop)."""
+
+    def __init__(self, credential: Any) -> None:
+        self._credential = credential
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        # Another send may have dropped the token since this one checked it: FCM answers
+        # the request without one 401, a transient failure like the one that dropped it.
+        if self._credential.token:
+            self._credential.apply(request.headers)
+        yield request
 
 
 class FcmProvider(Provider[PushMessage]):
@@ -63,6 +103,7 @@ class FcmProvider(Provider[PushMessage]):
         self._http = fcm_http.HttpxAsyncClient(
             credential=self._credential, timeout=timeout, retry_config=HttpxRetry(max_retries=0)
         )
+        self._http.async_client.auth = _CachedToken(self._credential)
         service._async_client = self._http
         self._refresh_lock = asyncio.Lock()
 
@@ -70,15 +111,19 @@ class FcmProvider(Provider[PushMessage]):
         return message.device.platform == Platform.FCM and bool(message.device.token)
 
     async def _ensure_token(self) -> None:
-        """Fetches the OAuth token in a thread: the SDK would fetch it on the event loop."""
+        """Fetches the OAuth token in a thread, under the provider's timeout, when it has
+        none or it is about to expire."""
         if self._credential.valid:
             return
         async with self._refresh_lock:
             if self._credential.valid:
                 return
-            request = google.auth.transport.requests.Request()
+            request = _TimedRequest(self.timeout)
             try:
-                await asyncio.to_thread(self._credential.refresh, request)
+                async with asyncio.timeout(self.timeout):
+                    await asyncio.to_thread(self._credential.refresh, request)
+            except TimeoutError:
+                raise TransientError(f"fcm token refresh timed out after {self.timeout}s") from None
             except google.auth.exceptions.GoogleAuthError as exc:
                 raise TransientError(f"fcm token refresh failed: {exc}"[:300]) from exc
 
@@ -97,7 +142,13 @@ class FcmProvider(Provider[PushMessage]):
         answer = batch.responses[0]
         if answer.success:
             return Sent(message_id=str(answer.message_id))
-        raise _classify(answer.exception) from None
+        error = answer.exception
+        if isinstance(error, exceptions.UnauthenticatedError) and not isinstance(
+            error, messaging.ThirdPartyAuthError
+        ):
+            # FCM rejected our token (revoked, or expired early): the next send fetches another.
+            self._credential.token = None
+        raise _classify(error) from None
 
     async def close(self) -> None:
         await self._http.aclose()

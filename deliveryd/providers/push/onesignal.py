@@ -24,6 +24,8 @@ from deliveryd.providers.base import (
 )
 
 GONE_ERRORS = ("invalid_player_ids", "invalid_subscription_ids")
+# Words of a 400's errors that are about our app or key, not the message.
+ACCOUNT_WORDS = ("app_id", "api key", "authorization")
 
 
 def _gone(errors: Any) -> bool:
@@ -32,6 +34,17 @@ def _gone(errors: Any) -> bool:
     if isinstance(errors, list):
         return any("not subscribed" in str(e).lower() for e in errors)
     return False
+
+
+def _about_account(response: httpx.Response) -> bool:
+    """Whether an error answer is about our app or key (`app_id not found`), not the message."""
+    try:
+        errors = response.json().get("errors")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(errors, list):
+        return False
+    return any(word in str(e).lower() for e in errors for word in ACCOUNT_WORDS)
 
 
 class OneSignalProvider(Provider[PushMessage]):
@@ -68,7 +81,12 @@ class OneSignalProvider(Provider[PushMessage]):
         except httpx.TransportError as exc:
             raise TransientError(f"onesignal unreachable: {exc!r}") from exc
         if response.status_code != 200:
-            raise classify_http(response.status_code, response.text, provider=self.name)
+            raise classify_http(
+                response.status_code,
+                response.text,
+                provider=self.name,
+                account_error=_about_account(response),
+            )
         try:
             body = response.json()
         except ValueError:

@@ -22,6 +22,15 @@ from deliveryd.providers.base import (
 # https://www.twilio.com/docs/api/errors: invalid 'To', unsubscribed, not SMS-capable,
 # blocked, landline, region not permitted.
 RECIPIENT_CODES = frozenset({21211, 21408, 21610, 21612, 21614, 30003, 30005, 30006})
+# Codes about our account or its settings, whatever the HTTP status: 20xxx are the API's
+# own (20003 authentication, 20005 account not active, 20008 test credentials, 20404 no
+# such account); then an invalid, not SMS-capable or foreign 'From' number, and a trial
+# account sending to an unverified number.
+SENDER_CODES = frozenset({21212, 21606, 21608, 21659})
+
+
+def _about_account(code: int | None) -> bool:
+    return code is not None and (20000 <= code < 21000 or code in SENDER_CODES)
 
 
 class TwilioProvider(Provider[SmsMessage]):
@@ -52,7 +61,12 @@ class TwilioProvider(Provider[SmsMessage]):
                 raise PermanentError(
                     f"twilio refused the recipient: {code} {text}", status=exc.status
                 ) from None
-            raise classify_http(int(exc.status), f"{code} {text}", provider=self.name) from None
+            raise classify_http(
+                int(exc.status),
+                f"{code} {text}",
+                provider=self.name,
+                account_error=_about_account(code),
+            ) from None
         except requests.Timeout as exc:
             raise TransientError(f"twilio timed out after {self.timeout}s") from exc
         except requests.RequestException as exc:
