@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import aio_pika
 import grpc
+import httpx
 import orjson
 import pytest
 from google.protobuf import struct_pb2
@@ -38,6 +39,7 @@ from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.fake_mesh import AlertWebhook
 from tests.fakes.base import wait_until
+from tests.gateway.http.conftest import create_key
 from tests.support.infra import AMQP_HOST, AMQP_PASSWORD, AMQP_USER, Isolation, rabbitmqctl
 from tests.support.processes import ServiceProcess
 
@@ -278,6 +280,44 @@ async def test_email_reaches_sendgrid_rendered_and_is_delivered(e2e: Stack, fake
     assert trail(done) == [
         (common_pb2.CHANNEL_EMAIL, 1, "sendgrid", OUTCOME.ATTEMPT_OUTCOME_DELIVERED)
     ]
+
+
+async def test_a_seed_payload_posted_to_the_rest_edge_reaches_sendgrid(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    user = await e2e.create_user()
+    key = await asyncio.to_thread(create_key, e2e.gateway, "e2e-rest", "send,read")
+    auth = {"Authorization": f"Bearer {key['key']}"}
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{e2e.gateway.http_port}", headers=auth, timeout=10
+    ) as http:
+        posted = await http.post(
+            "/api/v1/notifications/",
+            json={
+                "notification_type": "email",
+                "user_id": user.id,
+                "template_code": TEMPLATE,
+                "variables": {"name": "Ada", "link": "https://example.com/start"},
+                "request_id": f"rest-{uuid.uuid4().hex}",
+                "priority": 1,
+                "metadata": {},
+            },
+        )
+        assert posted.status_code == 202, posted.text
+        nid = posted.json()["notification_id"]
+
+        async def delivered() -> bool:
+            answer = await http.get(f"/api/v1/notifications/{nid}")
+            return bool(answer.json()["status"] == "delivered")
+
+        await wait_until(delivered)
+        status = (await http.get(f"/api/v1/notifications/{nid}")).json()
+    [mail] = fakes.sendgrid.deliveries
+    assert (mail["to"], mail["subject"], mail["text"]) == (user.email, "Hello Ada", "Welcome, Ada!")
+    assert (status["delivered_channel"], status["delivered_provider"]) == ("email", "sendgrid")
+    assert status["provider_message_id"] == mail["message_id"]
+    [attempt] = status["attempts"]
+    assert (attempt["provider"], attempt["outcome"]) == ("sendgrid", "delivered")
 
 
 async def test_sms_reaches_twilio(e2e: Stack, fakes: Fakes) -> None:
