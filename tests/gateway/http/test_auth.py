@@ -3,18 +3,21 @@ before touching anything; the CLI creates, lists and revokes keys."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.gateway.http.conftest import Keys, apikeys, bearer, create_key
 from tests.gateway.http.fakes import FakeMesh
+from tests.support.infra import POSTGRES_URL
 from tests.support.processes import ServiceProcess
 
-# The route table (notes/rest.md): what each route needs.
+# The route table: what scope each route needs.
 SCOPES = {
     ("POST", "/api/v1/notifications/"): "send",
     ("POST", "/api/v1/notifications/batch"): "send",
@@ -144,6 +147,13 @@ def test_cli_lists_and_revokes_and_keys_are_stored_hashed(
     assert created["key"] not in listed.stdout
     plain = apikeys(edge, "list")
     assert created["id"] in plain.stdout and created["key"] not in plain.stdout
+    # What the database keeps: the SHA-256 of the key, and the key nowhere.
+    database = f"{POSTGRES_URL}/{edge.env['HERALD_GATEWAY_DATABASE']}"
+    with psycopg.connect(database) as conn:
+        row = conn.execute("SELECT * FROM api_keys WHERE id = %s", (created["id"],)).fetchone()
+    assert row is not None
+    assert hashlib.sha256(created["key"].encode()).digest() in row
+    assert not any(created["key"] in str(value) for value in row)
 
     assert http.get("/api/v1/users/", headers=bearer(created["key"])).status_code == 200
     assert apikeys(edge, "revoke", created["id"]).returncode == 0
