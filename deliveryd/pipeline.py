@@ -275,7 +275,7 @@ class Pipeline:
         request: status_pb2.ReportStatusRequest,
         decision: Decision,
     ) -> Verdict:
-        """Reports (retrying while the gateway is unreachable); then ack or dead-letter."""
+        """Reports (retrying while the gateway is unreachable); alerts on a critical failure."""
         retrying = AsyncRetrying(
             stop=stop_after_delay(self._report_retry_seconds),
             wait=wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.2),
@@ -297,9 +297,11 @@ class Pipeline:
             if is_critical(job):
                 try:
                     await self._alerter.notify(job, decision.error)
-                except Exception:  # an alert must never keep the job from its dead-letter
+                except Exception:  # a failed alert must not keep the message from its ack
                     log.exception("admin alert failed")
-            return Verdict(Action.DEAD_LETTER, reason="failed")
+            # The gateway put the job on failed.queue through its outbox, in the same
+            # transaction as the failed status: nothing left for this message but the ack.
+            return Verdict(Action.ACK, reason="failed")
         return Verdict(Action.ACK, reason=common_pb2.NotificationStatus.Name(decision.status))
 
     def _keep(

@@ -13,7 +13,8 @@ A hop may thus be published twice; workers drop the copy through StatusService.C
 Messages: persistent protobuf `herald.v1.DeliveryJob` on `notifications.direct`, routing
 key = channel, AMQP priority from the job's priority, header `x-correlation-id`,
 `message_id` = `<id>:<generation>:<channel>:<attempt>`. A hop due later (retry backoff)
-goes to the channel's delay queue with a per-message expiration.
+goes to the channel's delay queue with a per-message expiration. A failed notification's
+last job goes, the same way, to `failed.queue` (routing key `failed`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class Publication:
     hop: int
     job: delivery_pb2.DeliveryJob
     deliver_after: datetime | None = None
+    # A failed notification's last job, for failed.queue (the dead letters).
+    dead: bool = False
 
 
 def build_message(job: delivery_pb2.DeliveryJob, *, expiration: float | None) -> aio_pika.Message:
@@ -119,9 +122,9 @@ class Publisher:
         if self._exchange is None or not self.ready:
             return False
         job = publication.job
-        routing_key = CHANNEL_NAMES[job.channel]
+        routing_key = amqp.FAILED_KEY if publication.dead else CHANNEL_NAMES[job.channel]
         expiration: float | None = None
-        if publication.deliver_after is not None:
+        if publication.deliver_after is not None and not publication.dead:
             remaining = (publication.deliver_after - datetime.now(UTC)).total_seconds()
             if remaining > 0.001:
                 tier = amqp.pick_delay_tier(remaining, self._delay_tiers)
@@ -250,6 +253,7 @@ class Relay:
                     hop=row.hop,
                     job=delivery_pb2.DeliveryJob.FromString(row.job),
                     deliver_after=row.deliver_after,
+                    dead=row.dead,
                 )
                 for row in due
             ]

@@ -45,19 +45,24 @@ class DueHop:
     hop: int
     job: bytes
     deliver_after: datetime | None
+    # The notification failed: the hop goes to failed.queue, not to a channel.
+    dead: bool = False
 
 
 async def take_unpublished(conn: Conn, *, limit: int) -> list[DueHop]:
     """Locks up to `limit` due, unpublished hops (skipping rows another relay holds)."""
     cur = await conn.execute(
-        """SELECT id, hop, job, deliver_after FROM notifications
+        """SELECT id, hop, job, deliver_after, status FROM notifications
            WHERE publish_pending AND publish_after <= now()
            ORDER BY publish_after
            LIMIT %s
            FOR UPDATE SKIP LOCKED""",
         (limit,),
     )
-    return [DueHop(r["id"], r["hop"], r["job"], r["deliver_after"]) for r in await cur.fetchall()]
+    return [
+        DueHop(r["id"], r["hop"], r["job"], r["deliver_after"], dead=r["status"] == "failed")
+        for r in await cur.fetchall()
+    ]
 
 
 async def mark_published(conn: Conn, hops: Sequence[tuple[UUID, int]]) -> None:

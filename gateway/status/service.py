@@ -213,9 +213,22 @@ class Statuses:
                 provider_message_id=attempt.provider_message_id,
                 deliver_time=report.timestamp or datetime.now(UTC),
             )
-        elif decision.status in ("failed", "suppressed"):
-            default = "delivery failed" if decision.status == "failed" else "suppressed"
-            await store.finish(conn, state.id, status=decision.status, reason=error or default)
+        elif decision.status == "suppressed":
+            await store.finish(conn, state.id, status="suppressed", reason=error or "suppressed")
+        elif decision.status == "failed":
+            reason = error or "delivery failed"
+            dead = delivery_pb2.DeliveryJob.FromString(state.job or b"")
+            dead.notification_id = dead.notification_id or str(state.id)
+            dead.last_error = reason
+            hop = await store.finish(
+                conn,
+                state.id,
+                status="failed",
+                reason=reason,
+                dead_letter=dead.SerializeToString(),
+                grace=self._outbox.grace,
+            )
+            return Publication(state.id, hop, dead, dead=True)
         return None
 
     async def get(self, *, notification_id: str) -> store.StatusRow:

@@ -98,14 +98,28 @@ async def finish(
     delivered_provider: str = "",
     provider_message_id: str = "",
     deliver_time: datetime | None = None,
-) -> None:
-    """Moves the notification to a final status; an unpublished hop is no longer due."""
-    await conn.execute(
+    dead_letter: bytes | None = None,
+    grace: float = 0.0,
+) -> int:
+    """Moves the notification to a final status; returns its hop number.
+
+    An unpublished hop is no longer due. With `dead_letter` (a failed notification's last
+    job) that job becomes the due hop instead, for the outbox to put on failed.queue in the
+    same durable way as any hop: the dead letter survives a crash of the reporter.
+    """
+    cur = await conn.execute(
         """UPDATE notifications
            SET status = %s, status_reason = %s, delivered_channel = %s,
                delivered_provider = %s, provider_message_id = %s, deliver_time = %s,
-               publish_pending = false, update_time = now()
-           WHERE id = %s""",
+               update_time = now(),
+               hop = hop + (%s::bytea IS NOT NULL)::int,
+               job = coalesce(%s::bytea, job),
+               publish_pending = %s::bytea IS NOT NULL,
+               publish_after = now() + make_interval(secs => %s),
+               deliver_after = NULL,
+               published_at = NULL
+           WHERE id = %s
+           RETURNING hop""",
         (
             status,
             reason,
@@ -113,9 +127,16 @@ async def finish(
             delivered_provider,
             provider_message_id,
             deliver_time,
+            dead_letter,
+            dead_letter,
+            dead_letter,
+            grace,
             notification_id,
         ),
     )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["hop"])
 
 
 async def read_status(conn: Conn, notification_id: UUID) -> StatusRow | None:

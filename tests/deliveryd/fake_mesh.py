@@ -58,13 +58,18 @@ def hop_of(job: delivery_pb2.DeliveryJob) -> HopKey:
 
 
 async def publish(
-    exchange: aio_pika.abc.AbstractExchange, job: delivery_pb2.DeliveryJob, delay: float = 0.0
+    exchange: aio_pika.abc.AbstractExchange,
+    job: delivery_pb2.DeliveryJob,
+    delay: float = 0.0,
+    *,
+    dead: bool = False,
 ) -> None:
-    """Publishes a job as the gateway does: to its channel, or through a delay queue."""
+    """Publishes a job as the gateway does: to its channel, through a delay queue, or
+    (`dead`: the notification failed) to failed.queue."""
     channel = CHANNEL_KEYS[job.channel]
-    routing_key = channel
+    routing_key = amqp.FAILED_KEY if dead else channel
     expiration = None
-    if delay > 0:
+    if delay > 0 and not dead:
         routing_key = amqp.delay_queue_name(
             channel, amqp.pick_delay_tier(delay, amqp.DEFAULT_DELAY_TIERS)
         )
@@ -84,12 +89,17 @@ async def publish(
 class FakeStatus(status_pb2_grpc.StatusServiceServicer):
     """The claim/report protocol, in memory."""
 
-    def __init__(self, republish: Callable[[delivery_pb2.DeliveryJob, float], Awaitable[None]]):
+    def __init__(
+        self,
+        republish: Callable[[delivery_pb2.DeliveryJob, float], Awaitable[None]],
+        dead_letter: Callable[[delivery_pb2.DeliveryJob], Awaitable[None]],
+    ) -> None:
         self.records: dict[str, Record] = {}
         self.claims: list[tuple[status_pb2.ClaimRequest, int]] = []
         self.down = False
         self.fail_reports = 0
         self._republish = republish
+        self._dead_letter = dead_letter
 
     def add(self, job: delivery_pb2.DeliveryJob) -> None:
         self.records[job.notification_id] = Record(job=job)
@@ -164,6 +174,11 @@ class FakeStatus(status_pb2_grpc.StatusServiceServicer):
         else:
             record.status = request.status
             record.error = request.error
+            if request.status == common_pb2.NOTIFICATION_STATUS_FAILED:
+                dead = delivery_pb2.DeliveryJob()
+                dead.CopyFrom(record.job)
+                dead.last_error = request.error
+                await self._dead_letter(dead)
         return status_pb2.ReportStatusResponse(status=record.status, changed=True)
 
 
@@ -236,7 +251,10 @@ class FakeMesh:
         async def republish(job: delivery_pb2.DeliveryJob, delay: float) -> None:
             await publish(exchange, job, delay)
 
-        status, users = FakeStatus(republish), FakeUsers()
+        async def dead_letter(job: delivery_pb2.DeliveryJob) -> None:
+            await publish(exchange, job, dead=True)
+
+        status, users = FakeStatus(republish, dead_letter), FakeUsers()
         server = grpc.aio.server()
         status_pb2_grpc.add_StatusServiceServicer_to_server(status, server)
         user_pb2_grpc.add_UserServiceServicer_to_server(users, server)

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from grpc_health.v1 import health_pb2
 
-from herald.v1 import notification_pb2_grpc
+from herald.v1 import common_pb2, notification_pb2_grpc, status_pb2
 from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.gateway.core.conftest import gateway_env
@@ -49,6 +49,41 @@ async def test_a_hop_left_unpublished_by_a_crash_is_published_by_the_relay(
     await published(db, sent.notification_id)
     await asyncio.sleep(1.5)
     assert await queues.take(EMAIL) == []  # once relayed and marked, not again
+
+
+async def test_a_dead_letter_left_unpublished_by_a_crash_is_published_by_the_relay(
+    notifications,
+    statuses,
+    queues: Queues,
+    peers: FakePeers,
+    db: psycopg.Connection[dict[str, Any]],
+) -> None:
+    user = peers.users.add()
+    sent = await notifications.Send(send_request(user.id), metadata=CLIENT)
+    [hop] = await queues.wait_for(EMAIL, 1)
+    await statuses.ReportStatus(
+        status_pb2.ReportStatusRequest(
+            notification_id=sent.notification_id,
+            status=common_pb2.NOTIFICATION_STATUS_FAILED,
+            channel=hop.job.channel,
+            error="every provider refused",
+        )
+    )
+    [dead] = await queues.wait_for(amqp.FAILED_QUEUE, 1)
+    await published(db, sent.notification_id)
+    # As if the gateway died between the commit of `failed` and the dead letter's publish.
+    db.execute(
+        """UPDATE notifications SET publish_pending = true, publish_after = now(),
+               published_at = NULL WHERE id = %s""",
+        (sent.notification_id,),
+    )
+
+    [again] = await queues.wait_for(amqp.FAILED_QUEUE, 1)
+
+    assert again.job.notification_id == dead.job.notification_id == sent.notification_id
+    assert again.job.last_error == "every provider refused"
+    await published(db, sent.notification_id)
+    assert await queues.take(EMAIL) == []  # a failed notification's hop is not re-sent
 
 
 async def published(db: psycopg.Connection[dict[str, Any]], notification_id: str) -> None:

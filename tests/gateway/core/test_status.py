@@ -242,6 +242,14 @@ async def test_fallback_to_the_next_channel_then_failure_then_manual_retry(
     )
     final = await statuses.ReportStatus(report(sms.job, FAILED, sms_failed))
     assert final.status == FAILED
+    # The failure put the last job on failed.queue (the gateway's outbox, not the worker).
+    [dead] = await queues.wait_for(amqp.FAILED_QUEUE, 1)
+    assert (dead.job.notification_id, dead.job.channel) == (job.notification_id, 2)
+    assert dead.job.last_error == "twilio 21211"
+    again = await statuses.ReportStatus(report(sms.job, FAILED, sms_failed))
+    assert again.changed is False
+    await asyncio.sleep(0.5)
+    assert await queues.take(amqp.FAILED_QUEUE) == []  # ... dead-letters nothing more
 
     retried = (
         await notifications.Retry(
