@@ -29,6 +29,7 @@ from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.support.infra import Isolation
 from tests.support.rabbit import OwnRabbit
+from tests.support.stack import start_core
 
 STREAM = 60  # notifications
 SPACING_SECONDS = 0.1  # between two Sends: the stream lasts longer than the restart
@@ -104,29 +105,18 @@ async def test_a_rabbitmq_restart_under_a_stream_loses_and_repeats_nothing(
     await asyncio.to_thread(rabbit.start)
     channels: list[grpc.aio.Channel] = []
     try:
-        userd = await asyncio.to_thread(
+        core = await start_core(
             service_factory,
-            "userd",
-            env={"HERALD_USERD_DATABASE": isolation.database("users_restart")},
-        )
-        templated = await asyncio.to_thread(
-            service_factory,
-            "templated",
-            env={"HERALD_TEMPLATED_DATABASE": isolation.database("templates_restart")},
-        )
-        gateway = await asyncio.to_thread(
-            service_factory,
-            "gateway",
-            env={
-                "HERALD_USERD_ADDR": userd.address,
-                "HERALD_TEMPLATED_ADDR": templated.address,
-                "HERALD_AMQP_URL": rabbit.amqp_url,
-                "HERALD_GATEWAY_DATABASE": isolation.database("notifications_restart"),
+            isolation,
+            name="restart",
+            amqp_url=rabbit.amqp_url,
+            gateway_env={
                 "HERALD_PUBLISH_TIMEOUT_SECONDS": "1",
                 "HERALD_OUTBOX_GRACE_SECONDS": "1",
                 "HERALD_OUTBOX_INTERVAL_SECONDS": "0.2",
             },
         )
+        userd, templated, gateway = core.userd, core.templated, core.gateway
         worker = await asyncio.to_thread(
             service_factory,
             "deliveryd",

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import aio_pika
 import grpc
@@ -40,8 +39,9 @@ from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.fake_mesh import AlertWebhook
 from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import create_key
-from tests.support.infra import AMQP_HOST, AMQP_PASSWORD, AMQP_USER, Isolation, rabbitmqctl
+from tests.support.infra import Isolation, rabbitmqctl
 from tests.support.processes import ServiceProcess
+from tests.support.stack import add_vhost, start_core
 
 TEMPLATE = "e2e/welcome"
 ONESIGNAL_SUBSCRIPTION = "7f4d9c2e-1b3a-4e5f-9a8b-0c1d2e3f4a5b"
@@ -166,37 +166,22 @@ async def stack(
     service_factory: ServiceFactory, isolation: Isolation, session_fakes: Fakes
 ) -> AsyncIterator[Stack]:
     vhost = f"{isolation.vhost}-dlv-e2e"
-    await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
-    await asyncio.to_thread(
-        rabbitmqctl, "set_permissions", "-p", vhost, AMQP_USER, ".*", ".*", ".*"
-    )
-    amqp_url = f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(vhost, safe='')}"
+    amqp_url = await asyncio.to_thread(add_vhost, vhost)
     webhook = AlertWebhook()
     await webhook.start()
-    userd = await asyncio.to_thread(
+    core = await start_core(
         service_factory,
-        "userd",
-        env={"HERALD_USERD_DATABASE": isolation.database("users_dlv")},
-    )
-    templated = await asyncio.to_thread(
-        service_factory,
-        "templated",
-        env={"HERALD_TEMPLATED_DATABASE": isolation.database("templates_dlv")},
-    )
-    gateway = await asyncio.to_thread(
-        service_factory,
-        "gateway",
-        env={
-            "HERALD_USERD_ADDR": userd.address,
-            "HERALD_TEMPLATED_ADDR": templated.address,
-            "HERALD_AMQP_URL": amqp_url,
-            "HERALD_GATEWAY_DATABASE": isolation.database("notifications_dlv"),
+        isolation,
+        name="dlv",
+        amqp_url=amqp_url,
+        gateway_env={
             "HERALD_OUTBOX_GRACE_SECONDS": "1",
             "HERALD_OUTBOX_INTERVAL_SECONDS": "0.2",
             "HERALD_ROUTE_POLICY": json.dumps(ROUTES),
             "HERALD_DELIVERY_DEADLINE_SECONDS": "600",
         },
     )
+    userd, templated, gateway = core.userd, core.templated, core.gateway
     worker_env = {
         **session_fakes.env(
             email="sendgrid,mailgun,smtp", sms="twilio", push="fcm,onesignal,webpush"
@@ -245,8 +230,7 @@ async def stack(
     yield built
     for channel in list(built.workers):
         await built.stop_worker(channel)
-    for proc in (gateway, templated, userd):
-        await asyncio.to_thread(proc.stop)
+    await asyncio.to_thread(core.stop)
     for grpc_channel in built.channels:
         await grpc_channel.close()
     await webhook.stop()

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aio_pika
 import httpx
@@ -23,8 +22,9 @@ from herald.v1 import common_pb2, delivery_pb2
 from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.gateway.http.conftest import bearer, create_key
-from tests.support.infra import AMQP_HOST, AMQP_PASSWORD, AMQP_USER, Isolation, rabbitmqctl
+from tests.support.infra import Isolation, rabbitmqctl
 from tests.support.processes import ServiceProcess
+from tests.support.stack import add_vhost, start_core
 
 TEMPLATE = {
     "code": "auth/welcome",
@@ -101,40 +101,21 @@ class Edge:
 
 
 @pytest.fixture(scope="module")
-def vhost(isolation: Isolation) -> Iterator[str]:
+def amqp_url(isolation: Isolation) -> Iterator[str]:
     name = f"{isolation.vhost}-rest-e2e"
-    rabbitmqctl("add_vhost", name)
-    rabbitmqctl("set_permissions", "-p", name, AMQP_USER, ".*", ".*", ".*")
-    yield name
+    yield add_vhost(name)
     rabbitmqctl("delete_vhost", name)
 
 
 @pytest.fixture(scope="module")
 async def edge(
-    service_factory: ServiceFactory, isolation: Isolation, vhost: str
+    service_factory: ServiceFactory, isolation: Isolation, amqp_url: str
 ) -> AsyncIterator[Edge]:
-    amqp_url = f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(vhost, safe='')}"
-    userd = await asyncio.to_thread(
-        service_factory, "userd", env={"HERALD_USERD_DATABASE": isolation.database("users_rest")}
-    )
-    templated = await asyncio.to_thread(
-        service_factory,
-        "templated",
-        env={"HERALD_TEMPLATED_DATABASE": isolation.database("templates_rest")},
-    )
-    gateway = await asyncio.to_thread(
-        service_factory,
-        "gateway",
-        env={
-            "HERALD_USERD_ADDR": userd.address,
-            "HERALD_TEMPLATED_ADDR": templated.address,
-            "HERALD_AMQP_URL": amqp_url,
-            "HERALD_GATEWAY_DATABASE": isolation.database("notifications_rest"),
-        },
-    )
+    core = await start_core(service_factory, isolation, name="rest", amqp_url=amqp_url)
+    gateway = core.gateway
     admin = create_key(gateway, "e2e-admin", "admin")["key"]
     send = create_key(gateway, "e2e-send", "send,read")["key"]
-    processes = {"userd": userd, "templated": templated, "gateway": gateway}
+    processes = {"userd": core.userd, "templated": core.templated, "gateway": gateway}
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{gateway.http_port}", timeout=10
     ) as http:
@@ -142,6 +123,7 @@ async def edge(
         created = await http.post("/api/v1/templates/", json=TEMPLATE, headers=built.admin)
         assert created.status_code == 201, created.text
         yield built
+    await asyncio.to_thread(core.stop)
 
 
 @pytest.fixture

@@ -1,0 +1,62 @@
+"""Herald's core processes (userd, templated, the gateway) started together for end-to-end
+tests, each on databases of the test's own, and a RabbitMQ vhost to put them on."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from tests.conftest import ServiceFactory
+from tests.support.infra import AMQP_HOST, AMQP_PASSWORD, AMQP_USER, Isolation, rabbitmqctl
+from tests.support.processes import ServiceProcess
+
+
+@dataclass(frozen=True)
+class Core:
+    userd: ServiceProcess
+    templated: ServiceProcess
+    gateway: ServiceProcess
+
+    def stop(self) -> None:
+        for proc in (self.gateway, self.templated, self.userd):
+            proc.stop()
+
+
+def add_vhost(name: str) -> str:
+    """Creates vhost `name` for the test user; returns its AMQP URL."""
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, AMQP_USER, ".*", ".*", ".*")
+    return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(name, safe='')}"
+
+
+async def start_core(
+    factory: ServiceFactory,
+    isolation: Isolation,
+    *,
+    name: str,
+    amqp_url: str,
+    gateway_env: dict[str, str] | None = None,
+) -> Core:
+    """userd, templated and a gateway wired to them and to `amqp_url`; databases named
+    after `name`, so two stacks of one run never share a table."""
+    userd = await asyncio.to_thread(
+        factory, "userd", env={"HERALD_USERD_DATABASE": isolation.database(f"users_{name}")}
+    )
+    templated = await asyncio.to_thread(
+        factory,
+        "templated",
+        env={"HERALD_TEMPLATED_DATABASE": isolation.database(f"templates_{name}")},
+    )
+    gateway = await asyncio.to_thread(
+        factory,
+        "gateway",
+        env={
+            "HERALD_USERD_ADDR": userd.address,
+            "HERALD_TEMPLATED_ADDR": templated.address,
+            "HERALD_AMQP_URL": amqp_url,
+            "HERALD_GATEWAY_DATABASE": isolation.database(f"notifications_{name}"),
+            **(gateway_env or {}),
+        },
+    )
+    return Core(userd, templated, gateway)
