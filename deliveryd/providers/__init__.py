@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from deliveryd.providers.base import EmailMessage, Provider, PushMessage, SmsMessage
 from deliveryd.providers.sandbox import SandboxProvider
 from deliveryd.settings import DeliverydSettings
+
+M = TypeVar("M")
 
 # The sandbox answers at once; a short timeout leaves the hop's lease budget alone.
 SANDBOX_TIMEOUT = 1.0
@@ -113,29 +115,29 @@ PUSH: dict[str, Callable[[DeliverydSettings], Provider[PushMessage]]] = {
 }
 
 
+def _chain(
+    names: Sequence[str],
+    factories: Mapping[str, Callable[[DeliverydSettings], Provider[M]]],
+    settings: DeliverydSettings,
+) -> list[Provider[M]]:
+    """The providers `names` (the sandbox included), in that order."""
+    chain: list[Provider[M]] = []
+    for name in names:
+        if name == "sandbox":
+            chain.append(SandboxProvider[M](timeout=SANDBOX_TIMEOUT))
+        else:
+            chain.append(factories[name](settings))
+    return chain
+
+
 def email_providers(settings: DeliverydSettings) -> list[Provider[EmailMessage]]:
     """The email chain's providers, in the configured order."""
-    return [
-        SandboxProvider[EmailMessage](timeout=SANDBOX_TIMEOUT)
-        if name == "sandbox"
-        else EMAIL[name](settings)
-        for name in settings.email_providers
-    ]
+    return _chain(settings.email_providers, EMAIL, settings)
 
 
 def sms_providers(settings: DeliverydSettings) -> list[Provider[SmsMessage]]:
-    return [
-        SandboxProvider[SmsMessage](timeout=SANDBOX_TIMEOUT)
-        if name == "sandbox"
-        else SMS[name](settings)
-        for name in settings.sms_providers
-    ]
+    return _chain(settings.sms_providers, SMS, settings)
 
 
 def push_providers(settings: DeliverydSettings) -> list[Provider[PushMessage]]:
-    return [
-        SandboxProvider[PushMessage](timeout=SANDBOX_TIMEOUT)
-        if name == "sandbox"
-        else PUSH[name](settings)
-        for name in settings.push_providers
-    ]
+    return _chain(settings.push_providers, PUSH, settings)
