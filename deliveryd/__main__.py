@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deliveryd import providers
-from deliveryd.alerts import Alerter
+from deliveryd.alerts import AlertConsumer, Alerter
 from deliveryd.audience import device_remover
 from deliveryd.backoff import RetryPolicy
 from deliveryd.chain import OPEN, Breakers, ProviderChain, StateListener
@@ -128,7 +128,6 @@ async def main() -> None:
                 base=settings.backoff_base_seconds,
                 maximum=settings.backoff_max_seconds,
             ),
-            alerter=alerter,
             worker=f"{socket.gethostname()}:{os.getpid()}",
             lease_seconds=settings.lease_seconds,
             rpc_timeout=settings.rpc_timeout_seconds,
@@ -142,9 +141,12 @@ async def main() -> None:
             grace_seconds=settings.grace_seconds,
             requeue_pause=settings.requeue_pause_seconds,
         )
+        alerts = AlertConsumer(connection=connection, alerter=alerter)
         await runtime.serve_grpc(settings.grpc_port(channel), [])
         await consumer.start()
-        # Registered last, so it runs first: stop taking jobs before anything closes.
+        await alerts.start()
+        # Registered last, so they run first: stop taking work before anything closes.
+        runtime.on_shutdown(alerts.stop)
         runtime.on_shutdown(consumer.stop)
         await runtime.wait_for_shutdown()
 

@@ -3,6 +3,11 @@
 Always an error log line; then, as configured, a JSON POST to a webhook and/or an email
 through the email provider chain. An alert never carries the message's content or the
 user's contact points, only what an operator needs to find the notification.
+
+The alerts come from `alerts.queue`, where the gateway's outbox puts a copy of every
+failed notification's last job (in the same transaction as the failed status): each
+worker consumes it (`AlertConsumer`) and acknowledges a copy only once its alert went
+out, so a crash loses no alert (at worst one is sent twice).
 """
 
 from __future__ import annotations
@@ -13,12 +18,23 @@ from typing import Any
 
 import httpx
 import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import AMQPError
+from google.protobuf.message import DecodeError
 
 from deliveryd import metrics
 from deliveryd.chain import Outcome, ProviderChain
 from deliveryd.channels import CHANNEL_NAMES
+from deliveryd.decide import is_critical
 from deliveryd.providers.base import EmailMessage
 from herald.v1 import common_pb2, delivery_pb2
+from mesh import amqp
+from mesh.logging import bind_correlation_id
 
 log = structlog.get_logger(__name__)
 
@@ -89,3 +105,42 @@ class Alerter:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
+
+
+class AlertConsumer:
+    """Consumes `alerts.queue`: an alert for each critical failure, then the ack."""
+
+    def __init__(self, *, connection: AbstractRobustConnection, alerter: Alerter) -> None:
+        self._connection = connection
+        self._alerter = alerter
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._tag: str | None = None
+
+    async def start(self) -> None:
+        self._channel = await self._connection.channel()
+        await self._channel.set_qos(prefetch_count=4)
+        await amqp.declare_topology(self._channel)
+        self._queue = await self._channel.get_queue(amqp.ALERTS_QUEUE)
+        self._tag = await self._queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        async with message.process(requeue=True):
+            try:
+                job = delivery_pb2.DeliveryJob.FromString(message.body)
+            except DecodeError:
+                log.error("unreadable dead letter: no alert", size=len(message.body))
+                return
+            if is_critical(job):
+                bind_correlation_id(job.correlation_id or job.notification_id)
+                await self._alerter.notify(job, job.last_error or "delivery failed")
+
+    async def stop(self) -> None:
+        """Stops taking dead letters; an alert in progress finishes (or comes back)."""
+        try:
+            if self._queue is not None and self._tag is not None:
+                await self._queue.cancel(self._tag)
+            if self._channel is not None and not self._channel.is_closed:
+                await self._channel.close()
+        except (AMQPError, ConnectionError, RuntimeError) as exc:
+            log.warning("could not stop the alert consumer cleanly", error=repr(exc))

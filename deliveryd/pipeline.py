@@ -26,12 +26,11 @@ from google.protobuf.message import DecodeError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from deliveryd import metrics
-from deliveryd.alerts import Alerter
 from deliveryd.audience import Audience, resolve
 from deliveryd.backoff import DEADLINE_PASSED, RetryPolicy, deadline_passed
 from deliveryd.chain import Outcome
 from deliveryd.channels import ChannelSender, HopResult, skipped
-from deliveryd.decide import Decision, decide, is_critical
+from deliveryd.decide import Decision, decide
 from deliveryd.settings import SEND_SHARE_OF_LEASE
 from herald.v1 import common_pb2, delivery_pb2, status_pb2, status_pb2_grpc, user_pb2_grpc
 from mesh.logging import bind_correlation_id
@@ -101,7 +100,6 @@ class Pipeline:
         status: status_pb2_grpc.StatusServiceAsyncStub,
         users: user_pb2_grpc.UserServiceAsyncStub,
         policy: RetryPolicy,
-        alerter: Alerter,
         worker: str,
         lease_seconds: int,
         rpc_timeout: float,
@@ -111,7 +109,6 @@ class Pipeline:
         self._status = status
         self._users = users
         self._policy = policy
-        self._alerter = alerter
         self._worker = worker
         self._lease_seconds = lease_seconds
         self._rpc_timeout = rpc_timeout
@@ -275,7 +272,7 @@ class Pipeline:
         request: status_pb2.ReportStatusRequest,
         decision: Decision,
     ) -> Verdict:
-        """Reports (retrying while the gateway is unreachable); alerts on a critical failure."""
+        """Reports (retrying while the gateway is unreachable); then the message's verdict."""
         retrying = AsyncRetrying(
             stop=stop_after_delay(self._report_retry_seconds),
             wait=wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.2),
@@ -294,13 +291,8 @@ class Pipeline:
             log.error("gateway refused the report", code=exc.code().name, details=exc.details())
             return Verdict(Action.ACK, reason="report refused")
         if decision.failed:
-            if is_critical(job):
-                try:
-                    await self._alerter.notify(job, decision.error)
-                except Exception:  # a failed alert must not keep the message from its ack
-                    log.exception("admin alert failed")
-            # The gateway put the job on failed.queue through its outbox, in the same
-            # transaction as the failed status: nothing left for this message but the ack.
+            # The gateway put the job on failed.queue (and alerts.queue, whose consumer
+            # alerts when it is critical) in the same transaction as the failed status.
             return Verdict(Action.ACK, reason="failed")
         return Verdict(Action.ACK, reason=common_pb2.NotificationStatus.Name(decision.status))
 

@@ -4,7 +4,10 @@ Topology, declared idempotently by every process that publishes or consumes:
 - exchange `notifications.direct` (direct, durable);
 - `email.queue`, `sms.queue`, `push.queue`, bound with routing keys `email`, `sms`,
   `push`; classic durable queues with message priority, dead-lettering to `failed`;
-- `failed.queue`, bound with `failed`: the dead letters;
+- `failed.queue`, bound with `failed`: the dead letters, kept for inspection;
+- `alerts.queue`, bound with `failed` too: a copy of every dead letter for the workers'
+  admin alerts (consumed, so a worker crash between a failure and its alert loses
+  nothing: the copy comes back);
 - per channel and delay tier, `<channel>.delay.<seconds>s`: no consumer; a message sits
   there until its per-message expiration, then is dead-lettered back to
   `notifications.direct` with the channel's routing key. Tiers keep messages of similar
@@ -23,6 +26,7 @@ EXCHANGE = "notifications.direct"
 CHANNELS = ("email", "sms", "push")
 FAILED_QUEUE = "failed.queue"
 FAILED_KEY = "failed"
+ALERTS_QUEUE = "alerts.queue"
 MAX_PRIORITY = 10
 DEFAULT_DELAY_TIERS = (1, 5, 30, 120, 600)
 
@@ -63,8 +67,9 @@ async def declare_topology(
 ) -> Topology:
     """Declares the exchange, the work queues, the delay queues and the dead-letter queue."""
     exchange = await channel.declare_exchange(EXCHANGE, ExchangeType.DIRECT, durable=True)
-    failed = await channel.declare_queue(FAILED_QUEUE, durable=True)
-    await failed.bind(exchange, routing_key=FAILED_KEY)
+    for dead_letters in (FAILED_QUEUE, ALERTS_QUEUE):
+        queue = await channel.declare_queue(dead_letters, durable=True)
+        await queue.bind(exchange, routing_key=FAILED_KEY)
     for name in CHANNELS:
         queue = await channel.declare_queue(
             queue_name(name),

@@ -17,6 +17,7 @@ from herald.v1 import common_pb2, status_pb2, user_pb2
 from mesh.health import NOT_SERVING, SERVING
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
+from tests.deliveryd.fake_mesh import publish
 from tests.deliveryd.harness import DELIVERED, Harness, make_job, make_user
 from tests.fakes.base import wait_until
 from tests.support.processes import ServiceProcess, health_status
@@ -220,3 +221,29 @@ async def test_sigkill_after_sendgrid_took_the_message_is_a_marked_duplicate(
     keys = [d["custom_args"]["herald_key"] for d in fakes.sendgrid.deliveries]
     assert keys == [f"{nid}:1:email", f"{nid}:1:email"]
     assert await asyncio.to_thread(replacement.stop) == 0
+
+
+async def test_an_alert_waits_for_a_worker_and_only_critical_failures_page(
+    harness: Harness, start: Spawn, fakes: Fakes
+) -> None:
+    """The failure was recorded (and dead-lettered) while no worker ran, as after a crash
+    right after the report: the alert still goes out once a worker is back."""
+    user = make_user()
+    critical = make_job(user, message_type=common_pb2.MESSAGE_TYPE_ALERT)
+    critical.last_error = "twilio: 30003 unreachable"
+    routine = make_job(user, priority=common_pb2.PRIORITY_LOW)
+    for job in (routine, critical):
+        await publish(harness.exchange, job, dead=True)
+
+    await start("sms", harness.env(fakes, sms="twilio"))
+
+    await wait_until(lambda: harness.webhook.deliveries)
+    await asyncio.sleep(1)  # the routine failure, consumed too, pages nobody
+    [alert] = harness.webhook.deliveries
+    assert (alert["notification_id"], alert["error"]) == (
+        critical.notification_id,
+        "twilio: 30003 unreachable",
+    )
+    # failed.queue keeps both dead letters for inspection.
+    kept = await harness.dead_letters()
+    assert {j.notification_id for j in kept} == {routine.notification_id, critical.notification_id}

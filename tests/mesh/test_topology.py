@@ -19,7 +19,8 @@ async def channel(isolation: Isolation) -> AsyncIterator[AbstractChannel]:
     async with connection:
         ch = await connection.channel()
         await amqp.declare_topology(ch, delay_tiers=(1, 5))
-        for name in (*(amqp.queue_name(c) for c in amqp.CHANNELS), amqp.FAILED_QUEUE):
+        dead_letters = (amqp.FAILED_QUEUE, amqp.ALERTS_QUEUE)
+        for name in (*(amqp.queue_name(c) for c in amqp.CHANNELS), *dead_letters):
             await (await ch.get_queue(name)).purge()
         yield ch
 
@@ -74,6 +75,10 @@ async def test_rejected_message_is_dead_lettered_to_failed_queue(channel: Abstra
     assert isinstance(deaths, list) and isinstance(deaths[0], dict)
     assert deaths[0]["queue"] == "push.queue"
     await dead.ack()
+    # alerts.queue gets a copy of every dead letter, for the workers' admin alerts.
+    copy = await _get_one(await channel.get_queue(amqp.ALERTS_QUEUE))
+    assert copy.body == b"doomed"
+    await copy.ack()
 
 
 async def test_higher_priority_is_consumed_first(channel: AbstractChannel) -> None:
