@@ -54,6 +54,9 @@ RETRYABLE_CODES = frozenset(
         grpc.StatusCode.CANCELLED,
     }
 )
+# A refused report whose job is settled anyway: the move is stale or illegal for the
+# notification's current state (another copy won), or the notification is gone.
+SETTLED_ELSEWHERE = frozenset({grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND})
 # The gateway keeps this much of an attempt's detail.
 MAX_DETAIL_CHARS = 4000
 # Reports kept for re-reporting after the gateway was unreachable (per process).
@@ -289,7 +292,11 @@ class Pipeline:
                 self._keep(job, request, decision)
                 return Verdict(Action.REQUEUE, reason="report failed")
             log.error("gateway refused the report", code=exc.code().name, details=exc.details())
-            return Verdict(Action.ACK, reason="report refused")
+            if exc.code() in SETTLED_ELSEWHERE:
+                return Verdict(Action.ACK, reason="report refused")
+            # Refused for a reason that is not the notification's state (a bad token, a
+            # bug): keep the job visible on failed.queue rather than drop it.
+            return Verdict(Action.DEAD_LETTER, reason="report refused")
         if decision.failed:
             # The gateway put the job on failed.queue (and alerts.queue, whose consumer
             # alerts when it is critical) in the same transaction as the failed status.

@@ -98,6 +98,8 @@ class FakeStatus(status_pb2_grpc.StatusServiceServicer):
         self.claims: list[tuple[status_pb2.ClaimRequest, int]] = []
         self.down = False
         self.fail_reports = 0
+        # Every report is refused with this code (None: reports are taken).
+        self.refuse_reports: grpc.StatusCode | None = None
         self._republish = republish
         self._dead_letter = dead_letter
 
@@ -155,6 +157,8 @@ class FakeStatus(status_pb2_grpc.StatusServiceServicer):
         if self.fail_reports:
             self.fail_reports -= 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "gateway hiccup")
+        if self.refuse_reports is not None:
+            await context.abort(self.refuse_reports, "report refused")
         record = self.records[request.notification_id]
         if any(a.id == request.attempt.id for a in record.attempts):
             return status_pb2.ReportStatusResponse(status=record.status, changed=False)

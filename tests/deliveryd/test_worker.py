@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import orjson
 import pytest
 
@@ -55,6 +56,7 @@ async def workers(
 async def mesh(harness: Harness, workers: dict[str, ServiceProcess], fakes: Fakes) -> Harness:
     harness.mesh.users.down = False
     harness.mesh.status.fail_reports = 0
+    harness.mesh.status.refuse_reports = None
     await harness.dead_letters()
     harness.webhook.reset()
     return harness
@@ -185,6 +187,34 @@ async def test_every_email_provider_failing_falls_back_to_sms(mesh: Harness, fak
     assert orjson.loads(trail[2].detail)["next_channel"] == "sms"
     assert trail[3].provider == "twilio"
     assert trail[3].provider_message_id == sms["sid"]
+
+
+@pytest.mark.parametrize(
+    ("code", "dead_lettered"),
+    [(grpc.StatusCode.FAILED_PRECONDITION, False), (grpc.StatusCode.PERMISSION_DENIED, True)],
+)
+async def test_a_refused_report_is_dropped_only_when_the_job_is_settled_elsewhere(
+    mesh: Harness, fakes: Fakes, code: grpc.StatusCode, dead_lettered: bool
+) -> None:
+    """FAILED_PRECONDITION: the move is stale (another copy won), nothing to keep. Any
+    other refusal (a bad token, a bug) keeps the job visible on failed.queue."""
+    user = make_user()
+    mesh.mesh.users.users[user.id] = user
+    mesh.mesh.status.refuse_reports = code
+    job = make_job(user)
+    await mesh.send(job)
+    await wait_until(lambda: len(fakes.sendgrid.deliveries) == 1)
+    dead: list[delivery_pb2.DeliveryJob] = []
+
+    async def settled() -> bool:
+        dead.extend(await mesh.dead_letters())
+        return bool(dead) or not dead_lettered
+
+    await wait_until(settled)
+    await asyncio.sleep(1)  # acked or dead-lettered: never redelivered and sent again
+    dead.extend(await mesh.dead_letters())
+    assert [j.notification_id for j in dead] == ([job.notification_id] if dead_lettered else [])
+    assert len(fakes.sendgrid.deliveries) == 1
 
 
 async def test_everything_failing_fails_dead_letters_and_alerts(
