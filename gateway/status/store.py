@@ -107,32 +107,33 @@ async def finish(
     job) that job becomes the due hop instead, for the outbox to put on failed.queue in the
     same durable way as any hop: the dead letter survives a crash of the reporter.
     """
+    outbox = (
+        # The failed job becomes the due hop, published to failed.queue (see outbox.py).
+        """, hop = hop + 1, job = %(dead)s, publish_pending = true,
+             publish_after = now() + make_interval(secs => %(grace)s),
+             deliver_after = NULL, published_at = NULL"""
+        if dead_letter is not None
+        else ", publish_pending = false"
+    )
     cur = await conn.execute(
-        """UPDATE notifications
-           SET status = %s, status_reason = %s, delivered_channel = %s,
-               delivered_provider = %s, provider_message_id = %s, deliver_time = %s,
-               update_time = now(),
-               hop = hop + (%s::bytea IS NOT NULL)::int,
-               job = coalesce(%s::bytea, job),
-               publish_pending = %s::bytea IS NOT NULL,
-               publish_after = now() + make_interval(secs => %s),
-               deliver_after = NULL,
-               published_at = NULL
-           WHERE id = %s
-           RETURNING hop""",
-        (
-            status,
-            reason,
-            delivered_channel,
-            delivered_provider,
-            provider_message_id,
-            deliver_time,
-            dead_letter,
-            dead_letter,
-            dead_letter,
-            grace,
-            notification_id,
-        ),
+        f"""UPDATE notifications
+            SET status = %(status)s, status_reason = %(reason)s,
+                delivered_channel = %(channel)s, delivered_provider = %(provider)s,
+                provider_message_id = %(message_id)s, deliver_time = %(deliver_time)s,
+                update_time = now() {outbox}
+            WHERE id = %(id)s
+            RETURNING hop""",
+        {
+            "status": status,
+            "reason": reason,
+            "channel": delivered_channel,
+            "provider": delivered_provider,
+            "message_id": provider_message_id,
+            "deliver_time": deliver_time,
+            "dead": dead_letter,
+            "grace": grace,
+            "id": notification_id,
+        },
     )
     row = await cur.fetchone()
     assert row is not None
