@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
-from mesh.settings import CommonSettings
+from mesh.settings import CommonSettings, Port
 
 EMAIL_PROVIDERS = ("sandbox", "sendgrid", "mailgun", "smtp")
 SMS_PROVIDERS = ("sandbox", "twilio")
@@ -58,24 +58,12 @@ def _alias(name: str) -> Any:
 
 
 class DeliverydSettings(CommonSettings):
-    email_grpc_port: int = Field(
-        50053, ge=0, le=65535, validation_alias="HERALD_DELIVERYD_EMAIL_GRPC_PORT"
-    )
-    sms_grpc_port: int = Field(
-        50054, ge=0, le=65535, validation_alias="HERALD_DELIVERYD_SMS_GRPC_PORT"
-    )
-    push_grpc_port: int = Field(
-        50055, ge=0, le=65535, validation_alias="HERALD_DELIVERYD_PUSH_GRPC_PORT"
-    )
-    email_metrics_port: int = Field(
-        9103, ge=0, le=65535, validation_alias="HERALD_DELIVERYD_EMAIL_METRICS_PORT"
-    )
-    sms_metrics_port: int = Field(
-        9104, ge=0, le=65535, validation_alias="HERALD_DELIVERYD_SMS_METRICS_PORT"
-    )
-    push_metrics_port: int = Field(
-        9105, ge=0, le=65535, validation_alias="HERALD_DELIVERYD_PUSH_METRICS_PORT"
-    )
+    email_grpc_port: Port = Field(50053, validation_alias="HERALD_DELIVERYD_EMAIL_GRPC_PORT")
+    sms_grpc_port: Port = Field(50054, validation_alias="HERALD_DELIVERYD_SMS_GRPC_PORT")
+    push_grpc_port: Port = Field(50055, validation_alias="HERALD_DELIVERYD_PUSH_GRPC_PORT")
+    email_metrics_port: Port = Field(9103, validation_alias="HERALD_DELIVERYD_EMAIL_METRICS_PORT")
+    sms_metrics_port: Port = Field(9104, validation_alias="HERALD_DELIVERYD_SMS_METRICS_PORT")
+    push_metrics_port: Port = Field(9105, validation_alias="HERALD_DELIVERYD_PUSH_METRICS_PORT")
     prefetch: int = Field(32, ge=1, le=1000, validation_alias="HERALD_DELIVERYD_PREFETCH")
     gateway_addr: str = Field("127.0.0.1:50050", validation_alias="HERALD_GATEWAY_ADDR")
     userd_addr: str = Field("127.0.0.1:50051", validation_alias="HERALD_USERD_ADDR")

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter, field_validator
 from pydantic_settings import NoDecode
 
-from mesh.settings import CommonSettings
+from mesh.settings import CommonSettings, Port
 
 ChannelName = Literal["email", "sms", "push"]
 MessageTypeName = Literal["transactional", "alert", "marketing"]
@@ -24,8 +24,8 @@ _POLICY = TypeAdapter(dict[MessageTypeName, list[ChannelName]])
 
 
 class GatewaySettings(CommonSettings):
-    http_port: int = Field(8000, ge=0, le=65535, validation_alias="HERALD_GATEWAY_HTTP_PORT")
-    grpc_port: int = Field(50050, ge=0, le=65535, validation_alias="HERALD_GATEWAY_GRPC_PORT")
+    http_port: Port = Field(8000, validation_alias="HERALD_GATEWAY_HTTP_PORT")
+    grpc_port: Port = Field(50050, validation_alias="HERALD_GATEWAY_GRPC_PORT")
     database: str = Field("herald_notifications", validation_alias="HERALD_GATEWAY_DATABASE")
     userd_addr: str = Field("127.0.0.1:50051", validation_alias="HERALD_USERD_ADDR")
     templated_addr: str = Field("127.0.0.1:50052", validation_alias="HERALD_TEMPLATED_ADDR")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mesh.settings import CommonSettings
+from mesh.settings import CommonSettings, Port
 
 
 class UserdSettings(CommonSettings):
-    grpc_port: int = Field(50051, ge=0, le=65535, validation_alias="HERALD_USERD_GRPC_PORT")
-    metrics_port: int = Field(9101, ge=0, le=65535, validation_alias="HERALD_USERD_METRICS_PORT")
+    grpc_port: Port = Field(50051, validation_alias="HERALD_USERD_GRPC_PORT")
+    metrics_port: Port = Field(9101, validation_alias="HERALD_USERD_METRICS_PORT")
     database: str = Field("herald_users", validation_alias="HERALD_USERD_DATABASE")
     cache_ttl_seconds: float = Field(
         3600.0,
