@@ -31,12 +31,12 @@ async def main() -> None:
         templated = internal_channel(settings.templated_addr, token)
         runtime.on_shutdown(userd.close)
         runtime.on_shutdown(templated.close)
-        services = await start_core(
+        core = await start_core(
             runtime, settings, pool=pool, connection=connection, userd=userd, templated=templated
         )
-        grpc_port = await runtime.serve_grpc(settings.grpc_port, services)
+        await runtime.serve_grpc(settings.grpc_port, core.services)
         await start_edge(
-            runtime, settings, pool=pool, grpc_port=grpc_port, userd=userd, templated=templated
+            runtime, settings, pool=pool, local=core.local, userd=userd, templated=templated
         )
         await runtime.wait_for_shutdown()
 

@@ -4,10 +4,13 @@
 channels, starts the outbox's background tasks (relay, batched published-marks) and
 registers their shutdown, so `__main__` stays wiring only. Shutdown runs in reverse:
 the gRPC server (registered later) stops first, then the relay, then the last marks are
-flushed, then the publisher's channel closes.
+flushed, then the publisher's channel closes. The same two servicers are offered over a
+`LocalChannel`, for the REST edge of this process to call without a loopback RPC.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import grpc
 from aio_pika.abc import AbstractRobustConnection
@@ -23,7 +26,17 @@ from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
 from gateway.settings import GatewaySettings
 from gateway.status import servicer as status_servicer
 from gateway.status.service import Statuses
+from herald.v1 import notification_pb2, status_pb2
+from mesh.local import LocalChannel
 from mesh.runtime import GrpcService, Runtime
+
+
+@dataclass(frozen=True)
+class Core:
+    """The gRPC services to serve, and the same servicers in process."""
+
+    services: list[GrpcService]
+    local: LocalChannel
 
 
 async def start_core(
@@ -34,7 +47,7 @@ async def start_core(
     connection: AbstractRobustConnection,
     userd: grpc.aio.Channel,
     templated: grpc.aio.Channel,
-) -> list[GrpcService]:
+) -> Core:
     """Starts the outbox and returns the two gRPC services to serve."""
     publisher = Publisher(connection, timeout=settings.publish_timeout_seconds)
     await publisher.start()
@@ -66,9 +79,19 @@ async def start_core(
         pool=pool, outbox=outbox, deadline_seconds=settings.delivery_deadline_seconds
     )
     statuses = Statuses(pool=pool, outbox=outbox)
-    return [
-        notification_servicer.service(
-            notification_servicer.NotificationServicer(acceptor, notifications)
+    notification_impl = notification_servicer.NotificationServicer(acceptor, notifications)
+    status_impl = status_servicer.StatusServicer(statuses)
+    return Core(
+        services=[
+            notification_servicer.service(notification_impl),
+            status_servicer.service(status_impl),
+        ],
+        local=LocalChannel(
+            {
+                notification_pb2.DESCRIPTOR.services_by_name["NotificationService"]: (
+                    notification_impl
+                ),
+                status_pb2.DESCRIPTOR.services_by_name["StatusService"]: status_impl,
+            }
         ),
-        status_servicer.service(status_servicer.StatusServicer(statuses)),
-    ]
+    )

@@ -79,7 +79,7 @@ class GatewaySettings(CommonSettings):
         "",
         validation_alias="HERALD_GATEWAY_NOTIFICATIONS_ADDR",
         description="host:port of NotificationService/StatusService for the REST edge; "
-        "empty means this process's own gRPC port.",
+        "empty means this process's own, called in process.",
     )
     rpc_timeout_seconds: float = Field(
         5.0,

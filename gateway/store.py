@@ -28,13 +28,21 @@ ACQUIRE_TIMEOUT = 5.0
 
 
 @asynccontextmanager
-async def transaction(pool: AsyncConnectionPool) -> AsyncIterator[Conn]:
-    """A connection inside a transaction; an unreachable database raises Unavailable."""
+async def connection(pool: AsyncConnectionPool) -> AsyncIterator[Conn]:
+    """An autocommit connection (each statement its own transaction); an unreachable
+    database raises Unavailable."""
     try:
-        async with pool.connection(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+        async with pool.connection(timeout=ACQUIRE_TIMEOUT) as conn:
             yield cast(Conn, conn)
     except (psycopg.OperationalError, PoolTimeout) as exc:
         raise Unavailable("the notifications database is unavailable") from exc
+
+
+@asynccontextmanager
+async def transaction(pool: AsyncConnectionPool) -> AsyncIterator[Conn]:
+    """A connection inside a transaction; an unreachable database raises Unavailable."""
+    async with connection(pool) as conn, conn.transaction():
+        yield conn
 
 
 @dataclass(frozen=True)

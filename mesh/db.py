@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from time import monotonic
+from weakref import WeakKeyDictionary
+
 import psycopg
-from psycopg import sql
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -33,17 +36,48 @@ async def drop_database(server_url: str, name: str) -> None:
         )
 
 
+# A connection back in the pool for less than this is handed out again unchecked.
+FRESH_SECONDS = 1.0
+
+
+class IdleCheck:
+    """Checks a connection on checkout only when it sat in the pool long enough to have
+    gone stale (a server restart, an idle timeout): under load, no extra round trip.
+
+    A connection that breaks while in use is discarded when it comes back (the pool sees
+    its state), so only a connection that broke while idle needs the check.
+    """
+
+    def __init__(self, fresh_seconds: float = FRESH_SECONDS) -> None:
+        self._fresh = fresh_seconds
+        self._returned: WeakKeyDictionary[AsyncConnection[object], float] = WeakKeyDictionary()
+
+    async def returned(self, conn: AsyncConnection[object]) -> None:
+        self._returned[conn] = monotonic()
+
+    async def check(self, conn: AsyncConnection[object]) -> None:
+        returned = self._returned.get(conn)
+        if returned is None or monotonic() - returned >= self._fresh:
+            await AsyncConnectionPool.check_connection(conn)
+
+
 async def open_pool(
     url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 10.0
 ) -> AsyncConnectionPool:
-    """Opens a pool of dict-row connections, waiting until PostgreSQL answers."""
+    """Opens a pool of dict-row, autocommit connections, waiting until PostgreSQL answers.
+
+    Autocommit: a single statement is one round trip; several that must hold together
+    run in `conn.transaction()` (BEGIN … COMMIT).
+    """
+    idle = IdleCheck()
     pool: AsyncConnectionPool = AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         open=False,
-        kwargs={"row_factory": dict_row, "connect_timeout": 3},
-        check=AsyncConnectionPool.check_connection,
+        kwargs={"row_factory": dict_row, "connect_timeout": 3, "autocommit": True},
+        check=idle.check,
+        reset=idle.returned,
         timeout=timeout,
         name=url.rsplit("/", 1)[-1],
     )

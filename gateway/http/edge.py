@@ -15,35 +15,27 @@ from mesh.client import internal_channel
 from mesh.runtime import Runtime
 
 
-def _loopback(host: str, port: int) -> str:
-    """Where this process's own gRPC server answers, given the address it bound."""
-    if host in ("", "0.0.0.0", "localhost"):
-        return f"127.0.0.1:{port}"
-    if host == "::":
-        return f"[::1]:{port}"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 async def start_edge(
     runtime: Runtime,
     settings: GatewaySettings,
     *,
     pool: AsyncConnectionPool,
-    grpc_port: int,
+    local: grpc.aio.Channel,
     userd: grpc.aio.Channel,
     templated: grpc.aio.Channel,
 ) -> None:
     """Serves HTTP on settings.http_port until shutdown (stopped before the gRPC server).
 
-    NotificationService and StatusService are called over a loopback channel to this
-    process's own gRPC port (or HERALD_GATEWAY_NOTIFICATIONS_ADDR), like any peer.
+    NotificationService and StatusService are this process's own, called in process
+    (`local`), unless HERALD_GATEWAY_NOTIFICATIONS_ADDR names another gateway's.
     """
-    own = not settings.notifications_addr
-    address = _loopback(settings.host, grpc_port) if own else settings.notifications_addr
-    notifications = internal_channel(address, settings.service_token.get_secret_value())
-    runtime.on_shutdown(notifications.close)
+    notifications = local
     peers = [Peer("userd", userd), Peer("templated", templated)]
-    if not own:
+    if settings.notifications_addr:
+        notifications = internal_channel(
+            settings.notifications_addr, settings.service_token.get_secret_value()
+        )
+        runtime.on_shutdown(notifications.close)
         peers.append(Peer("notifications", notifications))
     app = create_app(
         settings=settings,

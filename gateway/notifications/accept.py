@@ -5,10 +5,10 @@ keys up (one query) → per item, get the user and render the template (each dis
 fetched once and each distinct rendering done once per call) → plan the route → insert
 every row in one transaction → after the commit, publish the first hops with confirms.
 Round trips of a Send: one key lookup (only with a request_id), one GetUser, one Render,
-one INSERT transaction, one confirmed publish; the "published" mark is batched
-(`outbox.PublishedMarks`). A database outage fails the call (UNAVAILABLE): nothing is
-accepted that is not stored. A broker outage does not: the row is stored, so the call
-answers OK and the relay publishes the hop when the broker is back.
+one INSERT (a batch: BEGIN, the pipelined INSERTs, COMMIT), one confirmed publish; the
+"published" mark is batched (`outbox.PublishedMarks`). A database outage fails the call
+(UNAVAILABLE): nothing is accepted that is not stored. A broker outage does not: the row
+is stored, so the call answers OK and the relay publishes the hop when the broker is back.
 
 Idempotency is per (API client, request_id): the same key with the same payload (hash of
 the normalized request) answers the first notification with `duplicate=True` and
@@ -148,8 +148,11 @@ class Acceptor:
     ) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(commands)
         keys = sorted({c.request.request_id for c in commands if c.request.request_id})
-        async with shared_store.transaction(self._pool) as conn:
-            known = {k.request_id: k for k in await store.find_keys(conn, caller.client_id, keys)}
+        known: dict[str, store.KnownKey] = {}
+        if keys:
+            async with shared_store.connection(self._pool) as conn:
+                found = await store.find_keys(conn, caller.client_id, keys)
+            known = {k.request_id: k for k in found}
         leaders: dict[str, int] = {}
         followers: list[tuple[int, int]] = []
         fresh: list[int] = []
@@ -191,9 +194,10 @@ class Acceptor:
         """Inserts the prepared rows in one transaction, then publishes their first hops."""
         if not rows:
             return
-        async with shared_store.transaction(self._pool) as conn:
+        async with shared_store.connection(self._pool) as conn:
             inserted = await store.insert(conn, [row for _, row in rows], grace=self._outbox.grace)
             lost = [row.request_id for (_, row), ok in zip(rows, inserted, strict=True) if not ok]
+            # A lost race waited for the winner's commit, so its row is there to read.
             winners = {k.request_id: k for k in await store.find_keys(conn, caller.client_id, lost)}
         publications: list[Publication] = []
         for (index, row), ok in zip(rows, inserted, strict=True):

@@ -143,10 +143,16 @@ async def find_keys(conn: Conn, client_id: str, request_ids: Sequence[str]) -> l
 
 
 async def insert(conn: Conn, rows: Sequence[NewNotification], *, grace: float) -> list[bool]:
-    """Inserts the rows (pipelined); False for a row whose key a concurrent call took."""
+    """Inserts the rows, all or none; False for a row whose key a concurrent call took.
+
+    One row is one autocommit statement; several are pipelined in one transaction.
+    """
     if not rows:
         return []
-    async with conn.cursor() as cur:
+    if len(rows) == 1:
+        cur = await conn.execute(_INSERT, _params(rows[0], grace))
+        return [await cur.fetchone() is not None]
+    async with conn.transaction(), conn.cursor() as cur:
         await cur.executemany(_INSERT, [_params(r, grace) for r in rows], returning=True)
         inserted: list[bool] = []
         while True:

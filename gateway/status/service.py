@@ -103,13 +103,14 @@ class Statuses:
                 return ClaimOutcome(status_pb2.CLAIM_RESULT_UNKNOWN)
             bind_correlation_id(state.correlation_id)
             key = (notification_id, hop.generation, hop.channel, hop.attempt)
-            existing = await store.find_claim(conn, *key)
-            if existing is not None and existing.done:
-                return ClaimOutcome(status_pb2.CLAIM_RESULT_TAKEN, state.status)
-            if state.final:
-                return ClaimOutcome(status_pb2.CLAIM_RESULT_FINAL, state.status)
-            if hop != current_hop(state):
+            if state.final or hop != current_hop(state):
+                existing = await store.find_claim(conn, *key)
+                if existing is not None and existing.done:
+                    return ClaimOutcome(status_pb2.CLAIM_RESULT_TAKEN, state.status)
+                if state.final:
+                    return ClaimOutcome(status_pb2.CLAIM_RESULT_FINAL, state.status)
                 return ClaimOutcome(status_pb2.CLAIM_RESULT_STALE, state.status)
+            # The current hop: a done claim makes try_claim answer None, read below.
             granted = await store.try_claim(conn, *key, worker=request.worker, lease_seconds=lease)
             if granted is None:
                 holder = await store.find_claim(conn, *key)
