@@ -212,33 +212,6 @@ class AttemptRecord:
     detail: str
 
 
-async def insert_attempt(conn: Conn, attempt: AttemptRecord) -> bool:
-    """Appends to the trail; False when this attempt id is already there."""
-    cur = await conn.execute(
-        """INSERT INTO delivery_attempts (id, notification_id, channel, provider, outcome,
-               provider_message_id, error, duration_us, start_time, attempt, generation,
-               worker, detail)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (id) DO NOTHING""",
-        (
-            attempt.id,
-            attempt.notification_id,
-            attempt.channel,
-            attempt.provider,
-            attempt.outcome,
-            attempt.provider_message_id,
-            attempt.error,
-            attempt.duration_us,
-            attempt.start_time,
-            attempt.attempt,
-            attempt.generation,
-            attempt.worker,
-            attempt.detail,
-        ),
-    )
-    return cur.rowcount == 1
-
-
 async def trail(conn: Conn, notification_id: UUID) -> list[AttemptRecord]:
     """Every attempt of a notification, oldest first."""
     cur = await conn.execute(

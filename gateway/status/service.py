@@ -97,12 +97,20 @@ class Statuses:
             raise InvalidArgument.field(field, "must be at least 1")
         hop = Hop(request.generation, request.channel, request.attempt)
         lease = request.lease_seconds or self._default_lease
+        key = (notification_id, hop.generation, hop.channel, hop.attempt)
+        # The usual case in one statement: the current hop of a pending notification, free.
+        async with shared.connection(self._pool) as conn:
+            granted = await store.claim_current(
+                conn, *key, worker=request.worker, lease_seconds=lease
+            )
+        if granted is not None:
+            return self._granted(notification_id, granted)
+        # Otherwise, look at the notification and the claim to say why (or claim after all).
         async with shared.transaction(self._pool) as conn:
             state = await shared.lock(conn, notification_id, shared=True)
             if state is None:
                 return ClaimOutcome(status_pb2.CLAIM_RESULT_UNKNOWN)
             bind_correlation_id(state.correlation_id)
-            key = (notification_id, hop.generation, hop.channel, hop.attempt)
             if state.final or hop != current_hop(state):
                 existing = await store.find_claim(conn, *key)
                 if existing is not None and existing.done:
@@ -120,6 +128,11 @@ class Statuses:
                 return ClaimOutcome(
                     status_pb2.CLAIM_RESULT_LEASED, state.status, lease_until=holder.lease_until
                 )
+        return self._granted(notification_id, granted)
+
+    @staticmethod
+    def _granted(notification_id: uuid.UUID, granted: store.ClaimRow) -> ClaimOutcome:
+        """GRANTED: a claim is only granted on a pending notification's current hop."""
         takeover = granted.previous_worker not in (None, granted.worker)
         if takeover:
             log.warning(
@@ -130,7 +143,7 @@ class Statuses:
             )
         return ClaimOutcome(
             status_pb2.CLAIM_RESULT_GRANTED,
-            state.status,
+            "pending",
             takeover=takeover,
             lease_until=granted.lease_until,
         )
@@ -157,10 +170,10 @@ class Statuses:
             if not decision.changed or (decision.status is None and not has_attempt):
                 return ReportOutcome(state.status, changed=False)
             attempt = _attempt(request, state, report, attempt_id or uuid.uuid4())
-            await shared.insert_attempt(conn, attempt)
-            if decision.close is not None:
-                c = decision.close
-                await store.close_claim(conn, notification_id, c.generation, c.channel, c.attempt)
+            c = decision.close
+            await store.record_attempt(
+                conn, attempt, close=(c.generation, c.channel, c.attempt) if c else None
+            )
             publication = await self._apply(conn, state, report, decision, attempt)
             status = decision.status or state.status
         if publication is not None:

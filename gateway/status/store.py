@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from gateway.store import Conn
+from gateway.store import AttemptRecord, Conn
 
 
 @dataclass(frozen=True)
@@ -69,17 +69,84 @@ async def try_claim(
     return ClaimRow(**row) if row else None
 
 
-async def close_claim(
-    conn: Conn, notification_id: UUID, generation: int, channel: int, attempt: int
-) -> None:
-    """Marks the hop done (its outcome is recorded), claimed or not."""
-    await conn.execute(
-        """INSERT INTO claims (notification_id, generation, channel, attempt, worker,
-                               lease_until, done)
-           VALUES (%s, %s, %s, %s, '', now(), true)
+async def claim_current(
+    conn: Conn,
+    notification_id: UUID,
+    generation: int,
+    channel: int,
+    attempt: int,
+    *,
+    worker: str,
+    lease_seconds: float,
+) -> ClaimRow | None:
+    """`try_claim` in one statement, granted only while the hop is the pending
+    notification's current one (its row held FOR SHARE meanwhile, as `lock` would); None
+    when it is not, or when `try_claim` would answer None: the caller then finds out why."""
+    cur = await conn.execute(
+        """WITH current_hop AS (
+               SELECT id FROM notifications
+               WHERE id = %(id)s AND status = 'pending'
+                 AND generation = %(generation)s AND hop_channel = %(channel)s
+                 AND attempt = %(attempt)s
+               FOR SHARE)
+           INSERT INTO claims (notification_id, generation, channel, attempt, worker,
+                               lease_until)
+           SELECT id, %(generation)s, %(channel)s, %(attempt)s, %(worker)s,
+                  now() + make_interval(secs => %(lease)s)
+           FROM current_hop
            ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
-           SET done = true""",
-        (notification_id, generation, channel, attempt),
+           SET worker = EXCLUDED.worker, lease_until = EXCLUDED.lease_until,
+               previous_worker = claims.worker, claim_time = now()
+           WHERE NOT claims.done
+             AND (claims.lease_until <= now() OR claims.worker = EXCLUDED.worker)
+           RETURNING worker, previous_worker, lease_until, done""",
+        {
+            "id": notification_id,
+            "generation": generation,
+            "channel": channel,
+            "attempt": attempt,
+            "worker": worker,
+            "lease": lease_seconds,
+        },
+    )
+    row = await cur.fetchone()
+    return ClaimRow(**row) if row else None
+
+
+async def record_attempt(
+    conn: Conn, attempt: AttemptRecord, *, close: tuple[int, int, int] | None
+) -> None:
+    """Appends the attempt to the trail (once per attempt id) and, with `close`
+    (generation, channel, attempt), marks that hop's claim done, claimed or not: one
+    statement for both."""
+    closing = (
+        """WITH closed AS (
+               INSERT INTO claims (notification_id, generation, channel, attempt, worker,
+                                   lease_until, done)
+               VALUES (%(notification_id)s, %(close_generation)s, %(close_channel)s,
+                       %(close_attempt)s, '', now(), true)
+               ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
+               SET done = true)
+        """
+        if close is not None
+        else ""
+    )
+    generation, channel, number = close or (0, 0, 0)
+    await conn.execute(
+        closing
+        + """INSERT INTO delivery_attempts (id, notification_id, channel, provider, outcome,
+               provider_message_id, error, duration_us, start_time, attempt, generation,
+               worker, detail)
+           VALUES (%(id)s, %(notification_id)s, %(channel)s, %(provider)s, %(outcome)s,
+                   %(provider_message_id)s, %(error)s, %(duration_us)s, %(start_time)s,
+                   %(attempt)s, %(generation)s, %(worker)s, %(detail)s)
+           ON CONFLICT (id) DO NOTHING""",
+        {
+            **vars(attempt),
+            "close_generation": generation,
+            "close_channel": channel,
+            "close_attempt": number,
+        },
     )
 
 
