@@ -36,7 +36,7 @@ from gateway.outbox import Outbox, Publication
 from gateway.status import store
 from gateway.status.transitions import Decision, Hop, Report, current_hop, decide
 from herald.v1 import common_pb2, delivery_pb2, status_pb2
-from mesh.errors import InvalidArgument, NotFound
+from mesh.errors import Conflict, InvalidArgument, NotFound
 from mesh.logging import bind_correlation_id
 
 log = structlog.get_logger(__name__)
@@ -163,17 +163,21 @@ class Statuses:
             if state is None:
                 raise NotFound(f"notification {notification_id} not found")
             bind_correlation_id(state.correlation_id)
-            if attempt_id is not None and await store.attempt_recorded(conn, attempt_id):
-                return ReportOutcome(state.status, changed=False)
-            decision = decide(state, report)
+            try:
+                decision = decide(state, report)
+            except Conflict:
+                # A repeated report, overtaken since by the move it made, is no conflict.
+                if attempt_id is not None and await store.attempt_recorded(conn, attempt_id):
+                    return ReportOutcome(state.status, changed=False)
+                raise
             has_attempt = request.HasField("attempt")
             if not decision.changed or (decision.status is None and not has_attempt):
                 return ReportOutcome(state.status, changed=False)
             attempt = _attempt(request, state, report, attempt_id or uuid.uuid4())
             c = decision.close
-            await store.record_attempt(
-                conn, attempt, close=(c.generation, c.channel, c.attempt) if c else None
-            )
+            close = (c.generation, c.channel, c.attempt) if c else None
+            if not await store.record_attempt(conn, attempt, close=close):
+                return ReportOutcome(state.status, changed=False)  # a repeated report
             publication = await self._apply(conn, state, report, decision, attempt)
             status = decision.status or state.status
         if publication is not None:

@@ -115,32 +115,35 @@ async def claim_current(
 
 async def record_attempt(
     conn: Conn, attempt: AttemptRecord, *, close: tuple[int, int, int] | None
-) -> None:
-    """Appends the attempt to the trail (once per attempt id) and, with `close`
-    (generation, channel, attempt), marks that hop's claim done, claimed or not: one
-    statement for both."""
+) -> bool:
+    """Appends the attempt to the trail and, with `close` (generation, channel, attempt),
+    marks that hop's claim done, claimed or not: one statement. False, writing nothing,
+    when this attempt id is already in the trail."""
     closing = (
-        """WITH closed AS (
+        """, closed AS (
                INSERT INTO claims (notification_id, generation, channel, attempt, worker,
                                    lease_until, done)
-               VALUES (%(notification_id)s, %(close_generation)s, %(close_channel)s,
-                       %(close_attempt)s, '', now(), true)
+               SELECT notification_id, %(close_generation)s, %(close_channel)s,
+                      %(close_attempt)s, '', now(), true
+               FROM recorded
                ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
-               SET done = true)
-        """
+               SET done = true)"""
         if close is not None
         else ""
     )
     generation, channel, number = close or (0, 0, 0)
-    await conn.execute(
-        closing
-        + """INSERT INTO delivery_attempts (id, notification_id, channel, provider, outcome,
-               provider_message_id, error, duration_us, start_time, attempt, generation,
-               worker, detail)
-           VALUES (%(id)s, %(notification_id)s, %(channel)s, %(provider)s, %(outcome)s,
-                   %(provider_message_id)s, %(error)s, %(duration_us)s, %(start_time)s,
-                   %(attempt)s, %(generation)s, %(worker)s, %(detail)s)
-           ON CONFLICT (id) DO NOTHING""",
+    cur = await conn.execute(
+        """WITH recorded AS (
+               INSERT INTO delivery_attempts (id, notification_id, channel, provider, outcome,
+                   provider_message_id, error, duration_us, start_time, attempt, generation,
+                   worker, detail)
+               VALUES (%(id)s, %(notification_id)s, %(channel)s, %(provider)s, %(outcome)s,
+                       %(provider_message_id)s, %(error)s, %(duration_us)s, %(start_time)s,
+                       %(attempt)s, %(generation)s, %(worker)s, %(detail)s)
+               ON CONFLICT (id) DO NOTHING
+               RETURNING notification_id)"""
+        + closing
+        + " SELECT count(*) AS inserted FROM recorded",
         {
             **vars(attempt),
             "close_generation": generation,
@@ -148,6 +151,8 @@ async def record_attempt(
             "close_attempt": number,
         },
     )
+    row = await cur.fetchone()
+    return bool(row and row["inserted"])
 
 
 async def attempt_recorded(conn: Conn, attempt_id: UUID) -> bool:

@@ -225,6 +225,29 @@ async def test_a_transient_failure_schedules_the_retry_through_a_delay_queue(
     assert not again.changed
 
 
+async def test_the_same_report_sent_twice_at_once_moves_the_notification_once(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    failed = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE, error="HTTP 503")
+    retry = next_hop(job, attempt=2)
+    request = report(job, PENDING, failed, next_job=retry)
+
+    answers = await asyncio.gather(*(statuses.ReportStatus(request) for _ in range(4)))
+
+    assert sorted(a.changed for a in answers) == [False, False, False, True]
+    [got] = await queues.wait_for(EMAIL, 1)
+    assert got.job.attempt == 2
+    await asyncio.sleep(0.3)
+    assert await queues.take(EMAIL) == []  # the next hop was published once
+    stored = (
+        await notifications.GetNotification(
+            notification_pb2.GetNotificationRequest(id=job.notification_id)
+        )
+    ).notification
+    assert [a.error for a in stored.attempts] == ["HTTP 503"]
+
+
 async def test_fallback_to_the_next_channel_then_failure_then_manual_retry(
     notifications, statuses, queues: Queues, peers: FakePeers
 ) -> None:
