@@ -23,6 +23,7 @@ Readers elsewhere: `UserCacheReader(redis_client, prefix).get(user_id)` returns 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import redis.asyncio as aioredis
@@ -66,6 +67,21 @@ class UserCacheReader:
             return None
         return int(version), user_pb2.User.FromString(data)
 
+    async def entries(
+        self, user_ids: Sequence[UUID | str]
+    ) -> list[tuple[int, user_pb2.User] | None]:
+        """`entry` for each id, in order, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.hmget(self.key(user_id), ["version", "user"])
+            answers = await pipe.execute()
+        return [
+            (int(version), user_pb2.User.FromString(data))
+            if version is not None and isinstance(data, bytes)
+            else None
+            for version, data in answers
+        ]
+
     async def get(self, user_id: UUID | str) -> user_pb2.User | None:
         """The cached user, or None (ask userd's GetUser). Raises redis errors as they come."""
         found = await self.entry(user_id)
@@ -86,6 +102,17 @@ class UserCache(UserCacheReader):
             keys=[self.key(user.id)], args=[version, user.SerializeToString(), self._ttl_ms]
         )
         return bool(stored)
+
+    async def put_many(self, users: Sequence[tuple[user_pb2.User, int]]) -> None:
+        """`put` for each (user, version), in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user, version in users:
+                await self._store(
+                    keys=[self.key(user.id)],
+                    args=[version, user.SerializeToString(), self._ttl_ms],
+                    client=pipe,
+                )
+            await pipe.execute()
 
     async def tombstone(self, user_id: UUID) -> None:
         """Marks a deleted user: readers miss, and no older version can be stored again."""

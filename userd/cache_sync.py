@@ -23,7 +23,7 @@ snapshot), and only until the first repair pass after it takes userd's writes ag
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
@@ -106,12 +106,43 @@ class CacheSync:
         CACHE_LOOKUPS.labels(result="hit" if found else "miss").inc()
         return user_from_proto(found[1], found[0]) if found else None
 
+    async def read_many(self, user_ids: Sequence[UUID]) -> dict[UUID, User]:
+        """`read` for many users in one round trip: the ones the cache holds."""
+        if not self._trusted:
+            CACHE_LOOKUPS.labels(result="bypass").inc(len(user_ids))
+            return {}
+        try:
+            found = await self._call(lambda: self._cache.entries(user_ids))
+        except CACHE_ERRORS as exc:
+            CACHE_LOOKUPS.labels(result="error").inc(len(user_ids))
+            self._distrust(type(exc).__name__)
+            return {}
+        hits = {
+            user_id: user_from_proto(entry[1], entry[0])
+            for user_id, entry in zip(user_ids, found, strict=True)
+            if entry is not None
+        }
+        CACHE_LOOKUPS.labels(result="hit").inc(len(hits))
+        CACHE_LOOKUPS.labels(result="miss").inc(len(user_ids) - len(hits))
+        return hits
+
     async def fill(self, user: User) -> None:
         """Caches a user read from PostgreSQL after a miss (best effort)."""
         if not self._trusted:
             return
         try:
             await self._call(lambda: self._cache.put(user_to_proto(user), user.version))
+        except CACHE_ERRORS as exc:
+            self._distrust(type(exc).__name__)
+
+    async def fill_many(self, users: Sequence[User]) -> None:
+        """`fill` for many users, in one round trip."""
+        if not self._trusted or not users:
+            return
+        try:
+            await self._call(
+                lambda: self._cache.put_many([(user_to_proto(u), u.version) for u in users])
+            )
         except CACHE_ERRORS as exc:
             self._distrust(type(exc).__name__)
 

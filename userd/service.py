@@ -23,6 +23,8 @@ from userd.passwords import Passwords
 
 log = structlog.get_logger(__name__)
 
+MAX_BATCH = 500  # ids in one BatchGetUsers
+
 
 class Users:
     """Users, their devices and preferences; PostgreSQL first, then the cache."""
@@ -68,6 +70,28 @@ class Users:
             user = await self._fetch(conn, uid)
         await self._cache.fill(user)
         return user
+
+    async def get_many(self, *, user_ids: Sequence[str]) -> tuple[list[User], list[str]]:
+        """`get` for up to MAX_BATCH ids at once: the users found and the ids not found.
+
+        The cache answers what it holds in one round trip; the rest come from PostgreSQL
+        in one read and fill the cache in one more.
+        """
+        if not 1 <= len(user_ids) <= MAX_BATCH:
+            raise InvalidArgument.field("ids", f"from 1 to {MAX_BATCH} user ids")
+        wanted: dict[UUID, str] = {}
+        for index, value in enumerate(user_ids):
+            wanted.setdefault(validation.user_id(value, f"ids[{index}]"), value)
+        ids = list(wanted)
+        found = await self._cache.read_many(ids)
+        misses = [uid for uid in ids if uid not in found]
+        if misses:
+            async with store.connect(self._pool) as conn:
+                fetched = await store.fetch_users(conn, user_ids=misses)
+            await self._cache.fill_many(fetched)
+            found.update((user.id, user) for user in fetched)
+        missing = [value for uid, value in wanted.items() if uid not in found]
+        return list(found.values()), missing
 
     async def update(
         self, *, user_id: str, data: UserInput, paths: Sequence[str], password: str

@@ -38,6 +38,14 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         user = await self._users.get(user_id=request.id)
         return user_pb2.GetUserResponse(user=convert.user_to_proto(user))
 
+    async def BatchGetUsers(
+        self, request: user_pb2.BatchGetUsersRequest, context: Context
+    ) -> user_pb2.BatchGetUsersResponse:
+        users, missing = await self._users.get_many(user_ids=request.ids)
+        return user_pb2.BatchGetUsersResponse(
+            users=[convert.user_to_proto(u) for u in users], missing_ids=missing
+        )
+
     async def UpdateUser(
         self, request: user_pb2.UpdateUserRequest, context: Context
     ) -> user_pb2.UpdateUserResponse:

@@ -148,6 +148,19 @@ async def fetch_user(conn: Conn, *, user_id: UUID) -> User | None:
     return _user(row, targets[user_id])
 
 
+async def fetch_users(conn: Conn, *, user_ids: Sequence[UUID]) -> list[User]:
+    """The users among `user_ids` that exist, with their push targets (two queries)."""
+    cur = await conn.execute(
+        sql.SQL("SELECT {} FROM users WHERE id = ANY(%s)").format(_USER_COLUMNS),
+        (list(user_ids),),
+    )
+    rows = await cur.fetchall()
+    if not rows:
+        return []
+    targets = await _targets_of(conn, [row["id"] for row in rows])
+    return [_user(row, targets[row["id"]]) for row in rows]
+
+
 async def list_users(conn: Conn, *, page: Page) -> list[User]:
     """Up to `page.size + 1` users after the page's cursor, in (create_time, id) order."""
     after = sql.SQL("WHERE (create_time, id) > (%s, %s)") if page.after else sql.SQL("")

@@ -1,8 +1,8 @@
 """Send and SendBatch: accept notifications durably, exactly once per idempotency key.
 
 One pipeline serves both (a Send is a batch of one): validate → look the idempotency
-keys up (one query) → per item, get the user and render the template (each distinct user
-fetched once and each distinct rendering done once per call) → plan the route → insert
+keys up (one query) → get the users (a batch's in one BatchGetUsers call) → per item,
+render the template (each distinct rendering done once per call) → plan the route → insert
 every row in one transaction → after the commit, publish the first hops with confirms.
 Round trips of a Send: one key lookup (only with a request_id), one GetUser, one Render,
 one INSERT (a batch: BEGIN, the pipelined INSERTs, COMMIT), one confirmed publish; the
@@ -69,6 +69,16 @@ class Memo(Generic[K, V]):
 
     def __init__(self) -> None:
         self._futures: dict[K, asyncio.Future[V]] = {}
+
+    def seed(self, key: K, value: V | DomainError) -> None:
+        """Answers `key` with what a batch call already fetched (a value or its error)."""
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        if isinstance(value, DomainError):
+            future.set_exception(value)
+            future.exception()  # retrieved: an item that never asks logs no warning
+        else:
+            future.set_result(value)
+        self._futures[key] = future
 
     async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
         future = self._futures.get(key)
@@ -168,6 +178,7 @@ class Acceptor:
                 fresh.append(index)
 
         users: Memo[str, user_pb2.User] = Memo()
+        await self._prefetch_users(users, {commands[i].request.user_id for i in fresh})
         renders: Memo[tuple[object, ...], template_pb2.RenderResponse] = Memo()
         prepared = await asyncio.gather(
             *(self._prepare(commands[i], prefixes[i], caller, users, renders) for i in fresh)
@@ -183,6 +194,14 @@ class Acceptor:
             outcomes[index] = _follow(outcomes[leader], commands[leader], commands[index])
         assert all(o is not None for o in outcomes)
         return [o for o in outcomes if o is not None]
+
+    async def _prefetch_users(self, users: Memo[str, user_pb2.User], user_ids: set[str]) -> None:
+        """Several users: one BatchGetUsers call instead of a GetUser each."""
+        if len(user_ids) < 2:
+            return
+        found = await self._peers.get_users(sorted(user_ids))
+        for user_id, user in (found or {}).items():
+            users.seed(user_id, user)
 
     async def _store(
         self,

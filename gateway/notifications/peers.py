@@ -9,12 +9,20 @@ not usable right now, which is UNAVAILABLE for our caller.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 import grpc
 from google.protobuf import struct_pb2
 
 from herald.v1 import common_pb2, template_pb2, template_pb2_grpc, user_pb2, user_pb2_grpc
-from mesh.errors import Conflict, FieldViolation, InvalidArgument, NotFound, Unavailable
+from mesh.errors import (
+    Conflict,
+    DomainError,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from mesh.interceptors import field_violations
 
 
@@ -42,6 +50,27 @@ class Peers:
                 raise InvalidArgument.field(field, exc.details() or "refused by userd") from None
             raise Unavailable(f"userd cannot answer ({code.name})") from None
         return answer.user
+
+    async def get_users(
+        self, user_ids: Sequence[str]
+    ) -> dict[str, user_pb2.User | DomainError] | None:
+        """Each user, or the error `get_user` would raise for it, in one BatchGetUsers call
+        (the ids are valid UUIDs); None when userd is older and has no BatchGetUsers."""
+        try:
+            answer = await self._users.BatchGetUsers(
+                user_pb2.BatchGetUsersRequest(ids=user_ids), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            failure = Unavailable(f"userd cannot answer ({code.name})")
+            return dict.fromkeys(user_ids, failure)
+        found = {UUID(user.id): user for user in answer.users}
+        return {
+            user_id: found.get(UUID(user_id)) or NotFound(f"user {user_id} not found")
+            for user_id in user_ids
+        }
 
     async def render(
         self,

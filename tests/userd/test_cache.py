@@ -94,6 +94,24 @@ async def test_reads_come_from_the_cache_and_a_miss_fills_it(
     assert 'herald_userd_cache_lookups_total{result="miss"}' in metrics
 
 
+async def test_a_batch_read_takes_hits_from_the_cache_and_fills_the_misses(
+    stub: Stub, users_db: Db, shared_redis: redis.Redis, isolation: Isolation
+) -> None:
+    hit, miss = [(await stub.CreateUser(create_request())).user for _ in range(2)]
+    marked = user_pb2.User()
+    marked.CopyFrom(hit)
+    marked.name = "Served From Redis"
+    shared_redis.hset(f"{isolation.redis_prefix}user:{hit.id}", "user", marked.SerializeToString())
+    shared_redis.delete(f"{isolation.redis_prefix}user:{miss.id}")
+
+    answer = await stub.BatchGetUsers(user_pb2.BatchGetUsersRequest(ids=[hit.id, miss.id]))
+
+    by_id = {u.id: u for u in answer.users}
+    assert by_id[hit.id].name == "Served From Redis"
+    assert by_id[miss.id] == miss
+    assert_cached(shared_redis, isolation, users_db, miss)
+
+
 async def test_delete_evicts_the_user(
     stub: Stub, shared_redis: redis.Redis, isolation: Isolation
 ) -> None:

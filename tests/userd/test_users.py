@@ -112,6 +112,32 @@ async def test_get_user_errors(stub: Stub) -> None:
     }
 
 
+async def test_batch_get_users_answers_the_found_and_names_the_missing(stub: Stub) -> None:
+    ada, bob = await create(stub), await create(stub)
+    unknown = str(uuid.uuid4())
+
+    answer = await stub.BatchGetUsers(
+        user_pb2.BatchGetUsersRequest(ids=[ada.id, unknown, bob.id.upper(), ada.id])
+    )
+
+    assert sorted(answer.users, key=lambda u: u.id) == sorted([ada, bob], key=lambda u: u.id)
+    assert list(answer.missing_ids) == [unknown]
+
+
+async def test_batch_get_users_errors(stub: Stub) -> None:
+    ada = await create(stub)
+    assert await invalid_fields(
+        stub.BatchGetUsers(user_pb2.BatchGetUsersRequest(ids=[ada.id, "nope"]))
+    ) == {"ids[1]": "must be a UUID"}
+    assert await invalid_fields(stub.BatchGetUsers(user_pb2.BatchGetUsersRequest())) == {
+        "ids": "from 1 to 500 user ids"
+    }
+    too_many = [str(uuid.uuid4()) for _ in range(501)]
+    assert await invalid_fields(
+        stub.BatchGetUsers(user_pb2.BatchGetUsersRequest(ids=too_many))
+    ) == {"ids": "from 1 to 500 user ids"}
+
+
 BAD_CREATE_FIELDS: list[tuple[dict[str, Any], str]] = [
     ({"name": ""}, "name"),
     ({"name": "   "}, "name"),

@@ -46,6 +46,11 @@ class UserServiceStub:
                 request_serializer=herald_dot_v1_dot_user__pb2.GetUserRequest.SerializeToString,
                 response_deserializer=herald_dot_v1_dot_user__pb2.GetUserResponse.FromString,
                 _registered_method=True)
+        self.BatchGetUsers = channel.unary_unary(
+                '/herald.v1.UserService/BatchGetUsers',
+                request_serializer=herald_dot_v1_dot_user__pb2.BatchGetUsersRequest.SerializeToString,
+                response_deserializer=herald_dot_v1_dot_user__pb2.BatchGetUsersResponse.FromString,
+                _registered_method=True)
         self.UpdateUser = channel.unary_unary(
                 '/herald.v1.UserService/UpdateUser',
                 request_serializer=herald_dot_v1_dot_user__pb2.UpdateUserRequest.SerializeToString,
@@ -92,6 +97,14 @@ class UserServiceServicer:
 
     def GetUser(self, request, context):
         """Returns one user (served from the preference cache when warm).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetUsers(self, request, context):
+        """Returns up to 500 users in one call (NotificationService.SendBatch asks for
+        every user of a batch at once); ids not found come back in missing_ids.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -153,6 +166,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.GetUser,
                     request_deserializer=herald_dot_v1_dot_user__pb2.GetUserRequest.FromString,
                     response_serializer=herald_dot_v1_dot_user__pb2.GetUserResponse.SerializeToString,
+            ),
+            'BatchGetUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetUsers,
+                    request_deserializer=herald_dot_v1_dot_user__pb2.BatchGetUsersRequest.FromString,
+                    response_serializer=herald_dot_v1_dot_user__pb2.BatchGetUsersResponse.SerializeToString,
             ),
             'UpdateUser': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateUser,
@@ -241,6 +259,33 @@ class UserService:
             '/herald.v1.UserService/GetUser',
             herald_dot_v1_dot_user__pb2.GetUserRequest.SerializeToString,
             herald_dot_v1_dot_user__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.v1.UserService/BatchGetUsers',
+            herald_dot_v1_dot_user__pb2.BatchGetUsersRequest.SerializeToString,
+            herald_dot_v1_dot_user__pb2.BatchGetUsersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,10 @@ class UserServiceStub:
     """Creates a user; ALREADY_EXISTS when the email is taken."""
     GetUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.GetUserRequest, _user_pb2.GetUserResponse]
     """Returns one user (served from the preference cache when warm)."""
+    BatchGetUsers: _grpc.UnaryUnaryMultiCallable[_user_pb2.BatchGetUsersRequest, _user_pb2.BatchGetUsersResponse]
+    """Returns up to 500 users in one call (NotificationService.SendBatch asks for
+    every user of a batch at once); ids not found come back in missing_ids.
+    """
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.UpdateUserRequest, _user_pb2.UpdateUserResponse]
     """Partially updates a user: only the paths in update_mask change."""
     UpdatePreferences: _grpc.UnaryUnaryMultiCallable[_user_pb2.UpdatePreferencesRequest, _user_pb2.UpdatePreferencesResponse]
@@ -66,6 +70,10 @@ class UserServiceAsyncStub(UserServiceStub):
     """Creates a user; ALREADY_EXISTS when the email is taken."""
     GetUser: _aio.UnaryUnaryMultiCallable[_user_pb2.GetUserRequest, _user_pb2.GetUserResponse]  # type: ignore[assignment]
     """Returns one user (served from the preference cache when warm)."""
+    BatchGetUsers: _aio.UnaryUnaryMultiCallable[_user_pb2.BatchGetUsersRequest, _user_pb2.BatchGetUsersResponse]  # type: ignore[assignment]
+    """Returns up to 500 users in one call (NotificationService.SendBatch asks for
+    every user of a batch at once); ids not found come back in missing_ids.
+    """
     UpdateUser: _aio.UnaryUnaryMultiCallable[_user_pb2.UpdateUserRequest, _user_pb2.UpdateUserResponse]  # type: ignore[assignment]
     """Partially updates a user: only the paths in update_mask change."""
     UpdatePreferences: _aio.UnaryUnaryMultiCallable[_user_pb2.UpdatePreferencesRequest, _user_pb2.UpdatePreferencesResponse]  # type: ignore[assignment]
@@ -102,6 +110,16 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.GetUserResponse, _abc.Awaitable[_user_pb2.GetUserResponse]]:
         """Returns one user (served from the preference cache when warm)."""
+
+    @_abc_1.abstractmethod
+    def BatchGetUsers(
+        self,
+        request: _user_pb2.BatchGetUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_pb2.BatchGetUsersResponse, _abc.Awaitable[_user_pb2.BatchGetUsersResponse]]:
+        """Returns up to 500 users in one call (NotificationService.SendBatch asks for
+        every user of a batch at once); ids not found come back in missing_ids.
+        """
 
     @_abc_1.abstractmethod
     def UpdateUser(

@@ -27,11 +27,14 @@ from tests.support.infra import SERVICE_TOKEN
 
 
 class FakeUsers(user_pb2_grpc.UserServiceServicer):
-    """GetUser over an in-memory dict; counts calls."""
+    """GetUser and BatchGetUsers over an in-memory dict; counts calls. With `batch`
+    False, BatchGetUsers is UNIMPLEMENTED, as on a userd that predates it."""
 
     def __init__(self) -> None:
         self.users: dict[str, user_pb2.User] = {}
         self.get_calls = 0
+        self.batch_calls = 0
+        self.batch = True
 
     def add(
         self,
@@ -63,6 +66,16 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
         if user is None:
             raise NotFound(f"user {request.id} not found")
         return user_pb2.GetUserResponse(user=user)
+
+    async def BatchGetUsers(self, request, context):
+        if not self.batch:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+        self.batch_calls += 1
+        ids = sorted(set(request.ids))
+        return user_pb2.BatchGetUsersResponse(
+            users=[self.users[i] for i in ids if i in self.users],
+            missing_ids=[i for i in ids if i not in self.users],
+        )
 
 
 @dataclass

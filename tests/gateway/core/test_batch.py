@@ -80,6 +80,44 @@ async def test_one_user_fetch_and_one_rendering_serve_identical_items(
     assert len({d.job.notification_id for d in await queues.wait_for(EMAIL, 50)}) == 50
 
 
+async def test_the_users_of_a_batch_come_in_one_call(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    users = [peers.users.add() for _ in range(3)]
+    unknown = "00000000-0000-4000-8000-0000000000bb"
+    gets, batches = peers.users.get_calls, peers.users.batch_calls
+    items = [send_request(u.id) for u in users * 4] + [send_request(unknown)]
+
+    answer = await notifications.SendBatch(
+        notification_pb2.SendBatchRequest(requests=items), metadata=CLIENT
+    )
+
+    kinds = [r.WhichOneof("result") for r in answer.results]
+    assert kinds == ["accepted"] * 12 + ["error"]
+    assert answer.results[12].error.code == grpc.StatusCode.NOT_FOUND.value[0]
+    assert (peers.users.get_calls - gets, peers.users.batch_calls - batches) == (0, 1)
+    assert len(await queues.wait_for(EMAIL, 12)) == 12
+
+
+async def test_a_userd_without_batch_get_is_asked_user_by_user(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    users = [peers.users.add() for _ in range(3)]
+    gets = peers.users.get_calls
+    peers.users.batch = False
+    try:
+        answer = await notifications.SendBatch(
+            notification_pb2.SendBatchRequest(requests=[send_request(u.id) for u in users]),
+            metadata=CLIENT,
+        )
+    finally:
+        peers.users.batch = True
+
+    assert all(r.WhichOneof("result") == "accepted" for r in answer.results)
+    assert peers.users.get_calls - gets == 3
+    assert len(await queues.wait_for(EMAIL, 3)) == 3
+
+
 async def test_a_key_used_twice_in_one_batch(
     notifications, queues: Queues, peers: FakePeers
 ) -> None:
