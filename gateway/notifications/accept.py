@@ -26,13 +26,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 import structlog
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from psycopg_pool import AsyncConnectionPool
 
 from gateway import store as shared_store
 from gateway.notifications import store
 from gateway.notifications.peers import Peers
-from gateway.notifications.routing import RoutePolicy, plan_route
+from gateway.notifications.routing import Route, RoutePolicy, plan_route
 from gateway.notifications.validation import Limits, SendCommand, validate_send
 from gateway.outbox import Outbox, Publication
 from herald.v1 import common_pb2, delivery_pb2, notification_pb2, template_pb2, user_pb2
@@ -80,12 +80,48 @@ class Memo(Generic[K, V]):
             future.set_result(value)
         self._futures[key] = future
 
+    def known(self, key: K) -> V | None:
+        """The value already fetched for `key`, if any (None while pending or failed)."""
+        future = self._futures.get(key)
+        if future is None or not future.done() or future.cancelled() or future.exception():
+            return None
+        return future.result()
+
     async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
         future = self._futures.get(key)
         if future is None:
             future = asyncio.ensure_future(fetch())
             self._futures[key] = future
         return await asyncio.shield(future)
+
+
+RenderKey = tuple[str, str, int, tuple[int, ...], bytes]
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What one item asks templated to render; items with equal keys share the answer."""
+
+    code: str
+    language: str
+    variables: struct_pb2.Struct
+    channels: tuple[int, ...]
+    version: int
+
+    @property
+    def key(self) -> RenderKey:
+        variables = self.variables.SerializeToString(deterministic=True)
+        return (self.code, self.language, self.version, self.channels, variables)
+
+    def request(self) -> template_pb2.RenderRequest:
+        request = template_pb2.RenderRequest(
+            code=self.code,
+            language=self.language,
+            channels=[common_pb2.Channel.ValueType(c) for c in self.channels],
+            version=self.version,
+        )
+        request.variables.CopyFrom(self.variables)
+        return request
 
 
 def _prefixed(exc: DomainError, prefix: str) -> DomainError:
@@ -179,7 +215,8 @@ class Acceptor:
 
         users: Memo[str, user_pb2.User] = Memo()
         await self._prefetch_users(users, {commands[i].request.user_id for i in fresh})
-        renders: Memo[tuple[object, ...], template_pb2.RenderResponse] = Memo()
+        renders: Memo[RenderKey, template_pb2.RenderResponse] = Memo()
+        await self._prefetch_renders(renders, users, [commands[i].request for i in fresh])
         prepared = await asyncio.gather(
             *(self._prepare(commands[i], prefixes[i], caller, users, renders) for i in fresh)
         )
@@ -196,12 +233,39 @@ class Acceptor:
         return [o for o in outcomes if o is not None]
 
     async def _prefetch_users(self, users: Memo[str, user_pb2.User], user_ids: set[str]) -> None:
-        """Several users: one BatchGetUsers call instead of a GetUser each."""
-        if len(user_ids) < 2:
+        """Every user the items need, before the items run: several in one BatchGetUsers
+        call rather than a GetUser each (and known up front, for `_prefetch_renders`)."""
+        if len(user_ids) == 1:
+            [user_id] = user_ids
+            try:
+                users.seed(user_id, await self._peers.get_user(user_id))
+            except DomainError as exc:
+                users.seed(user_id, exc)
             return
-        found = await self._peers.get_users(sorted(user_ids))
+        found = await self._peers.get_users(sorted(user_ids)) if user_ids else None
         for user_id, user in (found or {}).items():
             users.seed(user_id, user)
+
+    async def _prefetch_renders(
+        self,
+        renders: Memo[RenderKey, template_pb2.RenderResponse],
+        users: Memo[str, user_pb2.User],
+        requests: Sequence[notification_pb2.SendRequest],
+    ) -> None:
+        """Several renderings: one BatchRender call instead of a Render each (items whose
+        user is not known yet, or failed, are left to `_build`)."""
+        wanted: dict[RenderKey, Rendering] = {}
+        for request in requests:
+            user = users.known(request.user_id)
+            if user is not None:
+                _, rendering = self._plan(request, user)
+                if rendering is not None:
+                    wanted.setdefault(rendering.key, rendering)
+        if len(wanted) < 2:
+            return
+        outcomes = await self._peers.render_many([r.request() for r in wanted.values()])
+        for key, outcome in zip(wanted, outcomes or [], strict=False):
+            renders.seed(key, outcome)
 
     async def _store(
         self,
@@ -242,7 +306,7 @@ class Acceptor:
         prefix: str,
         caller: Caller,
         users: Memo[str, user_pb2.User],
-        renders: Memo[tuple[object, ...], template_pb2.RenderResponse],
+        renders: Memo[RenderKey, template_pb2.RenderResponse],
     ) -> store.NewNotification | DomainError:
         """The row of one notification (user fetched, route planned, content rendered)."""
         request = command.request
@@ -261,36 +325,18 @@ class Acceptor:
         correlation_id: str,
         caller: Caller,
         users: Memo[str, user_pb2.User],
-        renders: Memo[tuple[object, ...], template_pb2.RenderResponse],
+        renders: Memo[RenderKey, template_pb2.RenderResponse],
     ) -> store.NewNotification:
         request = command.request
         user = await users.get(request.user_id, lambda: self._peers.get_user(request.user_id))
-        route = plan_route(
-            requested=request.channel,
-            message_type=request.message_type,
-            user=user,
-            policy=self._policy,
-        )
+        route, rendering = self._plan(request, user)
         notification_id = uuid.uuid4()
         language = request.language or user.locale
         job: delivery_pb2.DeliveryJob | None = None
         version = request.template_version
-        if route.channels:
+        if rendering is not None:
             rendered = await renders.get(
-                (
-                    request.template_code,
-                    language,
-                    version,
-                    route.channels,
-                    request.variables.SerializeToString(deterministic=True),
-                ),
-                lambda: self._peers.render(
-                    code=request.template_code,
-                    language=language,
-                    variables=request.variables,
-                    channels=route.channels,
-                    version=version,
-                ),
+                rendering.key, lambda: self._peers.render(rendering.request())
             )
             version = rendered.version
             language = rendered.content.language or language
@@ -316,6 +362,26 @@ class Acceptor:
             status="pending" if job else "suppressed",
             status_reason=route.reason,
             job=job.SerializeToString() if job else None,
+        )
+
+    def _plan(
+        self, request: notification_pb2.SendRequest, user: user_pb2.User
+    ) -> tuple[Route, Rendering | None]:
+        """The item's route and, unless it is suppressed, the rendering it needs."""
+        route = plan_route(
+            requested=request.channel,
+            message_type=request.message_type,
+            user=user,
+            policy=self._policy,
+        )
+        if not route.channels:
+            return route, None
+        return route, Rendering(
+            code=request.template_code,
+            language=request.language or user.locale,
+            variables=request.variables,
+            channels=route.channels,
+            version=request.template_version,
         )
 
     def _first_job(

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from uuid import UUID
 
 import grpc
-from google.protobuf import struct_pb2
 
-from herald.v1 import common_pb2, template_pb2, template_pb2_grpc, user_pb2, user_pb2_grpc
+from herald.v1 import template_pb2, template_pb2_grpc, user_pb2, user_pb2_grpc
 from mesh.errors import (
     Conflict,
     DomainError,
@@ -24,6 +23,7 @@ from mesh.errors import (
     Unavailable,
 )
 from mesh.interceptors import field_violations
+from mesh.item_errors import status_code
 
 
 class Peers:
@@ -72,37 +72,56 @@ class Peers:
             for user_id in user_ids
         }
 
-    async def render(
-        self,
-        *,
-        code: str,
-        language: str,
-        variables: struct_pb2.Struct,
-        channels: Sequence[int],
-        version: int,
-        prefix: str = "",
-    ) -> template_pb2.RenderResponse:
-        """The template rendered for `channels`, in `language` or its fallback."""
-        request = template_pb2.RenderRequest(
-            code=code,
-            language=language,
-            channels=[common_pb2.Channel.ValueType(c) for c in channels],
-            version=version,
-        )
-        request.variables.CopyFrom(variables)
+    async def render(self, request: template_pb2.RenderRequest) -> template_pb2.RenderResponse:
+        """The template rendered for the asked channels, in the language or its fallback."""
         try:
             return await self._templates.Render(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
-            code_ = exc.code()
-            details = exc.details() or ""
-            if code_ == grpc.StatusCode.INVALID_ARGUMENT:
-                violations = [FieldViolation(prefix + f, d) for f, d in field_violations(exc)] or [
-                    FieldViolation(prefix + "variables", details)
-                ]
-                raise InvalidArgument(violations) from None
-            if code_ == grpc.StatusCode.NOT_FOUND:
-                named = f"template {code}" + (f" version {version}" if version else "")
-                raise NotFound(f"{named} not found") from None
-            if code_ == grpc.StatusCode.FAILED_PRECONDITION:
-                raise Conflict(f"template {code} cannot render: {details}") from None
-            raise Unavailable(f"templated cannot answer ({code_.name})") from None
+            raise _render_failure(
+                request, exc.code(), exc.details() or "", field_violations(exc)
+            ) from None
+
+    async def render_many(
+        self, requests: Sequence[template_pb2.RenderRequest]
+    ) -> list[template_pb2.RenderResponse | DomainError] | None:
+        """Each rendering, or the error `render` would raise for it, in one BatchRender
+        call; None when templated is older and has no BatchRender."""
+        try:
+            answer = await self._templates.BatchRender(
+                template_pb2.BatchRenderRequest(requests=requests), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            failure = Unavailable(f"templated cannot answer ({code.name})")
+            return [failure] * len(requests)
+        outcomes: list[template_pb2.RenderResponse | DomainError] = []
+        for request, result in zip(requests, answer.results, strict=True):
+            if result.HasField("rendered"):
+                outcomes.append(result.rendered)
+                continue
+            error = result.error
+            violations = [(v.field, v.description) for v in error.field_violations]
+            outcomes.append(_render_failure(request, status_code(error), error.message, violations))
+        return outcomes
+
+
+def _render_failure(
+    request: template_pb2.RenderRequest,
+    code: grpc.StatusCode,
+    details: str,
+    violations: Sequence[tuple[str, str]],
+) -> DomainError:
+    """What a refused rendering means to our caller."""
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(
+            [FieldViolation(f, d) for f, d in violations] or [FieldViolation("variables", details)]
+        )
+    if code == grpc.StatusCode.NOT_FOUND:
+        version = request.version
+        named = f"template {request.code}" + (f" version {version}" if version else "")
+        return NotFound(f"{named} not found")
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return Conflict(f"template {request.code} cannot render: {details}")
+    return Unavailable(f"templated cannot answer ({code.name})")

@@ -20,9 +20,10 @@ from gateway.notifications.service import Notifications
 from gateway.notifications.store import NotificationRecord
 from gateway.notifications.validation import REQUEST_ID
 from gateway.store import STATUS_NUMBERS, AttemptRecord
-from herald.v1 import common_pb2, delivery_pb2, notification_pb2, notification_pb2_grpc
+from herald.v1 import delivery_pb2, notification_pb2, notification_pb2_grpc
 from mesh.errors import DomainError, InvalidArgument
 from mesh.interceptors import CORRELATION_HEADER
+from mesh.item_errors import to_item_error
 from mesh.logging import bind_correlation_id, current_correlation_id
 from mesh.runtime import GrpcService
 
@@ -120,18 +121,6 @@ def notification_to_proto(record: NotificationRecord) -> notification_pb2.Notifi
     return message
 
 
-def item_error(exc: DomainError) -> common_pb2.ItemError:
-    """A batch item's failure, with the code it would have had alone."""
-    violations = exc.violations if isinstance(exc, InvalidArgument) else []
-    return common_pb2.ItemError(
-        code=exc.code.value[0],
-        message=exc.message,
-        field_violations=[
-            common_pb2.FieldViolation(field=v.field, description=v.description) for v in violations
-        ],
-    )
-
-
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     """Errors are `mesh.errors` exceptions, mapped to status codes by the interceptor."""
 
@@ -159,7 +148,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         for index, outcome in enumerate(outcomes):
             if isinstance(outcome, DomainError):
                 results.append(
-                    notification_pb2.SendBatchResult(index=index, error=item_error(outcome))
+                    notification_pb2.SendBatchResult(index=index, error=to_item_error(outcome))
                 )
             else:
                 accepted = notification_pb2.SendResponse(

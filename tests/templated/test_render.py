@@ -415,3 +415,44 @@ async def test_changes_reach_other_processes_through_notify(
     finally:
         await channel.close()
     assert other.stop() == 0
+
+
+async def test_batch_render_answers_each_request_as_render_would(stub: Stub, code: str) -> None:
+    await stub.CreateTemplate(create_request(code))
+    requests = [
+        render_request(code, {"name": "Ana"}),
+        render_request(code, {}),
+        render_request(f"{code}-missing"),
+        render_request(code, {"name": "Bia"}, channels=(common_pb2.CHANNEL_SMS,)),
+    ]
+
+    answer = await stub.BatchRender(template_pb2.BatchRenderRequest(requests=requests))
+
+    assert [r.index for r in answer.results] == [0, 1, 2, 3]
+    assert [r.WhichOneof("result") for r in answer.results] == [
+        "rendered",
+        "error",
+        "error",
+        "rendered",
+    ]
+    ana, no_name, unknown, bia = answer.results
+    assert ana.rendered == await stub.Render(requests[0])
+    for item, request in ((no_name, requests[1]), (unknown, requests[2])):
+        alone = await render_error(stub, request)
+        assert item.error.code == error_code(alone).value[0]
+        assert item.error.message == alone.details()
+        assert [(v.field, v.description) for v in item.error.field_violations] == (
+            field_violations(alone)
+        )
+    assert no_name.error.field_violations[0].field.startswith("variables.")
+    assert bia.rendered.content.sms.text == "Hi Bia"
+
+
+async def test_batch_render_takes_1_to_500_requests(stub: Stub, code: str) -> None:
+    for count in (0, 501):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.BatchRender(
+                template_pb2.BatchRenderRequest(requests=[render_request(code)] * count)
+            )
+        assert error_code(info.value) == grpc.StatusCode.INVALID_ARGUMENT
+        assert dict(field_violations(info.value)) == {"requests": "from 1 to 500 renderings"}

@@ -76,6 +76,11 @@ class TemplateServiceStub:
                 request_serializer=herald_dot_v1_dot_template__pb2.RenderRequest.SerializeToString,
                 response_deserializer=herald_dot_v1_dot_template__pb2.RenderResponse.FromString,
                 _registered_method=True)
+        self.BatchRender = channel.unary_unary(
+                '/herald.v1.TemplateService/BatchRender',
+                request_serializer=herald_dot_v1_dot_template__pb2.BatchRenderRequest.SerializeToString,
+                response_deserializer=herald_dot_v1_dot_template__pb2.BatchRenderResponse.FromString,
+                _registered_method=True)
 
 
 class TemplateServiceServicer:
@@ -139,6 +144,15 @@ class TemplateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchRender(self, request, context):
+        """Renders up to 500 requests in one call (NotificationService.SendBatch renders
+        a batch's items at once); each answers its rendering or the error Render
+        would have given it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TemplateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +195,11 @@ def add_TemplateServiceServicer_to_server(servicer, server):
                     servicer.Render,
                     request_deserializer=herald_dot_v1_dot_template__pb2.RenderRequest.FromString,
                     response_serializer=herald_dot_v1_dot_template__pb2.RenderResponse.SerializeToString,
+            ),
+            'BatchRender': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchRender,
+                    request_deserializer=herald_dot_v1_dot_template__pb2.BatchRenderRequest.FromString,
+                    response_serializer=herald_dot_v1_dot_template__pb2.BatchRenderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +420,33 @@ class TemplateService:
             '/herald.v1.TemplateService/Render',
             herald_dot_v1_dot_template__pb2.RenderRequest.SerializeToString,
             herald_dot_v1_dot_template__pb2.RenderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchRender(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.v1.TemplateService/BatchRender',
+            herald_dot_v1_dot_template__pb2.BatchRenderRequest.SerializeToString,
+            herald_dot_v1_dot_template__pb2.BatchRenderResponse.FromString,
             options,
             channel_credentials,
             insecure,

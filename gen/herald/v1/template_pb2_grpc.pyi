@@ -51,6 +51,11 @@ class TemplateServiceStub:
     """Archives a template: it no longer renders, its history stays readable."""
     Render: _grpc.UnaryUnaryMultiCallable[_template_pb2.RenderRequest, _template_pb2.RenderResponse]
     """Renders the parts of the asked channels with the given variables."""
+    BatchRender: _grpc.UnaryUnaryMultiCallable[_template_pb2.BatchRenderRequest, _template_pb2.BatchRenderResponse]
+    """Renders up to 500 requests in one call (NotificationService.SendBatch renders
+    a batch's items at once); each answers its rendering or the error Render
+    would have given it.
+    """
 
 @_typing.type_check_only
 class TemplateServiceAsyncStub(TemplateServiceStub):
@@ -75,6 +80,11 @@ class TemplateServiceAsyncStub(TemplateServiceStub):
     """Archives a template: it no longer renders, its history stays readable."""
     Render: _aio.UnaryUnaryMultiCallable[_template_pb2.RenderRequest, _template_pb2.RenderResponse]  # type: ignore[assignment]
     """Renders the parts of the asked channels with the given variables."""
+    BatchRender: _aio.UnaryUnaryMultiCallable[_template_pb2.BatchRenderRequest, _template_pb2.BatchRenderResponse]  # type: ignore[assignment]
+    """Renders up to 500 requests in one call (NotificationService.SendBatch renders
+    a batch's items at once); each answers its rendering or the error Render
+    would have given it.
+    """
 
 class TemplateServiceServicer(metaclass=_abc_1.ABCMeta):
     """TemplateService owns templates, their immutable versions and languages,
@@ -144,5 +154,16 @@ class TemplateServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_template_pb2.RenderResponse, _abc.Awaitable[_template_pb2.RenderResponse]]:
         """Renders the parts of the asked channels with the given variables."""
+
+    @_abc_1.abstractmethod
+    def BatchRender(
+        self,
+        request: _template_pb2.BatchRenderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_template_pb2.BatchRenderResponse, _abc.Awaitable[_template_pb2.BatchRenderResponse]]:
+        """Renders up to 500 requests in one call (NotificationService.SendBatch renders
+        a batch's items at once); each answers its rendering or the error Render
+        would have given it.
+        """
 
 def add_TemplateServiceServicer_to_server(servicer: TemplateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

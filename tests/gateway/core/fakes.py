@@ -20,8 +20,9 @@ from herald.v1 import (
     user_pb2,
     user_pb2_grpc,
 )
-from mesh.errors import FieldViolation, InvalidArgument, NotFound
+from mesh.errors import DomainError, FieldViolation, InvalidArgument, NotFound
 from mesh.health import HealthMonitor
+from mesh.item_errors import to_item_error
 from mesh.runtime import GrpcService, create_grpc_server
 from tests.support.infra import SERVICE_TOKEN
 
@@ -98,6 +99,8 @@ class FakeTemplates(template_pb2_grpc.TemplateServiceServicer):
     def __init__(self) -> None:
         self.templates: dict[str, FakeTemplate] = {}
         self.render_calls = 0
+        self.batch_calls = 0
+        self.batch = True  # False: BatchRender is UNIMPLEMENTED, as on an older templated
         self.rendered_channels: list[list[int]] = []
 
     def add(self, code: str, parts: dict[str, str], version: int = 1) -> None:
@@ -105,6 +108,25 @@ class FakeTemplates(template_pb2_grpc.TemplateServiceServicer):
 
     async def Render(self, request, context):
         self.render_calls += 1
+        return self._render(request)
+
+    async def BatchRender(self, request, context):
+        if not self.batch:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+        self.batch_calls += 1
+        results = []
+        for index, item in enumerate(request.requests):
+            try:
+                rendered = self._render(item)
+            except DomainError as exc:
+                results.append(
+                    template_pb2.BatchRenderResult(index=index, error=to_item_error(exc))
+                )
+            else:
+                results.append(template_pb2.BatchRenderResult(index=index, rendered=rendered))
+        return template_pb2.BatchRenderResponse(results=results)
+
+    def _render(self, request):
         self.rendered_channels.append(list(request.channels))
         template = self.templates.get(request.code)
         version = request.version or (template.active if template else 0)

@@ -118,6 +118,55 @@ async def test_a_userd_without_batch_get_is_asked_user_by_user(
     assert len(await queues.wait_for(EMAIL, 3)) == 3
 
 
+async def test_the_renderings_of_a_batch_come_in_one_call(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    renders, batches = peers.templates.render_calls, peers.templates.batch_calls
+    names = ["Ada", "Bob", "Cy"]
+    items = [send_request(user.id, variables=struct(name=n)) for n in names * 3]
+    items.append(send_request(user.id, variables=struct()))  # a variable missing
+
+    answer = await notifications.SendBatch(
+        notification_pb2.SendBatchRequest(requests=items), metadata=CLIENT
+    )
+
+    kinds = [r.WhichOneof("result") for r in answer.results]
+    assert kinds == ["accepted"] * 9 + ["error"]
+    missing = answer.results[9].error
+    assert missing.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [v.field for v in missing.field_violations] == ["requests[9].variables.name"]
+    assert (peers.templates.render_calls - renders, peers.templates.batch_calls - batches) == (
+        0,
+        1,
+    )
+    published = await queues.wait_for(EMAIL, 9)
+    assert sorted(d.job.content.email.subject for d in published) == sorted(
+        f"Hello {n}" for n in names * 3
+    )
+
+
+async def test_a_templated_without_batch_render_is_asked_item_by_item(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    renders = peers.templates.render_calls
+    peers.templates.batch = False
+    try:
+        answer = await notifications.SendBatch(
+            notification_pb2.SendBatchRequest(
+                requests=[send_request(user.id, variables=struct(name=n)) for n in "ABC"]
+            ),
+            metadata=CLIENT,
+        )
+    finally:
+        peers.templates.batch = True
+
+    assert all(r.WhichOneof("result") == "accepted" for r in answer.results)
+    assert peers.templates.render_calls - renders == 3
+    assert len(await queues.wait_for(EMAIL, 3)) == 3
+
+
 async def test_a_key_used_twice_in_one_batch(
     notifications, queues: Queues, peers: FakePeers
 ) -> None:
