@@ -18,6 +18,7 @@ from deliveryd.audience import device_remover
 from deliveryd.backoff import RetryPolicy
 from deliveryd.chain import OPEN, Breakers, ProviderChain, StateListener
 from deliveryd.channels import ChannelSender, EmailSender, PushSender, SmsSender
+from deliveryd.clients import MAX_BATCH, StatusClient, UserClient
 from deliveryd.pipeline import Pipeline
 from deliveryd.providers.base import EmailMessage
 from deliveryd.settings import DeliverydSettings
@@ -60,7 +61,7 @@ def build_sender(
     channel: str,
     settings: DeliverydSettings,
     breakers: Breakers,
-    users: user_pb2_grpc.UserServiceAsyncStub,
+    users: UserClient,
 ) -> tuple[ChannelSender, ProviderChain[Any]]:
     """The channel's sender and its configured provider chain."""
     if channel == "email":
@@ -92,7 +93,9 @@ async def main() -> None:
         runtime.on_shutdown(userd.close)
         runtime.health.add_dependency(Dependency("gateway", lambda: _ping(gateway), False))
         runtime.health.add_dependency(Dependency("userd", lambda: _ping(userd), False))
-        users = user_pb2_grpc.UserServiceStub(userd)
+        # Calls of concurrent jobs travel together (no more of them than jobs in flight).
+        batch = min(settings.prefetch, MAX_BATCH)
+        users = UserClient(user_pb2_grpc.UserServiceStub(userd), max_batch=batch)
 
         breakers = Breakers(
             threshold=settings.breaker_threshold,
@@ -121,7 +124,7 @@ async def main() -> None:
         runtime.on_shutdown(alerter.close)
         pipeline = Pipeline(
             sender=sender,
-            status=status_pb2_grpc.StatusServiceStub(gateway),
+            status=StatusClient(status_pb2_grpc.StatusServiceStub(gateway), max_batch=batch),
             users=users,
             policy=RetryPolicy(
                 max_attempts=settings.max_attempts(channel),

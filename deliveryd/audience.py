@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import grpc
 import structlog
 
+from deliveryd.clients import UserClient
 from deliveryd.providers.base import Platform, PushDevice
-from herald.v1 import common_pb2, delivery_pb2, user_pb2, user_pb2_grpc
+from herald.v1 import common_pb2, delivery_pb2, user_pb2
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +87,7 @@ def from_snapshot(recipient: delivery_pb2.Recipient, source: str) -> Audience:
 
 
 async def resolve(
-    *, users: user_pb2_grpc.UserServiceAsyncStub, recipient: delivery_pb2.Recipient, timeout: float
+    *, users: UserClient, recipient: delivery_pb2.Recipient, timeout: float
 ) -> Audience:
     """The audience of a job: userd's current view, else the snapshot."""
     if not recipient.user_id:
@@ -111,7 +112,7 @@ async def resolve(
 
 
 def device_remover(
-    users: user_pb2_grpc.UserServiceAsyncStub, timeout: float
+    users: UserClient, timeout: float
 ) -> Callable[[str, PushDevice], Awaitable[bool]]:
     """A function that removes a gone push target from its user through userd."""
 

@@ -30,9 +30,10 @@ from deliveryd.audience import Audience, resolve
 from deliveryd.backoff import DEADLINE_PASSED, RetryPolicy, deadline_passed
 from deliveryd.chain import Outcome
 from deliveryd.channels import ChannelSender, HopResult, skipped
+from deliveryd.clients import StatusClient, UserClient
 from deliveryd.decide import Decision, decide
 from deliveryd.settings import SEND_SHARE_OF_LEASE
-from herald.v1 import common_pb2, delivery_pb2, status_pb2, status_pb2_grpc, user_pb2_grpc
+from herald.v1 import common_pb2, delivery_pb2, status_pb2
 from mesh.logging import bind_correlation_id
 
 log = structlog.get_logger(__name__)
@@ -100,8 +101,8 @@ class Pipeline:
         self,
         *,
         sender: ChannelSender,
-        status: status_pb2_grpc.StatusServiceAsyncStub,
-        users: user_pb2_grpc.UserServiceAsyncStub,
+        status: StatusClient,
+        users: UserClient,
         policy: RetryPolicy,
         worker: str,
         lease_seconds: int,

@@ -3,10 +3,20 @@ violations the item would have had alone, so one call answers many items each it
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
 import grpc
+import structlog
 
 from herald.v1 import common_pb2
 from mesh.errors import DomainError, InvalidArgument
+
+log = structlog.get_logger(__name__)
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -26,3 +36,26 @@ def to_item_error(exc: DomainError) -> common_pb2.ItemError:
 def status_code(error: common_pb2.ItemError) -> grpc.StatusCode:
     """The item's gRPC status code (UNKNOWN for a number gRPC does not define)."""
     return _CODES.get(error.code, grpc.StatusCode.UNKNOWN)
+
+
+async def each(
+    requests: Sequence[Req], handle: Callable[[Req], Awaitable[Resp]], *, limit: int
+) -> list[Resp | common_pb2.ItemError]:
+    """Runs `handle` on every request of a batch call, concurrently, each on its own: its
+    answer, or the ItemError of the domain error it raised (INTERNAL, logged, for any
+    other exception). INVALID_ARGUMENT `requests` unless there are 1 to `limit`."""
+    if not 1 <= len(requests) <= limit:
+        raise InvalidArgument.field("requests", f"from 1 to {limit} items")
+
+    async def one(request: Req) -> Resp | common_pb2.ItemError:
+        try:
+            return await handle(request)
+        except DomainError as exc:
+            return to_item_error(exc)
+        except Exception:
+            log.exception("unhandled error in a batch item")
+            return common_pb2.ItemError(
+                code=grpc.StatusCode.INTERNAL.value[0], message="internal error"
+            )
+
+    return list(await asyncio.gather(*(one(r) for r in requests)))

@@ -11,8 +11,8 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from herald.v1 import common_pb2, template_pb2, template_pb2_grpc
-from mesh.errors import DomainError, InvalidArgument
-from mesh.item_errors import to_item_error
+from mesh.errors import InvalidArgument
+from mesh.item_errors import each
 from templated.models import Channel, Content, EmailParts, PushParts, SmsParts, Template, Version
 from templated.service import TemplateService
 
@@ -111,19 +111,15 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     async def BatchRender(
         self, request: template_pb2.BatchRenderRequest, context: Context
     ) -> template_pb2.BatchRenderResponse:
-        if not 1 <= len(request.requests) <= MAX_BATCH:
-            raise InvalidArgument.field("requests", f"from 1 to {MAX_BATCH} renderings")
-        results: list[template_pb2.BatchRenderResult] = []
-        for index, item in enumerate(request.requests):
-            try:
-                rendered = await self._render(item)
-            except DomainError as exc:
-                results.append(
-                    template_pb2.BatchRenderResult(index=index, error=to_item_error(exc))
-                )
-            else:
-                results.append(template_pb2.BatchRenderResult(index=index, rendered=rendered))
-        return template_pb2.BatchRenderResponse(results=results)
+        outcomes = await each(request.requests, self._render, limit=MAX_BATCH)
+        return template_pb2.BatchRenderResponse(
+            results=[
+                template_pb2.BatchRenderResult(index=i, error=o)
+                if isinstance(o, common_pb2.ItemError)
+                else template_pb2.BatchRenderResult(index=i, rendered=o)
+                for i, o in enumerate(outcomes)
+            ]
+        )
 
     async def _render(self, request: template_pb2.RenderRequest) -> template_pb2.RenderResponse:
         if request.variables.ByteSize() > self._max_variables_bytes:

@@ -13,10 +13,12 @@ from google.protobuf import timestamp_pb2
 
 from gateway.status.service import Statuses
 from gateway.store import STATUS_NUMBERS
-from herald.v1 import status_pb2, status_pb2_grpc
+from herald.v1 import common_pb2, status_pb2, status_pb2_grpc
+from mesh.item_errors import each
 from mesh.runtime import GrpcService
 
 SERVICE_NAME = status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name
+MAX_BATCH = 500  # claims or reports in one batch call
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -53,6 +55,34 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         return status_pb2.ReportStatusResponse(
             status=STATUS_NUMBERS[outcome.status],  # type: ignore[arg-type]
             changed=outcome.changed,
+        )
+
+    async def BatchClaim(
+        self, request: status_pb2.BatchClaimRequest, context: Context
+    ) -> status_pb2.BatchClaimResponse:
+        outcomes = await each(request.requests, lambda r: self.Claim(r, context), limit=MAX_BATCH)
+        return status_pb2.BatchClaimResponse(
+            results=[
+                status_pb2.BatchClaimResult(index=i, error=o)
+                if isinstance(o, common_pb2.ItemError)
+                else status_pb2.BatchClaimResult(index=i, claimed=o)
+                for i, o in enumerate(outcomes)
+            ]
+        )
+
+    async def BatchReportStatus(
+        self, request: status_pb2.BatchReportStatusRequest, context: Context
+    ) -> status_pb2.BatchReportStatusResponse:
+        outcomes = await each(
+            request.requests, lambda r: self.ReportStatus(r, context), limit=MAX_BATCH
+        )
+        return status_pb2.BatchReportStatusResponse(
+            results=[
+                status_pb2.BatchReportStatusResult(index=i, error=o)
+                if isinstance(o, common_pb2.ItemError)
+                else status_pb2.BatchReportStatusResult(index=i, reported=o)
+                for i, o in enumerate(outcomes)
+            ]
         )
 
     async def GetStatus(

@@ -455,4 +455,4 @@ async def test_batch_render_takes_1_to_500_requests(stub: Stub, code: str) -> No
                 template_pb2.BatchRenderRequest(requests=[render_request(code)] * count)
             )
         assert error_code(info.value) == grpc.StatusCode.INVALID_ARGUMENT
-        assert dict(field_violations(info.value)) == {"requests": "from 1 to 500 renderings"}
+        assert dict(field_violations(info.value)) == {"requests": "from 1 to 500 items"}

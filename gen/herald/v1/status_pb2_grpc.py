@@ -53,6 +53,16 @@ class StatusServiceStub:
                 request_serializer=herald_dot_v1_dot_status__pb2.ReportStatusRequest.SerializeToString,
                 response_deserializer=herald_dot_v1_dot_status__pb2.ReportStatusResponse.FromString,
                 _registered_method=True)
+        self.BatchClaim = channel.unary_unary(
+                '/herald.v1.StatusService/BatchClaim',
+                request_serializer=herald_dot_v1_dot_status__pb2.BatchClaimRequest.SerializeToString,
+                response_deserializer=herald_dot_v1_dot_status__pb2.BatchClaimResponse.FromString,
+                _registered_method=True)
+        self.BatchReportStatus = channel.unary_unary(
+                '/herald.v1.StatusService/BatchReportStatus',
+                request_serializer=herald_dot_v1_dot_status__pb2.BatchReportStatusRequest.SerializeToString,
+                response_deserializer=herald_dot_v1_dot_status__pb2.BatchReportStatusResponse.FromString,
+                _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/herald.v1.StatusService/GetStatus',
                 request_serializer=herald_dot_v1_dot_status__pb2.GetStatusRequest.SerializeToString,
@@ -86,6 +96,22 @@ class StatusServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchClaim(self, request, context):
+        """Claims up to 500 jobs in one call (a worker's concurrent claims, coalesced):
+        each is taken as Claim would take it, or answers the error Claim would give.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchReportStatus(self, request, context):
+        """Reports up to 500 outcomes in one call, each applied on its own as
+        ReportStatus would apply it, or answering the error ReportStatus would give.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStatus(self, request, context):
         """Returns where a notification stands, without the trail.
         """
@@ -105,6 +131,16 @@ def add_StatusServiceServicer_to_server(servicer, server):
                     servicer.ReportStatus,
                     request_deserializer=herald_dot_v1_dot_status__pb2.ReportStatusRequest.FromString,
                     response_serializer=herald_dot_v1_dot_status__pb2.ReportStatusResponse.SerializeToString,
+            ),
+            'BatchClaim': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchClaim,
+                    request_deserializer=herald_dot_v1_dot_status__pb2.BatchClaimRequest.FromString,
+                    response_serializer=herald_dot_v1_dot_status__pb2.BatchClaimResponse.SerializeToString,
+            ),
+            'BatchReportStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchReportStatus,
+                    request_deserializer=herald_dot_v1_dot_status__pb2.BatchReportStatusRequest.FromString,
+                    response_serializer=herald_dot_v1_dot_status__pb2.BatchReportStatusResponse.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -175,6 +211,60 @@ class StatusService:
             '/herald.v1.StatusService/ReportStatus',
             herald_dot_v1_dot_status__pb2.ReportStatusRequest.SerializeToString,
             herald_dot_v1_dot_status__pb2.ReportStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchClaim(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.v1.StatusService/BatchClaim',
+            herald_dot_v1_dot_status__pb2.BatchClaimRequest.SerializeToString,
+            herald_dot_v1_dot_status__pb2.BatchClaimResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchReportStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.v1.StatusService/BatchReportStatus',
+            herald_dot_v1_dot_status__pb2.BatchReportStatusRequest.SerializeToString,
+            herald_dot_v1_dot_status__pb2.BatchReportStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,14 @@ class StatusServiceStub:
     """Takes one job (notification, generation, channel, attempt) exactly once."""
     ReportStatus: _grpc.UnaryUnaryMultiCallable[_status_pb2.ReportStatusRequest, _status_pb2.ReportStatusResponse]
     """Appends an attempt to the trail and moves the state forward."""
+    BatchClaim: _grpc.UnaryUnaryMultiCallable[_status_pb2.BatchClaimRequest, _status_pb2.BatchClaimResponse]
+    """Claims up to 500 jobs in one call (a worker's concurrent claims, coalesced):
+    each is taken as Claim would take it, or answers the error Claim would give.
+    """
+    BatchReportStatus: _grpc.UnaryUnaryMultiCallable[_status_pb2.BatchReportStatusRequest, _status_pb2.BatchReportStatusResponse]
+    """Reports up to 500 outcomes in one call, each applied on its own as
+    ReportStatus would apply it, or answering the error ReportStatus would give.
+    """
     GetStatus: _grpc.UnaryUnaryMultiCallable[_status_pb2.GetStatusRequest, _status_pb2.GetStatusResponse]
     """Returns where a notification stands, without the trail."""
 
@@ -67,6 +75,14 @@ class StatusServiceAsyncStub(StatusServiceStub):
     """Takes one job (notification, generation, channel, attempt) exactly once."""
     ReportStatus: _aio.UnaryUnaryMultiCallable[_status_pb2.ReportStatusRequest, _status_pb2.ReportStatusResponse]  # type: ignore[assignment]
     """Appends an attempt to the trail and moves the state forward."""
+    BatchClaim: _aio.UnaryUnaryMultiCallable[_status_pb2.BatchClaimRequest, _status_pb2.BatchClaimResponse]  # type: ignore[assignment]
+    """Claims up to 500 jobs in one call (a worker's concurrent claims, coalesced):
+    each is taken as Claim would take it, or answers the error Claim would give.
+    """
+    BatchReportStatus: _aio.UnaryUnaryMultiCallable[_status_pb2.BatchReportStatusRequest, _status_pb2.BatchReportStatusResponse]  # type: ignore[assignment]
+    """Reports up to 500 outcomes in one call, each applied on its own as
+    ReportStatus would apply it, or answering the error ReportStatus would give.
+    """
     GetStatus: _aio.UnaryUnaryMultiCallable[_status_pb2.GetStatusRequest, _status_pb2.GetStatusResponse]  # type: ignore[assignment]
     """Returns where a notification stands, without the trail."""
 
@@ -97,6 +113,26 @@ class StatusServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_status_pb2.ReportStatusResponse, _abc.Awaitable[_status_pb2.ReportStatusResponse]]:
         """Appends an attempt to the trail and moves the state forward."""
+
+    @_abc_1.abstractmethod
+    def BatchClaim(
+        self,
+        request: _status_pb2.BatchClaimRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_status_pb2.BatchClaimResponse, _abc.Awaitable[_status_pb2.BatchClaimResponse]]:
+        """Claims up to 500 jobs in one call (a worker's concurrent claims, coalesced):
+        each is taken as Claim would take it, or answers the error Claim would give.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchReportStatus(
+        self,
+        request: _status_pb2.BatchReportStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_status_pb2.BatchReportStatusResponse, _abc.Awaitable[_status_pb2.BatchReportStatusResponse]]:
+        """Reports up to 500 outcomes in one call, each applied on its own as
+        ReportStatus would apply it, or answering the error ReportStatus would give.
+        """
 
     @_abc_1.abstractmethod
     def GetStatus(

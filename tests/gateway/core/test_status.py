@@ -433,3 +433,40 @@ async def notifications_status(gateway: ServiceProcess, job) -> int:
         return answer.status
     finally:
         await channel.close()
+
+
+async def test_batch_claim_and_batch_report_answer_each_item_as_its_own_call_would(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    unknown = claim(job, notification_id=str(uuid.uuid4()))
+
+    claims = await statuses.BatchClaim(
+        status_pb2.BatchClaimRequest(requests=[claim(job), unknown, claim(job, worker="")])
+    )
+
+    granted, not_there, invalid = claims.results
+    assert [r.index for r in claims.results] == [0, 1, 2]
+    assert granted.claimed.result == GRANTED
+    assert not_there.claimed.result == status_pb2.CLAIM_RESULT_UNKNOWN
+    assert invalid.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [v.field for v in invalid.error.field_violations] == ["worker"]
+
+    delivered = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED)
+    reports = await statuses.BatchReportStatus(
+        status_pb2.BatchReportStatusRequest(
+            requests=[
+                report(job, DELIVERED, delivered),
+                report(job, DELIVERED, delivered),
+                status_pb2.ReportStatusRequest(notification_id=str(uuid.uuid4()), status=FAILED),
+            ]
+        )
+    )
+
+    first, again, missing = reports.results
+    assert sorted([first.reported.changed, again.reported.changed]) == [False, True]
+    assert first.reported.status == again.reported.status == DELIVERED
+    assert missing.error.code == grpc.StatusCode.NOT_FOUND.value[0]
+    with pytest.raises(grpc.aio.AioRpcError) as empty:
+        await statuses.BatchClaim(status_pb2.BatchClaimRequest())
+    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
