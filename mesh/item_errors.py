@@ -17,6 +17,7 @@ log = structlog.get_logger(__name__)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+Result = TypeVar("Result")
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -59,3 +60,16 @@ async def each(
             )
 
     return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+def indexed(
+    outcomes: Sequence[Resp | common_pb2.ItemError], result: Callable[..., Result], answer: str
+) -> list[Result]:
+    """A batch response's results: `result(index=i, error=...)` for a failed item, else
+    `result(index=i, <answer>=...)` (the field of the item's response)."""
+    return [
+        result(index=index, error=outcome)
+        if isinstance(outcome, common_pb2.ItemError)
+        else result(index=index, **{answer: outcome})
+        for index, outcome in enumerate(outcomes)
+    ]

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from herald.v1 import common_pb2, template_pb2, template_pb2_grpc
 from mesh.errors import InvalidArgument
-from mesh.item_errors import each
+from mesh.item_errors import each, indexed
 from templated.models import Channel, Content, EmailParts, PushParts, SmsParts, Template, Version
 from templated.service import TemplateService
 
@@ -113,12 +113,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     ) -> template_pb2.BatchRenderResponse:
         outcomes = await each(request.requests, self._render, limit=MAX_BATCH)
         return template_pb2.BatchRenderResponse(
-            results=[
-                template_pb2.BatchRenderResult(index=i, error=o)
-                if isinstance(o, common_pb2.ItemError)
-                else template_pb2.BatchRenderResult(index=i, rendered=o)
-                for i, o in enumerate(outcomes)
-            ]
+            results=indexed(outcomes, template_pb2.BatchRenderResult, "rendered")
         )
 
     async def _render(self, request: template_pb2.RenderRequest) -> template_pb2.RenderResponse:

@@ -13,8 +13,8 @@ from google.protobuf import timestamp_pb2
 
 from gateway.status.service import Statuses
 from gateway.store import STATUS_NUMBERS
-from herald.v1 import common_pb2, status_pb2, status_pb2_grpc
-from mesh.item_errors import each
+from herald.v1 import status_pb2, status_pb2_grpc
+from mesh.item_errors import each, indexed
 from mesh.runtime import GrpcService
 
 SERVICE_NAME = status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name
@@ -62,12 +62,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     ) -> status_pb2.BatchClaimResponse:
         outcomes = await each(request.requests, lambda r: self.Claim(r, context), limit=MAX_BATCH)
         return status_pb2.BatchClaimResponse(
-            results=[
-                status_pb2.BatchClaimResult(index=i, error=o)
-                if isinstance(o, common_pb2.ItemError)
-                else status_pb2.BatchClaimResult(index=i, claimed=o)
-                for i, o in enumerate(outcomes)
-            ]
+            results=indexed(outcomes, status_pb2.BatchClaimResult, "claimed")
         )
 
     async def BatchReportStatus(
@@ -77,12 +72,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
             request.requests, lambda r: self.ReportStatus(r, context), limit=MAX_BATCH
         )
         return status_pb2.BatchReportStatusResponse(
-            results=[
-                status_pb2.BatchReportStatusResult(index=i, error=o)
-                if isinstance(o, common_pb2.ItemError)
-                else status_pb2.BatchReportStatusResult(index=i, reported=o)
-                for i, o in enumerate(outcomes)
-            ]
+            results=indexed(outcomes, status_pb2.BatchReportStatusResult, "reported")
         )
 
     async def GetStatus(

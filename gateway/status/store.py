@@ -30,6 +30,17 @@ class StatusRow:
 _KEY = "notification_id = %s AND generation = %s AND channel = %s AND attempt = %s"
 
 
+# How an INSERT of a claim takes the hop when a claim row is already there: only when that
+# claim is not done and its lease expired or is this worker's (renewed).
+_TAKE = """
+           ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
+           SET worker = EXCLUDED.worker, lease_until = EXCLUDED.lease_until,
+               previous_worker = claims.worker, claim_time = now()
+           WHERE NOT claims.done
+             AND (claims.lease_until <= now() OR claims.worker = EXCLUDED.worker)
+           RETURNING worker, previous_worker, lease_until, done"""
+
+
 async def find_claim(
     conn: Conn, notification_id: UUID, generation: int, channel: int, attempt: int
 ) -> ClaimRow | None:
@@ -56,13 +67,8 @@ async def try_claim(
     cur = await conn.execute(
         """INSERT INTO claims (notification_id, generation, channel, attempt, worker,
                                lease_until)
-           VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s))
-           ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
-           SET worker = EXCLUDED.worker, lease_until = EXCLUDED.lease_until,
-               previous_worker = claims.worker, claim_time = now()
-           WHERE NOT claims.done
-             AND (claims.lease_until <= now() OR claims.worker = EXCLUDED.worker)
-           RETURNING worker, previous_worker, lease_until, done""",
+           VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s))"""
+        + _TAKE,
         (notification_id, generation, channel, attempt, worker, lease_seconds),
     )
     row = await cur.fetchone()
@@ -93,13 +99,8 @@ async def claim_current(
                                lease_until)
            SELECT id, %(generation)s, %(channel)s, %(attempt)s, %(worker)s,
                   now() + make_interval(secs => %(lease)s)
-           FROM current_hop
-           ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
-           SET worker = EXCLUDED.worker, lease_until = EXCLUDED.lease_until,
-               previous_worker = claims.worker, claim_time = now()
-           WHERE NOT claims.done
-             AND (claims.lease_until <= now() OR claims.worker = EXCLUDED.worker)
-           RETURNING worker, previous_worker, lease_until, done""",
+           FROM current_hop"""
+        + _TAKE,
         {
             "id": notification_id,
             "generation": generation,

@@ -20,9 +20,9 @@ from herald.v1 import (
     user_pb2,
     user_pb2_grpc,
 )
-from mesh.errors import DomainError, FieldViolation, InvalidArgument, NotFound
+from mesh.errors import FieldViolation, InvalidArgument, NotFound
 from mesh.health import HealthMonitor
-from mesh.item_errors import to_item_error
+from mesh.item_errors import each, indexed
 from mesh.runtime import GrpcService, create_grpc_server
 from tests.support.infra import SERVICE_TOKEN
 
@@ -114,17 +114,14 @@ class FakeTemplates(template_pb2_grpc.TemplateServiceServicer):
         if not self.batch:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
         self.batch_calls += 1
-        results = []
-        for index, item in enumerate(request.requests):
-            try:
-                rendered = self._render(item)
-            except DomainError as exc:
-                results.append(
-                    template_pb2.BatchRenderResult(index=index, error=to_item_error(exc))
-                )
-            else:
-                results.append(template_pb2.BatchRenderResult(index=index, rendered=rendered))
-        return template_pb2.BatchRenderResponse(results=results)
+
+        async def render(item):
+            return self._render(item)
+
+        outcomes = await each(request.requests, render, limit=500)
+        return template_pb2.BatchRenderResponse(
+            results=indexed(outcomes, template_pb2.BatchRenderResult, "rendered")
+        )
 
     def _render(self, request):
         self.rendered_channels.append(list(request.channels))
