@@ -122,6 +122,11 @@ async def test_access_log_line_per_call(server: str) -> None:
         await _get(server, "x", _auth(((CORRELATION_HEADER, "c-1"),)))
         with pytest.raises(grpc.aio.AioRpcError):
             await _get(server, "missing", _auth())
+        # The client hears an aborted call before the server's interceptor logs it.
+        for _ in range(100):
+            if sum(entry["event"] == "rpc" for entry in logs) >= 2:
+                break
+            await asyncio.sleep(0.01)
     lines = [entry for entry in logs if entry["event"] == "rpc"]
     assert [line["code"] for line in lines] == ["OK", "NOT_FOUND"]
     assert all(line["method"] == "/herald.v1.UserService/GetUser" for line in lines)
