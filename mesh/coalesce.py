@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 import grpc
 
 from herald.v1 import common_pb2
+from mesh.errors import rpc_error
 from mesh.item_errors import status_code
 
 Req = TypeVar("Req")
@@ -30,9 +31,7 @@ Batch = Callable[[list[Req], float | None], Awaitable[Sequence[Resp | common_pb2
 
 def item_failure(error: common_pb2.ItemError) -> grpc.aio.AioRpcError:
     """What a caller would have seen had its item been a call of its own."""
-    return grpc.aio.AioRpcError(
-        status_code(error), grpc.aio.Metadata(), grpc.aio.Metadata(), details=error.message
-    )
+    return rpc_error(status_code(error), error.message)
 
 
 class Coalescer(Generic[Req, Resp]):

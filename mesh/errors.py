@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -76,3 +77,12 @@ class Unavailable(DomainError):
 
 class ResourceExhausted(DomainError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def rpc_error(
+    code: grpc.StatusCode, details: str, trailing: Sequence[tuple[str, str | bytes]] = ()
+) -> grpc.aio.AioRpcError:
+    """The error a failed call raises, made in process (a local or coalesced call)."""
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), details=details
+    )

@@ -20,7 +20,7 @@ import grpc
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
 
-from mesh.errors import DomainError
+from mesh.errors import DomainError, rpc_error
 from mesh.interceptors import CORRELATION_HEADER, to_grpc_status
 from mesh.logging import current_correlation_id
 
@@ -41,14 +41,6 @@ class LocalContext:
 
     async def send_initial_metadata(self, metadata: Sequence[tuple[str, str]]) -> None:
         """Nothing to send: the in-process caller reads its correlation id from context."""
-
-
-def _rpc_error(
-    code: grpc.StatusCode, details: str, trailing: Sequence[tuple[str, str | bytes]] = ()
-) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(
-        code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), details=details
-    )
 
 
 class LocalUnary(grpc.aio.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
@@ -80,12 +72,12 @@ class LocalUnary(grpc.aio.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
                 return await task
         except DomainError as exc:
             status = to_grpc_status(exc)
-            raise _rpc_error(status.code, status.details, status.trailing_metadata) from None
+            raise rpc_error(status.code, status.details, status.trailing_metadata) from None
         except TimeoutError:
-            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+            raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
         except Exception:
             log.exception("unhandled error", method=self._method)
-            raise _rpc_error(grpc.StatusCode.INTERNAL, "internal error") from None
+            raise rpc_error(grpc.StatusCode.INTERNAL, "internal error") from None
 
 
 class LocalChannel(grpc.aio.Channel):
