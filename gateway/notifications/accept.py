@@ -1,19 +1,26 @@
 """Send and SendBatch: accept notifications durably, exactly once per idempotency key.
 
-One pipeline serves both (a Send is a batch of one): validate → look the idempotency
-keys up (one query) → get the users (a batch's in one BatchGetUsers call) → per item,
-render the template (each distinct rendering done once per call) → plan the route → insert
-every row in one transaction → after the commit, publish the first hops with confirms.
-Round trips of a Send: one key lookup (only with a request_id), one GetUser, one Render,
-one INSERT (a batch: BEGIN, the pipelined INSERTs, COMMIT), one confirmed publish; the
-"published" mark is batched (`outbox.PublishedMarks`). A database outage fails the call
-(UNAVAILABLE): nothing is accepted that is not stored. A broker outage does not: the row
-is stored, so the call answers OK and the relay publishes the hop when the broker is back.
+One pipeline serves both: validate → look the idempotency keys up (one query) → get the
+users (several in one BatchGetUsers call) → per item, render the template (each distinct
+rendering done once, several in one BatchRender call) → plan the route → insert every row
+in one transaction → after the commit, publish the first hops with confirms. A SendBatch
+is one run of it; concurrent Sends are too (`mesh.coalesce.Batcher`: the Sends that
+arrive in one turn of the event loop), so under load a Send costs a share of one key
+lookup, one user call, one render call and one INSERT transaction, not one of each. A
+lone Send: one key lookup (only with a request_id), one GetUser, one Render, one
+autocommit INSERT, one confirmed publish; the "published" mark is batched
+(`outbox.PublishedMarks`). Each item keeps its own caller (API client, correlation id)
+and its own outcome; only a failure of the whole run is shared: a database outage fails
+every call of the run (UNAVAILABLE), as nothing is accepted that is not stored. A broker
+outage does not: the rows are stored, so the calls answer OK and the relay publishes the
+hops when the broker is back.
 
 Idempotency is per (API client, request_id): the same key with the same payload (hash of
 the normalized request) answers the first notification with `duplicate=True` and
 publishes nothing; with another payload it is FAILED_PRECONDITION. Two concurrent
-identical Sends race on the unique index: one insert wins, the other re-reads the key.
+identical Sends in one run: the first is stored, the second answers as its duplicate; in
+different runs (or gateways) they race on the unique index: one insert wins, the other
+re-reads the key.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from gateway.notifications.routing import Route, RoutePolicy, plan_route
 from gateway.notifications.validation import Limits, SendCommand, validate_send
 from gateway.outbox import Outbox, Publication
 from herald.v1 import common_pb2, delivery_pb2, notification_pb2, template_pb2, user_pb2
+from mesh.coalesce import Batcher
 from mesh.errors import Conflict, DomainError, FieldViolation, InvalidArgument
 
 log = structlog.get_logger(__name__)
@@ -62,6 +70,21 @@ class Accepted:
 
 
 Outcome = Accepted | DomainError
+IdempotencyKey = tuple[str, str]  # (client_id, request_id)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One notification to accept, with who asked for it."""
+
+    command: SendCommand
+    caller: Caller
+    prefix: str = ""  # of its field names in errors: "requests[3]." in a SendBatch
+
+    @property
+    def key(self) -> IdempotencyKey | None:
+        request_id = self.command.request.request_id
+        return (self.caller.client_id, request_id) if request_id else None
 
 
 class Memo(Generic[K, V]):
@@ -147,6 +170,7 @@ class Acceptor:
         deadline_seconds: int,
         max_batch: int,
         concurrency: int = 32,
+        runs: int = 4,
     ) -> None:
         self._pool = pool
         self._peers = peers
@@ -156,14 +180,15 @@ class Acceptor:
         self._deadline = timedelta(seconds=deadline_seconds)
         self._max_batch = max_batch
         self._slots = asyncio.Semaphore(concurrency)
+        # Sends go in at most `runs` runs at a time; the others gather for the next.
+        self._sends: Batcher[Item, Accepted] = Batcher(
+            self._accept, max_batch=max_batch, max_running=runs
+        )
 
     async def send(self, *, request: notification_pb2.SendRequest, caller: Caller) -> Accepted:
-        """Accepts one notification (raises the item's error)."""
-        command = validate_send(request, limits=self._limits)
-        [outcome] = await self._accept([command], [""], caller)
-        if isinstance(outcome, DomainError):
-            raise outcome
-        return outcome
+        """Accepts one notification (raises the item's error), in one run with the Sends
+        that arrive at the same moment."""
+        return await self._sends(Item(validate_send(request, limits=self._limits), caller))
 
     async def send_batch(
         self, *, requests: Sequence[notification_pb2.SendRequest], caller: Caller
@@ -182,30 +207,25 @@ class Acceptor:
                 outcomes[index] = exc
             else:
                 valid.append((index, command))
-        accepted = await self._accept(
-            [c for _, c in valid], [f"requests[{i}]." for i, _ in valid], caller
-        )
+        accepted = await self._accept([Item(c, caller, f"requests[{i}].") for i, c in valid])
         for (index, _), outcome in zip(valid, accepted, strict=True):
             outcomes[index] = outcome
         return [o for o in outcomes if o is not None]
 
-    async def _accept(
-        self, commands: Sequence[SendCommand], prefixes: Sequence[str], caller: Caller
-    ) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(commands)
-        keys = sorted({c.request.request_id for c in commands if c.request.request_id})
-        known: dict[str, store.KnownKey] = {}
+    async def _accept(self, items: Sequence[Item]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(items)
+        keys = sorted({item.key for item in items if item.key})
+        known: dict[IdempotencyKey, store.KnownKey] = {}
         if keys:
             async with shared_store.connection(self._pool) as conn:
-                found = await store.find_keys(conn, caller.client_id, keys)
-            known = {k.request_id: k for k in found}
-        leaders: dict[str, int] = {}
+                known = {k.key: k for k in await store.find_keys(conn, keys)}
+        leaders: dict[IdempotencyKey, int] = {}
         followers: list[tuple[int, int]] = []
         fresh: list[int] = []
-        for index, command in enumerate(commands):
-            key = command.request.request_id
+        for index, item in enumerate(items):
+            key = item.key
             if key in known:
-                outcomes[index] = _replay(known[key], command)
+                outcomes[index] = _replay(known[key], item.command)
             elif key and key in leaders:
                 followers.append((index, leaders[key]))
             else:
@@ -213,22 +233,21 @@ class Acceptor:
                     leaders[key] = index
                 fresh.append(index)
 
+        requests = [items[i].command.request for i in fresh]
         users: Memo[str, user_pb2.User] = Memo()
-        await self._prefetch_users(users, {commands[i].request.user_id for i in fresh})
+        await self._prefetch_users(users, {r.user_id for r in requests})
         renders: Memo[RenderKey, template_pb2.RenderResponse] = Memo()
-        await self._prefetch_renders(renders, users, [commands[i].request for i in fresh])
-        prepared = await asyncio.gather(
-            *(self._prepare(commands[i], prefixes[i], caller, users, renders) for i in fresh)
-        )
+        await self._prefetch_renders(renders, users, requests)
+        prepared = await asyncio.gather(*(self._prepare(items[i], users, renders) for i in fresh))
         rows: list[tuple[int, store.NewNotification]] = []
-        for index, item in zip(fresh, prepared, strict=True):
-            if isinstance(item, DomainError):
-                outcomes[index] = item
+        for index, row in zip(fresh, prepared, strict=True):
+            if isinstance(row, DomainError):
+                outcomes[index] = row
             else:
-                rows.append((index, item))
-        await self._store(rows, commands, outcomes, caller)
+                rows.append((index, row))
+        await self._store(rows, items, outcomes)
         for index, leader in followers:
-            outcomes[index] = _follow(outcomes[leader], commands[leader], commands[index])
+            outcomes[index] = _follow(outcomes[leader], items[leader].command, items[index].command)
         assert all(o is not None for o in outcomes)
         return [o for o in outcomes if o is not None]
 
@@ -270,22 +289,21 @@ class Acceptor:
     async def _store(
         self,
         rows: list[tuple[int, store.NewNotification]],
-        commands: Sequence[SendCommand],
+        items: Sequence[Item],
         outcomes: list[Outcome | None],
-        caller: Caller,
     ) -> None:
         """Inserts the prepared rows in one transaction, then publishes their first hops."""
         if not rows:
             return
         async with shared_store.connection(self._pool) as conn:
             inserted = await store.insert(conn, [row for _, row in rows], grace=self._outbox.grace)
-            lost = [row.request_id for (_, row), ok in zip(rows, inserted, strict=True) if not ok]
+            lost = [row.key for (_, row), ok in zip(rows, inserted, strict=True) if not ok]
             # A lost race waited for the winner's commit, so its row is there to read.
-            winners = {k.request_id: k for k in await store.find_keys(conn, caller.client_id, lost)}
+            winners = {k.key: k for k in await store.find_keys(conn, lost)}
         publications: list[Publication] = []
         for (index, row), ok in zip(rows, inserted, strict=True):
             if not ok:
-                outcomes[index] = _replay(winners[row.request_id], commands[index])
+                outcomes[index] = _replay(winners[row.key], items[index].command)
                 continue
             outcomes[index] = Accepted(row.id, row.status)
             if row.job is not None:
@@ -302,22 +320,21 @@ class Acceptor:
 
     async def _prepare(
         self,
-        command: SendCommand,
-        prefix: str,
-        caller: Caller,
+        item: Item,
         users: Memo[str, user_pb2.User],
         renders: Memo[RenderKey, template_pb2.RenderResponse],
     ) -> store.NewNotification | DomainError:
         """The row of one notification (user fetched, route planned, content rendered)."""
-        request = command.request
+        caller = item.caller
+        request = item.command.request
         given = caller.correlation_id if caller.given else ""
         correlation_id = given or request.request_id or caller.correlation_id
         async with self._slots:
             with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
                 try:
-                    return await self._build(command, correlation_id, caller, users, renders)
+                    return await self._build(item.command, correlation_id, caller, users, renders)
                 except DomainError as exc:
-                    return _prefixed(exc, prefix)
+                    return _prefixed(exc, item.prefix)
 
     async def _build(
         self,

@@ -43,15 +43,25 @@ class NewNotification:
     def hop_channel(self) -> int:
         return self.route[0] if self.route else 0
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """The idempotency key (client_id, request_id)."""
+        return (self.client_id, self.request_id)
+
 
 @dataclass(frozen=True)
 class KnownKey:
     """An earlier notification holding an idempotency key."""
 
     id: UUID
+    client_id: str
     request_id: str
     payload_hash: bytes
     status: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.client_id, self.request_id)
 
 
 @dataclass(frozen=True)
@@ -130,14 +140,16 @@ def _params(row: NewNotification, grace: float) -> tuple[Any, ...]:
     )
 
 
-async def find_keys(conn: Conn, client_id: str, request_ids: Sequence[str]) -> list[KnownKey]:
-    """The notifications already holding some of these idempotency keys."""
-    if not request_ids:
+async def find_keys(conn: Conn, keys: Sequence[tuple[str, str]]) -> list[KnownKey]:
+    """The notifications already holding some of these (client_id, request_id) keys."""
+    if not keys:
         return []
     cur = await conn.execute(
-        """SELECT id, request_id, payload_hash, status FROM notifications
-           WHERE client_id = %s AND request_id = ANY(%s) AND request_id <> ''""",
-        (client_id, list(request_ids)),
+        """SELECT n.id, n.client_id, n.request_id, n.payload_hash, n.status
+           FROM unnest(%s::text[], %s::text[]) AS k (client_id, request_id)
+           JOIN notifications n USING (client_id, request_id)
+           WHERE n.request_id <> ''""",
+        ([c for c, _ in keys], [r for _, r in keys]),
     )
     return [KnownKey(**row) for row in await cur.fetchall()]
 

@@ -9,9 +9,12 @@ spells a default out and one that leaves it unset are the same payload.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from uuid import UUID
+
+from google.protobuf import struct_pb2
 
 from herald.v1 import common_pb2, notification_pb2
 from mesh.errors import FieldViolation, InvalidArgument
@@ -37,6 +40,27 @@ class SendCommand:
     request: notification_pb2.SendRequest
     user_id: UUID
     payload_hash: bytes
+
+
+def storable(value: struct_pb2.Value | struct_pb2.Struct) -> str:
+    """Why a metadata value cannot be stored as JSON (jsonb), or "" when it can."""
+    if isinstance(value, struct_pb2.Struct):
+        for key, item in value.fields.items():
+            if "\x00" in key:
+                return "keys must not contain NUL characters"
+            if problem := storable(item):
+                return problem
+        return ""
+    kind = value.WhichOneof("kind")
+    if kind == "number_value" and not math.isfinite(value.number_value):
+        return "numbers must be finite (no NaN or Infinity)"
+    if kind == "string_value" and "\x00" in value.string_value:
+        return "strings must not contain NUL characters"
+    if kind == "struct_value":
+        return storable(value.struct_value)
+    if kind == "list_value":
+        return next((p for v in value.list_value.values if (p := storable(v))), "")
+    return ""
 
 
 def payload_hash(request: notification_pb2.SendRequest) -> bytes:
@@ -81,6 +105,8 @@ def validate_send(
         bad("variables", f"larger than {limits.max_variables_bytes} bytes")
     if request.metadata.ByteSize() > limits.max_metadata_bytes:
         bad("metadata", f"larger than {limits.max_metadata_bytes} bytes")
+    elif problem := storable(request.metadata):
+        bad("metadata", problem)
     if problems or user_id is None:
         raise InvalidArgument(problems)
 

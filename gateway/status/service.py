@@ -157,6 +157,23 @@ class Statuses:
             if request.HasField("attempt") and request.attempt.id
             else None
         )
+        if report.status == "delivered" and report.hop is not None:
+            # The usual case in one statement: a pending notification delivered.
+            attempt = _attempt(request, notification_id, report.hop, report, attempt_id)
+            async with shared.connection(self._pool) as conn:
+                correlation_id = await store.record_delivery(
+                    conn,
+                    attempt,
+                    close=(report.hop.generation, report.hop.channel, report.hop.attempt),
+                    deliver_time=report.timestamp or datetime.now(UTC),
+                )
+            if correlation_id is not None:
+                bind_correlation_id(correlation_id)
+                log.info(
+                    "status reported", notification_id=str(notification_id), status="delivered"
+                )
+                return ReportOutcome("delivered", changed=True)
+        # Otherwise, the notification's state decides (and says why nothing changes).
         publication: Publication | None = None
         async with shared.transaction(self._pool) as conn:
             state = await shared.lock(conn, notification_id)
@@ -173,7 +190,9 @@ class Statuses:
             has_attempt = request.HasField("attempt")
             if not decision.changed or (decision.status is None and not has_attempt):
                 return ReportOutcome(state.status, changed=False)
-            attempt = _attempt(request, state, report, attempt_id or uuid.uuid4())
+            attempt = _attempt(
+                request, state.id, report.hop or current_hop(state), report, attempt_id
+            )
             c = decision.close
             close = (c.generation, c.channel, c.attempt) if c else None
             if not await store.record_attempt(conn, attempt, close=close):
@@ -287,17 +306,19 @@ def _validate(request: status_pb2.ReportStatusRequest) -> Report:
 
 def _attempt(
     request: status_pb2.ReportStatusRequest,
-    state: shared.HopState,
+    notification_id: uuid.UUID,
+    hop: Hop,
     report: Report,
-    attempt_id: uuid.UUID,
+    attempt_id: uuid.UUID | None,
 ) -> shared.AttemptRecord:
-    """The trail row: the worker's attempt, or one made from the seed's payload."""
-    hop = report.hop or current_hop(state)
+    """The trail row: the worker's attempt, or one made from the seed's payload; `hop` is
+    the reported one, or the current one when the report names none."""
     now = datetime.now(UTC)
+    attempt_id = attempt_id or uuid.uuid4()
     if not request.HasField("attempt"):
         return shared.AttemptRecord(
             id=attempt_id,
-            notification_id=state.id,
+            notification_id=notification_id,
             channel=report.channel or hop.channel,
             provider="",
             outcome=OUTCOME_OF_STATUS[report.status],
@@ -313,7 +334,7 @@ def _attempt(
     a = request.attempt
     return shared.AttemptRecord(
         id=attempt_id,
-        notification_id=state.id,
+        notification_id=notification_id,
         channel=a.channel or report.channel or hop.channel,
         provider=a.provider[:200],
         outcome=a.outcome or OUTCOME_OF_STATUS[report.status],

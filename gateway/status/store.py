@@ -114,37 +114,37 @@ async def claim_current(
     return ClaimRow(**row) if row else None
 
 
-async def record_attempt(
-    conn: Conn, attempt: AttemptRecord, *, close: tuple[int, int, int] | None
-) -> bool:
-    """Appends the attempt to the trail and, with `close` (generation, channel, attempt),
-    marks that hop's claim done, claimed or not: one statement. False, writing nothing,
-    when this attempt id is already in the trail."""
-    closing = (
-        """, closed AS (
+_CLOSE_CLAIM = """
                INSERT INTO claims (notification_id, generation, channel, attempt, worker,
                                    lease_until, done)
                SELECT notification_id, %(close_generation)s, %(close_channel)s,
                       %(close_attempt)s, '', now(), true
                FROM recorded
                ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
-               SET done = true)"""
-        if close is not None
-        else ""
-    )
-    generation, channel, number = close or (0, 0, 0)
-    cur = await conn.execute(
-        """WITH recorded AS (
+               SET done = true"""
+
+_INSERT_ATTEMPT = """
                INSERT INTO delivery_attempts (id, notification_id, channel, provider, outcome,
                    provider_message_id, error, duration_us, start_time, attempt, generation,
                    worker, detail)
-               VALUES (%(id)s, %(notification_id)s, %(channel)s, %(provider)s, %(outcome)s,
-                       %(provider_message_id)s, %(error)s, %(duration_us)s, %(start_time)s,
-                       %(attempt)s, %(generation)s, %(worker)s, %(detail)s)
+               SELECT %(id)s, %(notification_id)s, %(channel)s, %(provider)s, %(outcome)s,
+                      %(provider_message_id)s, %(error)s, %(duration_us)s, %(start_time)s,
+                      %(attempt)s, %(generation)s, %(worker)s, %(detail)s"""
+
+
+async def record_attempt(
+    conn: Conn, attempt: AttemptRecord, *, close: tuple[int, int, int] | None
+) -> bool:
+    """Appends the attempt to the trail and, with `close` (generation, channel, attempt),
+    marks that hop's claim done, claimed or not: one statement. False, writing nothing,
+    when this attempt id is already in the trail."""
+    closing = f", closed AS ({_CLOSE_CLAIM})" if close is not None else ""
+    generation, channel, number = close or (0, 0, 0)
+    cur = await conn.execute(
+        f"""WITH recorded AS ({_INSERT_ATTEMPT}
                ON CONFLICT (id) DO NOTHING
-               RETURNING notification_id)"""
-        + closing
-        + " SELECT count(*) AS inserted FROM recorded",
+               RETURNING notification_id){closing}
+           SELECT count(*) AS inserted FROM recorded""",
         {
             **vars(attempt),
             "close_generation": generation,
@@ -154,6 +154,48 @@ async def record_attempt(
     )
     row = await cur.fetchone()
     return bool(row and row["inserted"])
+
+
+async def record_delivery(
+    conn: Conn, attempt: AttemptRecord, *, close: tuple[int, int, int], deliver_time: datetime
+) -> str | None:
+    """DELIVERED in one statement, as `lock` + `record_attempt` + `finish` do it: while
+    the notification is pending (its row held FOR UPDATE meanwhile), the attempt joins the
+    trail, the `close` hop's claim is marked done and the notification becomes delivered by
+    the attempt. Answers the notification's correlation id; None, writing nothing, when the
+    notification is not pending or the attempt id is already in the trail (the caller
+    then takes the long way, which says which)."""
+    generation, channel, number = close
+    cur = await conn.execute(
+        f"""WITH target AS (
+               SELECT id, correlation_id FROM notifications
+               WHERE id = %(notification_id)s AND status = 'pending'
+               FOR UPDATE),
+           recorded AS ({_INSERT_ATTEMPT}
+               FROM target
+               ON CONFLICT (id) DO NOTHING
+               RETURNING notification_id),
+           closed AS ({_CLOSE_CLAIM}),
+           moved AS (
+               UPDATE notifications
+               SET status = 'delivered', status_reason = '',
+                   delivered_channel = %(channel)s, delivered_provider = %(provider)s,
+                   provider_message_id = %(provider_message_id)s,
+                   deliver_time = %(deliver_time)s, update_time = now(),
+                   publish_pending = false
+               WHERE id IN (SELECT notification_id FROM recorded))
+           SELECT target.correlation_id
+           FROM target JOIN recorded ON recorded.notification_id = target.id""",
+        {
+            **vars(attempt),
+            "close_generation": generation,
+            "close_channel": channel,
+            "close_attempt": number,
+            "deliver_time": deliver_time,
+        },
+    )
+    row = await cur.fetchone()
+    return str(row["correlation_id"]) if row else None
 
 
 async def attempt_recorded(conn: Conn, attempt_id: UUID) -> bool:

@@ -127,6 +127,70 @@ async def test_concurrent_identical_sends_give_one_notification_and_one_message(
     assert len(await queues.take(EMAIL)) == 1
 
 
+async def test_concurrent_sends_each_hear_their_own_outcome(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    """Sends arriving together may be accepted in one run: none is affected by another's
+    error, keys stay per API client, each job keeps its own correlation id."""
+    users = [peers.users.add() for _ in range(3)]
+    shared_key = f"shared-{users[0].id}"
+    missing = "00000000-0000-4000-8000-000000000002"
+    calls = [
+        (send_request(users[0].id, request_id=shared_key), CLIENT),
+        (send_request(users[0].id, request_id=shared_key), (("x-herald-client-id", "client-b"),)),
+        (send_request(users[1].id, variables=struct(other="x")), CLIENT),
+        (send_request(missing), CLIENT),
+        (send_request(users[2].id), CLIENT),
+        (send_request(users[2].id, template_code="no/such"), CLIENT),
+    ]
+
+    answers = await asyncio.gather(
+        *(notifications.Send(r, metadata=m) for r, m in calls), return_exceptions=True
+    )
+
+    mine, theirs, no_variable, no_user, fine, no_template = answers
+    assert isinstance(mine, notification_pb2.SendResponse)
+    assert isinstance(theirs, notification_pb2.SendResponse)
+    assert isinstance(fine, notification_pb2.SendResponse)
+    assert not (mine.duplicate or theirs.duplicate or fine.duplicate)
+    assert len({mine.notification_id, theirs.notification_id, fine.notification_id}) == 3
+    assert isinstance(no_variable, grpc.aio.AioRpcError)
+    assert no_variable.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("variables.name", "missing variable") in field_violations(no_variable)
+    assert isinstance(no_user, grpc.aio.AioRpcError)
+    assert no_user.code() == grpc.StatusCode.NOT_FOUND and missing in str(no_user.details())
+    assert isinstance(no_template, grpc.aio.AioRpcError)
+    assert no_template.code() == grpc.StatusCode.NOT_FOUND
+    jobs = {d.job.notification_id: d.job for d in await queues.wait_for(EMAIL, 3)}
+    assert jobs[mine.notification_id].correlation_id == shared_key
+    assert jobs[fine.notification_id].correlation_id == calls[4][0].request_id
+    await settle()
+    assert await queues.take(EMAIL) == []
+
+
+@pytest.mark.parametrize(
+    ("metadata", "problem"),
+    [
+        ({"score": float("nan")}, "finite"),
+        ({"nested": {"limit": float("inf")}}, "finite"),
+        ({"note": "a\x00b"}, "NUL"),
+        ({"list": ["ok", "a\x00b"]}, "NUL"),
+    ],
+)
+async def test_metadata_that_json_cannot_hold_is_refused_naming_the_field(
+    notifications, queues: Queues, peers: FakePeers, metadata: dict[str, object], problem: str
+) -> None:
+    user = peers.users.add()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notifications.Send(
+            send_request(user.id, metadata=struct(**metadata)), metadata=CLIENT
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [(field, description)] = field_violations(caught.value)
+    assert field == "metadata" and problem in description
+    assert await queues.take(EMAIL) == []
+
+
 async def test_reusing_a_request_id_with_another_payload_is_refused(
     notifications, queues: Queues, peers: FakePeers
 ) -> None:

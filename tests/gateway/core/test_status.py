@@ -248,6 +248,33 @@ async def test_the_same_report_sent_twice_at_once_moves_the_notification_once(
     assert [a.error for a in stored.attempts] == ["HTTP 503"]
 
 
+async def test_concurrent_deliveries_of_one_notification_count_once(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    """The same DELIVERED report four times at once, and another attempt's beside them:
+    one moves the notification, one trail entry, the hop's claim closed."""
+    job = await accepted_job(notifications, queues, peers)
+    assert (await statuses.Claim(claim(job, "w1"))).result == GRANTED
+    delivered = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED, provider_message_id="m-1")
+    other = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED, provider_message_id="m-2")
+    requests = [report(job, DELIVERED, delivered)] * 4 + [report(job, DELIVERED, other)]
+
+    answers = await asyncio.gather(*(statuses.ReportStatus(r) for r in requests))
+
+    assert sorted(a.changed for a in answers) == [False] * 4 + [True]
+    assert all(a.status == DELIVERED for a in answers)
+    stored = (
+        await notifications.GetNotification(
+            notification_pb2.GetNotificationRequest(id=job.notification_id)
+        )
+    ).notification
+    [recorded] = stored.attempts
+    assert recorded.id in (delivered.id, other.id)
+    assert stored.provider_message_id == recorded.provider_message_id
+    assert stored.status == DELIVERED and stored.deliver_time.seconds > 0
+    assert (await statuses.Claim(claim(job, "w2"))).result == status_pb2.CLAIM_RESULT_TAKEN
+
+
 async def test_fallback_to_the_next_channel_then_failure_then_manual_retry(
     notifications, statuses, queues: Queues, peers: FakePeers
 ) -> None:
