@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 
 MAX_BATCH = 500  # items the batch methods take in one call
+# Batch calls of one method in flight at a time; calls made meanwhile wait and go together.
+MAX_RUNNING = 2
 
 
 class StatusClient:
@@ -55,8 +57,12 @@ class StatusClient:
             )
             return [r.reported if r.HasField("reported") else r.error for r in answer.results]
 
-        self.Claim = Coalescer(single=claim, batch=claims, max_batch=max_batch)
-        self.ReportStatus = Coalescer(single=report, batch=reports, max_batch=max_batch)
+        self.Claim = Coalescer(
+            single=claim, batch=claims, max_batch=max_batch, max_running=MAX_RUNNING
+        )
+        self.ReportStatus = Coalescer(
+            single=report, batch=reports, max_batch=max_batch, max_running=MAX_RUNNING
+        )
 
 
 class UserClient:
@@ -93,7 +99,9 @@ class UserClient:
                     )
             return outcomes
 
-        self.GetUser = Coalescer(single=get, batch=get_many, max_batch=max_batch)
+        self.GetUser = Coalescer(
+            single=get, batch=get_many, max_batch=max_batch, max_running=MAX_RUNNING
+        )
         self.RemovePushTarget = stub.RemovePushTarget
 
 

@@ -122,12 +122,19 @@ def item_failure(error: common_pb2.ItemError) -> grpc.aio.AioRpcError:
 class Coalescer(Generic[Req, Resp]):
     """One gRPC method's calls, sent in batch calls (see the module docstring)."""
 
-    def __init__(self, *, single: Single[Req, Resp], batch: Batch[Req, Resp], max_batch: int):
+    def __init__(
+        self,
+        *,
+        single: Single[Req, Resp],
+        batch: Batch[Req, Resp],
+        max_batch: int,
+        max_running: int = 0,
+    ):
         self._single = single
         self._batch = batch
         self._unsupported = False
         self._batcher: Batcher[tuple[Req, float | None], Resp] = Batcher(
-            self._run, max_batch=max_batch
+            self._run, max_batch=max_batch, max_running=max_running
         )
 
     async def __call__(self, request: Req, *, timeout: float | None = None) -> Resp:

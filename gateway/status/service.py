@@ -19,14 +19,24 @@ from the stored job, so content and recipient stay the gateway's) and publishes 
 the outbox, to the channel's delay queue when next_delay > 0. The seed's payload
 (status, error, channel, timestamp, no attempt) is accepted: it applies to the current
 hop and, when it changes the state, joins the trail as an attempt without provider.
+
+The usual cases take one statement for many calls: the Claims (and the DELIVERED reports)
+made at the same moment, a batch call's or concurrent calls', are tried together
+(`mesh.coalesce.Batcher`) in one statement that grants (moves) only what is plainly
+grantable (a pending notification's current hop, free; a pending notification
+delivered). Every other call, or one that statement did not take, runs alone in a
+transaction that decides and says why.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
+import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
@@ -36,10 +46,14 @@ from gateway.outbox import Outbox, Publication
 from gateway.status import store
 from gateway.status.transitions import Decision, Hop, Report, current_hop, decide
 from herald.v1 import common_pb2, delivery_pb2, status_pb2
+from mesh.coalesce import Batcher
 from mesh.errors import Conflict, InvalidArgument, NotFound
 from mesh.logging import bind_correlation_id
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 CHANNELS = frozenset(CHANNEL_NAMES)
 MAX_TEXT = 4000
@@ -77,11 +91,63 @@ class Statuses:
     """Claims, reports and status reads over the notifications database."""
 
     def __init__(
-        self, *, pool: AsyncConnectionPool, outbox: Outbox, default_lease_seconds: int = 60
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        outbox: Outbox,
+        default_lease_seconds: int = 60,
+        max_batch: int = 500,
+        runs: int = 1,
     ) -> None:
         self._pool = pool
         self._outbox = outbox
         self._default_lease = default_lease_seconds
+        self._claims: Batcher[store.ClaimWanted, store.ClaimRow | None] = Batcher(
+            self._claim_current, max_batch=max_batch, max_running=runs
+        )
+        self._deliveries: Batcher[store.Delivery, str | None] = Batcher(
+            self._record_deliveries, max_batch=max_batch, max_running=runs
+        )
+
+    async def _claim_current(self, wanted: list[store.ClaimWanted]) -> list[store.ClaimRow | None]:
+        return await self._together(wanted, store.claim_current, key=lambda w: w.key)
+
+    async def _record_deliveries(self, deliveries: list[store.Delivery]) -> list[str | None]:
+        return await self._together(
+            deliveries,
+            store.record_deliveries,
+            key=lambda d: d.attempt.notification_id,
+            also=lambda d: d.attempt.id,
+        )
+
+    async def _together(
+        self,
+        items: list[T],
+        statement: Callable[[shared.Conn, Sequence[T]], Awaitable[list[R | None]]],
+        *,
+        key: Callable[[T], Hashable],
+        also: Callable[[T], Hashable] | None = None,
+    ) -> list[R | None]:
+        """`statement` over the items, at most one per key (and per `also`): a repeated
+        one, like any the statement did not take, answers None and takes the long way.
+        So does every item when the statement loses a deadlock to another batch."""
+        outcomes: list[R | None] = [None] * len(items)
+        seen: set[Hashable] = set()
+        chosen: list[int] = []
+        for index, item in enumerate(items):
+            keys = {("key", key(item))} | ({("also", also(item))} if also else set())
+            if not keys & seen:
+                seen |= keys
+                chosen.append(index)
+        async with shared.connection(self._pool) as conn:
+            try:
+                answers = await statement(conn, [items[i] for i in chosen])
+            except psycopg.errors.DeadlockDetected:
+                log.warning("batched statement lost a deadlock; items go one by one")
+                return outcomes
+        for index, answer in zip(chosen, answers, strict=True):
+            outcomes[index] = answer
+        return outcomes
 
     async def claim(self, *, request: status_pb2.ClaimRequest) -> ClaimOutcome:
         """Takes one hop for one worker (see the module docstring for the answers)."""
@@ -98,11 +164,8 @@ class Statuses:
         hop = Hop(request.generation, request.channel, request.attempt)
         lease = request.lease_seconds or self._default_lease
         key = (notification_id, hop.generation, hop.channel, hop.attempt)
-        # The usual case in one statement: the current hop of a pending notification, free.
-        async with shared.connection(self._pool) as conn:
-            granted = await store.claim_current(
-                conn, *key, worker=request.worker, lease_seconds=lease
-            )
+        # The usual case, batched: the current hop of a pending notification, free.
+        granted = await self._claims(store.ClaimWanted(*key, request.worker, lease))
         if granted is not None:
             return self._granted(notification_id, granted)
         # Otherwise, look at the notification and the claim to say why (or claim after all).
@@ -158,15 +221,13 @@ class Statuses:
             else None
         )
         if report.status == "delivered" and report.hop is not None:
-            # The usual case in one statement: a pending notification delivered.
-            attempt = _attempt(request, notification_id, report.hop, report, attempt_id)
-            async with shared.connection(self._pool) as conn:
-                correlation_id = await store.record_delivery(
-                    conn,
-                    attempt,
-                    close=(report.hop.generation, report.hop.channel, report.hop.attempt),
-                    deliver_time=report.timestamp or datetime.now(UTC),
-                )
+            # The usual case, batched: a pending notification delivered.
+            delivery = store.Delivery(
+                _attempt(request, notification_id, report.hop, report, attempt_id),
+                close=(report.hop.generation, report.hop.channel, report.hop.attempt),
+                deliver_time=report.timestamp or datetime.now(UTC),
+            )
+            correlation_id = await self._deliveries(delivery)
             if correlation_id is not None:
                 bind_correlation_id(correlation_id)
                 log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -75,43 +76,64 @@ async def try_claim(
     return ClaimRow(**row) if row else None
 
 
-async def claim_current(
-    conn: Conn,
-    notification_id: UUID,
-    generation: int,
-    channel: int,
-    attempt: int,
-    *,
-    worker: str,
-    lease_seconds: float,
-) -> ClaimRow | None:
-    """`try_claim` in one statement, granted only while the hop is the pending
-    notification's current one (its row held FOR SHARE meanwhile, as `lock` would); None
-    when it is not, or when `try_claim` would answer None: the caller then finds out why."""
+@dataclass(frozen=True)
+class ClaimWanted:
+    """One Claim's hop and claimant."""
+
+    notification_id: UUID
+    generation: int
+    channel: int
+    attempt: int
+    worker: str
+    lease_seconds: float
+
+    @property
+    def key(self) -> tuple[UUID, int, int, int]:
+        return (self.notification_id, self.generation, self.channel, self.attempt)
+
+
+async def claim_current(conn: Conn, wanted: Sequence[ClaimWanted]) -> list[ClaimRow | None]:
+    """`try_claim` for many hops in one statement, each granted only while it is its
+    pending notification's current hop (the rows held FOR SHARE meanwhile, in id order, as
+    `lock` would); None for a hop that is not, or when `try_claim` would answer None: the
+    caller then finds out why. The hops must be distinct."""
     cur = await conn.execute(
-        """WITH current_hop AS (
-               SELECT id FROM notifications
-               WHERE id = %(id)s AND status = 'pending'
-                 AND generation = %(generation)s AND hop_channel = %(channel)s
-                 AND attempt = %(attempt)s
-               FOR SHARE)
+        """WITH wanted AS (
+               SELECT * FROM unnest(%s::uuid[], %s::integer[], %s::smallint[], %s::integer[],
+                                    %s::text[], %s::float8[])
+                   AS w (id, generation, channel, attempt, worker, lease)),
+           current_hop AS (
+               SELECT w.* FROM wanted w JOIN notifications n ON n.id = w.id
+               WHERE n.status = 'pending' AND n.generation = w.generation
+                 AND n.hop_channel = w.channel AND n.attempt = w.attempt
+               ORDER BY n.id
+               FOR SHARE OF n)
            INSERT INTO claims (notification_id, generation, channel, attempt, worker,
                                lease_until)
-           SELECT id, %(generation)s, %(channel)s, %(attempt)s, %(worker)s,
-                  now() + make_interval(secs => %(lease)s)
+           SELECT id, generation, channel, attempt, worker,
+                  now() + make_interval(secs => lease)
            FROM current_hop"""
-        + _TAKE,
-        {
-            "id": notification_id,
-            "generation": generation,
-            "channel": channel,
-            "attempt": attempt,
-            "worker": worker,
-            "lease": lease_seconds,
-        },
+        + _TAKE
+        + ", notification_id, generation, channel, attempt",
+        (
+            [w.notification_id for w in wanted],
+            [w.generation for w in wanted],
+            [w.channel for w in wanted],
+            [w.attempt for w in wanted],
+            [w.worker for w in wanted],
+            [float(w.lease_seconds) for w in wanted],
+        ),
     )
-    row = await cur.fetchone()
-    return ClaimRow(**row) if row else None
+    granted = {
+        (r["notification_id"], r["generation"], r["channel"], r["attempt"]): ClaimRow(
+            worker=r["worker"],
+            previous_worker=r["previous_worker"],
+            lease_until=r["lease_until"],
+            done=r["done"],
+        )
+        for r in await cur.fetchall()
+    }
+    return [granted.get(w.key) for w in wanted]
 
 
 _CLOSE_CLAIM = """
@@ -156,46 +178,88 @@ async def record_attempt(
     return bool(row and row["inserted"])
 
 
-async def record_delivery(
-    conn: Conn, attempt: AttemptRecord, *, close: tuple[int, int, int], deliver_time: datetime
-) -> str | None:
-    """DELIVERED in one statement, as `lock` + `record_attempt` + `finish` do it: while
-    the notification is pending (its row held FOR UPDATE meanwhile), the attempt joins the
-    trail, the `close` hop's claim is marked done and the notification becomes delivered by
-    the attempt. Answers the notification's correlation id; None, writing nothing, when the
-    notification is not pending or the attempt id is already in the trail (the caller
-    then takes the long way, which says which)."""
-    generation, channel, number = close
+@dataclass(frozen=True)
+class Delivery:
+    """A DELIVERED report: its trail row, the hop it closes, when the provider took it."""
+
+    attempt: AttemptRecord
+    close: tuple[int, int, int]  # (generation, channel, attempt)
+    deliver_time: datetime
+
+
+_ATTEMPT_FIELDS = (
+    ("id", "uuid"),
+    ("notification_id", "uuid"),
+    ("channel", "smallint"),
+    ("provider", "text"),
+    ("outcome", "smallint"),
+    ("provider_message_id", "text"),
+    ("error", "text"),
+    ("duration_us", "bigint"),
+    ("start_time", "timestamptz"),
+    ("attempt", "integer"),
+    ("generation", "integer"),
+    ("worker", "text"),
+    ("detail", "text"),
+)
+
+
+async def record_deliveries(conn: Conn, deliveries: Sequence[Delivery]) -> list[str | None]:
+    """DELIVERED for many notifications in one statement, as `lock` + `record_attempt` +
+    `finish` do it for one: while a notification is pending (its row held FOR UPDATE
+    meanwhile, rows locked in id order), its attempt joins the trail, the `close` hop's
+    claim is marked done and the notification becomes delivered by the attempt. Answers
+    each notification's correlation id; None, writing nothing for it, when it is not
+    pending or its attempt id is already in the trail (the caller then takes the long way,
+    which says which). The notifications, and the attempt ids, must be distinct."""
+    names = ", ".join(name for name, _ in _ATTEMPT_FIELDS)
+    arrays = ", ".join(f"%s::{kind}[]" for _, kind in _ATTEMPT_FIELDS)
     cur = await conn.execute(
-        f"""WITH target AS (
+        f"""WITH reported AS (
+               SELECT * FROM unnest({arrays}, %s::integer[], %s::smallint[], %s::integer[],
+                                    %s::timestamptz[])
+                   AS r ({names}, close_generation, close_channel, close_attempt,
+                         deliver_time)),
+           target AS (
                SELECT id, correlation_id FROM notifications
-               WHERE id = %(notification_id)s AND status = 'pending'
+               WHERE id IN (SELECT notification_id FROM reported) AND status = 'pending'
+               ORDER BY id
                FOR UPDATE),
-           recorded AS ({_INSERT_ATTEMPT}
-               FROM target
+           recorded AS (
+               INSERT INTO delivery_attempts ({names})
+               SELECT {", ".join("r." + name for name, _ in _ATTEMPT_FIELDS)}
+               FROM reported r JOIN target t ON t.id = r.notification_id
                ON CONFLICT (id) DO NOTHING
-               RETURNING notification_id),
-           closed AS ({_CLOSE_CLAIM}),
+               RETURNING id, notification_id),
+           closed AS (
+               INSERT INTO claims (notification_id, generation, channel, attempt, worker,
+                                   lease_until, done)
+               SELECT r.notification_id, r.close_generation, r.close_channel,
+                      r.close_attempt, '', now(), true
+               FROM reported r JOIN recorded USING (id)
+               ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
+               SET done = true),
            moved AS (
-               UPDATE notifications
+               UPDATE notifications n
                SET status = 'delivered', status_reason = '',
-                   delivered_channel = %(channel)s, delivered_provider = %(provider)s,
-                   provider_message_id = %(provider_message_id)s,
-                   deliver_time = %(deliver_time)s, update_time = now(),
+                   delivered_channel = r.channel, delivered_provider = r.provider,
+                   provider_message_id = r.provider_message_id,
+                   deliver_time = r.deliver_time, update_time = now(),
                    publish_pending = false
-               WHERE id IN (SELECT notification_id FROM recorded))
-           SELECT target.correlation_id
-           FROM target JOIN recorded ON recorded.notification_id = target.id""",
-        {
-            **vars(attempt),
-            "close_generation": generation,
-            "close_channel": channel,
-            "close_attempt": number,
-            "deliver_time": deliver_time,
-        },
+               FROM reported r JOIN recorded USING (id)
+               WHERE n.id = r.notification_id)
+           SELECT recorded.notification_id, t.correlation_id
+           FROM recorded JOIN target t ON t.id = recorded.notification_id""",
+        (
+            *([getattr(d.attempt, name) for d in deliveries] for name, _ in _ATTEMPT_FIELDS),
+            [d.close[0] for d in deliveries],
+            [d.close[1] for d in deliveries],
+            [d.close[2] for d in deliveries],
+            [d.deliver_time for d in deliveries],
+        ),
     )
-    row = await cur.fetchone()
-    return str(row["correlation_id"]) if row else None
+    moved = {r["notification_id"]: str(r["correlation_id"]) for r in await cur.fetchall()}
+    return [moved.get(d.attempt.notification_id) for d in deliveries]
 
 
 async def attempt_recorded(conn: Conn, attempt_id: UUID) -> bool:
