@@ -110,44 +110,16 @@ class Statuses:
         )
 
     async def _claim_current(self, wanted: list[store.ClaimWanted]) -> list[store.ClaimRow | None]:
-        return await self._together(wanted, store.claim_current, key=lambda w: w.key)
+        return await together(self._pool, wanted, store.claim_current, key=lambda w: w.key)
 
     async def _record_deliveries(self, deliveries: list[store.Delivery]) -> list[str | None]:
-        return await self._together(
+        return await together(
+            self._pool,
             deliveries,
             store.record_deliveries,
             key=lambda d: d.attempt.notification_id,
             also=lambda d: d.attempt.id,
         )
-
-    async def _together(
-        self,
-        items: list[T],
-        statement: Callable[[shared.Conn, Sequence[T]], Awaitable[list[R | None]]],
-        *,
-        key: Callable[[T], Hashable],
-        also: Callable[[T], Hashable] | None = None,
-    ) -> list[R | None]:
-        """`statement` over the items, at most one per key (and per `also`): a repeated
-        one, like any the statement did not take, answers None and takes the long way.
-        So does every item when the statement loses a deadlock to another batch."""
-        outcomes: list[R | None] = [None] * len(items)
-        seen: set[Hashable] = set()
-        chosen: list[int] = []
-        for index, item in enumerate(items):
-            keys = {("key", key(item))} | ({("also", also(item))} if also else set())
-            if not keys & seen:
-                seen |= keys
-                chosen.append(index)
-        async with shared.connection(self._pool) as conn:
-            try:
-                answers = await statement(conn, [items[i] for i in chosen])
-            except psycopg.errors.DeadlockDetected:
-                log.warning("batched statement lost a deadlock; items go one by one")
-                return outcomes
-        for index, answer in zip(chosen, answers, strict=True):
-            outcomes[index] = answer
-        return outcomes
 
     async def claim(self, *, request: status_pb2.ClaimRequest) -> ClaimOutcome:
         """Takes one hop for one worker (see the module docstring for the answers)."""
@@ -336,6 +308,37 @@ class Statuses:
         if row is None:
             raise NotFound(f"notification {parsed} not found")
         return row
+
+
+async def together(
+    pool: AsyncConnectionPool,
+    items: Sequence[T],
+    statement: Callable[[shared.Conn, Sequence[T]], Awaitable[list[R | None]]],
+    *,
+    key: Callable[[T], Hashable],
+    also: Callable[[T], Hashable] | None = None,
+) -> list[R | None]:
+    """`statement` over the items, at most one per key (and per `also`): a repeated one,
+    like any the statement did not take, answers None and takes the long way. So does
+    every item when the statement loses a deadlock to another batch (rows are locked in
+    id order, but the outbox marks lock theirs in another)."""
+    outcomes: list[R | None] = [None] * len(items)
+    seen: set[Hashable] = set()
+    chosen: list[int] = []
+    for index, item in enumerate(items):
+        keys = {("key", key(item))} | ({("also", also(item))} if also else set())
+        if not keys & seen:
+            seen |= keys
+            chosen.append(index)
+    async with shared.connection(pool) as conn:
+        try:
+            answers = await statement(conn, [items[i] for i in chosen])
+        except psycopg.errors.DeadlockDetected:
+            log.warning("batched statement lost a deadlock; its items go one by one")
+            return outcomes
+    for index, answer in zip(chosen, answers, strict=True):
+        outcomes[index] = answer
+    return outcomes
 
 
 def _validate(request: status_pb2.ReportStatusRequest) -> Report:
