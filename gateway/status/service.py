@@ -320,8 +320,8 @@ async def together(
 ) -> list[R | None]:
     """`statement` over the items, at most one per key (and per `also`): a repeated one,
     like any the statement did not take, answers None and takes the long way. So does
-    every item when the statement loses a deadlock to another batch (rows are locked in
-    id order, but the outbox marks lock theirs in another)."""
+    every item when the statement loses a deadlock (every batched writer of
+    `notifications` locks in id order, so none is expected; this is the safety net)."""
     outcomes: list[R | None] = [None] * len(items)
     seen: set[Hashable] = set()
     chosen: list[int] = []
