@@ -16,9 +16,11 @@ from pathlib import Path
 from types import FrameType
 
 from bench import report
+from bench.model import SCENARIOS, Params
+from bench.processes import ROOT, Servers
 from bench.report import say
-from bench.scenarios import SCENARIOS, Bench, Params
-from bench.stack import ROOT, Servers, Stack
+from bench.scenarios import Bench
+from bench.stack import Stack
 
 RESULTS = ROOT / "bench" / "results"
 

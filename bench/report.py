@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import psutil
 
-from bench.scenarios import Params, Row
+from bench.model import Params, Row
 
 PROCESS_ORDER = (
     "gateway",

@@ -27,133 +27,36 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from collections.abc import Sequence
+from datetime import timedelta
 
 import structlog
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 from psycopg_pool import AsyncConnectionPool
 
 from gateway import store as shared_store
 from gateway.notifications import store
+from gateway.notifications.fetches import Memo, Rendering, RenderKey
+from gateway.notifications.items import (
+    Accepted,
+    Caller,
+    IdempotencyKey,
+    Item,
+    Outcome,
+    follow,
+    prefixed,
+    replay,
+)
+from gateway.notifications.jobs import first_job
 from gateway.notifications.peers import Peers
 from gateway.notifications.routing import Route, RoutePolicy, plan_route
 from gateway.notifications.validation import Limits, SendCommand, validate_send
 from gateway.outbox import Outbox, Publication
-from herald.v1 import common_pb2, delivery_pb2, notification_pb2, template_pb2, user_pb2
+from herald.v1 import delivery_pb2, notification_pb2, template_pb2, user_pb2
 from mesh.coalesce import Batcher
-from mesh.errors import Conflict, DomainError, FieldViolation, InvalidArgument
+from mesh.errors import DomainError, InvalidArgument
 
 log = structlog.get_logger(__name__)
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: the API client (idempotency scope) and the call's correlation id."""
-
-    client_id: str
-    correlation_id: str
-    # The caller named the correlation id (x-correlation-id): it wins over request_ids.
-    given: bool = False
-
-
-@dataclass(frozen=True)
-class Accepted:
-    notification_id: uuid.UUID
-    status: str
-    duplicate: bool = False
-
-
-Outcome = Accepted | DomainError
-IdempotencyKey = tuple[str, str]  # (client_id, request_id)
-
-
-@dataclass(frozen=True)
-class Item:
-    """One notification to accept, with who asked for it."""
-
-    command: SendCommand
-    caller: Caller
-    prefix: str = ""  # of its field names in errors: "requests[3]." in a SendBatch
-
-    @property
-    def key(self) -> IdempotencyKey | None:
-        request_id = self.command.request.request_id
-        return (self.caller.client_id, request_id) if request_id else None
-
-
-class Memo(Generic[K, V]):
-    """One fetch per key per call, shared by every item that needs it."""
-
-    def __init__(self) -> None:
-        self._futures: dict[K, asyncio.Future[V]] = {}
-
-    def seed(self, key: K, value: V | DomainError) -> None:
-        """Answers `key` with what a batch call already fetched (a value or its error)."""
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        if isinstance(value, DomainError):
-            future.set_exception(value)
-            future.exception()  # retrieved: an item that never asks logs no warning
-        else:
-            future.set_result(value)
-        self._futures[key] = future
-
-    def known(self, key: K) -> V | None:
-        """The value already fetched for `key`, if any (None while pending or failed)."""
-        future = self._futures.get(key)
-        if future is None or not future.done() or future.cancelled() or future.exception():
-            return None
-        return future.result()
-
-    async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
-        future = self._futures.get(key)
-        if future is None:
-            future = asyncio.ensure_future(fetch())
-            self._futures[key] = future
-        return await asyncio.shield(future)
-
-
-RenderKey = tuple[str, str, int, tuple[int, ...], bytes]
-
-
-@dataclass(frozen=True)
-class Rendering:
-    """What one item asks templated to render; items with equal keys share the answer."""
-
-    code: str
-    language: str
-    variables: struct_pb2.Struct
-    channels: tuple[int, ...]
-    version: int
-
-    @property
-    def key(self) -> RenderKey:
-        variables = self.variables.SerializeToString(deterministic=True)
-        return (self.code, self.language, self.version, self.channels, variables)
-
-    def request(self) -> template_pb2.RenderRequest:
-        request = template_pb2.RenderRequest(
-            code=self.code,
-            language=self.language,
-            channels=[common_pb2.Channel.ValueType(c) for c in self.channels],
-            version=self.version,
-        )
-        request.variables.CopyFrom(self.variables)
-        return request
-
-
-def _prefixed(exc: DomainError, prefix: str) -> DomainError:
-    """A peer's field violations, renamed for the batch item they belong to."""
-    if prefix and isinstance(exc, InvalidArgument):
-        return InvalidArgument(
-            [FieldViolation(prefix + v.field, v.description) for v in exc.violations]
-        )
-    return exc
 
 
 class Acceptor:
@@ -225,7 +128,7 @@ class Acceptor:
         for index, item in enumerate(items):
             key = item.key
             if key in known:
-                outcomes[index] = _replay(known[key], item.command)
+                outcomes[index] = replay(known[key], item.command)
             elif key and key in leaders:
                 followers.append((index, leaders[key]))
             else:
@@ -247,7 +150,7 @@ class Acceptor:
                 rows.append((index, row))
         await self._store(rows, items, outcomes)
         for index, leader in followers:
-            outcomes[index] = _follow(outcomes[leader], items[leader].command, items[index].command)
+            outcomes[index] = follow(outcomes[leader], items[leader].command, items[index].command)
         assert all(o is not None for o in outcomes)
         return [o for o in outcomes if o is not None]
 
@@ -303,7 +206,7 @@ class Acceptor:
         publications: list[Publication] = []
         for (index, row), ok in zip(rows, inserted, strict=True):
             if not ok:
-                outcomes[index] = _replay(winners[row.key], items[index].command)
+                outcomes[index] = replay(winners[row.key], items[index].command)
                 continue
             outcomes[index] = Accepted(row.id, row.status)
             if row.job is not None:
@@ -334,7 +237,7 @@ class Acceptor:
                 try:
                     return await self._build(item.command, correlation_id, caller, users, renders)
                 except DomainError as exc:
-                    return _prefixed(exc, item.prefix)
+                    return prefixed(exc, item.prefix)
 
     async def _build(
         self,
@@ -357,7 +260,9 @@ class Acceptor:
             )
             version = rendered.version
             language = rendered.content.language or language
-            job = self._first_job(notification_id, command, user, route.channels, rendered)
+            job = first_job(
+                notification_id, command, user, route.channels, rendered, deadline=self._deadline
+            )
             job.correlation_id = correlation_id
         else:
             log.info("notification suppressed", notification_id=str(notification_id))
@@ -400,66 +305,3 @@ class Acceptor:
             channels=route.channels,
             version=request.template_version,
         )
-
-    def _first_job(
-        self,
-        notification_id: uuid.UUID,
-        command: SendCommand,
-        user: user_pb2.User,
-        route: tuple[int, ...],
-        rendered: template_pb2.RenderResponse,
-    ) -> delivery_pb2.DeliveryJob:
-        """Hop 0 of the route: generation 1, attempt 1, recipient and content snapshots."""
-        request = command.request
-        now = datetime.now(UTC)
-        job = delivery_pb2.DeliveryJob(
-            notification_id=str(notification_id),
-            channel=common_pb2.Channel.ValueType(route[0]),
-            route=[common_pb2.Channel.ValueType(c) for c in route],
-            route_index=0,
-            attempt=1,
-            generation=1,
-            priority=request.priority,
-            message_type=request.message_type,
-            recipient=delivery_pb2.Recipient(
-                user_id=str(command.user_id),
-                email=user.email,
-                phone=user.phone,
-                push_targets=user.push_targets,
-                locale=user.locale,
-            ),
-            content=rendered.content,
-            template_code=request.template_code,
-            template_version=rendered.version,
-        )
-        job.deadline.FromDatetime(now + self._deadline)
-        job.create_time.FromDatetime(now)
-        return job
-
-
-def _replay(known: store.KnownKey, command: SendCommand) -> Outcome:
-    """The answer to a reused idempotency key."""
-    if known.payload_hash == command.payload_hash:
-        return Accepted(known.id, known.status, duplicate=True)
-    return _conflict(command.request.request_id, known.id)
-
-
-def _follow(leader: Outcome | None, first: SendCommand, again: SendCommand) -> Outcome:
-    """The answer to a key used twice in one batch: like the first use, or a conflict."""
-    assert leader is not None
-    if first.payload_hash != again.payload_hash:
-        return _conflict(
-            again.request.request_id,
-            leader.notification_id if isinstance(leader, Accepted) else None,
-        )
-    if isinstance(leader, Accepted):
-        return Accepted(leader.notification_id, leader.status, duplicate=True)
-    return leader
-
-
-def _conflict(request_id: str, notification_id: uuid.UUID | None) -> Conflict:
-    earlier = f" by notification {notification_id}" if notification_id else ""
-    return Conflict(
-        f"request_id {request_id!r} was already used{earlier} with a different payload; "
-        "use a new request_id for a new notification"
-    )

@@ -15,7 +15,8 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, timestamp_pb2
 
-from gateway.notifications.accept import Acceptor, Caller
+from gateway.notifications.accept import Acceptor
+from gateway.notifications.items import Caller
 from gateway.notifications.service import Notifications
 from gateway.notifications.store import NotificationRecord
 from gateway.notifications.validation import REQUEST_ID

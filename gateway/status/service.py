@@ -44,6 +44,7 @@ from gateway import store as shared
 from gateway.notifications.routing import CHANNEL_NAMES
 from gateway.outbox import Outbox, Publication
 from gateway.status import store
+from gateway.status.reports import MAX_TEXT, attempt_record, parse_id, parse_report
 from gateway.status.transitions import Decision, Hop, Report, current_hop, decide
 from herald.v1 import common_pb2, delivery_pb2, status_pb2
 from mesh.coalesce import Batcher
@@ -56,14 +57,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 CHANNELS = frozenset(CHANNEL_NAMES)
-MAX_TEXT = 4000
-MAX_DELAY_SECONDS = 7 * 86400
-OUTCOME_OF_STATUS = {
-    "pending": delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE,
-    "delivered": delivery_pb2.ATTEMPT_OUTCOME_DELIVERED,
-    "failed": delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE,
-    "suppressed": delivery_pb2.ATTEMPT_OUTCOME_SKIPPED,
-}
+# Claims or reports in one batch call, and in one batched statement.
+MAX_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -80,13 +75,6 @@ class ReportOutcome:
     changed: bool
 
 
-def parse_id(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument.field(field, "not a UUID") from None
-
-
 class Statuses:
     """Claims, reports and status reads over the notifications database."""
 
@@ -96,7 +84,7 @@ class Statuses:
         pool: AsyncConnectionPool,
         outbox: Outbox,
         default_lease_seconds: int = 60,
-        max_batch: int = 500,
+        max_batch: int = MAX_BATCH,
         runs: int = 1,
     ) -> None:
         self._pool = pool
@@ -186,7 +174,7 @@ class Statuses:
     async def report(self, *, request: status_pb2.ReportStatusRequest) -> ReportOutcome:
         """Records an outcome and moves the notification (see `transitions`)."""
         notification_id = parse_id(request.notification_id, "notification_id")
-        report = _validate(request)
+        report = parse_report(request)
         attempt_id = (
             parse_id(request.attempt.id, "attempt.id")
             if request.HasField("attempt") and request.attempt.id
@@ -195,7 +183,7 @@ class Statuses:
         if report.status == "delivered" and report.hop is not None:
             # The usual case, batched: a pending notification delivered.
             delivery = store.Delivery(
-                _attempt(request, notification_id, report.hop, report, attempt_id),
+                attempt_record(request, notification_id, report.hop, report, attempt_id),
                 close=(report.hop.generation, report.hop.channel, report.hop.attempt),
                 deliver_time=report.timestamp or datetime.now(UTC),
             )
@@ -223,7 +211,7 @@ class Statuses:
             has_attempt = request.HasField("attempt")
             if not decision.changed or (decision.status is None and not has_attempt):
                 return ReportOutcome(state.status, changed=False)
-            attempt = _attempt(
+            attempt = attempt_record(
                 request, state.id, report.hop or current_hop(state), report, attempt_id
             )
             c = decision.close
@@ -339,75 +327,3 @@ async def together(
     for index, answer in zip(chosen, answers, strict=True):
         outcomes[index] = answer
     return outcomes
-
-
-def _validate(request: status_pb2.ReportStatusRequest) -> Report:
-    status = shared.STATUS_NAMES.get(request.status)
-    if status is None:
-        raise InvalidArgument.field("status", "must be pending, delivered, failed or suppressed")
-    if request.HasField("next_job") and status != "pending":
-        raise InvalidArgument.field("next_job", "only with status PENDING")
-    delay = request.next_delay.ToTimedelta().total_seconds()
-    if not 0 <= delay <= MAX_DELAY_SECONDS:
-        raise InvalidArgument.field("next_delay", f"between 0 and {MAX_DELAY_SECONDS} seconds")
-    attempt = request.attempt
-    channel = attempt.channel or request.channel
-    hop = None
-    if request.HasField("attempt") and attempt.attempt > 0 and attempt.generation > 0 and channel:
-        hop = Hop(attempt.generation, channel, attempt.attempt)
-    if attempt.notification_id and attempt.notification_id != request.notification_id:
-        raise InvalidArgument.field("attempt.notification_id", "differs from notification_id")
-    return Report(
-        status=status,
-        hop=hop,
-        error=request.error,
-        channel=request.channel,
-        timestamp=request.timestamp.ToDatetime(UTC) if request.HasField("timestamp") else None,
-        next_job=request.next_job if request.HasField("next_job") else None,
-        next_delay_seconds=delay,
-    )
-
-
-def _attempt(
-    request: status_pb2.ReportStatusRequest,
-    notification_id: uuid.UUID,
-    hop: Hop,
-    report: Report,
-    attempt_id: uuid.UUID | None,
-) -> shared.AttemptRecord:
-    """The trail row: the worker's attempt, or one made from the seed's payload; `hop` is
-    the reported one, or the current one when the report names none."""
-    now = datetime.now(UTC)
-    attempt_id = attempt_id or uuid.uuid4()
-    if not request.HasField("attempt"):
-        return shared.AttemptRecord(
-            id=attempt_id,
-            notification_id=notification_id,
-            channel=report.channel or hop.channel,
-            provider="",
-            outcome=OUTCOME_OF_STATUS[report.status],
-            provider_message_id="",
-            error=report.error[:MAX_TEXT],
-            duration_us=0,
-            start_time=report.timestamp or now,
-            attempt=hop.attempt,
-            generation=hop.generation,
-            worker="",
-            detail="reported without an attempt",
-        )
-    a = request.attempt
-    return shared.AttemptRecord(
-        id=attempt_id,
-        notification_id=notification_id,
-        channel=a.channel or report.channel or hop.channel,
-        provider=a.provider[:200],
-        outcome=a.outcome or OUTCOME_OF_STATUS[report.status],
-        provider_message_id=a.provider_message_id[:500],
-        error=(a.error or report.error)[:MAX_TEXT],
-        duration_us=a.duration.ToMicroseconds(),
-        start_time=a.start_time.ToDatetime(UTC) if a.HasField("start_time") else now,
-        attempt=a.attempt or hop.attempt,
-        generation=a.generation or hop.generation,
-        worker=a.worker[:200],
-        detail=a.detail[:MAX_TEXT],
-    )

@@ -11,14 +11,13 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
-from gateway.status.service import Statuses
+from gateway.status.service import MAX_BATCH, Statuses
 from gateway.store import STATUS_NUMBERS
 from herald.v1 import status_pb2, status_pb2_grpc
 from mesh.item_errors import each, indexed
 from mesh.runtime import GrpcService
 
 SERVICE_NAME = status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name
-MAX_BATCH = 500  # claims or reports in one batch call
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

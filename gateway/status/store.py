@@ -136,14 +136,21 @@ async def claim_current(conn: Conn, wanted: Sequence[ClaimWanted]) -> list[Claim
     return [granted.get(w.key) for w in wanted]
 
 
-_CLOSE_CLAIM = """
+def _close_claims(source: str, hop: str) -> str:
+    """SQL marking done the claims of the hops `source` yields (`hop`: its notification id,
+    generation, channel and attempt), claimed or not: a closed hop is nobody's to take."""
+    return f"""
                INSERT INTO claims (notification_id, generation, channel, attempt, worker,
                                    lease_until, done)
-               SELECT notification_id, %(close_generation)s, %(close_channel)s,
-                      %(close_attempt)s, '', now(), true
-               FROM recorded
+               SELECT {hop}, '', now(), true
+               FROM {source}
                ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
                SET done = true"""
+
+
+_CLOSE_CLAIM = _close_claims(
+    "recorded", "notification_id, %(close_generation)s, %(close_channel)s, %(close_attempt)s"
+)
 
 _INSERT_ATTEMPT = """
                INSERT INTO delivery_attempts (id, notification_id, channel, provider, outcome,
@@ -204,6 +211,12 @@ _ATTEMPT_FIELDS = (
 )
 
 
+_CLOSED_BY_DELIVERY = _close_claims(
+    "reported r JOIN recorded USING (id)",
+    "r.notification_id, r.close_generation, r.close_channel, r.close_attempt",
+)
+
+
 async def record_deliveries(conn: Conn, deliveries: Sequence[Delivery]) -> list[str | None]:
     """DELIVERED for many notifications in one statement, as `lock` + `record_attempt` +
     `finish` do it for one: while a notification is pending (its row held FOR UPDATE
@@ -231,14 +244,7 @@ async def record_deliveries(conn: Conn, deliveries: Sequence[Delivery]) -> list[
                FROM reported r JOIN target t ON t.id = r.notification_id
                ON CONFLICT (id) DO NOTHING
                RETURNING id, notification_id),
-           closed AS (
-               INSERT INTO claims (notification_id, generation, channel, attempt, worker,
-                                   lease_until, done)
-               SELECT r.notification_id, r.close_generation, r.close_channel,
-                      r.close_attempt, '', now(), true
-               FROM reported r JOIN recorded USING (id)
-               ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
-               SET done = true),
+           closed AS ({_CLOSED_BY_DELIVERY}),
            moved AS (
                UPDATE notifications n
                SET status = 'delivered', status_reason = '',

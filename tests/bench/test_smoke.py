@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from bench.scenarios import SCENARIOS, Row
+from bench.model import SCENARIOS, Row
 from tests.support.infra import POSTGRES_URL
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,228 @@
+"""What every scenario is made of: load driven from the load processes, the stack's
+resources watched meanwhile, and a `Row` made of what happened.
+
+A scenario waits for its notifications to settle before the next one starts, so one
+scenario's backlog never slows the next one down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from bench.load import Kind, LoadResult, LoadSpec, merge, request_prefix, run_load, warm
+from bench.measure import Ledger, Outcomes, percentiles
+from bench.model import Params, Row
+from bench.profile import Profiler
+from bench.resources import ResourceSampler, Usage
+from bench.seed import Seed
+from bench.stack import Stack
+
+PROFILED = ("gateway", "userd", "templated", "deliveryd-email")
+
+
+class Watch:
+    """What `Harness._watch` saw; read it after the block."""
+
+    def __init__(self, sampler: ResourceSampler, profiler: Profiler | None) -> None:
+        self._sampler = sampler
+        self._profiler = profiler
+
+    @property
+    def usage(self) -> dict[str, Usage]:
+        return self._sampler.usage
+
+    @property
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        return self._profiler.summaries if self._profiler is not None else {}
+
+
+class Harness:
+    """Drives load from `pool` (one task per load process) at `stack` and measures it."""
+
+    def __init__(self, stack: Stack, seed: Seed, params: Params, pool: ProcessPoolExecutor) -> None:
+        self.stack = stack
+        self.seed = seed
+        self.params = params
+        self.pool = pool
+        self.ledger = Ledger(stack.notifications_dsn)
+        self.rows: list[Row] = []
+        self._number = 0
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def _tag(self, name: str) -> str:
+        self._number += 1
+        return f"{self._number:02d}{name}"
+
+    def _spec(
+        self,
+        kind: Kind,
+        tag: str,
+        *,
+        rate: float,
+        concurrency: int,
+        duration: float,
+        max_requests: int = 0,
+    ) -> LoadSpec:
+        return LoadSpec(
+            kind=kind,
+            rate=rate,
+            concurrency=concurrency,
+            duration=duration,
+            rest_url=self.stack.rest_url,
+            api_key=self.seed.api_key,
+            grpc_address=self.stack.gateway_address,
+            service_token=self.stack.service_token,
+            user_ids=self.seed.user_ids,
+            template_code=self.seed.template_code,
+            batch_size=self.params.batch_size,
+            tag=tag,
+            max_requests=max_requests,
+        )
+
+    def _drive(self, spec: LoadSpec) -> LoadResult:
+        """Splits `spec` over the load processes, runs them together, merges the results."""
+        procs = self.params.load_procs
+        part = replace(
+            spec,
+            rate=spec.rate / procs,
+            concurrency=max(1, math.ceil(spec.concurrency / procs)),
+            max_requests=math.ceil(spec.max_requests / procs) if spec.max_requests else 0,
+            start_at=time.time() + 0.3,
+        )
+        futures = [self.pool.submit(run_load, part) for _ in range(procs)]
+        return merge([f.result() for f in futures])
+
+    def warm_up(self) -> None:
+        """Imports in the load processes, connections and caches in the stack: not measured."""
+        for future in [self.pool.submit(warm) for _ in range(self.params.load_procs)]:
+            future.result()
+        if self.params.warmup <= 0:
+            return
+        tag = self._tag("warmup")
+        sent = 0
+        for kind in ("rest", "grpc"):
+            spec = self._spec(kind, tag, rate=50, concurrency=64, duration=self.params.warmup)
+            sent += self._drive(spec).accepted_items
+        self.ledger.wait_settled(request_prefix(tag), sent, self.params.drain_timeout)
+
+    def _row(
+        self,
+        name: str,
+        spec: LoadSpec,
+        load: LoadResult,
+        *,
+        outcomes: Outcomes,
+        watch: Watch,
+        kind: str = "",
+        notes: dict[str, Any] | None = None,
+        delivered_since: float | None = None,
+        deliveries: bool = True,
+        sent: bool = True,
+    ) -> Row:
+        """The row of a scenario; `deliveries=False`: nothing was meant to be delivered
+        yet (backlog fill); `sent=False`: no load was driven (backlog drain)."""
+        wall = max(load.finished - load.started, 1e-9)
+        if sent and spec.rate > 0:
+            # The last request is due just before `duration` ends: the window is `duration`.
+            wall = max(wall, spec.duration)
+        since = load.started if delivered_since is None else delivered_since
+        delivered_per_s: float | None = None
+        in_load: float | None = None
+        errors = dict(load.errors)
+        if deliveries:
+            delivered_per_s = 0.0
+            if outcomes.last_deliver is not None and outcomes.last_deliver > since:
+                delivered_per_s = outcomes.delivered / (outcomes.last_deliver - since)
+            delivered_per_s = round(delivered_per_s, 1)
+            in_load = round(
+                self.ledger.delivered_between(request_prefix(spec.tag), load.started, load.finished)
+                / wall,
+                1,
+            )
+            if outcomes.failed:
+                errors["delivery:failed"] = outcomes.failed
+            if outcomes.pending:
+                errors["delivery:still-pending"] = outcomes.pending
+        resources = {name: u.as_dict() for name, u in watch.usage.items()}
+        notes = dict(notes or {})
+        if watch.profiles:
+            notes["profile"] = watch.profiles
+        if sent:
+            resources["load"] = {
+                "cpu_seconds": round(load.cpu_seconds, 2),
+                "cores": round(load.cpu_seconds / wall, 2),
+                "peak_rss_mb": round(load.peak_rss_mb, 1),
+                "start_rss_mb": None,
+                "end_rss_mb": None,
+            }
+        return Row(
+            scenario=name,
+            kind=kind or spec.kind,
+            method=("open loop" if spec.rate > 0 else "closed loop") if sent else "drain",
+            offered_rate=spec.rate if spec.rate > 0 and sent else None,
+            concurrency=spec.concurrency if sent else 0,
+            duration_s=round(wall, 2),
+            batch_size=(spec.batch_size if spec.kind == "batch" else 1) if sent else 0,
+            requests=load.requests,
+            ok=load.ok,
+            late=load.late,
+            accepted=load.accepted_items,
+            achieved_rate=round(load.ok / wall, 1) if sent else None,
+            accepted_per_s=round(load.accepted_items / wall, 1) if sent else None,
+            delivered=outcomes.delivered,
+            failed=outcomes.failed,
+            pending=outcomes.pending if deliveries else 0,
+            delivered_per_s=delivered_per_s,
+            delivered_per_s_in_load=in_load,
+            accept_latency_ms=percentiles(load.latencies_ms),
+            e2e_latency_ms=outcomes.e2e_ms,
+            e2e_recorded_latency_ms=outcomes.recorded_ms,
+            errors=errors,
+            error_count=sum(errors.values()),
+            resources=resources,
+            notes=notes,
+        )
+
+    def _measured(self, name: str, spec: LoadSpec, notes: dict[str, Any] | None = None) -> Row:
+        """Drives `spec`, waits for its notifications to settle, and makes its row."""
+        prefix = request_prefix(spec.tag)
+        with self._watch(name, self.stack.pids()) as watch:
+            load = self._drive(spec)
+            self.ledger.wait_settled(prefix, load.accepted_items, self.params.drain_timeout)
+        row = self._row(
+            name,
+            spec,
+            load,
+            outcomes=self.ledger.outcomes(prefix),
+            watch=watch,
+            notes=notes,
+        )
+        self.rows.append(row)
+        return row
+
+    @contextlib.contextmanager
+    def _watch(self, label: str, pids: dict[str, int]) -> Iterator[Watch]:
+        """Samples CPU and RSS of `pids` over the block, and profiles them if asked."""
+        directory = self.params.profile
+        with contextlib.ExitStack() as stack:
+            sampler = stack.enter_context(ResourceSampler(pids))
+            profiler = None
+            if directory is not None:
+                profiled = {n: pid for n, pid in pids.items() if n in PROFILED}
+                profiler = stack.enter_context(
+                    Profiler(
+                        profiled,
+                        directory,
+                        f"{self._number:02d}-{label.replace('@', '-')}",
+                        native=self.params.profile_native,
+                    )
+                )
+            yield Watch(sampler, profiler)

@@ -1,0 +1,69 @@
+"""What a run is asked to do (`Params`) and what each scenario measured (`Row`).
+
+Every scenario row holds the same fields, so the table and the JSON read alike whatever
+the scenario.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCENARIOS = ("rest-rate", "rest-sat", "grpc-rate", "grpc-sat", "batch", "backlog", "failover")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything the command line can change."""
+
+    scenarios: tuple[str, ...] = SCENARIOS
+    duration: float = 10.0
+    rest_rates: tuple[float, ...] = (300.0, 500.0)
+    grpc_rates: tuple[float, ...] = (500.0,)
+    concurrency: int = 64
+    max_in_flight: int = 512
+    batch_size: int = 100
+    batch_concurrency: int = 4
+    backlog: int = 100_000
+    failover_rate: float = 200.0
+    fail_ratio: float = 0.5
+    failover_breaker_threshold: int = 1000
+    users: int = 100
+    load_procs: int = 1
+    drain_timeout: float = 120.0
+    backlog_timeout: float = 900.0
+    warmup: float = 2.0
+    profile: Path | None = None  # py-spy every scenario into this folder
+    profile_native: bool = False  # with C frames (uvloop, grpc core, psycopg's libpq)
+
+
+@dataclass
+class Row:
+    """One scenario's measurements (the JSON's `scenarios[]` and a line of the table)."""
+
+    scenario: str
+    kind: str
+    method: str  # "open loop" or "closed loop"
+    offered_rate: float | None  # requests/s; None for closed loop
+    concurrency: int
+    duration_s: float
+    batch_size: int
+    requests: int
+    ok: int
+    late: int
+    accepted: int
+    achieved_rate: float | None  # successful requests/s (None: no load was driven)
+    accepted_per_s: float | None  # notifications accepted/s
+    delivered: int
+    failed: int
+    pending: int
+    delivered_per_s: float | None  # None: nothing was to be delivered yet
+    delivered_per_s_in_load: float | None  # deliveries inside the load window / its length
+    accept_latency_ms: dict[str, float | None]
+    e2e_latency_ms: dict[str, float | None]
+    e2e_recorded_latency_ms: dict[str, float | None]
+    errors: dict[str, int]
+    error_count: int
+    resources: dict[str, dict[str, Any]]
+    notes: dict[str, Any] = field(default_factory=dict)

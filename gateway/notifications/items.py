@@ -1,0 +1,83 @@
+"""What one Send is and what it answers: the item with its caller, its outcome, and the
+answer to a reused idempotency key (stored already, or used twice in one run)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from gateway.notifications import store
+from gateway.notifications.validation import SendCommand
+from mesh.errors import Conflict, DomainError, FieldViolation, InvalidArgument
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the API client (idempotency scope) and the call's correlation id."""
+
+    client_id: str
+    correlation_id: str
+    # The caller named the correlation id (x-correlation-id): it wins over request_ids.
+    given: bool = False
+
+
+@dataclass(frozen=True)
+class Accepted:
+    notification_id: uuid.UUID
+    status: str
+    duplicate: bool = False
+
+
+Outcome = Accepted | DomainError
+IdempotencyKey = tuple[str, str]  # (client_id, request_id)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One notification to accept, with who asked for it."""
+
+    command: SendCommand
+    caller: Caller
+    prefix: str = ""  # of its field names in errors: "requests[3]." in a SendBatch
+
+    @property
+    def key(self) -> IdempotencyKey | None:
+        request_id = self.command.request.request_id
+        return (self.caller.client_id, request_id) if request_id else None
+
+
+def prefixed(exc: DomainError, prefix: str) -> DomainError:
+    """A peer's field violations, renamed for the batch item they belong to."""
+    if prefix and isinstance(exc, InvalidArgument):
+        return InvalidArgument(
+            [FieldViolation(prefix + v.field, v.description) for v in exc.violations]
+        )
+    return exc
+
+
+def replay(known: store.KnownKey, command: SendCommand) -> Outcome:
+    """The answer to a reused idempotency key."""
+    if known.payload_hash == command.payload_hash:
+        return Accepted(known.id, known.status, duplicate=True)
+    return conflict(command.request.request_id, known.id)
+
+
+def follow(leader: Outcome | None, first: SendCommand, again: SendCommand) -> Outcome:
+    """The answer to a key used twice in one batch: like the first use, or a conflict."""
+    assert leader is not None
+    if first.payload_hash != again.payload_hash:
+        return conflict(
+            again.request.request_id,
+            leader.notification_id if isinstance(leader, Accepted) else None,
+        )
+    if isinstance(leader, Accepted):
+        return Accepted(leader.notification_id, leader.status, duplicate=True)
+    return leader
+
+
+def conflict(request_id: str, notification_id: uuid.UUID | None) -> Conflict:
+    earlier = f" by notification {notification_id}" if notification_id else ""
+    return Conflict(
+        f"request_id {request_id!r} was already used{earlier} with a different payload; "
+        "use a new request_id for a new notification"
+    )
