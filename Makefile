@@ -7,6 +7,8 @@ PYTEST_ARGS ?=
 # Test files run on this many pytest-xdist workers (each with its own isolation); most of
 # the suite waits on processes, brokers and timeouts, so two workers halve the wall time.
 TEST_WORKERS ?= 2
+# Gateway processes `make up` runs; they share the HTTP and gRPC ports (SO_REUSEPORT).
+GATEWAYS ?= 1
 
 .PHONY: help setup gen lint check-gen breaking test up services databases bench
 
@@ -40,7 +42,7 @@ services: ## Make sure PostgreSQL, Redis and RabbitMQ answer (starting installed
 
 up: setup services ## Run Herald: every process, sandbox providers, Ctrl-C stops all.
 	for service in userd templated gateway; do $(UV) run --frozen python -m $$service migrate || exit 1; done
-	$(UV) run --frozen honcho start -f Procfile
+	$(UV) run --frozen honcho start -f Procfile -c gateway=$(GATEWAYS)
 
 bench: setup services ## Throughput and latency of an isolated stack (BENCH_ARGS="--help" lists knobs).
 	$(UV) run --frozen python -m bench $(BENCH_ARGS)

@@ -76,6 +76,12 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
     )
     add("--users", type=int, default=d.users, help="users notifications are spread over")
     add("--load-procs", type=int, default=d.load_procs, help="load generator processes")
+    add(
+        "--gateways",
+        type=int,
+        default=d.gateways,
+        help="gateway processes sharing its ports (as `make up GATEWAYS=N`)",
+    )
     add("--drain-timeout", type=float, default=d.drain_timeout, help="seconds to settle")
     add("--backlog-timeout", type=float, default=d.backlog_timeout, help="fill/drain limit")
     add("--warmup", type=float, default=d.warmup, help="unmeasured seconds at start")
@@ -84,6 +90,8 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
     add("--log-level", default="INFO", help="HERALD_LOG_LEVEL of the stack's processes")
     add("--output", type=Path, default=None, help="JSON path (bench/results/<timestamp>.json)")
     args = parser.parse_args(argv)
+    if args.gateways < 1:
+        parser.error("--gateways: at least 1")
     params = Params(
         scenarios=args.scenarios,
         duration=args.duration,
@@ -99,6 +107,7 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
         failover_breaker_threshold=args.failover_breaker_threshold,
         users=args.users,
         load_procs=args.load_procs,
+        gateways=args.gateways,
         drain_timeout=args.drain_timeout,
         backlog_timeout=args.backlog_timeout,
         warmup=args.warmup,
@@ -121,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     info = report.machine()
     how = report.method(params)
-    stack = Stack(Servers.from_env(), logs, log_level=args.log_level)
+    stack = Stack(Servers.from_env(), logs, log_level=args.log_level, gateways=params.gateways)
     failures: list[str] = []
     bench: Bench | None = None
     pool = ProcessPoolExecutor(

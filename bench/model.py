@@ -31,6 +31,7 @@ class Params:
     failover_breaker_threshold: int = 1000
     users: int = 100
     load_procs: int = 1
+    gateways: int = 1  # gateway processes sharing its ports, as `make up GATEWAYS=N`
     drain_timeout: float = 120.0
     backlog_timeout: float = 900.0
     warmup: float = 2.0

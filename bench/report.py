@@ -17,6 +17,7 @@ from bench.model import Params, Row
 
 PROCESS_ORDER = (
     "gateway",
+    "gateway-2",
     "userd",
     "templated",
     "deliveryd-email",
@@ -54,10 +55,15 @@ def machine() -> dict[str, Any]:
 def method(params: Params) -> dict[str, str]:
     """How the figures were obtained, in words (printed and stored with them)."""
     procs = params.load_procs
+    make_up, gateways = "make up", ""
+    if params.gateways > 1:
+        make_up = f"make up GATEWAYS={params.gateways}"
+        gateways = f" (the gateway: {params.gateways}, sharing its ports)"
     return {
         "stack": "every Herald process (userd, templated, gateway, deliveryd email/sms/push) "
-        "as `make up` runs it, one process each, sandbox providers, on this machine's "
-        "PostgreSQL, RabbitMQ and Redis (a database set, vhost and key prefix of the run's own)",
+        f"as `{make_up}` runs it, one process each{gateways}, sandbox providers, "
+        "on this machine's PostgreSQL, RabbitMQ and Redis (a database set, vhost and key "
+        "prefix of the run's own)",
         "load": f"{procs} separate load process{'es' if procs > 1 else ''} on the same "
         "machine (uvloop; aiohttp for REST, grpc.aio for gRPC); the stack and the load share "
         "the cores",

@@ -30,8 +30,11 @@ WORKER_CHANNELS = ("email", "sms", "push")
 class Stack:
     """Starts, reconfigures and tears down the whole Herald stack of one run."""
 
-    def __init__(self, servers: Servers, logs_dir: Path, *, log_level: str = "INFO") -> None:
+    def __init__(
+        self, servers: Servers, logs_dir: Path, *, log_level: str = "INFO", gateways: int = 1
+    ) -> None:
         self.servers = servers
+        self.gateways = gateways
         self.run_id = uuid.uuid4().hex[:8]
         self.logs_dir = logs_dir
         self.log_level = log_level
@@ -119,6 +122,19 @@ class Stack:
             },
         )
         self._launch([gateway])
+        # More gateways share the first one's ports (SO_REUSEPORT), as `make up GATEWAYS=N`.
+        self._launch(
+            [
+                Process(
+                    f"gateway-{n}",
+                    gateway.args,
+                    gateway.env,
+                    gateway.grpc_port,
+                    self.logs_dir / f"gateway-{n}.log",
+                )
+                for n in range(2, self.gateways + 1)
+            ]
+        )
         self._launch([self.worker(channel) for channel in WORKER_CHANNELS])
 
     def worker(self, channel: str, extra: dict[str, str] | None = None) -> Process:

@@ -46,12 +46,13 @@ def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFac
     def start(
         module: str, *args: str, env: dict[str, str] | None = None, wait: bool = True
     ) -> ServiceProcess:
-        port = free_port()
         port_env = {
             "gateway": "HERALD_GATEWAY_GRPC_PORT",
             "userd": "HERALD_USERD_GRPC_PORT",
             "templated": "HERALD_TEMPLATED_GRPC_PORT",
         }.get(module) or f"HERALD_DELIVERYD_{args[0].upper()}_GRPC_PORT"
+        # A port given in `env` is shared with a process already on it (SO_REUSEPORT).
+        port = int((env or {}).get(port_env) or free_port())
         metrics_env = {
             "userd": "HERALD_USERD_METRICS_PORT",
             "templated": "HERALD_TEMPLATED_METRICS_PORT",
@@ -71,7 +72,7 @@ def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFac
             args=[module, *args],
             env=full_env,
             grpc_port=port,
-            log_path=logs_dir / f"{name}-{port}.log",
+            log_path=logs_dir / f"{name}-{port}-{len(started)}.log",
             http_port=int(http_port) if http_port else None,
         )
         started.append(proc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Generator
 
 import uvicorn
@@ -16,6 +17,24 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket bound with SO_REUSEPORT, as gRPC binds its own port: several
+    gateway processes on one host share both ports, and the kernel spreads the
+    connections between them."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class HttpServer:
@@ -34,9 +53,13 @@ class HttpServer:
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name="http-server")
+        self._socket = shared_socket(self._server.config.host, self._server.config.port)
+        self._task = asyncio.create_task(
+            self._server.serve(sockets=[self._socket]), name="http-server"
+        )
         while not self._server.started:
             if self._task.done():
                 await self._task
@@ -47,3 +70,5 @@ class HttpServer:
         self._server.should_exit = True
         if self._task is not None:
             await self._task
+        if self._socket is not None:
+            self._socket.close()

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LATENCY_KEYS = {"p50", "p95", "p99", "max"}
 PROCESSES = {
     "gateway",
+    "gateway-2",
     "userd",
     "templated",
     "deliveryd-email",
@@ -41,6 +42,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             *("--concurrency", "4", "--batch-size", "10", "--batch-concurrency", "2"),
             *("--backlog", "200", "--failover-rate", "20", "--users", "3", "--warmup", "0.5"),
             *("--drain-timeout", "30", "--backlog-timeout", "30", "--output", str(output)),
+            *("--gateways", "2"),
         ],
         check=False,
         cwd=ROOT,
@@ -78,6 +80,7 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
     assert results["failures"] == []
     assert results["machine"]["nproc"] >= 1
     assert {"open loop", "closed loop", "end to end"} <= set(results["method"])
+    assert "make up GATEWAYS=2" in results["method"]["stack"]
 
 
 @pytest.mark.timeout(180)
