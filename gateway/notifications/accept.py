@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 import structlog
@@ -57,6 +57,9 @@ from mesh.coalesce import Batcher
 from mesh.errors import DomainError, InvalidArgument
 
 log = structlog.get_logger(__name__)
+
+# An item's route and, unless it is suppressed, the rendering it needs.
+Plan = tuple[Route, Rendering | None]
 
 
 class Acceptor:
@@ -136,12 +139,20 @@ class Acceptor:
                     leaders[key] = index
                 fresh.append(index)
 
-        requests = [items[i].command.request for i in fresh]
         users: Memo[str, user_pb2.User] = Memo()
-        await self._prefetch_users(users, {r.user_id for r in requests})
+        await self._prefetch_users(users, {items[i].command.request.user_id for i in fresh})
+        # Each item's route and rendering, planned once, for the items whose user is known.
+        plans: dict[int, Plan] = {}
+        for index in fresh:
+            request = items[index].command.request
+            user = users.known(request.user_id)
+            if user is not None:
+                plans[index] = self._plan(request, user)
         renders: Memo[RenderKey, template_pb2.RenderResponse] = Memo()
-        await self._prefetch_renders(renders, users, requests)
-        prepared = await asyncio.gather(*(self._prepare(items[i], users, renders) for i in fresh))
+        await self._prefetch_renders(renders, plans.values())
+        prepared = await asyncio.gather(
+            *(self._prepare(items[i], users, renders, plans.get(i)) for i in fresh)
+        )
         rows: list[tuple[int, store.NewNotification]] = []
         for index, row in zip(fresh, prepared, strict=True):
             if isinstance(row, DomainError):
@@ -171,18 +182,14 @@ class Acceptor:
     async def _prefetch_renders(
         self,
         renders: Memo[RenderKey, template_pb2.RenderResponse],
-        users: Memo[str, user_pb2.User],
-        requests: Sequence[notification_pb2.SendRequest],
+        plans: Iterable[Plan],
     ) -> None:
         """Several renderings: one BatchRender call instead of a Render each (items whose
-        user is not known yet, or failed, are left to `_build`)."""
+        user is not known yet, or failed, have no plan and are left to `_build`)."""
         wanted: dict[RenderKey, Rendering] = {}
-        for request in requests:
-            user = users.known(request.user_id)
-            if user is not None:
-                _, rendering = self._plan(request, user)
-                if rendering is not None:
-                    wanted.setdefault(rendering.key, rendering)
+        for _, rendering in plans:
+            if rendering is not None:
+                wanted.setdefault(rendering.key, rendering)
         if len(wanted) < 2:
             return
         outcomes = await self._peers.render_many([r.request() for r in wanted.values()])
@@ -226,6 +233,7 @@ class Acceptor:
         item: Item,
         users: Memo[str, user_pb2.User],
         renders: Memo[RenderKey, template_pb2.RenderResponse],
+        plan: Plan | None,
     ) -> store.NewNotification | DomainError:
         """The row of one notification (user fetched, route planned, content rendered)."""
         caller = item.caller
@@ -235,7 +243,9 @@ class Acceptor:
         async with self._slots:
             with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
                 try:
-                    return await self._build(item.command, correlation_id, caller, users, renders)
+                    return await self._build(
+                        item.command, correlation_id, caller, users, renders, plan=plan
+                    )
                 except DomainError as exc:
                     return prefixed(exc, item.prefix)
 
@@ -246,10 +256,12 @@ class Acceptor:
         caller: Caller,
         users: Memo[str, user_pb2.User],
         renders: Memo[RenderKey, template_pb2.RenderResponse],
+        *,
+        plan: Plan | None,
     ) -> store.NewNotification:
         request = command.request
         user = await users.get(request.user_id, lambda: self._peers.get_user(request.user_id))
-        route, rendering = self._plan(request, user)
+        route, rendering = plan or self._plan(request, user)
         notification_id = uuid.uuid4()
         language = request.language or user.locale
         job: delivery_pb2.DeliveryJob | None = None
@@ -286,9 +298,7 @@ class Acceptor:
             job=job.SerializeToString() if job else None,
         )
 
-    def _plan(
-        self, request: notification_pb2.SendRequest, user: user_pb2.User
-    ) -> tuple[Route, Rendering | None]:
+    def _plan(self, request: notification_pb2.SendRequest, user: user_pb2.User) -> Plan:
         """The item's route and, unless it is suppressed, the rendering it needs."""
         route = plan_route(
             requested=request.channel,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Generic, TypeVar
 
 from google.protobuf import struct_pb2
@@ -61,7 +62,7 @@ class Rendering:
     channels: tuple[int, ...]
     version: int
 
-    @property
+    @cached_property
     def key(self) -> RenderKey:
         variables = self.variables.SerializeToString(deterministic=True)
         return (self.code, self.language, self.version, self.channels, variables)
