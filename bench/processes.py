@@ -46,27 +46,34 @@ class Servers:
 
     def check(self) -> None:
         """Raises `StackError` naming every server that does not answer."""
-        problems: list[str] = []
-        try:
-            with psycopg.connect(f"{self.postgres_url}/postgres", connect_timeout=3) as conn:
-                conn.execute("SELECT 1")
-        except psycopg.Error as exc:
-            problems.append(f"PostgreSQL at {self.postgres_url} ({exc.__class__.__name__})")
-        try:
-            redis.Redis.from_url(self.redis_url, socket_connect_timeout=2).ping()
-        except redis.RedisError as exc:
-            problems.append(f"Redis at {self.redis_url} ({exc.__class__.__name__})")
-        host, port = self.amqp_host.rsplit(":", 1)
-        try:
-            socket.create_connection((host, int(port)), timeout=2).close()
-        except OSError as exc:
-            problems.append(f"RabbitMQ at {self.amqp_host} ({exc.__class__.__name__})")
+        problems = unanswered(self.postgres_url, self.redis_url, self.amqp_host)
         if problems:
             raise StackError(
                 "the bench needs servers that do not answer: "
                 + "; ".join(problems)
                 + ". Start them with `make services`."
             )
+
+
+def unanswered(postgres_url: str, redis_url: str, amqp_host: str) -> list[str]:
+    """Each of PostgreSQL, Redis and RabbitMQ (host:port) that does not answer, named with
+    its address and the error (the bench and the test suite both refuse to run then)."""
+    problems: list[str] = []
+    try:
+        with psycopg.connect(f"{postgres_url}/postgres", connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        problems.append(f"PostgreSQL at {postgres_url} ({exc.__class__.__name__})")
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        problems.append(f"Redis at {redis_url} ({exc.__class__.__name__})")
+    host, port = amqp_host.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError as exc:
+        problems.append(f"RabbitMQ at {amqp_host} ({exc.__class__.__name__})")
+    return problems
 
 
 class StackError(Exception):

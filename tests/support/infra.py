@@ -17,6 +17,8 @@ from urllib.parse import quote
 import psycopg
 import redis
 
+from bench.processes import unanswered
+
 POSTGRES_URL = os.environ.get("HERALD_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432")
 REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_HOST = os.environ.get("HERALD_TEST_AMQP_HOST", "127.0.0.1:5672")
@@ -31,21 +33,7 @@ class InfrastructureMissing(Exception):
 
 def check_servers() -> None:
     """Raises `InfrastructureMissing` naming every server that does not answer."""
-    problems: list[str] = []
-    try:
-        with psycopg.connect(f"{POSTGRES_URL}/postgres", connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        problems.append(f"PostgreSQL at {POSTGRES_URL} ({exc.__class__.__name__})")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        problems.append(f"Redis at {REDIS_URL} ({exc.__class__.__name__})")
-    host, port = AMQP_HOST.split(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-    except OSError as exc:
-        problems.append(f"RabbitMQ at {AMQP_HOST} ({exc.__class__.__name__})")
+    problems = unanswered(POSTGRES_URL, REDIS_URL, AMQP_HOST)
     if problems:
         raise InfrastructureMissing(
             "tests need real servers that do not answer: "
