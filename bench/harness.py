@@ -126,9 +126,11 @@ class Harness:
         delivered_since: float | None = None,
         deliveries: bool = True,
         sent: bool = True,
+        ledger: Ledger | None = None,
     ) -> Row:
         """The row of a scenario; `deliveries=False`: nothing was meant to be delivered
-        yet (backlog fill); `sent=False`: no load was driven (backlog drain)."""
+        yet (backlog fill); `sent=False`: no load was driven (backlog drain); `ledger`:
+        where its notifications are, if not in the stack's database (the floor)."""
         wall = max(load.finished - load.started, 1e-9)
         if sent and spec.rate > 0:
             # The last request is due just before `duration` ends: the window is `duration`.
@@ -143,7 +145,9 @@ class Harness:
                 delivered_per_s = outcomes.delivered / (outcomes.last_deliver - since)
             delivered_per_s = round(delivered_per_s, 1)
             in_load = round(
-                self.ledger.delivered_between(request_prefix(spec.tag), load.started, load.finished)
+                (ledger or self.ledger).delivered_between(
+                    request_prefix(spec.tag), load.started, load.finished
+                )
                 / wall,
                 1,
             )
@@ -191,19 +195,30 @@ class Harness:
             notes=notes,
         )
 
-    def _measured(self, name: str, spec: LoadSpec, notes: dict[str, Any] | None = None) -> Row:
-        """Drives `spec`, waits for its notifications to settle, and makes its row."""
+    def _measured(
+        self,
+        name: str,
+        spec: LoadSpec,
+        notes: dict[str, Any] | None = None,
+        *,
+        ledger: Ledger | None = None,
+        pids: dict[str, int] | None = None,
+    ) -> Row:
+        """Drives `spec`, waits for its notifications to settle, and makes its row
+        (`ledger` and `pids`: another system than the stack's, i.e. the floor)."""
         prefix = request_prefix(spec.tag)
-        with self._watch(name, self.stack.pids()) as watch:
+        books = ledger or self.ledger
+        with self._watch(name, self.stack.pids() if pids is None else pids) as watch:
             load = self._drive(spec)
-            self.ledger.wait_settled(prefix, load.accepted_items, self.params.drain_timeout)
+            books.wait_settled(prefix, load.accepted_items, self.params.drain_timeout)
         row = self._row(
             name,
             spec,
             load,
-            outcomes=self.ledger.outcomes(prefix),
+            outcomes=books.outcomes(prefix),
             watch=watch,
             notes=notes,
+            ledger=ledger,
         )
         self.rows.append(row)
         return row

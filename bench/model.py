@@ -10,7 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCENARIOS = ("rest-rate", "rest-sat", "grpc-rate", "grpc-sat", "batch", "backlog", "failover")
+SCENARIOS = (
+    "floor",
+    "rest-rate",
+    "rest-sat",
+    "grpc-rate",
+    "grpc-sat",
+    "batch",
+    "backlog",
+    "failover",
+)
 
 
 @dataclass(frozen=True)

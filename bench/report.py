@@ -16,6 +16,7 @@ import psutil
 from bench.model import Params, Row
 
 PROCESS_ORDER = (
+    "floor",
     "gateway",
     "gateway-2",
     "userd",
@@ -64,6 +65,10 @@ def method(params: Params) -> dict[str, str]:
         f"as `{make_up}` runs it, one process each{gateways}, sandbox providers, "
         "on this machine's PostgreSQL, RabbitMQ and Redis (a database set, vhost and key "
         "prefix of the run's own)",
+        "floor": "the `floor` row is not Herald: bench/floor.py, the minimal pipeline "
+        "(POST -> INSERT -> publish with confirm -> consume -> UPDATE -> ack) in one process "
+        "on the same servers and libraries, driven like rest-sat; Herald's rows read against "
+        "it, on this machine",
         "load": f"{procs} separate load process{'es' if procs > 1 else ''} on the same "
         "machine (uvloop; aiohttp for REST, grpc.aio for gRPC); the stack and the load share "
         "the cores",

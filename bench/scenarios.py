@@ -12,12 +12,14 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 
 import httpx
 import orjson
 
 from bench.harness import Harness
 from bench.load import Kind, LoadResult, request_prefix
+from bench.measure import Ledger
 from bench.model import SCENARIOS, Row
 from bench.processes import ROOT, StackError, free_port, rabbitmqctl
 
@@ -58,6 +60,8 @@ class Bench(Harness):
                 duration=p.duration,
             )
             self._measured(scenario, spec)
+        elif scenario == "floor":
+            self._floor()
         elif scenario == "backlog":
             self._backlog()
         elif scenario == "failover":
@@ -65,6 +69,51 @@ class Bench(Harness):
         else:
             raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
         return self.rows[before:]
+
+    def _floor(self) -> None:
+        """The minimal pipeline (`bench.floor`) under rest-sat's load: the ceiling of the
+        servers and libraries Herald sits on, on this machine, for reading Herald's rows."""
+        p = self.params
+        port = free_port()
+        dsn = self.stack.create_database("floor")
+        floor = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "bench.floor", "--port", str(port), "--dsn", dsn),
+                *("--amqp-url", self.stack.amqp_url, "--queue", "floor.queue"),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.stack.logs_dir / "floor.log").open("ab"),
+        )
+        ledger = Ledger(dsn)
+        try:
+            _wait_listening(port, floor, "the floor")
+            url = f"http://127.0.0.1:{port}"
+            warm = replace(
+                self._spec(
+                    "rest", self._tag("floor-warmup"), rate=50, concurrency=64, duration=p.warmup
+                ),
+                rest_url=url,
+            )
+            sent = self._drive(warm).accepted_items
+            ledger.wait_settled(request_prefix(warm.tag), sent, p.drain_timeout)
+            spec = self._spec(
+                "rest", self._tag("floor"), rate=0, concurrency=p.concurrency, duration=p.duration
+            )
+            self._measured(
+                "floor",
+                replace(spec, rest_url=url),
+                notes={
+                    "system": "bench/floor.py, one process: POST -> INSERT -> publish with "
+                    "confirm -> consume -> UPDATE -> ack"
+                },
+                ledger=ledger,
+                pids={"floor": floor.pid},
+            )
+        finally:
+            ledger.close()
+            floor.terminate()
+            floor.wait(10)
 
     def _backlog(self) -> None:
         """SendBatch fills email.queue with the worker stopped; then the worker drains it."""
@@ -150,7 +199,7 @@ class Bench(Harness):
             stderr=(self.stack.logs_dir / "fake-sendgrid.log").open("ab"),
         )
         try:
-            _wait_listening(port, fake)
+            _wait_listening(port, fake, "the fake SendGrid")
             self.stack.start_worker(
                 "email",
                 {
@@ -197,7 +246,9 @@ class Bench(Harness):
         self.stack.start_worker("email")
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+def _wait_listening(
+    port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 15.0
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -205,5 +256,5 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 1
             return
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise StackError(f"the fake SendGrid did not listen on {port}") from None
+                raise StackError(f"{what} did not listen on {port}") from None
             time.sleep(0.1)

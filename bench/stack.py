@@ -190,6 +190,12 @@ class Stack:
         for proc in procs:
             proc.wait_serving()
 
+    def create_database(self, name: str) -> str:
+        """An empty database of the run's own (dropped by `close`); returns its DSN."""
+        with psycopg.connect(f"{self.servers.postgres_url}/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.database(name)}"')
+        return f"{self.servers.postgres_url}/{self.database(name)}"
+
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.processes.items()}
 

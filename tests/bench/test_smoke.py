@@ -60,6 +60,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
     rows = {row["scenario"]: row for row in results["scenarios"]}
     assert set(rows) == {
+        "floor",
         "rest-rate@20",
         "rest-sat",
         "grpc-rate@20",
@@ -74,13 +75,16 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
         assert set(row) == fields, name
         for key in ("accept_latency_ms", "e2e_latency_ms", "e2e_recorded_latency_ms"):
             assert set(row[key]) == LATENCY_KEYS, (name, key)
-        assert PROCESSES - {"deliveryd-email"} <= set(row["resources"]), name
+        # The floor is not Herald: only its own process (and the servers) are watched.
+        watched = {"floor"} if name == "floor" else PROCESSES - {"deliveryd-email"}
+        assert watched <= set(row["resources"]), name
         for usage in row["resources"].values():
             assert usage["cpu_seconds"] >= 0
     assert results["failures"] == []
     assert results["machine"]["nproc"] >= 1
     assert {"open loop", "closed loop", "end to end"} <= set(results["method"])
     assert "make up GATEWAYS=2" in results["method"]["stack"]
+    assert "bench/floor.py" in rows["floor"]["notes"]["system"]
 
 
 @pytest.mark.timeout(180)
@@ -101,7 +105,8 @@ def test_a_small_run_delivers_everything_it_accepted(results: dict[str, Any]) ->
         assert row["accepted"] > 0 and row["accepted_per_s"] > 0, name
         assert row["accept_latency_ms"]["p50"] is not None, name
         assert row["delivered"] == row["accepted"], name
-        assert row["resources"]["gateway"]["peak_rss_mb"] > 0, name
+        system = "floor" if name == "floor" else "gateway"
+        assert row["resources"][system]["peak_rss_mb"] > 0, name
     failover = next(r for r in results["scenarios"] if r["scenario"].startswith("failover"))
     assert set(failover["notes"]["delivered_by_provider"]) <= {"sendgrid", "sandbox"}
     assert failover["notes"]["fake_sendgrid"]["requests"] >= failover["delivered"]
