@@ -45,7 +45,6 @@ CREATE TABLE IF NOT EXISTS notifications (
     body jsonb NOT NULL,
     status text NOT NULL DEFAULT 'pending',
     delivered_provider text,
-    publish_pending boolean NOT NULL DEFAULT false,
     create_time timestamptz NOT NULL DEFAULT now(),
     update_time timestamptz NOT NULL DEFAULT now(),
     deliver_time timestamptz

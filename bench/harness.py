@@ -70,13 +70,15 @@ class Harness:
         concurrency: int,
         duration: float,
         max_requests: int = 0,
+        rest_url: str = "",
     ) -> LoadSpec:
+        """What the load processes send; `rest_url`: another system than the stack's."""
         return LoadSpec(
             kind=kind,
             rate=rate,
             concurrency=concurrency,
             duration=duration,
-            rest_url=self.stack.rest_url,
+            rest_url=rest_url or self.stack.rest_url,
             api_key=self.seed.api_key,
             grpc_address=self.stack.gateway_address,
             service_token=self.stack.service_token,
@@ -104,14 +106,27 @@ class Harness:
         """Imports in the load processes, connections and caches in the stack: not measured."""
         for future in [self.pool.submit(warm) for _ in range(self.params.load_procs)]:
             future.result()
+        self._warm("warmup", ("rest", "grpc"))
+
+    def _warm(
+        self,
+        name: str,
+        kinds: tuple[Kind, ...],
+        *,
+        rest_url: str = "",
+        ledger: Ledger | None = None,
+    ) -> None:
+        """`params.warmup` seconds of each kind at 50/s, settled: not measured."""
         if self.params.warmup <= 0:
             return
-        tag = self._tag("warmup")
+        tag = self._tag(name)
         sent = 0
-        for kind in ("rest", "grpc"):
-            spec = self._spec(kind, tag, rate=50, concurrency=64, duration=self.params.warmup)
+        for kind in kinds:
+            spec = self._spec(
+                kind, tag, rate=50, concurrency=64, duration=self.params.warmup, rest_url=rest_url
+            )
             sent += self._drive(spec).accepted_items
-        self.ledger.wait_settled(request_prefix(tag), sent, self.params.drain_timeout)
+        (ledger or self.ledger).wait_settled(request_prefix(tag), sent, self.params.drain_timeout)
 
     def _row(
         self,

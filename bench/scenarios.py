@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import replace
 
 import httpx
 import orjson
@@ -89,20 +88,18 @@ class Bench(Harness):
         try:
             _wait_listening(port, floor, "the floor")
             url = f"http://127.0.0.1:{port}"
-            warm = replace(
-                self._spec(
-                    "rest", self._tag("floor-warmup"), rate=50, concurrency=64, duration=p.warmup
-                ),
-                rest_url=url,
-            )
-            sent = self._drive(warm).accepted_items
-            ledger.wait_settled(request_prefix(warm.tag), sent, p.drain_timeout)
+            self._warm("floor-warmup", ("rest",), rest_url=url, ledger=ledger)
             spec = self._spec(
-                "rest", self._tag("floor"), rate=0, concurrency=p.concurrency, duration=p.duration
+                "rest",
+                self._tag("floor"),
+                rate=0,
+                concurrency=p.concurrency,
+                duration=p.duration,
+                rest_url=url,
             )
             self._measured(
                 "floor",
-                replace(spec, rest_url=url),
+                spec,
                 notes={
                     "system": "bench/floor.py, one process: POST -> INSERT -> publish with "
                     "confirm -> consume -> UPDATE -> ack"
