@@ -174,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc["failures"] = failures
     report.write_json(output, doc)
     sys.stdout.write(report.header(info, how) + "\n\n" + report.table(rows) + "\n")
+    accept = report.stages(rows)
+    if accept:
+        sys.stdout.write("Accept pipeline in the gateway, mean per run:\n" + accept + "\n")
     if params.profile is not None:
         sys.stdout.write("\npy-spy, top functions by own time:\n" + report.profiles(rows) + "\n")
     sys.stdout.write(f"\nresults: {output}\n")

@@ -22,6 +22,7 @@ from bench.profile import Profiler
 from bench.resources import ResourceSampler, Usage
 from bench.seed import Seed
 from bench.stack import Stack
+from bench.stages import StageMeter
 
 PROFILED = ("gateway", "userd", "templated", "deliveryd-email")
 
@@ -29,9 +30,12 @@ PROFILED = ("gateway", "userd", "templated", "deliveryd-email")
 class Watch:
     """What `Harness._watch` saw; read it after the block."""
 
-    def __init__(self, sampler: ResourceSampler, profiler: Profiler | None) -> None:
+    def __init__(
+        self, sampler: ResourceSampler, profiler: Profiler | None, stages: StageMeter | None
+    ) -> None:
         self._sampler = sampler
         self._profiler = profiler
+        self._stages = stages
 
     @property
     def usage(self) -> dict[str, Usage]:
@@ -40,6 +44,11 @@ class Watch:
     @property
     def profiles(self) -> dict[str, dict[str, Any]]:
         return self._profiler.summaries if self._profiler is not None else {}
+
+    @property
+    def stages(self) -> dict[str, Any]:
+        """The gateway's accept pipeline over the block (`bench.stages`), if measured."""
+        return self._stages.summary if self._stages is not None else {}
 
 
 class Harness:
@@ -174,6 +183,8 @@ class Harness:
         notes = dict(notes or {})
         if watch.profiles:
             notes["profile"] = watch.profiles
+        if watch.stages:
+            notes["accept_stages"] = watch.stages
         if sent:
             resources["load"] = {
                 "cpu_seconds": round(load.cpu_seconds, 2),
@@ -223,7 +234,8 @@ class Harness:
         (`ledger` and `pids`: another system than the stack's, i.e. the floor)."""
         prefix = request_prefix(spec.tag)
         books = ledger or self.ledger
-        with self._watch(name, self.stack.pids() if pids is None else pids) as watch:
+        stack_pids = self.stack.pids() if pids is None else pids
+        with self._watch(name, stack_pids, stages=pids is None) as watch:
             load = self._drive(spec)
             books.wait_settled(prefix, load.accepted_items, self.params.drain_timeout)
         row = self._row(
@@ -239,10 +251,15 @@ class Harness:
         return row
 
     @contextlib.contextmanager
-    def _watch(self, label: str, pids: dict[str, int]) -> Iterator[Watch]:
-        """Samples CPU and RSS of `pids` over the block, and profiles them if asked."""
+    def _watch(self, label: str, pids: dict[str, int], *, stages: bool = True) -> Iterator[Watch]:
+        """Samples CPU and RSS of `pids` over the block, and profiles them if asked;
+        `stages`: the block loads the stack's gateway, whose accept stages are read
+        (`bench.stages`; with one gateway only)."""
         directory = self.params.profile
         with contextlib.ExitStack() as stack:
+            meter = None
+            if stages and self.stack.gateways == 1:
+                meter = stack.enter_context(StageMeter(self.stack.rest_url))
             sampler = stack.enter_context(ResourceSampler(pids))
             profiler = None
             if directory is not None:
@@ -255,4 +272,4 @@ class Harness:
                         native=self.params.profile_native,
                     )
                 )
-            yield Watch(sampler, profiler)
+            yield Watch(sampler, profiler, meter)

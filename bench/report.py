@@ -14,6 +14,7 @@ import orjson
 import psutil
 
 from bench.model import Params, Row
+from gateway.notifications.metrics import STAGES
 
 PROCESS_ORDER = (
     "floor",
@@ -90,6 +91,10 @@ def method(params: Params) -> dict[str, str]:
         "resources": "CPU seconds and peak RSS of each process, sampled every 0.25 s over the "
         "load and settle window; postgres/rabbitmq/redis are CPU only and include any other "
         "client of those servers",
+        "accept stages": "what each scenario added to the gateway's herald_accept_* "
+        "histograms (/metrics before and after; one gateway only): runs of the accept "
+        "pipeline, items per run, and the mean ms a run spent in each stage (a run that "
+        "skipped a stage does not count in its mean)",
     }
 
 
@@ -152,6 +157,18 @@ def table(rows: list[Row]) -> str:
     out.append("CPU seconds and peak RSS per process (over load + settle):")
     out.append(_grid(res))
     return "\n".join(out)
+
+
+def stages(rows: list[Row]) -> str:
+    """The gateway's accept pipeline per scenario (`bench.stages`); empty if not measured."""
+    lines = [("scenario", "runs", "items/run", *(f"{s} ms" for s in STAGES))]
+    for row in rows:
+        seen = row.notes.get("accept_stages")
+        if not seen or not seen["runs"]:
+            continue
+        means = [num(seen["stages"][s]["mean_ms"]) for s in STAGES]
+        lines.append((row.scenario, str(seen["runs"]), num(seen["items_per_run"]), *means))
+    return _grid(lines) if len(lines) > 1 else ""
 
 
 def _errors(row: Row) -> str:

@@ -48,6 +48,7 @@ from gateway.notifications.items import (
     replay,
 )
 from gateway.notifications.jobs import first_job
+from gateway.notifications.metrics import RUN_ITEMS, stage
 from gateway.notifications.peers import Peers
 from gateway.notifications.routing import Route, RoutePolicy, plan_route
 from gateway.notifications.validation import Limits, SendCommand, validate_send
@@ -119,12 +120,15 @@ class Acceptor:
         return [o for o in outcomes if o is not None]
 
     async def _accept(self, items: Sequence[Item]) -> list[Outcome]:
+        """One run of the pipeline (each stage timed: `gateway.notifications.metrics`)."""
+        RUN_ITEMS.observe(len(items))
         outcomes: list[Outcome | None] = [None] * len(items)
         keys = sorted({item.key for item in items if item.key})
         known: dict[IdempotencyKey, store.KnownKey] = {}
         if keys:
-            async with shared_store.connection(self._pool) as conn:
-                known = {k.key: k for k in await store.find_keys(conn, keys)}
+            with stage["keys"].time():
+                async with shared_store.connection(self._pool) as conn:
+                    known = {k.key: k for k in await store.find_keys(conn, keys)}
         leaders: dict[IdempotencyKey, int] = {}
         followers: list[tuple[int, int]] = []
         fresh: list[int] = []
@@ -140,7 +144,10 @@ class Acceptor:
                 fresh.append(index)
 
         users: Memo[str, user_pb2.User] = Memo()
-        await self._prefetch_users(users, {items[i].command.request.user_id for i in fresh})
+        user_ids = {items[i].command.request.user_id for i in fresh}
+        if user_ids:
+            with stage["users"].time():
+                await self._prefetch_users(users, user_ids)
         # Each item's route and rendering, planned once, for the items whose user is known.
         plans: dict[int, Plan] = {}
         for index in fresh:
@@ -150,9 +157,10 @@ class Acceptor:
                 plans[index] = self._plan(request, user)
         renders: Memo[RenderKey, template_pb2.RenderResponse] = Memo()
         await self._prefetch_renders(renders, plans.values())
-        prepared = await asyncio.gather(
-            *(self._prepare(items[i], users, renders, plans.get(i)) for i in fresh)
-        )
+        with stage["prepare"].time():
+            prepared = await asyncio.gather(
+                *(self._prepare(items[i], users, renders, plans.get(i)) for i in fresh)
+            )
         rows: list[tuple[int, store.NewNotification]] = []
         for index, row in zip(fresh, prepared, strict=True):
             if isinstance(row, DomainError):
@@ -192,7 +200,8 @@ class Acceptor:
                 wanted.setdefault(rendering.key, rendering)
         if len(wanted) < 2:
             return
-        outcomes = await self._peers.render_many([r.request() for r in wanted.values()])
+        with stage["renders"].time():
+            outcomes = await self._peers.render_many([r.request() for r in wanted.values()])
         for key, outcome in zip(wanted, outcomes or [], strict=False):
             renders.seed(key, outcome)
 
@@ -205,11 +214,13 @@ class Acceptor:
         """Inserts the prepared rows in one transaction, then publishes their first hops."""
         if not rows:
             return
-        async with shared_store.connection(self._pool) as conn:
-            inserted = await store.insert(conn, [row for _, row in rows], grace=self._outbox.grace)
-            lost = [row.key for (_, row), ok in zip(rows, inserted, strict=True) if not ok]
-            # A lost race waited for the winner's commit, so its row is there to read.
-            winners = {k.key: k for k in await store.find_keys(conn, lost)}
+        with stage["store"].time():
+            async with shared_store.connection(self._pool) as conn:
+                new_rows = [row for _, row in rows]
+                inserted = await store.insert(conn, new_rows, grace=self._outbox.grace)
+                lost = [row.key for (_, row), ok in zip(rows, inserted, strict=True) if not ok]
+                # A lost race waited for the winner's commit, so its row is there to read.
+                winners = {k.key: k for k in await store.find_keys(conn, lost)}
         publications: list[Publication] = []
         for (index, row), ok in zip(rows, inserted, strict=True):
             if not ok:
@@ -220,7 +231,8 @@ class Acceptor:
                 publications.append(
                     Publication(row.id, 1, delivery_pb2.DeliveryJob.FromString(row.job))
                 )
-        await self._outbox.dispatch(publications)
+        with stage["publish"].time():
+            await self._outbox.dispatch(publications)
         for (_, row), ok in zip(rows, inserted, strict=True):
             if ok:
                 with structlog.contextvars.bound_contextvars(correlation_id=row.correlation_id):

@@ -1,0 +1,56 @@
+"""The accept pipeline's metrics: one observation per run, and per stage it went through."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from herald.v1 import notification_pb2
+from tests.gateway.core.fakes import FakePeers
+from tests.gateway.core.helpers import CLIENT, send_request, struct
+from tests.support.processes import ServiceProcess
+
+
+def samples(gateway: ServiceProcess) -> dict[tuple[str, str], float]:
+    """Every `herald_accept_*` sample of the gateway's /metrics, by (name, stage)."""
+    text = httpx.get(f"http://127.0.0.1:{gateway.http_port}/metrics", timeout=5).text
+    return {
+        (sample.name, sample.labels.get("stage", "")): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("herald_accept_")
+        for sample in family.samples
+    }
+
+
+def added(
+    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], key: tuple[str, str]
+) -> float:
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+async def test_each_run_and_each_of_its_stages_is_observed(
+    notifications, gateway: ServiceProcess, peers: FakePeers
+) -> None:
+    user = peers.users.add()
+    before = samples(gateway)
+
+    # A lone Send: one run of one item (its keys looked up, its user and rendering fetched).
+    await notifications.Send(send_request(user.id), metadata=CLIENT)
+    # A SendBatch of three items with two distinct renderings: one run of three.
+    batch = [
+        send_request(user.id, variables=struct(name="Ada")),
+        send_request(user.id, variables=struct(name="Grace")),
+        send_request(user.id, variables=struct(name="Grace")),
+    ]
+    await notifications.SendBatch(
+        notification_pb2.SendBatchRequest(requests=batch), metadata=CLIENT
+    )
+
+    after = samples(gateway)
+    assert added(before, after, ("herald_accept_run_items_count", "")) == 2
+    assert added(before, after, ("herald_accept_run_items_sum", "")) == 4
+    for stage in ("keys", "users", "prepare", "store", "publish"):
+        assert added(before, after, ("herald_accept_stage_seconds_count", stage)) == 2, stage
+        assert added(before, after, ("herald_accept_stage_seconds_sum", stage)) > 0, stage
+    # Only the batch had several renderings to fetch in one BatchRender.
+    assert added(before, after, ("herald_accept_stage_seconds_count", "renders")) == 1
