@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +47,14 @@ def wait_for_health(
     raise AssertionError(f"port {port} service {service!r}: health {last}, wanted {status}")
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 @dataclass
 class ServiceProcess:
     """One running Herald process; its output goes to `log_path`."""
@@ -80,6 +89,11 @@ class ServiceProcess:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{self.name} not SERVING in {timeout}s:\n{self.logs()}")
                 time.sleep(0.1)
+            # The gateway's REST edge starts once its gRPC server serves: wait for it too.
+            while self.http_port is not None and not _listening(self.http_port):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"{self.name}: HTTP never answered:\n{self.logs()}")
+                time.sleep(0.05)
         return self
 
     def logs(self) -> str:
