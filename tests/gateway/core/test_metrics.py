@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
+from bench.stages import Samples, scrape
 from herald.v1 import notification_pb2
 from tests.gateway.core.fakes import FakePeers
 from tests.gateway.core.helpers import CLIENT, send_request, struct
 from tests.support.processes import ServiceProcess
 
 
-def samples(gateway: ServiceProcess) -> dict[tuple[str, str], float]:
+def samples(gateway: ServiceProcess) -> Samples:
     """Every `herald_accept_*` sample of the gateway's /metrics, by (name, stage)."""
-    text = httpx.get(f"http://127.0.0.1:{gateway.http_port}/metrics", timeout=5).text
-    return {
-        (sample.name, sample.labels.get("stage", "")): sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name.startswith("herald_accept_")
-        for sample in family.samples
-    }
+    return scrape(f"http://127.0.0.1:{gateway.http_port}")
 
 
-def added(
-    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], key: tuple[str, str]
-) -> float:
+def added(before: Samples, after: Samples, key: tuple[str, str]) -> float:
     return after.get(key, 0.0) - before.get(key, 0.0)
 
 
