@@ -42,7 +42,7 @@ services: ## Make sure PostgreSQL, Redis and RabbitMQ answer (starting installed
 
 up: setup services ## Run Herald: every process, sandbox providers, Ctrl-C stops all.
 	@[[ "$(GATEWAYS)" =~ ^[1-9][0-9]*$$ ]] || { echo "GATEWAYS must be a whole number, at least 1 (got '$(GATEWAYS)')" >&2; exit 2; }
-	./scripts/ports-free.sh
+	$(UV) run --frozen python -m scripts.ports_free
 	for service in userd templated gateway; do $(UV) run --frozen python -m $$service migrate || exit 1; done
 	$(UV) run --frozen honcho start -f Procfile -c gateway=$(GATEWAYS)
 

@@ -29,24 +29,29 @@ def scrape(rest_url: str) -> Samples:
     }
 
 
+def added(before: Samples, after: Samples, name: str, stage: str = "") -> float:
+    """How much a sample grew from `before` to `after` (absent counts as 0)."""
+    return after.get((name, stage), 0.0) - before.get((name, stage), 0.0)
+
+
 def summary(before: Samples, after: Samples) -> dict[str, Any]:
     """Runs, items per run, and per stage how many runs went through it and their mean ms."""
 
-    def added(name: str, stage: str = "") -> float:
-        return after.get((name, stage), 0.0) - before.get((name, stage), 0.0)
+    def grew(name: str, stage: str = "") -> float:
+        return added(before, after, name, stage)
 
-    runs = added("herald_accept_run_items_count")
+    runs = grew("herald_accept_run_items_count")
     stages: dict[str, dict[str, float | None]] = {}
     for stage in STAGES:
-        count = added("herald_accept_stage_seconds_count", stage)
-        total = added("herald_accept_stage_seconds_sum", stage)
+        count = grew("herald_accept_stage_seconds_count", stage)
+        total = grew("herald_accept_stage_seconds_sum", stage)
         stages[stage] = {
             "runs": int(count),
             "mean_ms": round(1000 * total / count, 2) if count else None,
         }
     return {
         "runs": int(runs),
-        "items_per_run": round(added("herald_accept_run_items_sum") / runs, 1) if runs else None,
+        "items_per_run": round(grew("herald_accept_run_items_sum") / runs, 1) if runs else None,
         "stages": stages,
     }
 

@@ -1,10 +1,12 @@
 """`python -m mesh.probe HOST:PORT [SERVICE]`: exit 0 when the gRPC health answers SERVING.
 
-For container health checks; Kubernetes uses its native `grpc:` probe instead.
+For container health checks; Kubernetes uses its native `grpc:` probe instead. `accepts`
+is the plainer probe: something listens on a TCP port.
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import grpc
@@ -21,6 +23,15 @@ def probe(address: str, service: str = "", timeout: float = 2.0) -> bool:
         except grpc.RpcError:
             return False
     return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def accepts(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when a TCP connection to `host:port` is accepted."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def main(argv: list[str]) -> int:

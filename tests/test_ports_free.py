@@ -1,35 +1,25 @@
-"""`make up` refuses to start beside a running Herald (scripts/ports-free.sh): its servers
+"""`make up` refuses to start beside a running Herald (scripts/ports_free.py): its servers
 bind with SO_REUSEPORT, so a second copy would otherwise share the ports silently."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
+from scripts.ports_free import ports
 from tests.support.infra import free_port
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ports-free.sh"
-VARIABLES = (
-    "HERALD_GATEWAY_HTTP_PORT",
-    "HERALD_GATEWAY_GRPC_PORT",
-    "HERALD_USERD_GRPC_PORT",
-    "HERALD_TEMPLATED_GRPC_PORT",
-    "HERALD_DELIVERYD_EMAIL_GRPC_PORT",
-    "HERALD_DELIVERYD_SMS_GRPC_PORT",
-    "HERALD_DELIVERYD_PUSH_GRPC_PORT",
-    "HERALD_USERD_METRICS_PORT",
-    "HERALD_TEMPLATED_METRICS_PORT",
-    "HERALD_DELIVERYD_EMAIL_METRICS_PORT",
-    "HERALD_DELIVERYD_SMS_METRICS_PORT",
-    "HERALD_DELIVERYD_PUSH_METRICS_PORT",
-)
+ROOT = Path(__file__).resolve().parents[1]
+# Every port variable the services' settings define (what the check reads).
+VARIABLES = tuple(ports())
 
 
 def check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(SCRIPT)],
-        env={"PATH": "/usr/bin:/bin", **env},
+        [sys.executable, "-m", "scripts.ports_free"],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env},
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh.client import internal_channel
+from mesh.probe import accepts
 from tests.support.infra import SERVICE_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,14 +45,6 @@ def wait_for_health(
             return
         time.sleep(0.1)
     raise AssertionError(f"port {port} service {service!r}: health {last}, wanted {status}")
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 @dataclass
@@ -90,7 +82,7 @@ class ServiceProcess:
                     raise AssertionError(f"{self.name} not SERVING in {timeout}s:\n{self.logs()}")
                 time.sleep(0.1)
             # The gateway's REST edge starts once its gRPC server serves: wait for it too.
-            while self.http_port is not None and not _listening(self.http_port):
+            while self.http_port is not None and not accepts("127.0.0.1", self.http_port):
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"{self.name}: HTTP never answered:\n{self.logs()}")
                 time.sleep(0.05)
