@@ -43,6 +43,13 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.startswith("HERALD_") or name.startswith("HERALD_BENCH_"):
+        raise argparse.ArgumentTypeError(f"{text!r}: want HERALD_NAME=VALUE (a Herald setting)")
+    return name, value
+
+
 def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
     d = Params()
     parser = argparse.ArgumentParser(
@@ -85,6 +92,16 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
     add("--drain-timeout", type=float, default=d.drain_timeout, help="seconds to settle")
     add("--backlog-timeout", type=float, default=d.backlog_timeout, help="fill/drain limit")
     add("--warmup", type=float, default=d.warmup, help="unmeasured seconds at start")
+    add(
+        "--set",
+        dest="settings",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="HERALD_NAME=VALUE",
+        help="a Herald setting for every process of the stack (repeatable), e.g. "
+        "HERALD_USER_CACHE_SECONDS=0 to compare a run without the local user cache",
+    )
     add("--profile", type=Path, default=None, help="py-spy the stack into this folder")
     add("--profile-native", action="store_true", help="py-spy --native (C frames too)")
     add("--log-level", default="INFO", help="HERALD_LOG_LEVEL of the stack's processes")
@@ -108,6 +125,7 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
         users=args.users,
         load_procs=args.load_procs,
         gateways=args.gateways,
+        settings=tuple(args.settings),
         drain_timeout=args.drain_timeout,
         backlog_timeout=args.backlog_timeout,
         warmup=args.warmup,
@@ -130,7 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     info = report.machine()
     how = report.method(params)
-    stack = Stack(Servers.from_env(), logs, log_level=args.log_level, gateways=params.gateways)
+    stack = Stack(
+        Servers.from_env(),
+        logs,
+        log_level=args.log_level,
+        gateways=params.gateways,
+        settings=dict(params.settings),
+    )
     failures: list[str] = []
     bench: Bench | None = None
     pool = ProcessPoolExecutor(

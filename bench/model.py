@@ -41,6 +41,7 @@ class Params:
     users: int = 100
     load_procs: int = 1
     gateways: int = 1  # gateway processes sharing its ports, as `make up GATEWAYS=N`
+    settings: tuple[tuple[str, str], ...] = ()  # HERALD_* values given to every process
     drain_timeout: float = 120.0
     backlog_timeout: float = 900.0
     warmup: float = 2.0

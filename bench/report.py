@@ -61,9 +61,13 @@ def method(params: Params) -> dict[str, str]:
     if params.gateways > 1:
         make_up = f"make up GATEWAYS={params.gateways}"
         gateways = f" (the gateway: {params.gateways}, sharing its ports)"
+    settings = ""
+    if params.settings:
+        given = ", ".join(f"{name}={value}" for name, value in params.settings)
+        settings = f", with {given}"
     return {
         "stack": "every Herald process (userd, templated, gateway, deliveryd email/sms/push) "
-        f"as `{make_up}` runs it, one process each{gateways}, sandbox providers, "
+        f"as `{make_up}` runs it{settings}, one process each{gateways}, sandbox providers, "
         "on this machine's PostgreSQL, RabbitMQ and Redis (a database set, vhost and key "
         "prefix of the run's own)",
         "floor": "the `floor` row is not Herald: bench/floor.py, the minimal pipeline "

@@ -31,9 +31,16 @@ class Stack:
     """Starts, reconfigures and tears down the whole Herald stack of one run."""
 
     def __init__(
-        self, servers: Servers, logs_dir: Path, *, log_level: str = "INFO", gateways: int = 1
+        self,
+        servers: Servers,
+        logs_dir: Path,
+        *,
+        log_level: str = "INFO",
+        gateways: int = 1,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.servers = servers
+        self.settings = settings or {}
         self.gateways = gateways
         self.run_id = uuid.uuid4().hex[:8]
         self.logs_dir = logs_dir
@@ -75,11 +82,13 @@ class Stack:
         return self.processes["gateway"].address
 
     def base_env(self) -> dict[str, str]:
-        """The inherited environment without any HERALD_ setting, plus the run's names.
+        """The inherited environment without any HERALD_ setting, plus the settings asked for
+        (`--set`) and the run's names.
 
         Nothing inherited can point a process at real providers or at `make up`'s names.
         """
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        env.update(self.settings)
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",

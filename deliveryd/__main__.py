@@ -95,7 +95,11 @@ async def main() -> None:
         runtime.health.add_dependency(Dependency("userd", lambda: _ping(userd), False))
         # Calls of concurrent jobs travel together (no more of them than jobs in flight).
         batch = min(settings.prefetch, MAX_BATCH)
-        users = UserClient(user_pb2_grpc.UserServiceStub(userd), max_batch=batch)
+        users = UserClient(
+            user_pb2_grpc.UserServiceStub(userd),
+            max_batch=batch,
+            kept=runtime.local_users(settings),
+        )
 
         breakers = Breakers(
             threshold=settings.breaker_threshold,

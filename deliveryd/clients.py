@@ -16,6 +16,7 @@ import grpc
 
 from herald.v1 import common_pb2, status_pb2, user_pb2
 from mesh.coalesce import Coalescer
+from mesh.user_cache import LocalUsers
 
 if TYPE_CHECKING:
     from herald.v1.status_pb2_grpc import StatusServiceAsyncStub
@@ -66,9 +67,12 @@ class StatusClient:
 
 
 class UserClient:
-    """UserService's GetUser, coalesced into BatchGetUsers; RemovePushTarget as is."""
+    """UserService's GetUser, coalesced into BatchGetUsers and answered from the users this
+    process keeps when it has them (`mesh.user_cache`); RemovePushTarget as is."""
 
-    def __init__(self, stub: UserServiceAsyncStub, *, max_batch: int) -> None:
+    def __init__(
+        self, stub: UserServiceAsyncStub, *, max_batch: int, kept: LocalUsers | None = None
+    ) -> None:
         async def get(
             request: user_pb2.GetUserRequest, timeout: float | None
         ) -> user_pb2.GetUserResponse:
@@ -99,10 +103,24 @@ class UserClient:
                     )
             return outcomes
 
-        self.GetUser = Coalescer(
+        self._kept = kept
+        self._get = Coalescer(
             single=get, batch=get_many, max_batch=max_batch, max_running=MAX_RUNNING
         )
         self.RemovePushTarget = stub.RemovePushTarget
+
+    async def GetUser(
+        self, request: user_pb2.GetUserRequest, *, timeout: float | None = None
+    ) -> user_pb2.GetUserResponse:
+        if self._kept is None:
+            return await self._get(request, timeout=timeout)
+        kept = self._kept.get(request.id)
+        if kept is not None:
+            return user_pb2.GetUserResponse(user=kept)
+        ticket = self._kept.ticket()
+        answer = await self._get(request, timeout=timeout)
+        self._kept.keep(answer.user, ticket)
+        return answer
 
 
 def _uuid(value: str) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
-from mesh.settings import CommonSettings, Port
+from mesh.settings import Port, UserCacheSettings
 
 EMAIL_PROVIDERS = ("sandbox", "sendgrid", "mailgun", "smtp")
 SMS_PROVIDERS = ("sandbox", "twilio")
@@ -57,7 +57,7 @@ def _alias(name: str) -> Any:
     return Field(None, validation_alias=name)
 
 
-class DeliverydSettings(CommonSettings):
+class DeliverydSettings(UserCacheSettings):
     email_grpc_port: Port = Field(50053, validation_alias="HERALD_DELIVERYD_EMAIL_GRPC_PORT")
     sms_grpc_port: Port = Field(50054, validation_alias="HERALD_DELIVERYD_SMS_GRPC_PORT")
     push_grpc_port: Port = Field(50055, validation_alias="HERALD_DELIVERYD_PUSH_GRPC_PORT")

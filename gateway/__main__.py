@@ -32,7 +32,13 @@ async def main() -> None:
         runtime.on_shutdown(userd.close)
         runtime.on_shutdown(templated.close)
         core = await start_core(
-            runtime, settings, pool=pool, connection=connection, userd=userd, templated=templated
+            runtime,
+            settings,
+            pool=pool,
+            connection=connection,
+            userd=userd,
+            templated=templated,
+            users=runtime.local_users(settings),
         )
         await runtime.serve_grpc(settings.grpc_port, core.services)
         await start_edge(

@@ -29,6 +29,7 @@ from gateway.status.service import Statuses
 from herald.v1 import notification_pb2, status_pb2
 from mesh.local import LocalChannel
 from mesh.runtime import GrpcService, Runtime
+from mesh.user_cache import LocalUsers
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ async def start_core(
     connection: AbstractRobustConnection,
     userd: grpc.aio.Channel,
     templated: grpc.aio.Channel,
+    users: LocalUsers | None,
 ) -> Core:
     """Starts the outbox and returns the two gRPC services to serve."""
     publisher = Publisher(connection, timeout=settings.publish_timeout_seconds)
@@ -68,7 +70,12 @@ async def start_core(
 
     acceptor = Acceptor(
         pool=pool,
-        peers=Peers(userd=userd, templated=templated, timeout=settings.peer_timeout_seconds),
+        peers=Peers(
+            userd=userd,
+            templated=templated,
+            timeout=settings.peer_timeout_seconds,
+            users=users,
+        ),
         outbox=outbox,
         policy=RoutePolicy.from_names(settings.route_policy),
         limits=Limits(settings.max_variables_bytes, settings.max_metadata_bytes),

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter, field_validator
 from pydantic_settings import NoDecode
 
-from mesh.settings import CommonSettings, Port
+from mesh.settings import Port, UserCacheSettings
 
 ChannelName = Literal["email", "sms", "push"]
 MessageTypeName = Literal["transactional", "alert", "marketing"]
@@ -23,7 +23,7 @@ DEFAULT_ROUTE_POLICY: dict[MessageTypeName, list[ChannelName]] = {
 _POLICY = TypeAdapter(dict[MessageTypeName, list[ChannelName]])
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(UserCacheSettings):
     http_port: Port = Field(8000, validation_alias="HERALD_GATEWAY_HTTP_PORT")
     grpc_port: Port = Field(50050, validation_alias="HERALD_GATEWAY_GRPC_PORT")
     database: str = Field("herald_notifications", validation_alias="HERALD_GATEWAY_DATABASE")

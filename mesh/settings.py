@@ -86,6 +86,26 @@ class CommonSettings(BaseSettings):
         return f"{self.postgres_url.rstrip('/')}/{name}"
 
 
+class UserCacheSettings(CommonSettings):
+    """A process that keeps users locally (`mesh.user_cache`): the gateway, deliveryd."""
+
+    user_cache_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        validation_alias="HERALD_USER_CACHE_SECONDS",
+        description="How long the gateway and deliveryd keep a user they fetched from userd "
+        "(dropped at once when userd announces a change; 0 turns the local cache off).",
+    )
+    user_cache_size: int = Field(
+        100_000,
+        ge=1,
+        le=10_000_000,
+        validation_alias="HERALD_USER_CACHE_SIZE",
+        description="Most users the gateway and deliveryd keep each (least recently used go).",
+    )
+
+
 def load_settings(cls: type[S]) -> S:
     """Builds settings from the environment, or stops the process with a one-line reason."""
     try:

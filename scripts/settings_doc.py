@@ -17,12 +17,13 @@ from pydantic_settings import BaseSettings
 
 from deliveryd.settings import DeliverydSettings
 from gateway.settings import GatewaySettings
-from mesh.settings import CommonSettings
+from mesh.settings import CommonSettings, UserCacheSettings
 from templated.settings import TemplatedSettings
 from userd.settings import UserdSettings
 
 SECTIONS: list[tuple[str, type[BaseSettings]]] = [
     ("every process", CommonSettings),
+    ("gateway, deliveryd", UserCacheSettings),
     ("gateway", GatewaySettings),
     ("userd", UserdSettings),
     ("templated", TemplatedSettings),

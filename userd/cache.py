@@ -17,6 +17,10 @@ version: a slow cache fill or a late write-through never puts an older user back
 newer one, nor a deleted user back at all. When a write-through fails (Redis down or
 paused), userd records the user in PostgreSQL and refreshes the entry once Redis answers.
 
+Every write-through, repair and deletion that replaces an entry also announces the user's
+id on the channel `{prefix}users:changed` (`mesh.user_cache`: the gateway and deliveryd
+drop their local copy of that user); filling an entry after a miss announces nothing.
+
 Readers elsewhere: `UserCacheReader(redis_client, prefix).get(user_id)` returns the
 `herald.v1.User`, or None on a miss (then ask userd's GetUser, which fills the entry).
 """
@@ -29,11 +33,13 @@ from uuid import UUID
 import redis.asyncio as aioredis
 
 from herald.v1 import user_pb2
+from mesh.user_cache import channel
 
 TOMBSTONE_VERSION = 2**53 - 1  # exact in Lua's doubles; above any real row version
 KEY_FORMAT = "{prefix}user:{id}"
 
-# KEYS[1] the entry; ARGV: version, serialized user ("" for a tombstone), TTL in ms.
+# KEYS[1] the entry; ARGV: version, serialized user ("" for a tombstone), TTL in ms, and
+# the channel and user id to announce a stored change on ("" announces nothing).
 _STORE_IF_NEWER = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if current >= tonumber(ARGV[1]) then
@@ -46,6 +52,9 @@ else
   redis.call('HSET', KEYS[1], 'version', ARGV[1], 'user', ARGV[2])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+end
 return 1
 """
 
@@ -95,28 +104,34 @@ class UserCache(UserCacheReader):
         super().__init__(client, prefix)
         self._ttl_ms = int(ttl_seconds * 1000)
         self._store = client.register_script(_STORE_IF_NEWER)
+        self._channel = channel(prefix)
 
-    async def put(self, user: user_pb2.User, version: int) -> bool:
-        """Stores `user` at `version` unless the entry is as new or newer; True if stored."""
-        stored = await self._store(
-            keys=[self.key(user.id)], args=[version, user.SerializeToString(), self._ttl_ms]
-        )
+    def _args(
+        self, user_id: UUID | str, version: int, data: bytes, *, announce: bool
+    ) -> list[int | str | bytes]:
+        if not announce:
+            return [version, data, self._ttl_ms, "", ""]
+        return [version, data, self._ttl_ms, self._channel, str(user_id).lower()]
+
+    async def put(self, user: user_pb2.User, version: int, *, announce: bool) -> bool:
+        """Stores `user` at `version` unless the entry is as new or newer; True if stored.
+        `announce`: a change (not a fill after a miss), published when stored."""
+        args = self._args(user.id, version, user.SerializeToString(), announce=announce)
+        stored = await self._store(keys=[self.key(user.id)], args=args)
         return bool(stored)
 
     async def put_many(self, users: Sequence[tuple[user_pb2.User, int]]) -> None:
-        """`put` for each (user, version), in one round trip."""
+        """Fills for each (user, version), in one round trip (nothing announced)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for user, version in users:
-                await self._store(
-                    keys=[self.key(user.id)],
-                    args=[version, user.SerializeToString(), self._ttl_ms],
-                    client=pipe,
-                )
+                args = self._args(user.id, version, user.SerializeToString(), announce=False)
+                await self._store(keys=[self.key(user.id)], args=args, client=pipe)
             await pipe.execute()
 
     async def tombstone(self, user_id: UUID) -> None:
         """Marks a deleted user: readers miss, and no older version can be stored again."""
-        await self._store(keys=[self.key(user_id)], args=[TOMBSTONE_VERSION, b"", self._ttl_ms])
+        args = self._args(user_id, TOMBSTONE_VERSION, b"", announce=True)
+        await self._store(keys=[self.key(user_id)], args=args)
 
     async def ping(self) -> None:
         await self._redis.ping()

@@ -131,7 +131,9 @@ class CacheSync:
         if not self._trusted:
             return
         try:
-            await self._call(lambda: self._cache.put(user_to_proto(user), user.version))
+            await self._call(
+                lambda: self._cache.put(user_to_proto(user), user.version, announce=False)
+            )
         except CACHE_ERRORS as exc:
             self._distrust(type(exc).__name__)
 
@@ -149,7 +151,7 @@ class CacheSync:
     async def write(self, user: User) -> None:
         """Writes a changed user through; on failure records it for repair."""
         await self._write_through(
-            user.id, lambda: self._cache.put(user_to_proto(user), user.version)
+            user.id, lambda: self._cache.put(user_to_proto(user), user.version, announce=True)
         )
 
     async def remove(self, user_id: UUID) -> None:
@@ -211,7 +213,9 @@ class CacheSync:
             if user is None:
                 await self._call(lambda: self._cache.tombstone(user_id))
             else:
-                await self._call(lambda: self._cache.put(user_to_proto(user), user.version))
+                await self._call(
+                    lambda: self._cache.put(user_to_proto(user), user.version, announce=True)
+                )
             await store.clear_cache_repair(conn, user_id=user_id, marked_at=marked_at)
         CACHE_REPAIRS.inc()
 

@@ -24,20 +24,32 @@ from mesh.errors import (
 )
 from mesh.interceptors import field_violations
 from mesh.item_errors import status_code
+from mesh.user_cache import LocalUsers
 
 
 class Peers:
-    """The UserService and TemplateService stubs the gateway needs."""
+    """The UserService and TemplateService stubs the gateway needs, and the users it keeps
+    (`mesh.user_cache`; None: every user comes from userd)."""
 
     def __init__(
-        self, *, userd: grpc.aio.Channel, templated: grpc.aio.Channel, timeout: float
+        self,
+        *,
+        userd: grpc.aio.Channel,
+        templated: grpc.aio.Channel,
+        timeout: float,
+        users: LocalUsers | None = None,
     ) -> None:
         self._users = user_pb2_grpc.UserServiceStub(userd)
         self._templates = template_pb2_grpc.TemplateServiceStub(templated)
         self._timeout = timeout
+        self._kept = users
 
     async def get_user(self, user_id: str, *, field: str = "user_id") -> user_pb2.User:
-        """The user (served from userd's cache when warm)."""
+        """The user: kept here, else from userd (itself served from its cache when warm)."""
+        kept = self._kept.get(user_id) if self._kept else None
+        if kept is not None:
+            return kept
+        ticket = self._kept.ticket() if self._kept else 0
         try:
             answer = await self._users.GetUser(
                 user_pb2.GetUserRequest(id=user_id), timeout=self._timeout
@@ -49,28 +61,44 @@ class Peers:
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidArgument.field(field, exc.details() or "refused by userd") from None
             raise Unavailable(f"userd cannot answer ({code.name})") from None
+        if self._kept:
+            self._kept.keep(answer.user, ticket)
         return answer.user
 
     async def get_users(
         self, user_ids: Sequence[str]
     ) -> dict[str, user_pb2.User | DomainError] | None:
-        """Each user, or the error `get_user` would raise for it, in one BatchGetUsers call
-        (the ids are valid UUIDs); None when userd is older and has no BatchGetUsers."""
+        """Each user, or the error `get_user` would raise for it: the kept ones, the others
+        in one BatchGetUsers call (the ids are valid UUIDs); None when userd is older and
+        has no BatchGetUsers."""
+        outcomes: dict[str, user_pb2.User | DomainError] = {}
+        wanted: list[str] = []
+        for user_id in user_ids:
+            kept = self._kept.get(user_id) if self._kept else None
+            if kept is None:
+                wanted.append(user_id)
+            else:
+                outcomes[user_id] = kept
+        if not wanted:
+            return outcomes
+        ticket = self._kept.ticket() if self._kept else 0
         try:
             answer = await self._users.BatchGetUsers(
-                user_pb2.BatchGetUsersRequest(ids=user_ids), timeout=self._timeout
+                user_pb2.BatchGetUsersRequest(ids=wanted), timeout=self._timeout
             )
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.UNIMPLEMENTED:
                 return None
             failure = Unavailable(f"userd cannot answer ({code.name})")
-            return dict.fromkeys(user_ids, failure)
+            return outcomes | dict.fromkeys(wanted, failure)
         found = {UUID(user.id): user for user in answer.users}
-        return {
-            user_id: found.get(UUID(user_id)) or NotFound(f"user {user_id} not found")
-            for user_id in user_ids
-        }
+        for user_id in wanted:
+            user = found.get(UUID(user_id))
+            outcomes[user_id] = user or NotFound(f"user {user_id} not found")
+            if user is not None and self._kept:
+                self._kept.keep(user, ticket)
+        return outcomes
 
     async def render(self, request: template_pb2.RenderRequest) -> template_pb2.RenderResponse:
         """The template rendered for the asked channels, in the language or its fallback."""

@@ -45,6 +45,7 @@ def run_bench(output: Path, *args: str) -> dict[str, Any]:
     assert done.returncode == 0, done.stdout + done.stderr
     doc: dict[str, Any] = json.loads(output.read_text())
     doc["stdout"] = done.stdout
+    doc["logs"] = output.with_name(output.stem + "-logs")
     return doc
 
 
@@ -124,6 +125,8 @@ def test_a_small_run_delivers_everything_it_accepted(results: dict[str, Any]) ->
 def test_the_table_is_printed_and_the_stack_is_gone(results: dict[str, Any]) -> None:
     out = results["stdout"]
     assert "machine:" in out and "method:" in out and "accept ms p50/p95/p99/max" in out
+    for process in ("gateway", "gateway-2", "deliveryd-email"):  # the local user cache is on
+        assert "user cache subscribed" in (results["logs"] / f"{process}.log").read_text()
     run = results["run_id"]
     with psycopg.connect(f"{POSTGRES_URL}/postgres") as conn:
         left = conn.execute(
@@ -140,13 +143,19 @@ def test_the_table_is_printed_and_the_stack_is_gone(results: dict[str, Any]) -> 
 @pytest.mark.timeout(180)
 def test_with_one_gateway_the_accept_stages_are_read(tmp_path: Path) -> None:
     """The accept pipeline's stages come from the gateway's /metrics (one gateway only:
-    the smoke run above has two, and no stage table)."""
+    the smoke run above has two, and no stage table); a setting given with --set reaches
+    the stack and the method."""
     doc = run_bench(
         tmp_path / "stages.json",
         *("--scenarios", "rest-sat,batch", "--duration", "1", "--warmup", "0"),
         *("--concurrency", "4", "--batch-size", "10", "--batch-concurrency", "2"),
         *("--users", "3", "--drain-timeout", "30"),
+        *("--set", "HERALD_USER_CACHE_SECONDS=0"),
     )
+    assert "with HERALD_USER_CACHE_SECONDS=0" in doc["method"]["stack"]
+    gateway_log = (doc["logs"] / "gateway.log").read_text()
+    assert '"event":"serving"' in gateway_log
+    assert "user cache subscribed" not in gateway_log  # the cache is off: never subscribes
     for row in doc["scenarios"]:
         seen = row["notes"]["accept_stages"]
         assert seen["runs"] > 0, row["scenario"]

@@ -22,6 +22,7 @@ import httpx
 import orjson
 import pytest
 from google.protobuf import struct_pb2
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from herald.v1 import (
     common_pb2,
@@ -40,6 +41,7 @@ from tests.deliveryd.fake_mesh import AlertWebhook
 from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation, rabbitmqctl
+from tests.support.metrics import user_cache_hits
 from tests.support.processes import ServiceProcess
 from tests.support.stack import add_vhost, start_core
 
@@ -302,6 +304,31 @@ async def test_a_seed_payload_posted_to_the_rest_edge_reaches_sendgrid(
     assert status["provider_message_id"] == mail["message_id"]
     [attempt] = status["attempts"]
     assert (attempt["provider"], attempt["outcome"]) == ("sendgrid", "delivered")
+
+
+async def test_a_changed_user_is_never_served_from_a_worker_that_kept_it(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    user = await e2e.create_user()
+    await e2e.settled(await e2e.send(user))
+    port = e2e.workers["email"].env["HERALD_DELIVERYD_EMAIL_METRICS_PORT"]
+    worker = f"http://127.0.0.1:{port}"
+    hits = await user_cache_hits(worker)
+    await e2e.settled(await e2e.send(user))
+    assert await user_cache_hits(worker) > hits  # the worker kept the user
+
+    users = e2e.stub(e2e.userd, user_pb2_grpc.UserServiceStub)
+    await users.UpdateUser(
+        user_pb2.UpdateUserRequest(
+            user=user_pb2.User(id=user.id, email="ada@moved.example.com"),
+            update_mask=FieldMask(paths=["email"]),
+        ),
+        timeout=10,
+    )
+    await e2e.settled(await e2e.send(user))
+    assert [m["to"] for m in fakes.sendgrid.deliveries] == [user.email] * 2 + [
+        "ada@moved.example.com"
+    ]
 
 
 async def test_sms_reaches_twilio(e2e: Stack, fakes: Fakes) -> None:

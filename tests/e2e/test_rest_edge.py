@@ -23,6 +23,7 @@ from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.gateway.http.conftest import bearer, create_key
 from tests.support.infra import Isolation, rabbitmqctl
+from tests.support.metrics import user_cache_hits
 from tests.support.processes import ServiceProcess
 from tests.support.stack import add_vhost, start_core
 
@@ -214,6 +215,40 @@ async def test_preferences_gate_the_channels(edge_clean: Edge) -> None:
     read = await edge_clean.read(f"/api/v1/notifications/{answer.json()['notification_id']}")
     assert read["status"] == "suppressed"
     assert "preference" in read["status_reason"]
+
+
+async def test_a_change_to_the_user_reaches_the_next_notification_at_once(
+    edge_clean: Edge,
+) -> None:
+    user = await edge_clean.create_user(phone="+14155550100")
+    assert (await edge_clean.notify(user["id"])).status_code == 202
+    gateway = f"http://127.0.0.1:{edge_clean.processes['gateway'].http_port}"
+    hits = await user_cache_hits(gateway)
+    assert (await edge_clean.notify(user["id"])).status_code == 202
+    assert await user_cache_hits(gateway) > hits  # the gateway kept the user
+    assert [j.recipient.email for j in await edge_clean.drain("email")] == [user["email"]] * 2
+
+    path = f"/api/v1/users/{user['id']}"
+    moved = await edge_clean.http.patch(
+        path, json={"email": "ada@new.example.com"}, headers=edge_clean.admin
+    )
+    assert moved.status_code == 200, moved.text
+    assert (await edge_clean.notify(user["id"])).status_code == 202
+    [job] = await edge_clean.drain("email")
+    assert job.recipient.email == "ada@new.example.com"
+
+    prefs = await edge_clean.http.patch(
+        f"{path}/preferences", json={"email": False, "sms": True}, headers=edge_clean.admin
+    )
+    assert prefs.status_code == 200, prefs.text
+    assert (await edge_clean.notify(user["id"])).status_code == 202
+    assert not await edge_clean.drain("email")
+    [job] = await edge_clean.drain("sms")
+    assert job.recipient.phone == "+14155550100"
+
+    gone = await edge_clean.http.delete(path, headers=edge_clean.admin)
+    assert gone.status_code == 204, gone.text
+    assert (await edge_clean.notify(user["id"])).status_code == 404
 
 
 async def test_a_pinned_template_version_is_rendered_and_recorded(edge_clean: Edge) -> None:

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from herald.v1 import user_pb2
+from mesh.user_cache import channel
 from tests.support.infra import REDIS_URL, Isolation
 from tests.support.processes import ServiceProcess
 from tests.userd.helpers import Stub, cached, create_request, fcm_target, rpc_error, snapshot
@@ -66,6 +67,24 @@ async def test_every_change_is_written_through(
         )
     ).user
     assert_cached(shared_redis, isolation, users_db, user)
+
+
+async def test_every_change_is_announced_and_a_fill_is_not(
+    stub: Stub, shared_redis: redis.Redis, isolation: Isolation
+) -> None:
+    async with aioredis.Redis.from_url(REDIS_URL) as client, client.pubsub() as pubsub:
+        await pubsub.subscribe(channel(isolation.redis_prefix))
+        user = (await stub.CreateUser(create_request())).user
+        await stub.UpdatePreferences(
+            user_pb2.UpdatePreferencesRequest(
+                user_id=user.id, preferences=user_pb2.Preferences(sms=False)
+            )
+        )
+        shared_redis.delete(f"{isolation.redis_prefix}user:{user.id}")
+        assert (await stub.GetUser(user_pb2.GetUserRequest(id=user.id))).user.id == user.id
+        await stub.DeleteUser(user_pb2.DeleteUserRequest(id=user.id))
+
+        assert await announcements(pubsub) == [user.id] * 3
 
 
 async def test_reads_come_from_the_cache_and_a_miss_fills_it(
@@ -139,19 +158,35 @@ async def test_other_services_read_the_cache_with_the_reader_alone(
 async def test_an_older_version_never_replaces_a_newer_one_nor_a_deleted_user() -> None:
     prefix = f"herald-cache-test-{uuid.uuid4().hex[:8]}:"
     user_id = str(uuid.uuid4())
-    async with aioredis.Redis.from_url(REDIS_URL) as client:
+    async with aioredis.Redis.from_url(REDIS_URL) as client, client.pubsub() as pubsub:
+        await pubsub.subscribe(channel(prefix))
         cache = UserCache(client, prefix, ttl_seconds=60)
         try:
-            assert await cache.put(user_pb2.User(id=user_id, name="v2"), 2)
-            assert not await cache.put(user_pb2.User(id=user_id, name="v1"), 1)
-            assert not await cache.put(user_pb2.User(id=user_id, name="v2 again"), 2)
+            assert await cache.put(user_pb2.User(id=user_id, name="v2"), 2, announce=True)
+            assert not await cache.put(user_pb2.User(id=user_id, name="v1"), 1, announce=True)
+            assert not await cache.put(user_pb2.User(id=user_id, name="v2 again"), 2, announce=True)
             assert (await cache.get(user_id)) == user_pb2.User(id=user_id, name="v2")
-            assert await cache.put(user_pb2.User(id=user_id, name="v3"), 3)
+            assert await cache.put(user_pb2.User(id=user_id, name="v3"), 3, announce=False)
             assert (await cache.get(user_id)) == user_pb2.User(id=user_id, name="v3")
 
             await cache.tombstone(uuid.UUID(user_id))
             assert await cache.get(user_id) is None
-            assert not await cache.put(user_pb2.User(id=user_id, name="zombie"), 4)
+            assert not await cache.put(user_pb2.User(id=user_id, name="zombie"), 4, announce=True)
             assert await cache.get(user_id) is None
+            # Announced: the stored change (v2) and the deletion; not the refused writes,
+            # nor the fill (v3).
+            assert await announcements(pubsub) == [user_id, user_id]
         finally:
             await client.delete(cache.key(user_id))
+
+
+async def announcements(pubsub: aioredis.client.PubSub) -> list[str]:
+    """The user ids announced so far (after a PING, so everything published has arrived)."""
+    await pubsub.ping(b"done")
+    ids: list[str] = []
+    while (message := await pubsub.get_message(timeout=5.0)) is not None:
+        if message["type"] == "pong":
+            return ids
+        if message["type"] == "message":
+            ids.append(message["data"].decode())
+    raise AssertionError(f"no pong after {ids}")

@@ -26,8 +26,8 @@ from herald.v1 import user_pb2, user_pb2_grpc
 from tests.conftest import ServiceFactory
 from tests.support.infra import POSTGRES_URL, Isolation
 from tests.support.processes import SERVING, ServiceProcess, health_status
+from tests.support.redis_server import RedisServer
 from tests.userd.helpers import cached, create_request, eventually, fcm_target, rpc_error
-from tests.userd.redis_server import RedisServer
 from userd.cache import TOMBSTONE_VERSION
 
 REDIS_HEALTH = "herald.dependency.redis"
