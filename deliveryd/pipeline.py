@@ -277,16 +277,8 @@ class Pipeline:
         decision: Decision,
     ) -> Verdict:
         """Reports (retrying while the gateway is unreachable); then the message's verdict."""
-        retrying = AsyncRetrying(
-            stop=stop_after_delay(self._report_retry_seconds),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.2),
-            retry=retry_if_exception(_retryable),
-            reraise=True,
-        )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    await self._status.ReportStatus(request, timeout=self._rpc_timeout)
+            await self._send_report(request)
         except grpc.aio.AioRpcError as exc:
             if _retryable(exc):
                 log.warning("report failed: requeued, kept to re-report", code=exc.code().name)
@@ -303,6 +295,26 @@ class Pipeline:
             # alerts when it is critical) in the same transaction as the failed status.
             return Verdict(Action.ACK, reason="failed")
         return Verdict(Action.ACK, reason=common_pb2.NotificationStatus.Name(decision.status))
+
+    async def _send_report(self, request: status_pb2.ReportStatusRequest) -> None:
+        """ReportStatus, retried with backoff for up to report_retry_seconds while the
+        gateway is unreachable. The first call goes bare: tenacity's machinery costs more
+        CPU than the call itself, so it is set up only once a call has failed."""
+        try:
+            await self._status.ReportStatus(request, timeout=self._rpc_timeout)
+            return
+        except grpc.aio.AioRpcError as exc:
+            if not _retryable(exc):
+                raise
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(self._report_retry_seconds),
+            wait=wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.2),
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self._status.ReportStatus(request, timeout=self._rpc_timeout)
 
     def _keep(
         self,

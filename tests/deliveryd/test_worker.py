@@ -304,6 +304,19 @@ async def test_a_lost_report_is_made_again_without_sending_again(
     assert len([c for c, _ in mesh.mesh.status.claims if c.notification_id == nid]) == 1
 
 
+async def test_a_report_failing_a_moment_is_retried_without_requeueing(
+    mesh: Harness, fakes: Fakes
+) -> None:
+    user = make_user()
+    mesh.mesh.users.users[user.id] = user
+    mesh.mesh.status.fail_reports = 2  # the bare call and the first retry fail
+    nid = await mesh.send(make_job(user))
+    await delivered(mesh, nid)
+    assert mesh.mesh.status.fail_reports == 0
+    assert len(fakes.sendgrid.deliveries) == 1
+    assert len([c for c, _ in mesh.mesh.status.claims if c.notification_id == nid]) == 1
+
+
 async def test_preference_turned_off_moves_on_to_the_next_channel(
     mesh: Harness, fakes: Fakes
 ) -> None:
