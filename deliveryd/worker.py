@@ -1,8 +1,10 @@
 """The consumer of one channel's queue: one task per message, up to the prefetch.
 
-Every message gets its own task (aio-pika runs each delivery's callback in a task), so a
-slow provider never holds up the others; RabbitMQ's prefetch bounds how many are in
-flight. The pipeline's verdict decides the message's fate: ack, dead-letter (reject
+Every message gets its own task, so a slow provider never holds up the others; RabbitMQ's
+prefetch bounds how many are in flight. A dropped connection does not stop a job: it
+finishes and reports, its ack fails, and the copy RabbitMQ redelivers finds it done.
+
+The pipeline's verdict decides the message's fate: ack, dead-letter (reject
 without requeue: the queue's DLX routes it to `failed.queue`), requeue after a pause, or
 defer (re-publish a copy to a delay queue, with publisher confirms, then ack).
 
@@ -67,24 +69,27 @@ class Consumer:
         log.info("consuming", queue=self._queue.name, prefetch=self._prefetch)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+        # aiormq runs this callback in a task of the channel's and cancels it when the
+        # connection drops. A job must not stop half-way (a provider may have taken the
+        # message, and only the report tells the redelivered copy so): it runs in a task of
+        # our own, which only `stop()` cancels.
+        job = asyncio.create_task(self._process(message))
+        self._tasks.add(job)
+        job.add_done_callback(self._tasks.discard)
+        await asyncio.shield(job)
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        if self._stopping:
+            await self._settle(message, Verdict(Action.REQUEUE, reason="stopping"), pause=False)
+            return
+        header = (message.headers or {}).get(CORRELATION_HEADER)
+        correlation_id = header.decode() if isinstance(header, bytes) else str(header or "")
         try:
-            if self._stopping:
-                await self._settle(message, Verdict(Action.REQUEUE, reason="stopping"), pause=False)
-                return
-            header = (message.headers or {}).get(CORRELATION_HEADER)
-            correlation_id = header.decode() if isinstance(header, bytes) else str(header or "")
-            try:
-                verdict = await self._pipeline.handle(message.body, correlation_id)
-            except Exception:
-                log.exception("job failed unexpectedly: requeued")
-                verdict = Verdict(Action.REQUEUE, reason="error")
-            await self._settle(message, verdict)
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+            verdict = await self._pipeline.handle(message.body, correlation_id)
+        except Exception:
+            log.exception("job failed unexpectedly: requeued")
+            verdict = Verdict(Action.REQUEUE, reason="error")
+        await self._settle(message, verdict)
 
     async def _settle(
         self, message: AbstractIncomingMessage, verdict: Verdict, *, pause: bool = True

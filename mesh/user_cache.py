@@ -182,6 +182,8 @@ class LocalUsers:
                 if type(exc).__name__ != self._error:
                     log.warning("user cache unsubscribed: serving none", error=repr(exc))
                 self._error = type(exc).__name__
+            except Exception:  # a bug must not leave the cache off for good
+                log.exception("user cache subscription failed: serving none")
             await asyncio.sleep(self._retry_interval)
 
     def start(self) -> None:

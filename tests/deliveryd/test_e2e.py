@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import grpc
@@ -89,9 +90,12 @@ class Stack:
 
     @contextlib.asynccontextmanager
     async def replaced_worker(self, channel: str, **overrides: str) -> AsyncIterator[None]:
-        """Runs the test with another configuration of the channel's worker (and only it)."""
+        """Runs the test with another configuration of the channel's worker (and only it):
+        started here with `overrides`, or by the test itself when there are none."""
         await self.stop_worker(channel)
         try:
+            if overrides:
+                await self.start_worker(channel, **overrides)
             yield
         finally:
             if channel in self.workers:
@@ -331,6 +335,32 @@ async def test_a_changed_user_is_never_served_from_a_worker_that_kept_it(
     ]
 
 
+async def test_a_connection_dropped_while_the_provider_works_sends_once(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    """RabbitMQ dropping the worker's connection while a provider holds the message (aiormq
+    then cancels the message's callback) must not stop the job half-way: it is reported,
+    so the copy RabbitMQ redelivers finds it done, although the claim's lease (4 s) has
+    run out by then."""
+    user = await e2e.create_user()
+    async with e2e.replaced_worker("email", HERALD_SENDGRID_TIMEOUT="2.9"):
+        fakes.sendgrid.delay_next(1, seconds=2.5)
+        nid = await e2e.send(user)
+        await wait_until(lambda: fakes.sendgrid.requests)
+        vhost = unquote(urlsplit(e2e.amqp_url).path[1:])
+        await asyncio.to_thread(
+            rabbitmqctl, "close_all_connections", "-p", vhost, "test: dropped mid-send"
+        )
+        assert not fakes.sendgrid.deliveries, "the connection dropped after the send"
+        done = await e2e.settled(nid)
+        await asyncio.sleep(6)  # the worker reconnects (5 s) and handles the redelivered copy
+    assert [m["to"] for m in fakes.sendgrid.deliveries] == [user.email]
+    assert trail(done) == [
+        (common_pb2.CHANNEL_EMAIL, 1, "sendgrid", OUTCOME.ATTEMPT_OUTCOME_DELIVERED)
+    ]
+    assert trail(await e2e.notification(nid)) == trail(done)
+
+
 async def test_sms_reaches_twilio(e2e: Stack, fakes: Fakes) -> None:
     user = await e2e.create_user(phone="+5511987654321")
     nid = await e2e.send(user, common_pb2.CHANNEL_SMS)
@@ -481,11 +511,6 @@ async def test_the_circuit_opens_and_closes_after_recovery(e2e: Stack, fakes: Fa
         HERALD_DELIVERYD_BREAKER_THRESHOLD="2",
         HERALD_DELIVERYD_BREAKER_COOLDOWN_SECONDS="2",
     ):
-        await e2e.start_worker(
-            "email",
-            HERALD_DELIVERYD_BREAKER_THRESHOLD="2",
-            HERALD_DELIVERYD_BREAKER_COOLDOWN_SECONDS="2",
-        )
         user = await e2e.create_user()
         fakes.sendgrid.fail_always(status=None, delay=5)
 

@@ -136,6 +136,18 @@ async def test_nothing_is_served_or_kept_while_redis_is_down_and_all_resumes_aft
         await users.stop()
 
 
+async def test_a_quiet_healthy_subscription_stays_up(client: aioredis.Redis) -> None:
+    users = await started(client, ping=0.1)
+    try:
+        ada = user()
+        users.keep(ada, users.ticket())
+        await asyncio.sleep(1.0)  # ten pings, nothing announced: no reason to drop Ada
+        assert users.live
+        assert users.get(ada.id) == ada
+    finally:
+        await users.stop()
+
+
 async def test_a_subscription_that_stops_answering_counts_as_lost(
     server: RedisServer, client: aioredis.Redis
 ) -> None:
