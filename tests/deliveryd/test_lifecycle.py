@@ -130,7 +130,10 @@ async def test_the_circuit_opens_skips_the_provider_and_closes_after_recovery(
 async def test_sigterm_finishes_jobs_in_flight_and_exits_zero(
     harness: Harness, start: Spawn, fakes: Fakes
 ) -> None:
-    worker = await start("email", harness.env(fakes, email="sendgrid"))
+    # A SendGrid timeout well above the fake's delay: a send timed out on a busy machine
+    # would be retried, and the fake (which did take it) would count two deliveries.
+    env = {**harness.env(fakes, email="sendgrid"), "HERALD_SENDGRID_TIMEOUT": "2.5"}
+    worker = await start("email", env)
     user = make_user()
     harness.mesh.users.users[user.id] = user
     fakes.sendgrid.delay_next(4, seconds=0.6)
@@ -138,7 +141,8 @@ async def test_sigterm_finishes_jobs_in_flight_and_exits_zero(
     await wait_until(lambda: len(fakes.sendgrid.requests) == 4)
     assert await asyncio.to_thread(worker.stop) == 0
     assert [harness.mesh.status.status(n) for n in nids] == [DELIVERED] * 4
-    assert len(fakes.sendgrid.deliveries) == 4
+    trails = {n: [a.detail for a in harness.mesh.status.records[n].attempts] for n in nids}
+    assert len(fakes.sendgrid.deliveries) == 4, trails
     assert "Traceback" not in worker.logs()
 
 
