@@ -7,7 +7,6 @@ failover also stop or reconfigure the email worker.
 from __future__ import annotations
 
 import math
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from bench.load import Kind, LoadResult, request_prefix
 from bench.measure import Ledger
 from bench.model import SCENARIOS, Row
 from bench.processes import ROOT, StackError, free_port, rabbitmqctl
+from mesh.probe import accepts
 
 
 class Bench(Harness):
@@ -247,11 +247,7 @@ def _wait_listening(
     port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 15.0
 ) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise StackError(f"{what} did not listen on {port}") from None
-            time.sleep(0.1)
+    while not accepts("127.0.0.1", port, timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise StackError(f"{what} did not listen on {port}")
+        time.sleep(0.1)

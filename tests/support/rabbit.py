@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
+from mesh.probe import accepts
 from tests.support.infra import free_port
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
@@ -66,11 +66,7 @@ class OwnRabbit:
         }
 
     def _listening(self) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-        except OSError:
-            return False
-        return True
+        return accepts("127.0.0.1", self.port, timeout=0.5)
 
     def start(self) -> OwnRabbit:
         """Starts the node and waits until it accepts AMQP connections."""
