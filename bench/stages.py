@@ -18,13 +18,14 @@ from gateway.notifications.metrics import STAGES
 Samples = dict[tuple[str, str], float]
 
 
-def scrape(rest_url: str) -> Samples:
-    """The gateway's `herald_accept_*` samples, by (sample name, stage)."""
-    text = httpx.get(f"{rest_url}/metrics", timeout=10).text
+def scrape(url: str, prefix: str = "herald_accept_", label: str = "stage") -> Samples:
+    """The samples of the metrics named `prefix…` on `<url>/metrics`, by (sample name, the
+    value of `label`); by default the gateway's accept stages."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
     return {
-        (sample.name, sample.labels.get("stage", "")): sample.value
+        (sample.name, sample.labels.get(label, "")): sample.value
         for family in text_string_to_metric_families(text)
-        if family.name.startswith("herald_accept_")
+        if family.name.startswith(prefix)
         for sample in family.samples
     }
 

@@ -114,13 +114,11 @@ class UserClient:
     ) -> user_pb2.GetUserResponse:
         if self._kept is None:
             return await self._get(request, timeout=timeout)
-        kept = self._kept.get(request.id)
-        if kept is not None:
-            return user_pb2.GetUserResponse(user=kept)
-        ticket = self._kept.ticket()
-        answer = await self._get(request, timeout=timeout)
-        self._kept.keep(answer.user, ticket)
-        return answer
+
+        async def fetch() -> user_pb2.User:
+            return (await self._get(request, timeout=timeout)).user
+
+        return user_pb2.GetUserResponse(user=await self._kept.fetch(request.id, fetch))
 
 
 def _uuid(value: str) -> str:

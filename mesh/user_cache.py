@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import redis.asyncio as aioredis
@@ -48,6 +49,8 @@ DROPS = Counter(
     "(subscription lost or renewed).",
     ["reason"],
 )
+
+_HIT, _MISS, _BYPASS = (LOOKUPS.labels(result=r) for r in ("hit", "miss", "bypass"))
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +87,6 @@ class LocalUsers:
         self._max_changed = max_entries
         self._ping_interval = ping_interval
         self._retry_interval = retry_interval
-        self._live = False
         # Announcements counted; `_changed` holds the count at each user's last one, and
         # no answer fetched before `_floor` may be kept.
         self._epoch = 0
@@ -92,20 +94,21 @@ class LocalUsers:
         self._changed: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._error: str | None = None
+        # Set while the subscription is confirmed: only then are users served and kept.
         self.subscribed = asyncio.Event()
 
     @property
     def live(self) -> bool:
-        return self._live
+        return self.subscribed.is_set()
 
     def get(self, user_id: str) -> user_pb2.User | None:
         """The kept user, or None (fetch it from userd, between `ticket` and `keep`)."""
-        if not self._live:
-            LOOKUPS.labels(result="bypass").inc()
+        if not self.live:
+            _BYPASS.inc()
             return None
         key = canonical(user_id)
         user = self._users.get(key) if key else None
-        LOOKUPS.labels(result="hit" if user is not None else "miss").inc()
+        (_MISS if user is None else _HIT).inc()
         return user
 
     def ticket(self) -> int:
@@ -115,11 +118,23 @@ class LocalUsers:
     def keep(self, user: user_pb2.User, ticket: int) -> None:
         """Keeps a user fetched after `ticket`, unless a change of it was announced since."""
         key = canonical(user.id)
-        if not self._live or key is None or ticket < self._floor:
+        if not self.live or key is None or ticket < self._floor:
             return
         if self._changed.get(key, -1) > ticket:
             return
         self._users[key] = user
+
+    async def fetch(
+        self, user_id: str, fetch: Callable[[], Awaitable[user_pb2.User]]
+    ) -> user_pb2.User:
+        """The kept user, else `fetch()`'s answer, kept unless its user changed meanwhile."""
+        kept = self.get(user_id)
+        if kept is not None:
+            return kept
+        ticket = self.ticket()
+        user = await fetch()
+        self.keep(user, ticket)
+        return user
 
     def _announced(self, data: bytes) -> None:
         key = canonical(data.decode(errors="replace"))
@@ -140,7 +155,6 @@ class LocalUsers:
         self._changed.clear()
         self._epoch += 1
         self._floor = self._epoch
-        self._live = live
         if live:
             self.subscribed.set()
         else:

@@ -46,10 +46,11 @@ class Peers:
 
     async def get_user(self, user_id: str, *, field: str = "user_id") -> user_pb2.User:
         """The user: kept here, else from userd (itself served from its cache when warm)."""
-        kept = self._kept.get(user_id) if self._kept else None
-        if kept is not None:
-            return kept
-        ticket = self._kept.ticket() if self._kept else 0
+        if self._kept is None:
+            return await self._fetch_user(user_id, field)
+        return await self._kept.fetch(user_id, lambda: self._fetch_user(user_id, field))
+
+    async def _fetch_user(self, user_id: str, field: str) -> user_pb2.User:
         try:
             answer = await self._users.GetUser(
                 user_pb2.GetUserRequest(id=user_id), timeout=self._timeout
@@ -61,8 +62,6 @@ class Peers:
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidArgument.field(field, exc.details() or "refused by userd") from None
             raise Unavailable(f"userd cannot answer ({code.name})") from None
-        if self._kept:
-            self._kept.keep(answer.user, ticket)
         return answer.user
 
     async def get_users(
@@ -71,17 +70,14 @@ class Peers:
         """Each user, or the error `get_user` would raise for it: the kept ones, the others
         in one BatchGetUsers call (the ids are valid UUIDs); None when userd is older and
         has no BatchGetUsers."""
+        kept = self._kept
         outcomes: dict[str, user_pb2.User | DomainError] = {}
-        wanted: list[str] = []
-        for user_id in user_ids:
-            kept = self._kept.get(user_id) if self._kept else None
-            if kept is None:
-                wanted.append(user_id)
-            else:
-                outcomes[user_id] = kept
+        if kept is not None:
+            outcomes = {i: user for i in user_ids if (user := kept.get(i)) is not None}
+        wanted = [i for i in user_ids if i not in outcomes]
         if not wanted:
             return outcomes
-        ticket = self._kept.ticket() if self._kept else 0
+        ticket = kept.ticket() if kept else 0
         try:
             answer = await self._users.BatchGetUsers(
                 user_pb2.BatchGetUsersRequest(ids=wanted), timeout=self._timeout
@@ -96,8 +92,8 @@ class Peers:
         for user_id in wanted:
             user = found.get(UUID(user_id))
             outcomes[user_id] = user or NotFound(f"user {user_id} not found")
-            if user is not None and self._kept:
-                self._kept.keep(user, ticket)
+            if user is not None and kept:
+                kept.keep(user, ticket)
         return outcomes
 
     async def render(self, request: template_pb2.RenderRequest) -> template_pb2.RenderResponse:
