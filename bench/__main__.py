@@ -33,6 +33,16 @@ def _joined(values: tuple[float, ...]) -> str:
     return ",".join(f"{v:g}" for v in values)
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: want whole numbers of callers, e.g. 64,256")
+    return counts
+
+
 def _names(text: str) -> tuple[str, ...]:
     names = tuple(x.strip() for x in text.split(",") if x.strip())
     unknown = [n for n in names if n not in SCENARIOS]
@@ -67,7 +77,12 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
     add("--duration", type=float, default=d.duration, help="seconds of load per scenario")
     add("--rest-rates", type=_floats, default=_joined(d.rest_rates), help="offered REST POSTs/s")
     add("--grpc-rates", type=_floats, default=_joined(d.grpc_rates), help="offered gRPC Sends/s")
-    add("--concurrency", type=int, default=d.concurrency, help="closed-loop callers")
+    add(
+        "--concurrency",
+        type=_counts,
+        default=",".join(str(c) for c in d.concurrency),
+        help="closed-loop callers of floor, rest-sat and grpc-sat; a row per level",
+    )
     add("--max-in-flight", type=int, default=d.max_in_flight, help="open-loop cap")
     add("--batch-size", type=int, default=d.batch_size, help="items per SendBatch")
     add("--batch-concurrency", type=int, default=d.batch_concurrency, help="SendBatch callers")
@@ -83,6 +98,12 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
     )
     add("--users", type=int, default=d.users, help="users notifications are spread over")
     add("--load-procs", type=int, default=d.load_procs, help="load generator processes")
+    add(
+        "--grpc-connections",
+        type=int,
+        default=d.grpc_connections,
+        help="gRPC client connections per load process (calls spread over them)",
+    )
     add(
         "--gateways",
         type=int,
@@ -109,6 +130,8 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
     args = parser.parse_args(argv)
     if args.gateways < 1:
         parser.error("--gateways: at least 1")
+    if args.grpc_connections < 1:
+        parser.error("--grpc-connections: at least 1")
     params = Params(
         scenarios=args.scenarios,
         duration=args.duration,
@@ -124,6 +147,7 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
         failover_breaker_threshold=args.failover_breaker_threshold,
         users=args.users,
         load_procs=args.load_procs,
+        grpc_connections=args.grpc_connections,
         gateways=args.gateways,
         settings=tuple(args.settings),
         drain_timeout=args.drain_timeout,
@@ -198,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc["failures"] = failures
     report.write_json(output, doc)
     sys.stdout.write(report.header(info, how) + "\n\n" + report.table(rows) + "\n")
+    peaks = report.saturation_lines(doc["saturation"])
+    if peaks:
+        sys.stdout.write("Saturation, the highest over the levels of callers:\n" + peaks + "\n")
     accept = report.stages(rows)
     if accept:
         sys.stdout.write("Accept pipeline in the gateway, mean per run:\n" + accept + "\n")

@@ -96,6 +96,7 @@ class Harness:
             batch_size=self.params.batch_size,
             tag=tag,
             max_requests=max_requests,
+            grpc_connections=self.params.grpc_connections,
         )
 
     def _drive(self, spec: LoadSpec) -> LoadResult:

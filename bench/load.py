@@ -52,6 +52,9 @@ class LoadSpec:
     tag: str = ""
     start_at: float = 0.0  # wall-clock time to begin, so that several load processes agree
     max_requests: int = 0  # closed loop: stop after this many requests (0: no limit)
+    # gRPC: client connections, calls spread round-robin (several clients, as a fleet of
+    # callers is; one connection reaches one gateway process when several share the port).
+    grpc_connections: int = 1
 
 
 @dataclass
@@ -197,7 +200,8 @@ class _sender:  # noqa: N801 - used as `async with _sender(spec) as send`
         self._spec = spec
         self._run = uuid.uuid4().hex[:8]
         self._session: aiohttp.ClientSession | None = None
-        self._channel: grpc.aio.Channel | None = None
+        self._channels: list[grpc.aio.Channel] = []
+        self._stubs: list[notification_pb2_grpc.NotificationServiceAsyncStub] = []
         # SendBatch items refused inside a successful call, by gRPC code.
         self.item_errors: Counter[str] = Counter()
 
@@ -218,16 +222,25 @@ class _sender:  # noqa: N801 - used as `async with _sender(spec) as send`
                 },
             )
             return self._send_rest
-        self._channel = grpc.aio.insecure_channel(spec.grpc_address)
-        self._stub = notification_pb2_grpc.NotificationServiceStub(self._channel)
+        # A local subchannel pool per channel: its own TCP connection, not a shared one.
+        self._channels = [
+            grpc.aio.insecure_channel(
+                spec.grpc_address, options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            for _ in range(max(1, spec.grpc_connections))
+        ]
+        self._stubs = [notification_pb2_grpc.NotificationServiceStub(c) for c in self._channels]
         self._metadata = (("authorization", f"Bearer {spec.service_token}"),)
         return self._send_grpc if spec.kind == "grpc" else self._send_batch
 
     async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:
             await self._session.close()
-        if self._channel is not None:
-            await self._channel.close()
+        for channel in self._channels:
+            await channel.close()
+
+    def _stub(self, number: int) -> notification_pb2_grpc.NotificationServiceAsyncStub:
+        return self._stubs[number % len(self._stubs)]
 
     async def _send_rest(self, number: int) -> int:
         assert self._session is not None
@@ -263,7 +276,8 @@ class _sender:  # noqa: N801 - used as `async with _sender(spec) as send`
         )
 
     async def _send_grpc(self, number: int) -> int:
-        await self._stub.Send(self._send_request(number), metadata=self._metadata, timeout=30)
+        stub = self._stub(number)
+        await stub.Send(self._send_request(number), metadata=self._metadata, timeout=30)
         return 1
 
     async def _send_batch(self, number: int) -> int:
@@ -271,7 +285,7 @@ class _sender:  # noqa: N801 - used as `async with _sender(spec) as send`
         request = notification_pb2.SendBatchRequest(
             requests=[self._send_request(number * size + i) for i in range(size)]
         )
-        answer = await self._stub.SendBatch(request, metadata=self._metadata, timeout=60)
+        answer = await self._stub(number).SendBatch(request, metadata=self._metadata, timeout=60)
         accepted = 0
         for item in answer.results:
             if item.HasField("accepted"):

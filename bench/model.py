@@ -30,7 +30,10 @@ class Params:
     duration: float = 10.0
     rest_rates: tuple[float, ...] = (300.0, 500.0)
     grpc_rates: tuple[float, ...] = (500.0,)
-    concurrency: int = 64
+    # Closed-loop callers; each level is a row of floor, rest-sat and grpc-sat. A closed
+    # loop measures capacity only once its callers keep the server busy; several levels
+    # show where the throughput stops growing (the highest is the saturation figure).
+    concurrency: tuple[int, ...] = (64, 256)
     max_in_flight: int = 512
     batch_size: int = 100
     batch_concurrency: int = 4
@@ -40,7 +43,8 @@ class Params:
     failover_breaker_threshold: int = 1000
     users: int = 100
     load_procs: int = 1
-    gateways: int = 1  # gateway processes sharing its ports, as `make up GATEWAYS=N`
+    grpc_connections: int = 8  # per load process (REST opens one per caller)
+    gateways: int = 2  # gateway processes sharing its ports, as `make up GATEWAYS=N`
     settings: tuple[tuple[str, str], ...] = ()  # HERALD_* values given to every process
     drain_timeout: float = 120.0
     backlog_timeout: float = 900.0

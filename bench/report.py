@@ -75,13 +75,18 @@ def method(params: Params) -> dict[str, str]:
         "on the same servers and libraries, driven like rest-sat; Herald's rows read against "
         "it, on this machine",
         "load": f"{procs} separate load process{'es' if procs > 1 else ''} on the same "
-        "machine (uvloop; aiohttp for REST, grpc.aio for gRPC); the stack and the load share "
-        "the cores",
+        "machine (uvloop; aiohttp for REST, a connection per caller; grpc.aio for gRPC, "
+        f"{params.grpc_connections} connection{'s' if params.grpc_connections > 1 else ''} "
+        "per load process, calls spread over them); the stack and the load share the cores",
         "open loop": "request i is due at start + i/rate; accept latency runs from that due "
         "time, so server queueing is not hidden (no coordinated omission); at most "
         f"{params.max_in_flight} in flight, requests due beyond that count as late",
-        "closed loop": f"{params.concurrency} callers (SendBatch: {params.batch_concurrency}, "
+        "closed loop": f"{' and '.join(str(c) for c in params.concurrency)} callers, a row "
+        f"each (`@c<callers>`; SendBatch: {params.batch_concurrency} callers, "
         f"{params.batch_size} items per call) sending back to back",
+        "saturation": "the highest accepted/s of floor, rest-sat and grpc-sat over their "
+        "levels of callers: a closed loop too small to keep the server busy measures the "
+        "callers' round trips, not the capacity",
         "duration": f"{params.duration:g} s of load per scenario, then up to "
         f"{params.drain_timeout:g} s for its notifications to settle before the next",
         "accept latency": "request sent → 202 / Send answer, as the client saw it "
@@ -163,6 +168,51 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+SATURATED = ("floor", "rest-sat", "grpc-sat")
+
+
+def saturation(rows: list[Row]) -> dict[str, dict[str, Any]]:
+    """Per closed-loop scenario, its row with the highest accepted/s (and that figure
+    against the floor's highest, when the floor ran)."""
+    best: dict[str, Row] = {}
+    for row in rows:
+        base, _, level = row.scenario.partition("@c")
+        if base not in SATURATED or not level or row.accepted_per_s is None:
+            continue
+        if base not in best or row.accepted_per_s > (best[base].accepted_per_s or 0):
+            best[base] = row
+    floor = best["floor"].accepted_per_s if "floor" in best else None
+    return {
+        base: {
+            "scenario": row.scenario,
+            "concurrency": row.concurrency,
+            "accepted_per_s": row.accepted_per_s,
+            "accept_p99_ms": row.accept_latency_ms.get("p99"),
+            "of_floor": round(row.accepted_per_s / floor, 3)
+            if floor and row.accepted_per_s is not None and base != "floor"
+            else None,
+        }
+        for base, row in best.items()
+    }
+
+
+def saturation_lines(summary: dict[str, dict[str, Any]]) -> str:
+    """`saturation(rows)` in words, a line per scenario; empty when none ran."""
+    lines = []
+    for base in SATURATED:
+        if base not in summary:
+            continue
+        seen = summary[base]
+        line = (
+            f"  {base}: {num(seen['accepted_per_s'])} accepted/s at c={seen['concurrency']} "
+            f"(accept p99 {num(seen['accept_p99_ms'])} ms)"
+        )
+        if seen["of_floor"] is not None:
+            line += f", {seen['of_floor']:.0%} of the floor's highest"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def stages(rows: list[Row]) -> str:
     """The gateway's accept pipeline per scenario (`bench.stages`); empty if not measured."""
     lines = [("scenario", "runs", "items/run", *(f"{s} ms" for s in STAGES))]
@@ -234,6 +284,7 @@ def document(
         "method": method(params),
         "parameters": asdict(params),
         "scenarios": [asdict(row) for row in rows],
+        "saturation": saturation(rows),
     }
 
 

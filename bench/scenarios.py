@@ -23,6 +23,11 @@ from bench.processes import ROOT, StackError, free_port, rabbitmqctl
 from mesh.probe import accepts
 
 
+def closed_loop_name(scenario: str, callers: int) -> str:
+    """`rest-sat`, 64 → `rest-sat@c64`: a closed-loop row at one level of callers."""
+    return f"{scenario}@c{callers}"
+
+
 class Bench(Harness):
     """Runs scenarios against `stack` with load from `pool` (one task per load process)."""
 
@@ -46,10 +51,12 @@ class Bench(Harness):
                 )
         elif scenario in ("rest-sat", "grpc-sat"):
             kind = "rest" if scenario == "rest-sat" else "grpc"
-            spec = self._spec(
-                kind, self._tag(scenario), rate=0, concurrency=p.concurrency, duration=p.duration
-            )
-            self._measured(scenario, spec)
+            for callers in p.concurrency:
+                name = closed_loop_name(scenario, callers)
+                spec = self._spec(
+                    kind, self._tag(name), rate=0, concurrency=callers, duration=p.duration
+                )
+                self._measured(name, spec)
         elif scenario == "batch":
             spec = self._spec(
                 "batch",
@@ -70,7 +77,7 @@ class Bench(Harness):
         return self.rows[before:]
 
     def _floor(self) -> None:
-        """The minimal pipeline (`bench.floor`) under rest-sat's load: the ceiling of the
+        """The minimal pipeline (`bench.floor`) under rest-sat's loads: the ceiling of the
         servers and libraries Herald sits on, on this machine, for reading Herald's rows."""
         p = self.params
         port = free_port()
@@ -89,24 +96,26 @@ class Bench(Harness):
             _wait_listening(port, floor, "the floor")
             url = f"http://127.0.0.1:{port}"
             self._warm("floor-warmup", ("rest",), rest_url=url, ledger=ledger)
-            spec = self._spec(
-                "rest",
-                self._tag("floor"),
-                rate=0,
-                concurrency=p.concurrency,
-                duration=p.duration,
-                rest_url=url,
-            )
-            self._measured(
-                "floor",
-                spec,
-                notes={
-                    "system": "bench/floor.py, one process: POST -> INSERT -> publish with "
-                    "confirm -> consume -> UPDATE -> ack"
-                },
-                ledger=ledger,
-                pids={"floor": floor.pid},
-            )
+            for callers in p.concurrency:
+                name = closed_loop_name("floor", callers)
+                spec = self._spec(
+                    "rest",
+                    self._tag(name),
+                    rate=0,
+                    concurrency=callers,
+                    duration=p.duration,
+                    rest_url=url,
+                )
+                self._measured(
+                    name,
+                    spec,
+                    notes={
+                        "system": "bench/floor.py, one process: POST -> INSERT -> publish "
+                        "with confirm -> consume -> UPDATE -> ack"
+                    },
+                    ledger=ledger,
+                    pids={"floor": floor.pid},
+                )
         finally:
             ledger.close()
             floor.terminate()

@@ -55,7 +55,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         tmp_path_factory.mktemp("bench") / "smoke.json",
         *("--scenarios", ",".join(SCENARIOS)),
         *("--duration", "1.5", "--rest-rates", "20", "--grpc-rates", "20"),
-        *("--concurrency", "4", "--batch-size", "10", "--batch-concurrency", "2"),
+        *("--concurrency", "2,4", "--batch-size", "10", "--batch-concurrency", "2"),
         *("--backlog", "200", "--failover-rate", "20", "--users", "3", "--warmup", "0.5"),
         *("--drain-timeout", "30", "--backlog-timeout", "30"),
         *("--gateways", "2"),
@@ -66,11 +66,14 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
     rows = {row["scenario"]: row for row in results["scenarios"]}
     assert set(rows) == {
-        "floor",
+        "floor@c2",
+        "floor@c4",
         "rest-rate@20",
-        "rest-sat",
+        "rest-sat@c2",
+        "rest-sat@c4",
         "grpc-rate@20",
-        "grpc-sat",
+        "grpc-sat@c2",
+        "grpc-sat@c4",
         "batch",
         "backlog-fill",
         "backlog-drain",
@@ -82,7 +85,8 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
         for key in ("accept_latency_ms", "e2e_latency_ms", "e2e_recorded_latency_ms"):
             assert set(row[key]) == LATENCY_KEYS, (name, key)
         # The floor is not Herald: only its own process (and the servers) are watched.
-        watched = {"floor"} if name == "floor" else PROCESSES - {"deliveryd-email"}
+        floor = name.startswith("floor@")
+        watched = {"floor"} if floor else PROCESSES - {"deliveryd-email"}
         assert watched <= set(row["resources"]), name
         for usage in row["resources"].values():
             assert usage["cpu_seconds"] >= 0
@@ -90,10 +94,31 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
     assert results["machine"]["nproc"] >= 1
     assert {"open loop", "closed loop", "end to end"} <= set(results["method"])
     assert "make up GATEWAYS=2" in results["method"]["stack"]
+    assert "8 connections per load process" in results["method"]["load"]
     # Two gateways share the port a scrape reaches: no stage figures rather than wrong ones.
     assert not any("accept_stages" in row["notes"] for row in results["scenarios"])
     assert "Accept pipeline" not in results["stdout"]
-    assert "bench/floor.py" in rows["floor"]["notes"]["system"]
+    assert "bench/floor.py" in rows["floor@c4"]["notes"]["system"]
+
+
+@pytest.mark.timeout(180)
+def test_saturation_is_the_highest_level_of_callers(results: dict[str, Any]) -> None:
+    rows = {row["scenario"]: row for row in results["scenarios"]}
+    peaks = results["saturation"]
+    assert set(peaks) == {"floor", "rest-sat", "grpc-sat"}
+    for base, peak in peaks.items():
+        levels = [rows[f"{base}@c2"], rows[f"{base}@c4"]]
+        best = max(levels, key=lambda row: row["accepted_per_s"])
+        assert peak["scenario"] == best["scenario"], base
+        assert peak["concurrency"] == best["concurrency"], base
+        assert peak["accepted_per_s"] == best["accepted_per_s"], base
+    floor = peaks["floor"]["accepted_per_s"]
+    assert peaks["floor"]["of_floor"] is None
+    for base in ("rest-sat", "grpc-sat"):
+        expected = round(peaks[base]["accepted_per_s"] / floor, 3)
+        assert peaks[base]["of_floor"] == expected, base
+    assert "Saturation, the highest over the levels of callers:" in results["stdout"]
+    assert "of the floor's highest" in results["stdout"]
 
 
 @pytest.mark.timeout(180)
@@ -114,7 +139,7 @@ def test_a_small_run_delivers_everything_it_accepted(results: dict[str, Any]) ->
         assert row["accepted"] > 0 and row["accepted_per_s"] > 0, name
         assert row["accept_latency_ms"]["p50"] is not None, name
         assert row["delivered"] == row["accepted"], name
-        system = "floor" if name == "floor" else "gateway"
+        system = "floor" if name.startswith("floor@") else "gateway"
         assert row["resources"][system]["peak_rss_mb"] > 0, name
     failover = next(r for r in results["scenarios"] if r["scenario"].startswith("failover"))
     assert set(failover["notes"]["delivered_by_provider"]) <= {"sendgrid", "sandbox"}
@@ -149,7 +174,7 @@ def test_with_one_gateway_the_accept_stages_are_read(tmp_path: Path) -> None:
         tmp_path / "stages.json",
         *("--scenarios", "rest-sat,batch", "--duration", "1", "--warmup", "0"),
         *("--concurrency", "4", "--batch-size", "10", "--batch-concurrency", "2"),
-        *("--users", "3", "--drain-timeout", "30"),
+        *("--users", "3", "--drain-timeout", "30", "--gateways", "1"),
         *("--set", "HERALD_USER_CACHE_SECONDS=0"),
     )
     assert "with HERALD_USER_CACHE_SECONDS=0" in doc["method"]["stack"]
