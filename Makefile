@@ -8,6 +8,7 @@ PYTEST_ARGS ?=
 # the suite waits on processes, brokers and timeouts, so two workers halve the wall time.
 TEST_WORKERS ?= 2
 # Gateway processes `make up` runs; they share the HTTP and gRPC ports (SO_REUSEPORT).
+# On two cores, two take ~20% more at saturation (README, Performance); `make bench` runs two.
 GATEWAYS ?= 1
 
 .PHONY: help setup gen lint check-gen breaking test up services databases bench
