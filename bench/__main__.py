@@ -227,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write("Saturation, the highest over the levels of callers:\n" + peaks + "\n")
     accept = report.stages(rows)
     if accept:
-        sys.stdout.write("Accept pipeline in the gateway, mean per run:\n" + accept + "\n")
+        title = "Accept pipeline in the gateways (summed over them), mean per run:"
+        sys.stdout.write(f"{title}\n{accept}\n")
     if params.profile is not None:
         sys.stdout.write("\npy-spy, top functions by own time:\n" + report.profiles(rows) + "\n")
     sys.stdout.write(f"\nresults: {output}\n")

@@ -254,13 +254,13 @@ class Harness:
     @contextlib.contextmanager
     def _watch(self, label: str, pids: dict[str, int], *, stages: bool = True) -> Iterator[Watch]:
         """Samples CPU and RSS of `pids` over the block, and profiles them if asked;
-        `stages`: the block loads the stack's gateway, whose accept stages are read
-        (`bench.stages`; with one gateway only)."""
+        `stages`: the block loads the stack's gateways, whose accept stages are read
+        (`bench.stages`)."""
         directory = self.params.profile
         with contextlib.ExitStack() as stack:
             meter = None
-            if stages and self.stack.gateways == 1:
-                meter = stack.enter_context(StageMeter(self.stack.rest_url))
+            if stages:
+                meter = stack.enter_context(StageMeter(self.stack.gateway_metrics_urls))
             sampler = stack.enter_context(ResourceSampler(pids))
             profiler = None
             if directory is not None:

@@ -100,8 +100,8 @@ def method(params: Params) -> dict[str, str]:
         "resources": "CPU seconds and peak RSS of each process, sampled every 0.25 s over the "
         "load and settle window; postgres/rabbitmq/redis are CPU only and include any other "
         "client of those servers",
-        "accept stages": "what each scenario added to the gateway's herald_accept_* "
-        "histograms (/metrics before and after; one gateway only): runs of the accept "
+        "accept stages": "what each scenario added to the gateways' herald_accept_* "
+        "histograms (each gateway's own /metrics before and after, summed): runs of the accept "
         "pipeline, items per run, and the mean ms a run spent in each stage (a run that "
         "skipped a stage does not count in its mean)",
     }

@@ -78,6 +78,15 @@ class Stack:
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
+    def gateway_metrics_urls(self) -> list[str]:
+        """Each gateway process's own /metrics (the shared HTTP port reaches either)."""
+        return [
+            f"http://127.0.0.1:{proc.env['HERALD_GATEWAY_METRICS_PORT']}"
+            for name, proc in self.processes.items()
+            if name == "gateway" or name.startswith("gateway-")
+        ]
+
+    @property
     def gateway_address(self) -> str:
         return self.processes["gateway"].address
 
@@ -124,6 +133,7 @@ class Stack:
             "gateway",
             ("gateway",),
             "HERALD_GATEWAY_GRPC_PORT",
+            metrics=True,
             extra={
                 "HERALD_GATEWAY_HTTP_PORT": str(self.http_port),
                 "HERALD_USERD_ADDR": userd.address,
@@ -137,7 +147,7 @@ class Stack:
                 Process(
                     f"gateway-{n}",
                     gateway.args,
-                    gateway.env,
+                    {**gateway.env, "HERALD_GATEWAY_METRICS_PORT": str(free_port())},
                     gateway.grpc_port,
                     self.logs_dir / f"gateway-{n}.log",
                 )

@@ -1,9 +1,8 @@
-"""The gateway's accept pipeline stage by stage, for one scenario: what the scenario
+"""The gateways' accept pipeline stage by stage, for one scenario: what the scenario
 added to the `herald_accept_*` histograms (`gateway.notifications.metrics`), read from
-the gateway's /metrics before and after it.
-
-Only with one gateway: with several sharing the port, each scrape reaches whichever one
-the kernel picks, and a difference of two processes' counters means nothing.
+each gateway's own /metrics (`HERALD_GATEWAY_METRICS_PORT`) before and after it and
+summed over the gateways. (The shared HTTP port reaches whichever gateway the kernel
+picks, so a difference of its scrapes would mix processes.)
 """
 
 from __future__ import annotations
@@ -57,18 +56,27 @@ def summary(before: Samples, after: Samples) -> dict[str, Any]:
     }
 
 
-class StageMeter:
-    """Scrapes the gateway on entry and exit; `summary` is what the block added."""
+def scrape_all(urls: list[str]) -> Samples:
+    """`scrape` of every url, each sample summed over them."""
+    total: Samples = {}
+    for url in urls:
+        for key, value in scrape(url).items():
+            total[key] = total.get(key, 0.0) + value
+    return total
 
-    def __init__(self, rest_url: str) -> None:
-        self._url = rest_url
+
+class StageMeter:
+    """Scrapes the gateways on entry and exit; `summary` is what the block added."""
+
+    def __init__(self, metrics_urls: list[str]) -> None:
+        self._urls = metrics_urls
         self._before: Samples = {}
         self.summary: dict[str, Any] = {}
 
     def __enter__(self) -> StageMeter:
-        self._before = scrape(self._url)
+        self._before = scrape_all(self._urls)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
-            self.summary = summary(self._before, scrape(self._url))
+            self.summary = summary(self._before, scrape_all(self._urls))

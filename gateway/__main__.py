@@ -23,6 +23,7 @@ async def main() -> None:
     configure_logging("gateway", settings.log_level)
     token = settings.service_token.get_secret_value()
     async with Runtime("gateway", settings) as runtime:
+        runtime.metrics(settings.metrics_port)
         pool = await runtime.postgres(
             settings.database, migrations_dir=MIGRATIONS, max_size=settings.db_pool_size
         )

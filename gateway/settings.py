@@ -26,6 +26,13 @@ _POLICY = TypeAdapter(dict[MessageTypeName, list[ChannelName]])
 class GatewaySettings(UserCacheSettings):
     http_port: Port = Field(8000, validation_alias="HERALD_GATEWAY_HTTP_PORT")
     grpc_port: Port = Field(50050, validation_alias="HERALD_GATEWAY_GRPC_PORT")
+    metrics_port: Port = Field(
+        0,
+        validation_alias="HERALD_GATEWAY_METRICS_PORT",
+        description="This process's own Prometheus /metrics (0: none; /metrics on the HTTP "
+        "port answers either way). Give each of several gateways sharing the HTTP port its "
+        "own, to scrape each process.",
+    )
     database: str = Field("herald_notifications", validation_alias="HERALD_GATEWAY_DATABASE")
     userd_addr: str = Field("127.0.0.1:50051", validation_alias="HERALD_USERD_ADDR")
     templated_addr: str = Field("127.0.0.1:50052", validation_alias="HERALD_TEMPLATED_ADDR")

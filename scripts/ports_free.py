@@ -34,13 +34,15 @@ LISTENS = ("grpc_port", "http_port", "metrics_port")
 
 
 def ports() -> dict[str, int]:
-    """Every port Herald listens on, by the variable that sets it (current environment)."""
+    """Every port Herald listens on, by the variable that sets it (current environment);
+    a port set to 0 is not listened on."""
     found: dict[str, int] = {}
     for cls in SERVICES:
         settings = load_settings(cls)
         for name, info in cls.model_fields.items():
-            if name.endswith(LISTENS) and isinstance(info.validation_alias, str):
-                found[info.validation_alias] = getattr(settings, name)
+            port = getattr(settings, name)
+            if name.endswith(LISTENS) and isinstance(info.validation_alias, str) and port:
+                found[info.validation_alias] = port
     return found
 
 

@@ -51,3 +51,15 @@ def test_ports_in_dot_env_are_the_ones_checked(tmp_path: Path) -> None:
 
     assert done.returncode == 1
     assert f"{taken} (HERALD_GATEWAY_HTTP_PORT)" in done.stderr
+
+
+def test_a_port_set_to_zero_is_not_checked_and_a_set_one_is(tmp_path: Path) -> None:
+    # The gateway's own metrics port is 0 (none) unless set: nothing to check then.
+    assert "HERALD_GATEWAY_METRICS_PORT" not in VARIABLES
+    env = {name: str(free_port()) for name in VARIABLES}
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        taken = listener.getsockname()[1]
+        done = check({**env, "HERALD_GATEWAY_METRICS_PORT": str(taken)}, tmp_path)
+
+    assert done.returncode == 1
+    assert f"{taken} (HERALD_GATEWAY_METRICS_PORT)" in done.stderr
