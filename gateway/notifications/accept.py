@@ -192,13 +192,22 @@ class Acceptor:
         renders: Memo[RenderKey, template_pb2.RenderResponse],
         plans: Iterable[Plan],
     ) -> None:
-        """Several renderings: one BatchRender call instead of a Render each (items whose
-        user is not known yet, or failed, have no plan and are left to `_build`)."""
+        """Every rendering the planned items need, timed as the `renders` stage: one Render
+        for a single one, one BatchRender call for several (items whose user is not known
+        yet, or failed, have no plan and are left to `_build`)."""
         wanted: dict[RenderKey, Rendering] = {}
         for _, rendering in plans:
             if rendering is not None:
                 wanted.setdefault(rendering.key, rendering)
-        if len(wanted) < 2:
+        if not wanted:
+            return
+        if len(wanted) == 1:
+            [(key, rendering)] = wanted.items()
+            with stage["renders"].time():
+                try:
+                    renders.seed(key, await self._peers.render(rendering.request()))
+                except DomainError as exc:
+                    renders.seed(key, exc)
             return
         with stage["renders"].time():
             outcomes = await self._peers.render_many([r.request() for r in wanted.values()])
