@@ -227,7 +227,7 @@ class _sender:  # noqa: N801 - used as `async with _sender(spec) as send`
             grpc.aio.insecure_channel(
                 spec.grpc_address, options=[("grpc.use_local_subchannel_pool", 1)]
             )
-            for _ in range(max(1, spec.grpc_connections))
+            for _ in range(spec.grpc_connections)
         ]
         self._stubs = [notification_pb2_grpc.NotificationServiceStub(c) for c in self._channels]
         self._metadata = (("authorization", f"Bearer {spec.service_token}"),)

@@ -22,6 +22,17 @@ SCENARIOS = (
 )
 
 
+def closed_loop_name(scenario: str, callers: int) -> str:
+    """`rest-sat`, 64 → `rest-sat@c64`: a closed-loop row at one level of callers."""
+    return f"{scenario}@c{callers}"
+
+
+def closed_loop_scenario(name: str) -> str | None:
+    """`rest-sat@c64` → `rest-sat`; None for a row not named by `closed_loop_name`."""
+    base, marker, level = name.rpartition("@c")
+    return base if marker and level.isdigit() else None
+
+
 @dataclass(frozen=True)
 class Params:
     """Everything the command line can change."""

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import psutil
 
-from bench.model import Params, Row
+from bench.model import Params, Row, closed_loop_scenario
 from gateway.notifications.metrics import STAGES
 
 PROCESS_ORDER = (
@@ -176,8 +176,8 @@ def saturation(rows: list[Row]) -> dict[str, dict[str, Any]]:
     against the floor's highest, when the floor ran)."""
     best: dict[str, Row] = {}
     for row in rows:
-        base, _, level = row.scenario.partition("@c")
-        if base not in SATURATED or not level or row.accepted_per_s is None:
+        base = closed_loop_scenario(row.scenario)
+        if base not in SATURATED or row.accepted_per_s is None:
             continue
         if base not in best or row.accepted_per_s > (best[base].accepted_per_s or 0):
             best[base] = row

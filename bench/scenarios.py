@@ -18,14 +18,9 @@ import orjson
 from bench.harness import Harness
 from bench.load import Kind, LoadResult, request_prefix
 from bench.measure import Ledger
-from bench.model import SCENARIOS, Row
+from bench.model import SCENARIOS, Row, closed_loop_name
 from bench.processes import ROOT, StackError, free_port, rabbitmqctl
 from mesh.probe import accepts
-
-
-def closed_loop_name(scenario: str, callers: int) -> str:
-    """`rest-sat`, 64 → `rest-sat@c64`: a closed-loop row at one level of callers."""
-    return f"{scenario}@c{callers}"
 
 
 class Bench(Harness):

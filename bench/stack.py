@@ -48,6 +48,7 @@ class Stack:
         self.service_token = f"bench-{uuid.uuid4().hex}"
         self.processes: dict[str, Process] = {}
         self.http_port = 0
+        self._gateways: list[Process] = []
         self._vhost_created = False
 
     # --- names -------------------------------------------------------------------------
@@ -81,9 +82,7 @@ class Stack:
     def gateway_metrics_urls(self) -> list[str]:
         """Each gateway process's own /metrics (the shared HTTP port reaches either)."""
         return [
-            f"http://127.0.0.1:{proc.env['HERALD_GATEWAY_METRICS_PORT']}"
-            for name, proc in self.processes.items()
-            if name == "gateway" or name.startswith("gateway-")
+            f"http://127.0.0.1:{proc.env['HERALD_GATEWAY_METRICS_PORT']}" for proc in self._gateways
         ]
 
     @property
@@ -141,19 +140,20 @@ class Stack:
             },
         )
         self._launch([gateway])
-        # More gateways share the first one's ports (SO_REUSEPORT), as `make up GATEWAYS=N`.
-        self._launch(
-            [
-                Process(
-                    f"gateway-{n}",
-                    gateway.args,
-                    {**gateway.env, "HERALD_GATEWAY_METRICS_PORT": str(free_port())},
-                    gateway.grpc_port,
-                    self.logs_dir / f"gateway-{n}.log",
-                )
-                for n in range(2, self.gateways + 1)
-            ]
-        )
+        # More gateways share the first one's ports (SO_REUSEPORT), as `make up GATEWAYS=N`;
+        # each has a metrics port of its own.
+        more = [
+            Process(
+                f"gateway-{n}",
+                gateway.args,
+                {**gateway.env, "HERALD_GATEWAY_METRICS_PORT": str(free_port())},
+                gateway.grpc_port,
+                self.logs_dir / f"gateway-{n}.log",
+            )
+            for n in range(2, self.gateways + 1)
+        ]
+        self._launch(more)
+        self._gateways = [gateway, *more]
         self._launch([self.worker(channel) for channel in WORKER_CHANNELS])
 
     def worker(self, channel: str, extra: dict[str, str] | None = None) -> Process:
