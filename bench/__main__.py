@@ -221,16 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     doc["failures"] = failures
     report.write_json(output, doc)
-    sys.stdout.write(report.header(info, how) + "\n\n" + report.table(rows) + "\n")
-    peaks = report.saturation_lines(doc["saturation"])
-    if peaks:
-        sys.stdout.write("Saturation, the highest over the levels of callers:\n" + peaks + "\n")
-    accept = report.stages(rows)
-    if accept:
-        title = "Accept pipeline in the gateways (summed over them), mean per run:"
-        sys.stdout.write(f"{title}\n{accept}\n")
-    if params.profile is not None:
-        sys.stdout.write("\npy-spy, top functions by own time:\n" + report.profiles(rows) + "\n")
+    sys.stdout.write(report.text(doc, rows, info, how, profiled=params.profile is not None))
     sys.stdout.write(f"\nresults: {output}\n")
     return 1 if failures else 0
 

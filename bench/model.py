@@ -21,6 +21,9 @@ SCENARIOS = (
     "failover",
 )
 
+# The floor's open-loop rows, `floor-rate@<rate>`, one per REST rate.
+FLOOR_RATE = "floor-rate"
+
 
 def closed_loop_name(scenario: str, callers: int) -> str:
     """`rest-sat`, 64 → `rest-sat@c64`: a closed-loop row at one level of callers."""

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import psutil
 
-from bench.model import Params, Row, closed_loop_scenario
+from bench.model import FLOOR_RATE, Params, Row, closed_loop_scenario
 from gateway.notifications.metrics import STAGES
 
 PROCESS_ORDER = (
@@ -72,8 +72,9 @@ def method(params: Params) -> dict[str, str]:
         "prefix of the run's own)",
         "floor": "the `floor` row is not Herald: bench/floor.py, the minimal pipeline "
         "(POST -> INSERT -> publish with confirm -> consume -> UPDATE -> ack) in one process "
-        "on the same servers and libraries, driven like rest-sat; Herald's rows read against "
-        "it, on this machine",
+        "on the same servers and libraries, driven like rest-sat (`floor@c<callers>`) and "
+        f"like rest-rate (`{FLOOR_RATE}@<rate>`); Herald's rows read against it, on this "
+        "machine",
         "load": f"{procs} separate load process{'es' if procs > 1 else ''} on the same "
         "machine (uvloop; aiohttp for REST, a connection per caller; grpc.aio for gRPC, "
         f"{params.grpc_connections} connection{'s' if params.grpc_connections > 1 else ''} "
@@ -213,6 +214,37 @@ def saturation_lines(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def against_floor(rows: list[Row]) -> dict[str, dict[str, Any]]:
+    """Per open-loop row of Herald's (rest-rate, grpc-rate) whose rate the floor also ran
+    at: both accept latencies, so a latency target reads against what the servers and
+    libraries alone give at that offered rate, on this machine."""
+    floors = {row.offered_rate: row for row in rows if row.scenario.startswith(FLOOR_RATE + "@")}
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        floor = floors.get(row.offered_rate)
+        if floor is None or not row.scenario.startswith(("rest-rate@", "grpc-rate@")):
+            continue
+        out[row.scenario] = {
+            "offered_rate": row.offered_rate,
+            "accept_p50_ms": row.accept_latency_ms.get("p50"),
+            "accept_p99_ms": row.accept_latency_ms.get("p99"),
+            "floor": floor.scenario,
+            "floor_accept_p50_ms": floor.accept_latency_ms.get("p50"),
+            "floor_accept_p99_ms": floor.accept_latency_ms.get("p99"),
+        }
+    return out
+
+
+def against_floor_lines(summary: dict[str, dict[str, Any]]) -> str:
+    """`against_floor(rows)` in words, a line per row; empty when none compares."""
+    return "\n".join(
+        f"  {name}: accept p50/p99 {num(seen['accept_p50_ms'])}/{num(seen['accept_p99_ms'])} "
+        f"ms; {seen['floor']}: {num(seen['floor_accept_p50_ms'])}/"
+        f"{num(seen['floor_accept_p99_ms'])} ms"
+        for name, seen in summary.items()
+    )
+
+
 def stages(rows: list[Row]) -> str:
     """The gateway's accept pipeline per scenario (`bench.stages`); empty if not measured."""
     lines = [("scenario", "runs", "items/run", *(f"{s} ms" for s in STAGES))]
@@ -267,6 +299,33 @@ def header(info: dict[str, Any], how: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def text(
+    doc: dict[str, Any],
+    rows: list[Row],
+    info: dict[str, Any],
+    how: dict[str, str],
+    *,
+    profiled: bool,
+) -> str:
+    """What a run prints: the machine and method, the tables, the summaries that apply."""
+    out = [header(info, how), "", table(rows)]
+    sections = (
+        (
+            "Saturation, the highest over the levels of callers:",
+            saturation_lines(doc["saturation"]),
+        ),
+        (
+            "Open loop, against the floor at the same offered rate:",
+            against_floor_lines(doc["against_floor"]),
+        ),
+        ("Accept pipeline in the gateways (summed over them), mean per run:", stages(rows)),
+    )
+    out += [f"{title}\n{body}" for title, body in sections if body]
+    if profiled:
+        out.append("\npy-spy, top functions by own time:\n" + profiles(rows))
+    return "\n".join(out) + "\n"
+
+
 def document(
     *,
     started: str,
@@ -285,6 +344,7 @@ def document(
         "parameters": asdict(params),
         "scenarios": [asdict(row) for row in rows],
         "saturation": saturation(rows),
+        "against_floor": against_floor(rows),
     }
 
 

@@ -18,7 +18,7 @@ import orjson
 from bench.harness import Harness
 from bench.load import Kind, LoadResult, request_prefix
 from bench.measure import Ledger
-from bench.model import SCENARIOS, Row, closed_loop_name
+from bench.model import FLOOR_RATE, SCENARIOS, Row, closed_loop_name
 from bench.processes import ROOT, StackError, free_port, rabbitmqctl
 from mesh.probe import accepts
 
@@ -72,8 +72,9 @@ class Bench(Harness):
         return self.rows[before:]
 
     def _floor(self) -> None:
-        """The minimal pipeline (`bench.floor`) under rest-sat's loads: the ceiling of the
-        servers and libraries Herald sits on, on this machine, for reading Herald's rows."""
+        """The minimal pipeline (`bench.floor`) under rest-sat's and rest-rate's loads: the
+        ceiling of the servers and libraries Herald sits on, on this machine, for reading
+        Herald's rows."""
         p = self.params
         port = free_port()
         dsn = self.stack.create_database("floor")
@@ -91,13 +92,16 @@ class Bench(Harness):
             _wait_listening(port, floor, "the floor")
             url = f"http://127.0.0.1:{port}"
             self._warm("floor-warmup", ("rest",), rest_url=url, ledger=ledger)
-            for callers in p.concurrency:
-                name = closed_loop_name("floor", callers)
+            # Closed loops at rest-sat's levels (capacity), then open loops at rest-rate's
+            # rates (the latency the servers alone give at the offered rates of the targets).
+            loads = [(closed_loop_name("floor", c), 0.0, c) for c in p.concurrency]
+            loads += [(f"{FLOOR_RATE}@{r:g}", r, p.max_in_flight) for r in p.rest_rates]
+            for name, rate, concurrency in loads:
                 spec = self._spec(
                     "rest",
                     self._tag(name),
-                    rate=0,
-                    concurrency=callers,
+                    rate=rate,
+                    concurrency=concurrency,
                     duration=p.duration,
                     rest_url=url,
                 )

@@ -68,6 +68,7 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
     assert set(rows) == {
         "floor@c2",
         "floor@c4",
+        "floor-rate@20",
         "rest-rate@20",
         "rest-sat@c2",
         "rest-sat@c4",
@@ -85,7 +86,7 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
         for key in ("accept_latency_ms", "e2e_latency_ms", "e2e_recorded_latency_ms"):
             assert set(row[key]) == LATENCY_KEYS, (name, key)
         # The floor is not Herald: only its own process (and the servers) are watched.
-        floor = name.startswith("floor@")
+        floor = name.startswith(("floor@", "floor-rate@"))
         watched = {"floor"} if floor else PROCESSES - {"deliveryd-email"}
         assert watched <= set(row["resources"]), name
         for usage in row["resources"].values():
@@ -106,6 +107,26 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
             ), name
     assert "Accept pipeline in the gateways (summed over them), mean per run:" in results["stdout"]
     assert "bench/floor.py" in rows["floor@c4"]["notes"]["system"]
+    assert rows["floor-rate@20"]["method"] == "open loop"
+    assert rows["floor-rate@20"]["offered_rate"] == 20
+
+
+@pytest.mark.timeout(180)
+def test_open_loops_read_against_the_floor_at_their_rate(results: dict[str, Any]) -> None:
+    rows = {row["scenario"]: row for row in results["scenarios"]}
+    floor = rows["floor-rate@20"]["accept_latency_ms"]
+    compared = results["against_floor"]
+    assert set(compared) == {"rest-rate@20", "grpc-rate@20"}
+    for name, seen in compared.items():
+        assert seen["floor"] == "floor-rate@20", name
+        assert seen["offered_rate"] == rows[name]["offered_rate"] == 20, name
+        assert seen["accept_p99_ms"] == rows[name]["accept_latency_ms"]["p99"], name
+        assert (seen["floor_accept_p50_ms"], seen["floor_accept_p99_ms"]) == (
+            floor["p50"],
+            floor["p99"],
+        ), name
+    assert "Open loop, against the floor at the same offered rate:" in results["stdout"]
+    assert "floor-rate@20: " in results["stdout"]
 
 
 @pytest.mark.timeout(180)
@@ -146,7 +167,7 @@ def test_a_small_run_delivers_everything_it_accepted(results: dict[str, Any]) ->
         assert row["accepted"] > 0 and row["accepted_per_s"] > 0, name
         assert row["accept_latency_ms"]["p50"] is not None, name
         assert row["delivered"] == row["accepted"], name
-        system = "floor" if name.startswith("floor@") else "gateway"
+        system = "floor" if name.startswith(("floor@", "floor-rate@")) else "gateway"
         assert row["resources"][system]["peak_rss_mb"] > 0, name
     failover = next(r for r in results["scenarios"] if r["scenario"].startswith("failover"))
     assert set(failover["notes"]["delivered_by_provider"]) <= {"sendgrid", "sandbox"}
