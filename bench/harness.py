@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.load import Kind, LoadResult, LoadSpec, merge, request_prefix, run_load, warm
 from bench.measure import Ledger, Outcomes, percentiles
-from bench.model import Params, Row
+from bench.model import NOT_MEASURED, Params, Row
 from bench.profile import Profiler
 from bench.resources import ResourceSampler, Usage
 from bench.seed import Seed
@@ -25,6 +25,15 @@ from bench.stack import Stack
 from bench.stages import StageMeter
 
 PROFILED = ("gateway", "userd", "templated", "deliveryd-email")
+
+
+def cpu_per_notification(resources: dict[str, dict[str, Any]], count: int) -> float | None:
+    """CPU ms of the measured processes (every watched one but `NOT_MEASURED`) per
+    notification; None when there were none."""
+    if count <= 0:
+        return None
+    cpu = sum(float(u["cpu_seconds"]) for name, u in resources.items() if name not in NOT_MEASURED)
+    return round(cpu * 1000 / count, 2)
 
 
 class Watch:
@@ -219,6 +228,9 @@ class Harness:
             errors=errors,
             error_count=sum(errors.values()),
             resources=resources,
+            cpu_ms_per_notification=cpu_per_notification(
+                resources, load.accepted_items if sent else outcomes.delivered
+            ),
             notes=notes,
         )
 

@@ -21,6 +21,9 @@ SCENARIOS = (
     "failover",
 )
 
+# Processes a row watches that are not the system measured (the load, a fake provider).
+NOT_MEASURED = frozenset({"load", "fake-sendgrid"})
+
 # The floor's open-loop rows, `floor-rate@<rate>`, one per REST rate.
 FLOOR_RATE = "floor-rate"
 
@@ -95,4 +98,7 @@ class Row:
     errors: dict[str, int]
     error_count: int
     resources: dict[str, dict[str, Any]]
+    # CPU of the system under test (its processes and the servers; not the load generator
+    # nor a fake provider) per notification: accepted, or delivered for a drain.
+    cpu_ms_per_notification: float | None
     notes: dict[str, Any] = field(default_factory=dict)

@@ -100,7 +100,10 @@ def method(params: Params) -> dict[str, str]:
         "(what the pipeline sustains under that load)",
         "resources": "CPU seconds and peak RSS of each process, sampled every 0.25 s over the "
         "load and settle window; postgres/rabbitmq/redis are CPU only and include any other "
-        "client of those servers",
+        "client of those servers; `cpu ms/notif`: the CPU of every process but the load "
+        "generator and fake providers (the servers included) per notification accepted "
+        "(backlog drain: delivered), so it covers accepting and delivering, except in the "
+        "backlog rows, which split them",
         "accept stages": "what each scenario added to the gateways' herald_accept_* "
         "histograms (each gateway's own /metrics before and after, summed): runs of the accept "
         "pipeline, items per run, and the mean ms a run spent in each stage (a run that "
@@ -152,7 +155,7 @@ def table(rows: list[Row]) -> str:
     out = [_grid(lines)]
     seen = {name for row in rows for name in row.resources}
     names = [n for n in PROCESS_ORDER if n in seen] + sorted(seen - set(PROCESS_ORDER))
-    res = [("scenario", *names)]
+    res = [("scenario", *names, "cpu ms/notif")]
     for row in rows:
         cells = []
         for name in names:
@@ -163,8 +166,11 @@ def table(rows: list[Row]) -> str:
             rss = usage.get("peak_rss_mb")
             cpu = f"{usage['cpu_seconds']:.1f}s"
             cells.append(cpu if rss is None else f"{cpu} {rss:.0f}MB")
-        res.append((row.scenario, *cells))
-    out.append("CPU seconds and peak RSS per process (over load + settle):")
+        res.append((row.scenario, *cells, num(row.cpu_ms_per_notification)))
+    out.append(
+        "CPU seconds and peak RSS per process (over load + settle), and CPU ms per "
+        "notification (all but the load and fake providers):"
+    )
     out.append(_grid(res))
     return "\n".join(out)
 

@@ -169,6 +169,23 @@ def test_a_small_run_delivers_everything_it_accepted(results: dict[str, Any]) ->
         assert row["delivered"] == row["accepted"], name
         system = "floor" if name.startswith(("floor@", "floor-rate@")) else "gateway"
         assert row["resources"][system]["peak_rss_mb"] > 0, name
+
+
+@pytest.mark.timeout(180)
+def test_cpu_per_notification_leaves_out_the_load_and_fake_providers(
+    results: dict[str, Any],
+) -> None:
+    rows = {row["scenario"]: row for row in results["scenarios"]}
+    for name, row in rows.items():
+        count = row["delivered"] if name == "backlog-drain" else row["accepted"]
+        measured = {k: u for k, u in row["resources"].items() if k not in {"load", "fake-sendgrid"}}
+        cpu = sum(u["cpu_seconds"] for u in measured.values())
+        seen = (name, row["cpu_ms_per_notification"], count, measured)
+        assert row["cpu_ms_per_notification"] == round(cpu * 1000 / count, 2), seen
+        assert row["cpu_ms_per_notification"] > 0, seen
+    assert "fake-sendgrid" in rows["failover@20"]["resources"]
+    assert "load" in rows["rest-rate@20"]["resources"]
+    assert "cpu ms/notif" in results["stdout"]
     failover = next(r for r in results["scenarios"] if r["scenario"].startswith("failover"))
     assert set(failover["notes"]["delivered_by_provider"]) <= {"sendgrid", "sandbox"}
     assert failover["notes"]["fake_sendgrid"]["requests"] >= failover["delivered"]
