@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import grpc
 import pytest
@@ -91,6 +92,27 @@ async def test_same_request_id_twice_gives_one_notification_and_one_message(
 
     assert again.notification_id == first.notification_id
     assert again.duplicate and not first.duplicate
+    await settle()
+    assert [d.job.notification_id for d in await queues.take(EMAIL)] == [first.notification_id]
+
+
+async def test_a_repeat_answers_the_original_even_when_it_could_no_longer_render(
+    notifications, queues: Queues, peers: FakePeers
+) -> None:
+    # A repeat is answered from its key, whatever a fresh Send of it would meet now.
+    user = peers.users.add()
+    code = f"gone-{uuid.uuid4().hex[:8]}"
+    peers.templates.add(code, {"subject": "Hi {name}", "text": "Hi", "sms": "Hi"})
+    request = send_request(user.id, template_code=code)
+    first = await notifications.Send(request, metadata=CLIENT)
+    del peers.templates.templates[code]
+
+    again = await notifications.Send(request, metadata=CLIENT)
+
+    assert again.duplicate and again.notification_id == first.notification_id
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await notifications.Send(send_request(user.id, template_code=code), metadata=CLIENT)
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND  # a new key does not replay
     await settle()
     assert [d.job.notification_id for d in await queues.take(EMAIL)] == [first.notification_id]
 
