@@ -26,6 +26,19 @@ NOT_MEASURED = frozenset({"load", "fake-sendgrid"})
 
 # The floor's open-loop rows, `floor-rate@<rate>`, one per REST rate.
 FLOOR_RATE = "floor-rate"
+# Herald's open-loop scenarios, each read against the floor's row at the same rate.
+OPEN_LOOPS = ("rest-rate", "grpc-rate")
+
+
+def open_loop_name(scenario: str, rate: float) -> str:
+    """`rest-rate`, 500 → `rest-rate@500`: an open-loop row at one offered rate."""
+    return f"{scenario}@{rate:g}"
+
+
+def open_loop_scenario(name: str) -> str | None:
+    """`rest-rate@500` → `rest-rate`; None for a row not named by `open_loop_name`."""
+    base, marker, rate = name.rpartition("@")
+    return base if marker and rate[:1].isdigit() else None
 
 
 def closed_loop_name(scenario: str, callers: int) -> str:

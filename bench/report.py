@@ -13,7 +13,14 @@ from typing import Any
 import orjson
 import psutil
 
-from bench.model import FLOOR_RATE, Params, Row, closed_loop_scenario
+from bench.model import (
+    FLOOR_RATE,
+    OPEN_LOOPS,
+    Params,
+    Row,
+    closed_loop_scenario,
+    open_loop_scenario,
+)
 from gateway.notifications.metrics import STAGES
 
 PROCESS_ORDER = (
@@ -224,11 +231,11 @@ def against_floor(rows: list[Row]) -> dict[str, dict[str, Any]]:
     """Per open-loop row of Herald's (rest-rate, grpc-rate) whose rate the floor also ran
     at: both accept latencies, so a latency target reads against what the servers and
     libraries alone give at that offered rate, on this machine."""
-    floors = {row.offered_rate: row for row in rows if row.scenario.startswith(FLOOR_RATE + "@")}
+    floors = {r.offered_rate: r for r in rows if open_loop_scenario(r.scenario) == FLOOR_RATE}
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
         floor = floors.get(row.offered_rate)
-        if floor is None or not row.scenario.startswith(("rest-rate@", "grpc-rate@")):
+        if floor is None or open_loop_scenario(row.scenario) not in OPEN_LOOPS:
             continue
         out[row.scenario] = {
             "offered_rate": row.offered_rate,

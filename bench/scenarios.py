@@ -18,7 +18,7 @@ import orjson
 from bench.harness import Harness
 from bench.load import Kind, LoadResult, request_prefix
 from bench.measure import Ledger
-from bench.model import FLOOR_RATE, SCENARIOS, Row, closed_loop_name
+from bench.model import FLOOR_RATE, SCENARIOS, Row, closed_loop_name, open_loop_name
 from bench.processes import ROOT, StackError, free_port, rabbitmqctl
 from mesh.probe import accepts
 
@@ -33,7 +33,7 @@ class Bench(Harness):
         if scenario in ("rest-rate", "grpc-rate"):
             kind: Kind = "rest" if scenario == "rest-rate" else "grpc"
             for rate in p.rest_rates if kind == "rest" else p.grpc_rates:
-                name = f"{scenario}@{rate:g}"
+                name = open_loop_name(scenario, rate)
                 self._measured(
                     name,
                     self._spec(
@@ -95,7 +95,7 @@ class Bench(Harness):
             # Closed loops at rest-sat's levels (capacity), then open loops at rest-rate's
             # rates (the latency the servers alone give at the offered rates of the targets).
             loads = [(closed_loop_name("floor", c), 0.0, c) for c in p.concurrency]
-            loads += [(f"{FLOOR_RATE}@{r:g}", r, p.max_in_flight) for r in p.rest_rates]
+            loads += [(open_loop_name(FLOOR_RATE, r), r, p.max_in_flight) for r in p.rest_rates]
             for name, rate, concurrency in loads:
                 spec = self._spec(
                     "rest",
@@ -215,7 +215,7 @@ class Bench(Harness):
                     "HERALD_DELIVERYD_BREAKER_THRESHOLD": str(p.failover_breaker_threshold),
                 },
             )
-            name = f"failover@{p.failover_rate:g}"
+            name = open_loop_name("failover", p.failover_rate)
             spec = self._spec(
                 "rest",
                 self._tag("failover"),
