@@ -15,7 +15,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from deliveryd import providers
 from deliveryd.alerts import AlertConsumer, Alerter
 from deliveryd.audience import device_remover
-from deliveryd.backoff import RetryPolicy
 from deliveryd.chain import OPEN, Breakers, ProviderChain, StateListener
 from deliveryd.channels import ChannelSender, EmailSender, PushSender, SmsSender
 from deliveryd.clients import MAX_BATCH, StatusClient, UserClient
@@ -130,11 +129,6 @@ async def main() -> None:
             sender=sender,
             status=StatusClient(status_pb2_grpc.StatusServiceStub(gateway), max_batch=batch),
             users=users,
-            policy=RetryPolicy(
-                max_attempts=settings.max_attempts(channel),
-                base=settings.backoff_base_seconds,
-                maximum=settings.backoff_max_seconds,
-            ),
             worker=f"{socket.gethostname()}:{os.getpid()}",
             lease_seconds=settings.lease_seconds,
             rpc_timeout=settings.rpc_timeout_seconds,

@@ -30,13 +30,20 @@ from google.protobuf.message import DecodeError
 from deliveryd import metrics
 from deliveryd.chain import Outcome, ProviderChain
 from deliveryd.channels import CHANNEL_NAMES
-from deliveryd.decide import is_critical
 from deliveryd.providers.base import EmailMessage
 from herald.v1 import common_pb2, delivery_pb2
 from mesh import amqp
 from mesh.logging import bind_correlation_id
 
 log = structlog.get_logger(__name__)
+
+
+def is_critical(job: delivery_pb2.DeliveryJob) -> bool:
+    """Alerts and high priorities page an admin when they fail."""
+    return (
+        job.message_type == common_pb2.MESSAGE_TYPE_ALERT
+        or job.priority >= common_pb2.PRIORITY_HIGH
+    )
 
 
 class Alerter:

@@ -1,5 +1,9 @@
 """One delivery job, start to finish: claim → re-check the user → send → report.
 
+The worker reports only what the attempt came to (delivered, transient or permanent
+failure, skipped, or suppressed by the user's choices); the gateway decides what follows
+(retry, next channel, failed) and publishes the next hop itself.
+
 The answer is a `Verdict` telling the consumer what to do with the message: the message is
 acknowledged only once the outcome is recorded through StatusService. A job whose claim
 says it is done, final, stale or unknown is acknowledged without sending; one leased by
@@ -27,11 +31,10 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 
 from deliveryd import metrics
 from deliveryd.audience import Audience, resolve
-from deliveryd.backoff import DEADLINE_PASSED, RetryPolicy, deadline_passed
 from deliveryd.chain import Outcome
 from deliveryd.channels import ChannelSender, HopResult, skipped
 from deliveryd.clients import StatusClient, UserClient
-from deliveryd.decide import Decision, decide
+from deliveryd.deadline import DEADLINE_PASSED, deadline_passed
 from deliveryd.settings import SEND_SHARE_OF_LEASE
 from herald.v1 import common_pb2, delivery_pb2, status_pb2
 from mesh.logging import bind_correlation_id
@@ -103,7 +106,6 @@ class Pipeline:
         sender: ChannelSender,
         status: StatusClient,
         users: UserClient,
-        policy: RetryPolicy,
         worker: str,
         lease_seconds: int,
         rpc_timeout: float,
@@ -112,14 +114,11 @@ class Pipeline:
         self.sender = sender
         self._status = status
         self._users = users
-        self._policy = policy
         self._worker = worker
         self._lease_seconds = lease_seconds
         self._rpc_timeout = rpc_timeout
         self._report_retry_seconds = report_retry_seconds
-        self._unreported: OrderedDict[JobKey, tuple[status_pb2.ReportStatusRequest, Decision]] = (
-            OrderedDict()
-        )
+        self._unreported: OrderedDict[JobKey, status_pb2.ReportStatusRequest] = OrderedDict()
         self._in_flight: dict[JobKey, asyncio.Event] = {}
 
     async def handle(self, body: bytes, correlation_id: str = "") -> Verdict:
@@ -149,7 +148,7 @@ class Pipeline:
         kept = self._unreported.pop(key, None)
         if kept is not None:
             # Sent before, report lost: report again, never send again.
-            return self._count(await self._report(job, *kept))
+            return self._count(await self._report(job, kept))
         verdict = await self._claim(job)
         if verdict is not None:
             return self._count(verdict)
@@ -158,8 +157,7 @@ class Pipeline:
             users=self._users, recipient=job.recipient, timeout=self._rpc_timeout
         )
         hop = await self._send(job, audience, deadline)
-        decision = decide(job=job, hop=hop, policy=self._policy, now=datetime.now(UTC))
-        request = self._report_request(job, audience, hop, decision)
+        verdict = await self._report(job, self._report_request(job, audience, hop))
         log.info(
             "hop done",
             notification_id=job.notification_id,
@@ -167,11 +165,11 @@ class Pipeline:
             attempt=job.attempt,
             outcome=hop.outcome.value,
             provider=hop.provider,
-            status=common_pb2.NotificationStatus.Name(decision.status),
+            then=verdict.reason,
             error=hop.error or None,
             ms=round(hop.duration * 1000, 1),
         )
-        return self._count(await self._report(job, request, decision))
+        return self._count(verdict)
 
     async def _claim(self, job: delivery_pb2.DeliveryJob) -> Verdict | None:
         """None when the job is ours to work; else what to do with the message."""
@@ -236,12 +234,9 @@ class Pipeline:
         return await self.sender.deliver(job, audience, deadline)
 
     def _report_request(
-        self,
-        job: delivery_pb2.DeliveryJob,
-        audience: Audience,
-        hop: HopResult,
-        decision: Decision,
+        self, job: delivery_pb2.DeliveryJob, audience: Audience, hop: HopResult
     ) -> status_pb2.ReportStatusRequest:
+        """What the attempt came to; the status is the gateway's to decide."""
         attempt = delivery_pb2.DeliveryAttempt(
             id=str(uuid.uuid4()),
             notification_id=job.notification_id,
@@ -253,36 +248,30 @@ class Pipeline:
             attempt=job.attempt,
             generation=job.generation,
             worker=self._worker,
-            detail=_detail({"recipient": audience.source, **hop.detail, **decision.note}),
+            detail=_detail({"recipient": audience.source, **hop.detail}),
         )
         attempt.duration.FromTimedelta(timedelta(seconds=hop.duration))
         attempt.start_time.FromDatetime(hop.start)
         request = status_pb2.ReportStatusRequest(
             notification_id=job.notification_id,
-            status=decision.status,
             attempt=attempt,
             channel=job.channel,
-            error=decision.error,
+            error=hop.error,
+            suppressed=hop.suppressed,
         )
         request.timestamp.GetCurrentTime()
-        if decision.next_job is not None:
-            request.next_job.CopyFrom(decision.next_job)
-            request.next_delay.FromTimedelta(timedelta(seconds=decision.next_delay))
         return request
 
     async def _report(
-        self,
-        job: delivery_pb2.DeliveryJob,
-        request: status_pb2.ReportStatusRequest,
-        decision: Decision,
+        self, job: delivery_pb2.DeliveryJob, request: status_pb2.ReportStatusRequest
     ) -> Verdict:
         """Reports (retrying while the gateway is unreachable); then the message's verdict."""
         try:
-            await self._send_report(request)
+            answer = await self._send_report(request)
         except grpc.aio.AioRpcError as exc:
             if _retryable(exc):
                 log.warning("report failed: requeued, kept to re-report", code=exc.code().name)
-                self._keep(job, request, decision)
+                self._keep(job, request)
                 return Verdict(Action.REQUEUE, reason="report failed")
             log.error("gateway refused the report", code=exc.code().name, details=exc.details())
             if exc.code() in SETTLED_ELSEWHERE:
@@ -290,19 +279,20 @@ class Pipeline:
             # Refused for a reason that is not the notification's state (a bad token, a
             # bug): keep the job visible on failed.queue rather than drop it.
             return Verdict(Action.DEAD_LETTER, reason="report refused")
-        if decision.failed:
+        if answer.status == common_pb2.NOTIFICATION_STATUS_FAILED:
             # The gateway put the job on failed.queue (and alerts.queue, whose consumer
             # alerts when it is critical) in the same transaction as the failed status.
             return Verdict(Action.ACK, reason="failed")
-        return Verdict(Action.ACK, reason=common_pb2.NotificationStatus.Name(decision.status))
+        return Verdict(Action.ACK, reason=common_pb2.NotificationStatus.Name(answer.status))
 
-    async def _send_report(self, request: status_pb2.ReportStatusRequest) -> None:
+    async def _send_report(
+        self, request: status_pb2.ReportStatusRequest
+    ) -> status_pb2.ReportStatusResponse:
         """ReportStatus, retried with backoff for up to report_retry_seconds while the
         gateway is unreachable. The first call goes bare: tenacity's machinery costs more
         CPU than the call itself, so it is set up only once a call has failed."""
         try:
-            await self._status.ReportStatus(request, timeout=self._rpc_timeout)
-            return
+            return await self._status.ReportStatus(request, timeout=self._rpc_timeout)
         except grpc.aio.AioRpcError as exc:
             if not _retryable(exc):
                 raise
@@ -314,16 +304,12 @@ class Pipeline:
         )
         async for attempt in retrying:
             with attempt:
-                await self._status.ReportStatus(request, timeout=self._rpc_timeout)
+                return await self._status.ReportStatus(request, timeout=self._rpc_timeout)
+        raise AssertionError("tenacity either returns or re-raises")
 
-    def _keep(
-        self,
-        job: delivery_pb2.DeliveryJob,
-        request: status_pb2.ReportStatusRequest,
-        decision: Decision,
-    ) -> None:
+    def _keep(self, job: delivery_pb2.DeliveryJob, request: status_pb2.ReportStatusRequest) -> None:
         key: JobKey = (job.notification_id, job.generation, job.channel, job.attempt)
-        self._unreported[key] = (request, decision)
+        self._unreported[key] = request
         while len(self._unreported) > MAX_UNREPORTED:
             self._unreported.popitem(last=False)
 

@@ -88,17 +88,6 @@ class DeliverydSettings(UserCacheSettings):
         1.0, ge=0, le=60, validation_alias="HERALD_DELIVERYD_REQUEUE_PAUSE_SECONDS"
     )
 
-    # Retries: exponential backoff with jitter, through the delay queues.
-    email_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_EMAIL_MAX_ATTEMPTS")
-    sms_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_SMS_MAX_ATTEMPTS")
-    push_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_PUSH_MAX_ATTEMPTS")
-    backoff_base_seconds: float = Field(
-        2.0, gt=0, le=3600, validation_alias="HERALD_DELIVERYD_BACKOFF_BASE_SECONDS"
-    )
-    backoff_max_seconds: float = Field(
-        300.0, gt=0, le=86400, validation_alias="HERALD_DELIVERYD_BACKOFF_MAX_SECONDS"
-    )
-
     # Circuit breakers, one per provider.
     breaker_threshold: int = Field(
         5, ge=1, le=1000, validation_alias="HERALD_DELIVERYD_BREAKER_THRESHOLD"
@@ -200,10 +189,6 @@ class DeliverydSettings(UserCacheSettings):
     def providers(self, channel: str) -> tuple[str, ...]:
         """The ordered provider chain of `channel`."""
         return tuple(getattr(self, f"{channel}_providers"))
-
-    def max_attempts(self, channel: str) -> int:
-        """How many tries a hop gets on `channel` before the route moves on."""
-        return int(getattr(self, f"{channel}_max_attempts"))
 
 
 def _check_timeouts(chain: tuple[str, ...], data: dict[str, Any]) -> None:

@@ -16,10 +16,11 @@ import grpc
 from aio_pika.abc import AbstractRobustConnection
 from psycopg_pool import AsyncConnectionPool
 
+from gateway.lifecycle import RetryPolicy
 from gateway.notifications import servicer as notification_servicer
 from gateway.notifications.accept import Acceptor
 from gateway.notifications.peers import Peers
-from gateway.notifications.routing import RoutePolicy
+from gateway.notifications.routing import CHANNELS_BY_NAME, RoutePolicy
 from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
 from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
@@ -38,6 +39,19 @@ class Core:
 
     services: list[GrpcService]
     local: LocalChannel
+
+
+def retry_policy(settings: GatewaySettings) -> RetryPolicy:
+    """Retries per channel, as configured."""
+    return RetryPolicy(
+        max_attempts={
+            CHANNELS_BY_NAME["email"]: settings.email_max_attempts,
+            CHANNELS_BY_NAME["sms"]: settings.sms_max_attempts,
+            CHANNELS_BY_NAME["push"]: settings.push_max_attempts,
+        },
+        base=settings.backoff_base_seconds,
+        maximum=settings.backoff_max_seconds,
+    )
 
 
 async def start_core(
@@ -85,7 +99,7 @@ async def start_core(
     notifications = Notifications(
         pool=pool, outbox=outbox, deadline_seconds=settings.delivery_deadline_seconds
     )
-    statuses = Statuses(pool=pool, outbox=outbox)
+    statuses = Statuses(pool=pool, outbox=outbox, policy=retry_policy(settings))
     notification_impl = notification_servicer.NotificationServicer(acceptor, notifications)
     status_impl = status_servicer.StatusServicer(statuses)
     return Core(

@@ -52,6 +52,22 @@ class GatewaySettings(UserCacheSettings):
         validation_alias="HERALD_DELIVERY_DEADLINE_SECONDS",
         description="After this long no retry is scheduled on a channel (DeliveryJob.deadline).",
     )
+    # Retries of a hop whose attempt failed transiently: decided by the gateway
+    # (gateway/lifecycle.py), sent through the channel's delay queues.
+    email_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_EMAIL_MAX_ATTEMPTS")
+    sms_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_SMS_MAX_ATTEMPTS")
+    push_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_PUSH_MAX_ATTEMPTS")
+    backoff_base_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        validation_alias="HERALD_RETRY_BACKOFF_BASE_SECONDS",
+        description="The first retry's delay; each next one doubles, plus up to half this "
+        "in jitter.",
+    )
+    backoff_max_seconds: float = Field(
+        300.0, gt=0, le=86400, validation_alias="HERALD_RETRY_BACKOFF_MAX_SECONDS"
+    )
     outbox_interval_seconds: float = Field(
         1.0, gt=0, le=60, validation_alias="HERALD_OUTBOX_INTERVAL_SECONDS"
     )

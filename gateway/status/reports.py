@@ -1,28 +1,88 @@
-"""ReportStatus requests as the domain sees them: the checked report, and its trail row.
+"""ReportStatus requests as the lifecycle sees them: protobuf in, a checked `Report` out.
 
-Kept apart from `service` (which decides what a report does) so the rules for what a
-worker may send, and how a seed-style report without an attempt becomes a trail entry,
-read in one place.
+A worker's report leaves `status` UNSPECIFIED and carries the attempt, whose outcome is the
+fact (`lifecycle.Outcome`). An external report (the seed's REST route) names the status it
+saw, with or without an attempt. Either way the fields are checked here (INVALID_ARGUMENT
+naming the field), so `service` only decides.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
-from gateway import store as shared
-from gateway.status.transitions import Hop, Report
+import orjson
+
+from gateway.lifecycle import Hop, Outcome
+from gateway.store import STATUS_NAMES, AttemptRecord
 from herald.v1 import delivery_pb2, status_pb2
 from mesh.errors import InvalidArgument
 
 MAX_TEXT = 4000
-MAX_DELAY_SECONDS = 7 * 86400
-OUTCOME_OF_STATUS = {
+# Trail outcomes (the stored numbers) of an external report without an attempt.
+TRAIL_OUTCOME_OF_STATUS = {
     "pending": delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE,
     "delivered": delivery_pb2.ATTEMPT_OUTCOME_DELIVERED,
     "failed": delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE,
     "suppressed": delivery_pb2.ATTEMPT_OUTCOME_SKIPPED,
 }
+OUTCOMES = {
+    delivery_pb2.ATTEMPT_OUTCOME_DELIVERED: Outcome.DELIVERED,
+    delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE: Outcome.TRANSIENT,
+    delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE: Outcome.PERMANENT,
+    delivery_pb2.ATTEMPT_OUTCOME_SKIPPED: Outcome.SKIPPED,
+}
+
+
+@dataclass(frozen=True)
+class Report:
+    """One checked report: a worker's `outcome`, or an external reporter's `status`."""
+
+    notification_id: uuid.UUID
+    outcome: Outcome | None
+    status: str | None
+    # The hop the report is about; None: the notification's current hop.
+    hop: Hop | None
+    error: str
+    channel: int
+    timestamp: datetime | None
+    # The trail row as reported; its hop fields are filled in from `hop` or the current one.
+    attempt: AttemptRecord | None
+    attempt_id: uuid.UUID | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome is Outcome.DELIVERED or self.status == "delivered"
+
+    def trail_row(self, hop: Hop) -> AttemptRecord:
+        """The attempt to append: the reported one, or one made from an external report."""
+        if self.attempt is not None:
+            a = self.attempt
+            return replace(
+                a,
+                channel=a.channel or hop.channel,
+                attempt=a.attempt or hop.attempt,
+                generation=a.generation or hop.generation,
+            )
+        status = self.status or "pending"
+        return AttemptRecord(
+            id=self.attempt_id or uuid.uuid4(),
+            notification_id=self.notification_id,
+            channel=self.channel or hop.channel,
+            provider="",
+            outcome=TRAIL_OUTCOME_OF_STATUS[status],
+            provider_message_id="",
+            error=self.error,
+            duration_us=0,
+            start_time=self.timestamp or datetime.now(UTC),
+            attempt=hop.attempt,
+            generation=hop.generation,
+            worker="",
+            detail="reported without an attempt",
+        )
 
 
 def parse_id(value: str, field: str) -> uuid.UUID:
@@ -34,72 +94,97 @@ def parse_id(value: str, field: str) -> uuid.UUID:
 
 def parse_report(request: status_pb2.ReportStatusRequest) -> Report:
     """The report a ReportStatus request makes, its fields checked (INVALID_ARGUMENT)."""
-    status = shared.STATUS_NAMES.get(request.status)
-    if status is None:
-        raise InvalidArgument.field("status", "must be pending, delivered, failed or suppressed")
-    if request.HasField("next_job") and status != "pending":
-        raise InvalidArgument.field("next_job", "only with status PENDING")
-    delay = request.next_delay.ToTimedelta().total_seconds()
-    if not 0 <= delay <= MAX_DELAY_SECONDS:
-        raise InvalidArgument.field("next_delay", f"between 0 and {MAX_DELAY_SECONDS} seconds")
-    attempt = request.attempt
-    channel = attempt.channel or request.channel
-    hop = None
-    if request.HasField("attempt") and attempt.attempt > 0 and attempt.generation > 0 and channel:
-        hop = Hop(attempt.generation, channel, attempt.attempt)
-    if attempt.notification_id and attempt.notification_id != request.notification_id:
+    notification_id = parse_id(request.notification_id, "notification_id")
+    if request.HasField("next_job") or request.HasField("next_delay"):
+        field = "next_job" if request.HasField("next_job") else "next_delay"
+        raise InvalidArgument.field(
+            field,
+            "no longer accepted: report the attempt's outcome; the gateway decides the next hop",
+        )
+    given = request.HasField("attempt")
+    a = request.attempt
+    if a.notification_id and a.notification_id != request.notification_id:
         raise InvalidArgument.field("attempt.notification_id", "differs from notification_id")
+    status: str | None = None
+    outcome: Outcome | None = None
+    if request.status:
+        status = STATUS_NAMES.get(request.status)
+        if status is None:
+            raise InvalidArgument.field(
+                "status", "must be pending, delivered, failed or suppressed"
+            )
+    else:
+        if not given:
+            raise InvalidArgument.field("status", "required unless an attempt is reported")
+        outcome = OUTCOMES.get(a.outcome)
+        if outcome is None:
+            raise InvalidArgument.field("attempt.outcome", "required when status is unspecified")
+        if request.suppressed:
+            if outcome is not Outcome.SKIPPED:
+                raise InvalidArgument.field("suppressed", "only with an attempt that skipped")
+            outcome = Outcome.SUPPRESSED
+    channel = a.channel or request.channel
+    hop = None
+    if given and a.attempt > 0 and a.generation > 0 and channel:
+        hop = Hop(a.generation, channel, a.attempt)
+    if outcome is not None and hop is None:
+        raise InvalidArgument.field(
+            "attempt", "a worker's attempt names its generation, channel and attempt"
+        )
+    attempt_id = parse_id(a.id, "attempt.id") if given and a.id else None
+    timestamp = request.timestamp.ToDatetime(UTC) if request.HasField("timestamp") else None
     return Report(
+        notification_id=notification_id,
+        outcome=outcome,
         status=status,
         hop=hop,
-        error=request.error,
+        error=(request.error or a.error)[:MAX_TEXT],
         channel=request.channel,
-        timestamp=request.timestamp.ToDatetime(UTC) if request.HasField("timestamp") else None,
-        next_job=request.next_job if request.HasField("next_job") else None,
-        next_delay_seconds=delay,
+        timestamp=timestamp,
+        attempt=_attempt(request, notification_id, attempt_id, status) if given else None,
+        attempt_id=attempt_id,
     )
 
 
-def attempt_record(
+def _attempt(
     request: status_pb2.ReportStatusRequest,
     notification_id: uuid.UUID,
-    hop: Hop,
-    report: Report,
     attempt_id: uuid.UUID | None,
-) -> shared.AttemptRecord:
-    """The trail row: the worker's attempt, or one made from the seed's payload; `hop` is
-    the reported one, or the current one when the report names none."""
-    now = datetime.now(UTC)
-    attempt_id = attempt_id or uuid.uuid4()
-    if not request.HasField("attempt"):
-        return shared.AttemptRecord(
-            id=attempt_id,
-            notification_id=notification_id,
-            channel=report.channel or hop.channel,
-            provider="",
-            outcome=OUTCOME_OF_STATUS[report.status],
-            provider_message_id="",
-            error=report.error[:MAX_TEXT],
-            duration_us=0,
-            start_time=report.timestamp or now,
-            attempt=hop.attempt,
-            generation=hop.generation,
-            worker="",
-            detail="reported without an attempt",
-        )
+    status: str | None,
+) -> AttemptRecord:
     a = request.attempt
-    return shared.AttemptRecord(
-        id=attempt_id,
+    outcome: int = a.outcome or TRAIL_OUTCOME_OF_STATUS.get(status or "", 0)
+    return AttemptRecord(
+        id=attempt_id or uuid.uuid4(),
         notification_id=notification_id,
-        channel=a.channel or report.channel or hop.channel,
+        channel=a.channel or request.channel,
         provider=a.provider[:200],
-        outcome=a.outcome or OUTCOME_OF_STATUS[report.status],
+        outcome=outcome,
         provider_message_id=a.provider_message_id[:500],
-        error=(a.error or report.error)[:MAX_TEXT],
+        error=(a.error or request.error)[:MAX_TEXT],
         duration_us=a.duration.ToMicroseconds(),
-        start_time=a.start_time.ToDatetime(UTC) if a.HasField("start_time") else now,
-        attempt=a.attempt or hop.attempt,
-        generation=a.generation or hop.generation,
+        start_time=a.start_time.ToDatetime(UTC) if a.HasField("start_time") else datetime.now(UTC),
+        attempt=a.attempt,
+        generation=a.generation,
         worker=a.worker[:200],
         detail=a.detail[:MAX_TEXT],
     )
+
+
+def with_note(attempt: AttemptRecord, note: Mapping[str, Any]) -> AttemptRecord:
+    """The attempt with the lifecycle's reason (retry in, next channel, final) added to its
+    detail, when the detail is a JSON object or empty."""
+    if not note:
+        return attempt
+    detail: Any = {}
+    if attempt.detail:
+        try:
+            detail = orjson.loads(attempt.detail)
+        except orjson.JSONDecodeError:
+            return attempt
+    if not isinstance(detail, dict):
+        return attempt
+    text = orjson.dumps({**detail, **note}).decode()
+    if len(text) > MAX_TEXT:
+        return attempt
+    return replace(attempt, detail=text)

@@ -11,14 +11,16 @@ Claim(notification, generation, channel, attempt, worker, lease) answers, checke
 The notification row is held FOR SHARE while claiming, so a report cannot move the hop
 underneath; the claim itself is one INSERT … ON CONFLICT DO UPDATE … WHERE lease expired.
 
-ReportStatus appends the attempt to the trail and moves the state (see `transitions`):
-a repeated attempt id, or an outcome already recorded, answers changed=False and writes
-nothing; an illegal or stale move is FAILED_PRECONDITION and writes nothing. A report that
-ends the hop closes its claim. PENDING with next_job makes that the current hop (built
-from the stored job, so content and recipient stay the gateway's) and publishes it through
-the outbox, to the channel's delay queue when next_delay > 0. The seed's payload
-(status, error, channel, timestamp, no attempt) is accepted: it applies to the current
-hop and, when it changes the state, joins the trail as an attempt without provider.
+A report appends its attempt to the trail and `gateway.lifecycle` decides what follows:
+a worker reports only what its attempt came to, and the retry, the next channel, failed
+(with its dead letter) or suppressed is decided here and written in the same transaction,
+the next hop (rebuilt from the stored job, so content and recipient stay the gateway's)
+published through the outbox, to the channel's delay queue after a backoff. A repeated
+attempt id, or an outcome already recorded, answers changed=False and writes nothing; an
+illegal or stale move is FAILED_PRECONDITION and writes nothing. A report that ends the
+hop closes its claim. The seed's payload (status, error, channel, timestamp, no attempt)
+is accepted as an external report: it applies to the current hop and, when it changes
+the state, joins the trail as an attempt without provider.
 
 The usual cases take one statement for many calls: the Claims (and the DELIVERED reports)
 made at the same moment, a batch call's or concurrent calls', are tried together
@@ -30,6 +32,7 @@ transaction that decides and says why.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -40,13 +43,14 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from gateway import lifecycle
 from gateway import store as shared
+from gateway.lifecycle import Hop
 from gateway.notifications.routing import CHANNEL_NAMES
 from gateway.outbox import Outbox, Publication
-from gateway.status import store
-from gateway.status.reports import MAX_TEXT, attempt_record, parse_id, parse_report
-from gateway.status.transitions import Decision, Hop, Report, current_hop, decide
-from herald.v1 import common_pb2, delivery_pb2, status_pb2
+from gateway.status import hops, store
+from gateway.status.reports import MAX_TEXT, Report, with_note
+from herald.v1 import delivery_pb2
 from mesh.coalesce import Batcher
 from mesh.errors import Conflict, InvalidArgument, NotFound
 from mesh.logging import bind_correlation_id
@@ -61,9 +65,20 @@ CHANNELS = frozenset(CHANNEL_NAMES)
 MAX_BATCH = 500
 
 
+class ClaimResult(enum.StrEnum):
+    """The answers to a claim (see the module docstring)."""
+
+    GRANTED = "granted"
+    TAKEN = "taken"
+    FINAL = "final"
+    UNKNOWN = "unknown"
+    LEASED = "leased"
+    STALE = "stale"
+
+
 @dataclass(frozen=True)
 class ClaimOutcome:
-    result: int
+    result: ClaimResult
     status: str | None = None
     takeover: bool = False
     lease_until: datetime | None = None
@@ -83,12 +98,14 @@ class Statuses:
         *,
         pool: AsyncConnectionPool,
         outbox: Outbox,
+        policy: lifecycle.RetryPolicy,
         default_lease_seconds: int = 60,
         max_batch: int = MAX_BATCH,
         runs: int = 1,
     ) -> None:
         self._pool = pool
         self._outbox = outbox
+        self._policy = policy
         self._default_lease = default_lease_seconds
         self._claims: Batcher[store.ClaimWanted, store.ClaimRow | None] = Batcher(
             self._claim_current, max_batch=max_batch, max_running=runs
@@ -109,47 +126,48 @@ class Statuses:
             also=lambda d: d.attempt.id,
         )
 
-    async def claim(self, *, request: status_pb2.ClaimRequest) -> ClaimOutcome:
+    async def claim(
+        self, *, notification_id: uuid.UUID, hop: Hop, worker: str, lease_seconds: int
+    ) -> ClaimOutcome:
         """Takes one hop for one worker (see the module docstring for the answers)."""
-        notification_id = parse_id(request.notification_id, "notification_id")
-        if not request.worker or len(request.worker) > 200:
+        if not worker or len(worker) > 200:
             raise InvalidArgument.field("worker", "required, at most 200 characters")
-        if not 0 <= request.lease_seconds <= 3600:
+        if not 0 <= lease_seconds <= 3600:
             raise InvalidArgument.field("lease_seconds", "between 1 and 3600 (0: default)")
-        if request.channel not in CHANNELS:
+        if hop.channel not in CHANNELS:
             raise InvalidArgument.field("channel", "must be email, sms or push")
-        if request.generation < 1 or request.attempt < 1:
-            field = "generation" if request.generation < 1 else "attempt"
+        if hop.generation < 1 or hop.attempt < 1:
+            field = "generation" if hop.generation < 1 else "attempt"
             raise InvalidArgument.field(field, "must be at least 1")
-        hop = Hop(request.generation, request.channel, request.attempt)
-        lease = request.lease_seconds or self._default_lease
+        lease = lease_seconds or self._default_lease
         key = (notification_id, hop.generation, hop.channel, hop.attempt)
         # The usual case, batched: the current hop of a pending notification, free.
-        granted = await self._claims(store.ClaimWanted(*key, request.worker, lease))
+        granted = await self._claims(store.ClaimWanted(*key, worker, lease))
         if granted is not None:
             return self._granted(notification_id, granted)
         # Otherwise, look at the notification and the claim to say why (or claim after all).
         async with shared.transaction(self._pool) as conn:
             state = await shared.lock(conn, notification_id, shared=True)
             if state is None:
-                return ClaimOutcome(status_pb2.CLAIM_RESULT_UNKNOWN)
+                return ClaimOutcome(ClaimResult.UNKNOWN)
             bind_correlation_id(state.correlation_id)
-            if state.final or hop != current_hop(state):
+            current = Hop(state.generation, state.hop_channel, state.attempt)
+            if state.final or hop != current:
                 existing = await store.find_claim(conn, *key)
                 if existing is not None and existing.done:
-                    return ClaimOutcome(status_pb2.CLAIM_RESULT_TAKEN, state.status)
+                    return ClaimOutcome(ClaimResult.TAKEN, state.status)
                 if state.final:
-                    return ClaimOutcome(status_pb2.CLAIM_RESULT_FINAL, state.status)
-                return ClaimOutcome(status_pb2.CLAIM_RESULT_STALE, state.status)
+                    return ClaimOutcome(ClaimResult.FINAL, state.status)
+                return ClaimOutcome(ClaimResult.STALE, state.status)
             # The current hop: a done claim makes try_claim answer None, read below.
-            granted = await store.try_claim(conn, *key, worker=request.worker, lease_seconds=lease)
+            granted = await store.try_claim(conn, *key, worker=worker, lease_seconds=lease)
             if granted is None:
                 holder = await store.find_claim(conn, *key)
                 assert holder is not None
                 if holder.done:
-                    return ClaimOutcome(status_pb2.CLAIM_RESULT_TAKEN, state.status)
+                    return ClaimOutcome(ClaimResult.TAKEN, state.status)
                 return ClaimOutcome(
-                    status_pb2.CLAIM_RESULT_LEASED, state.status, lease_until=holder.lease_until
+                    ClaimResult.LEASED, state.status, lease_until=holder.lease_until
                 )
         return self._granted(notification_id, granted)
 
@@ -165,25 +183,16 @@ class Statuses:
                 previous_worker=granted.previous_worker,
             )
         return ClaimOutcome(
-            status_pb2.CLAIM_RESULT_GRANTED,
-            "pending",
-            takeover=takeover,
-            lease_until=granted.lease_until,
+            ClaimResult.GRANTED, "pending", takeover=takeover, lease_until=granted.lease_until
         )
 
-    async def report(self, *, request: status_pb2.ReportStatusRequest) -> ReportOutcome:
-        """Records an outcome and moves the notification (see `transitions`)."""
-        notification_id = parse_id(request.notification_id, "notification_id")
-        report = parse_report(request)
-        attempt_id = (
-            parse_id(request.attempt.id, "attempt.id")
-            if request.HasField("attempt") and request.attempt.id
-            else None
-        )
-        if report.status == "delivered" and report.hop is not None:
+    async def report(self, *, report: Report) -> ReportOutcome:
+        """Records a fact and moves the notification as `lifecycle` decides."""
+        notification_id = report.notification_id
+        if report.delivered and report.hop is not None:
             # The usual case, batched: a pending notification delivered.
             delivery = store.Delivery(
-                attempt_record(request, notification_id, report.hop, report, attempt_id),
+                report.trail_row(report.hop),
                 close=(report.hop.generation, report.hop.channel, report.hop.attempt),
                 deliver_time=report.timestamp or datetime.now(UTC),
             )
@@ -201,52 +210,67 @@ class Statuses:
             if state is None:
                 raise NotFound(f"notification {notification_id} not found")
             bind_correlation_id(state.correlation_id)
+            job = hops.stored_job(state)
+            here = hops.position(state, job)
             try:
-                decision = decide(state, report)
+                decision = self._decide(here, report)
             except Conflict:
                 # A repeated report, overtaken since by the move it made, is no conflict.
-                if attempt_id is not None and await store.attempt_recorded(conn, attempt_id):
+                if report.attempt_id is not None and await store.attempt_recorded(
+                    conn, report.attempt_id
+                ):
                     return ReportOutcome(state.status, changed=False)
                 raise
-            has_attempt = request.HasField("attempt")
-            if not decision.changed or (decision.status is None and not has_attempt):
+            if not decision.changed or (decision.status is None and report.attempt is None):
                 return ReportOutcome(state.status, changed=False)
-            attempt = attempt_record(
-                request, state.id, report.hop or current_hop(state), report, attempt_id
-            )
+            attempt = with_note(report.trail_row(report.hop or here.hop), decision.note)
             c = decision.close
             close = (c.generation, c.channel, c.attempt) if c else None
             if not await store.record_attempt(conn, attempt, close=close):
                 return ReportOutcome(state.status, changed=False)  # a repeated report
-            publication = await self._apply(conn, state, report, decision, attempt)
+            publication = await self._apply(
+                conn, state, job, report=report, decision=decision, attempt=attempt
+            )
             status = decision.status or state.status
         if publication is not None:
             await self._outbox.dispatch([publication])
         log.info("status reported", notification_id=str(notification_id), status=status)
         return ReportOutcome(status, changed=True)
 
+    def _decide(self, here: lifecycle.Position, report: Report) -> lifecycle.Decision:
+        if report.outcome is not None:
+            assert report.hop is not None
+            return lifecycle.on_attempt(
+                here,
+                hop=report.hop,
+                outcome=report.outcome,
+                error=report.error,
+                policy=self._policy,
+                now=datetime.now(UTC),
+                channel_names=CHANNEL_NAMES,
+            )
+        assert report.status is not None
+        return lifecycle.on_external(here, status=report.status, hop=report.hop, error=report.error)
+
     async def _apply(
         self,
         conn: shared.Conn,
         state: shared.HopState,
+        job: delivery_pb2.DeliveryJob,
+        *,
         report: Report,
-        decision: Decision,
+        decision: lifecycle.Decision,
         attempt: shared.AttemptRecord,
     ) -> Publication | None:
-        """Writes the decided state; returns the hop to publish, if any."""
-        error = (report.error or attempt.error)[:MAX_TEXT]
+        """Writes the decided state; returns the hop (or dead letter) to publish, if any."""
         if decision.status == "pending" and decision.next_hop is not None:
-            assert report.next_job is not None and state.job is not None
             nxt = decision.next_hop
-            job = delivery_pb2.DeliveryJob.FromString(state.job)
-            job.channel = common_pb2.Channel.ValueType(nxt.channel)
-            job.route_index, job.attempt = nxt.route_index, nxt.attempt
-            job.last_error = (report.next_job.last_error or error)[:MAX_TEXT]
-            if report.next_job.HasField("deadline"):
-                job.deadline.CopyFrom(report.next_job.deadline)
+            moved = hops.next_job(
+                job, nxt, generation=state.generation, last_error=decision.carried[:MAX_TEXT]
+            )
             deliver_after = None
-            if report.next_delay_seconds > 0:
-                deliver_after = datetime.now(UTC) + timedelta(seconds=report.next_delay_seconds)
+            if nxt.delay > 0:
+                deliver_after = datetime.now(UTC) + timedelta(seconds=nxt.delay)
             hop = await shared.set_hop(
                 conn,
                 state.id,
@@ -254,12 +278,12 @@ class Statuses:
                 route_index=nxt.route_index,
                 channel=nxt.channel,
                 attempt=nxt.attempt,
-                job=job.SerializeToString(),
-                status_reason=error,
+                job=moved.SerializeToString(),
+                status_reason=decision.reason[:MAX_TEXT],
                 deliver_after=deliver_after,
                 grace=self._outbox.grace,
             )
-            return Publication(state.id, hop, job, deliver_after)
+            return Publication(state.id, hop, moved, deliver_after)
         if decision.status == "delivered":
             await store.finish(
                 conn,
@@ -272,12 +296,10 @@ class Statuses:
                 deliver_time=report.timestamp or datetime.now(UTC),
             )
         elif decision.status == "suppressed":
-            await store.finish(conn, state.id, status="suppressed", reason=error or "suppressed")
-        elif decision.status == "failed":
-            reason = error or "delivery failed"
-            dead = delivery_pb2.DeliveryJob.FromString(state.job or b"")
-            dead.notification_id = dead.notification_id or str(state.id)
-            dead.last_error = reason
+            await store.finish(conn, state.id, status="suppressed", reason=decision.reason)
+        elif decision.dead_letter:
+            reason = decision.reason[:MAX_TEXT]
+            dead = hops.dead_letter(job, str(state.id), reason)
             hop = await store.finish(
                 conn,
                 state.id,
@@ -289,12 +311,11 @@ class Statuses:
             return Publication(state.id, hop, dead, dead=True)
         return None
 
-    async def get(self, *, notification_id: str) -> store.StatusRow:
-        parsed = parse_id(notification_id, "notification_id")
+    async def get(self, *, notification_id: uuid.UUID) -> store.StatusRow:
         async with shared.transaction(self._pool) as conn:
-            row = await store.read_status(conn, parsed)
+            row = await store.read_status(conn, notification_id)
         if row is None:
-            raise NotFound(f"notification {parsed} not found")
+            raise NotFound(f"notification {notification_id} not found")
         return row
 
 

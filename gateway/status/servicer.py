@@ -11,13 +11,23 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
-from gateway.status.service import MAX_BATCH, Statuses
+from gateway.lifecycle import Hop
+from gateway.status.reports import parse_id, parse_report
+from gateway.status.service import MAX_BATCH, ClaimResult, Statuses
 from gateway.store import STATUS_NUMBERS
 from herald.v1 import status_pb2, status_pb2_grpc
 from mesh.item_errors import each, indexed
 from mesh.runtime import GrpcService
 
 SERVICE_NAME = status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name
+CLAIM_RESULTS = {
+    ClaimResult.GRANTED: status_pb2.CLAIM_RESULT_GRANTED,
+    ClaimResult.TAKEN: status_pb2.CLAIM_RESULT_TAKEN,
+    ClaimResult.FINAL: status_pb2.CLAIM_RESULT_FINAL,
+    ClaimResult.UNKNOWN: status_pb2.CLAIM_RESULT_UNKNOWN,
+    ClaimResult.LEASED: status_pb2.CLAIM_RESULT_LEASED,
+    ClaimResult.STALE: status_pb2.CLAIM_RESULT_STALE,
+}
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -39,9 +49,14 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def Claim(
         self, request: status_pb2.ClaimRequest, context: Context
     ) -> status_pb2.ClaimResponse:
-        outcome = await self._statuses.claim(request=request)
+        outcome = await self._statuses.claim(
+            notification_id=parse_id(request.notification_id, "notification_id"),
+            hop=Hop(request.generation, request.channel, request.attempt),
+            worker=request.worker,
+            lease_seconds=request.lease_seconds,
+        )
         return status_pb2.ClaimResponse(
-            result=outcome.result,  # type: ignore[arg-type]
+            result=CLAIM_RESULTS[outcome.result],
             status=STATUS_NUMBERS.get(outcome.status or "", 0),  # type: ignore[arg-type]
             takeover=outcome.takeover,
             lease_expire_time=_timestamp(outcome.lease_until),
@@ -50,7 +65,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def ReportStatus(
         self, request: status_pb2.ReportStatusRequest, context: Context
     ) -> status_pb2.ReportStatusResponse:
-        outcome = await self._statuses.report(request=request)
+        outcome = await self._statuses.report(report=parse_report(request))
         return status_pb2.ReportStatusResponse(
             status=STATUS_NUMBERS[outcome.status],  # type: ignore[arg-type]
             changed=outcome.changed,
@@ -77,7 +92,9 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def GetStatus(
         self, request: status_pb2.GetStatusRequest, context: Context
     ) -> status_pb2.GetStatusResponse:
-        row = await self._statuses.get(notification_id=request.notification_id)
+        row = await self._statuses.get(
+            notification_id=parse_id(request.notification_id, "notification_id")
+        )
         return status_pb2.GetStatusResponse(
             notification_id=str(row.id),
             status=STATUS_NUMBERS[row.status],  # type: ignore[arg-type]

@@ -1,18 +1,16 @@
-"""The provider chain, its circuit breakers, the backoff and the per-hop decision."""
+"""The provider chain, its circuit breakers, the deadline check and what is critical."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 
 import pytest
 
-from deliveryd.backoff import DEADLINE_PASSED, RetryPolicy, deadline_passed
+from deliveryd.alerts import is_critical
 from deliveryd.chain import CLOSED, HALF_OPEN, OPEN, Breakers, Outcome, ProviderChain
-from deliveryd.channels import HopResult, skipped
-from deliveryd.decide import SUPPRESSED_PREFIX, decide, is_critical
+from deliveryd.deadline import deadline_passed
 from deliveryd.providers.base import (
     PermanentError,
     Provider,
@@ -130,15 +128,15 @@ async def test_no_time_left_in_the_lease_skips_providers() -> None:
     assert result.tries[0].error == "no time left"
 
 
-def test_backoff_grows_with_jitter_and_is_capped() -> None:
-    policy = RetryPolicy(max_attempts=10, base=1.0, maximum=20.0)
-    for _ in range(50):
-        delays = [policy.delay(n) for n in range(1, 7)]
-        assert all(b > a for a, b in pairwise(delays[:5]))
-        assert 1.0 <= delays[0] <= 1.5
-        assert 8.0 <= delays[3] <= 8.5
-        assert delays[5] == 20.0
-    assert len({policy.delay(2) for _ in range(20)}) > 1
+def test_a_job_past_its_deadline_is_too_late_to_send() -> None:
+    now = datetime.now(UTC)
+    late = job()
+    late.deadline.FromDatetime(now - timedelta(seconds=1))
+    assert deadline_passed(late, now)
+    assert not deadline_passed(job(), now)  # no deadline at all
+    soon = job()
+    soon.deadline.FromDatetime(now + timedelta(seconds=5))
+    assert not deadline_passed(soon, now)
 
 
 def job(**fields: object) -> delivery_pb2.DeliveryJob:
@@ -146,103 +144,10 @@ def job(**fields: object) -> delivery_pb2.DeliveryJob:
         notification_id="n-1",
         channel=common_pb2.CHANNEL_EMAIL,
         route=[common_pb2.CHANNEL_EMAIL, common_pb2.CHANNEL_SMS],
-        route_index=0,
-        attempt=1,
-        generation=1,
     )
     for name, value in fields.items():
-        if name == "route":
-            del base.route[:]
-            base.route.extend(value)  # type: ignore[arg-type]
-        else:
-            setattr(base, name, value)
+        setattr(base, name, value)
     return base
-
-
-def hop(outcome: Outcome, error: str = "") -> HopResult:
-    return HopResult(outcome, datetime.now(UTC), error=error)
-
-
-POLICY = RetryPolicy(max_attempts=3, base=1.0, maximum=60.0)
-NOW = datetime.now(UTC)
-PENDING = common_pb2.NOTIFICATION_STATUS_PENDING
-
-
-def test_transient_failure_with_tries_left_is_retried_on_the_same_channel() -> None:
-    decision = decide(job=job(), hop=hop(Outcome.TRANSIENT, "503"), policy=POLICY, now=NOW)
-    assert decision.status == PENDING
-    assert decision.next_job is not None
-    assert (decision.next_job.channel, decision.next_job.attempt) == (common_pb2.CHANNEL_EMAIL, 2)
-    assert decision.next_job.last_error == "503"
-    assert 1.0 <= decision.next_delay <= 1.5
-
-
-def test_retries_used_up_move_to_the_next_channel() -> None:
-    decision = decide(job=job(attempt=3), hop=hop(Outcome.TRANSIENT, "503"), policy=POLICY, now=NOW)
-    assert decision.status == PENDING
-    assert decision.next_job is not None
-    assert decision.next_job.channel == common_pb2.CHANNEL_SMS
-    assert (decision.next_job.route_index, decision.next_job.attempt) == (1, 1)
-    assert decision.next_job.last_error == "503 (gave up after 3 tries)"
-    assert decision.next_delay == 0
-    assert decision.note == {"next_channel": "sms"}
-
-
-def test_the_deadline_ends_retries() -> None:
-    soon = job()
-    soon.deadline.FromDatetime(NOW + timedelta(seconds=0.5))
-    decision = decide(job=soon, hop=hop(Outcome.TRANSIENT, "503"), policy=POLICY, now=NOW)
-    assert decision.next_job is not None and decision.next_job.channel == common_pb2.CHANNEL_SMS
-
-
-def test_a_job_past_its_deadline_ends_the_route_failed() -> None:
-    late = job()
-    late.deadline.FromDatetime(NOW - timedelta(seconds=1))
-    assert deadline_passed(late, NOW)
-    assert not deadline_passed(job(), NOW)  # no deadline at all
-    assert len(late.route) > 1  # a next channel exists, and is not tried
-    decision = decide(job=late, hop=skipped(DEADLINE_PASSED), policy=POLICY, now=NOW)
-    assert decision.next_job is None
-    assert decision.status == common_pb2.NOTIFICATION_STATUS_FAILED
-    assert decision.error == "deadline passed"
-
-
-def test_permanent_failure_is_not_retried() -> None:
-    decision = decide(job=job(), hop=hop(Outcome.PERMANENT, "invalid"), policy=POLICY, now=NOW)
-    assert decision.next_job is not None and decision.next_job.channel == common_pb2.CHANNEL_SMS
-
-
-def test_last_channel_failing_is_final() -> None:
-    last = job(channel=common_pb2.CHANNEL_SMS, route_index=1, last_error="email down")
-    decision = decide(job=last, hop=hop(Outcome.PERMANENT, "21211"), policy=POLICY, now=NOW)
-    assert decision.status == common_pb2.NOTIFICATION_STATUS_FAILED
-    assert decision.error == "21211"
-    assert decision.failed
-
-
-def test_preferences_off_everywhere_is_suppressed_not_failed() -> None:
-    first = decide(
-        job=job(), hop=skipped("email preference off", suppressed=True), policy=POLICY, now=NOW
-    )
-    assert first.next_job is not None
-    assert first.next_job.last_error == SUPPRESSED_PREFIX + "email preference off"
-    second = decide(
-        job=first.next_job,
-        hop=skipped("sms preference off", suppressed=True),
-        policy=POLICY,
-        now=NOW,
-    )
-    assert second.status == common_pb2.NOTIFICATION_STATUS_SUPPRESSED
-    assert second.error == "sms preference off"
-
-
-def test_a_real_failure_before_a_suppression_is_what_fails() -> None:
-    last = job(channel=common_pb2.CHANNEL_SMS, route_index=1, last_error="sendgrid: 503")
-    decision = decide(
-        job=last, hop=skipped("sms preference off", suppressed=True), policy=POLICY, now=NOW
-    )
-    assert decision.status == common_pb2.NOTIFICATION_STATUS_FAILED
-    assert decision.error == "sendgrid: 503"
 
 
 @pytest.mark.parametrize(

@@ -185,6 +185,11 @@ async def stack(
             "HERALD_OUTBOX_INTERVAL_SECONDS": "0.2",
             "HERALD_ROUTE_POLICY": json.dumps(ROUTES),
             "HERALD_DELIVERY_DEADLINE_SECONDS": "600",
+            "HERALD_RETRY_BACKOFF_BASE_SECONDS": "0.3",
+            "HERALD_RETRY_BACKOFF_MAX_SECONDS": "3",
+            "HERALD_EMAIL_MAX_ATTEMPTS": "3",
+            "HERALD_SMS_MAX_ATTEMPTS": "2",
+            "HERALD_PUSH_MAX_ATTEMPTS": "2",
         },
     )
     userd, templated, gateway = core.userd, core.templated, core.gateway
@@ -196,12 +201,7 @@ async def stack(
         "HERALD_GATEWAY_ADDR": gateway.address,
         "HERALD_USERD_ADDR": userd.address,
         "HERALD_DELIVERYD_LEASE_SECONDS": "4",
-        "HERALD_DELIVERYD_BACKOFF_BASE_SECONDS": "0.3",
-        "HERALD_DELIVERYD_BACKOFF_MAX_SECONDS": "3",
         "HERALD_DELIVERYD_BREAKER_THRESHOLD": "50",
-        "HERALD_EMAIL_MAX_ATTEMPTS": "3",
-        "HERALD_SMS_MAX_ATTEMPTS": "2",
-        "HERALD_PUSH_MAX_ATTEMPTS": "2",
         "HERALD_ALERT_WEBHOOK_URL": f"{webhook.url}/alerts",
     }
     built = Stack(

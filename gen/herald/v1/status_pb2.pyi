@@ -21,6 +21,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _ClaimResult:
@@ -140,6 +145,14 @@ Global___ClaimResponse: _TypeAlias = ClaimResponse  # noqa: Y015
 
 @_typing.final
 class ReportStatusRequest(_message.Message):
+    """Two kinds of report. A delivery worker reports only what its attempt came
+    to: status UNSPECIFIED and the attempt, whose outcome (delivered, transient
+    or permanent failure, skipped) is the fact; the gateway alone decides what
+    follows (a retry after a backoff, the route's next channel, failed,
+    suppressed) and publishes the next hop itself. An external reporter (the
+    seed's REST status route) names the status it saw instead.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NOTIFICATION_ID_FIELD_NUMBER: _builtins.int
@@ -150,35 +163,39 @@ class ReportStatusRequest(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     NEXT_JOB_FIELD_NUMBER: _builtins.int
     NEXT_DELAY_FIELD_NUMBER: _builtins.int
+    SUPPRESSED_FIELD_NUMBER: _builtins.int
     notification_id: _builtins.str
     status: _common_pb2.NotificationStatus.ValueType
-    """The status this report moves the notification to. PENDING means "still
-    in flight" (a retry or the next channel is scheduled).
+    """An external report: the status the notification is seen in. A worker
+    leaves it UNSPECIFIED and reports the attempt's outcome.
     """
     error: _builtins.str
     channel: _common_pb2.Channel.ValueType
     """Which channel the report is about (the seed's {notification_type})."""
+    suppressed: _builtins.bool
+    """With an attempt whose outcome is SKIPPED: the hop was not sent because the
+    user's current choices forbid it (preference off, user deleted), which is
+    a suppression rather than a failure.
+    """
     @_builtins.property
     def attempt(self) -> _delivery_pb2.DeliveryAttempt:
-        """The attempt to append to the trail (optional for the seed's REST route)."""
+        """The attempt to append to the trail: required from a worker, optional for
+        the seed's REST route.
+        """
 
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp:
         """Seed payload fields."""
 
     @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def next_job(self) -> _delivery_pb2.DeliveryJob:
-        """With status PENDING: the next hop to run (a retry on the same channel
-        with attempt+1, or the next channel of the route with attempt 1). The
-        gateway records it and publishes it through its outbox, so a scheduled
-        hop survives any crash. Workers never publish jobs themselves.
-        """
+        """No longer accepted (INVALID_ARGUMENT): the gateway decides the next hop."""
 
     @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def next_delay(self) -> _duration_pb2.Duration:
-        """How long to hold next_job before it is delivered (retry backoff); it
-        travels through the channel's delay queues.
-        """
+        """No longer accepted (INVALID_ARGUMENT): the gateway decides the backoff."""
 
     def __init__(
         self,
@@ -191,10 +208,11 @@ class ReportStatusRequest(_message.Message):
         channel: _common_pb2.Channel.ValueType = ...,
         next_job: _delivery_pb2.DeliveryJob | None = ...,
         next_delay: _duration_pb2.Duration | None = ...,
+        suppressed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "next_delay", b"next_delay", "next_job", b"next_job", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "channel", b"channel", "error", b"error", "next_delay", b"next_delay", "next_job", b"next_job", "notification_id", b"notification_id", "status", b"status", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "channel", b"channel", "error", b"error", "next_delay", b"next_delay", "next_job", b"next_job", "notification_id", b"notification_id", "status", b"status", "suppressed", b"suppressed", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

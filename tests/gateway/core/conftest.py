@@ -63,6 +63,9 @@ def gateway_env(peers: FakePeers, **extra: str) -> dict[str, str]:
         "HERALD_TEMPLATED_ADDR": peers.templated_addr,
         "HERALD_OUTBOX_GRACE_SECONDS": str(GRACE_SECONDS),
         "HERALD_OUTBOX_INTERVAL_SECONDS": str(RELAY_INTERVAL),
+        # The retry policy test_status.py expects (BACKOFF_BASE, EMAIL_ATTEMPTS).
+        "HERALD_RETRY_BACKOFF_BASE_SECONDS": "0.5",
+        "HERALD_EMAIL_MAX_ATTEMPTS": "3",
         **extra,
     }
 

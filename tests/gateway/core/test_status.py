@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -27,6 +28,9 @@ GRANTED = status_pb2.CLAIM_RESULT_GRANTED
 PENDING = common_pb2.NOTIFICATION_STATUS_PENDING
 DELIVERED = common_pb2.NOTIFICATION_STATUS_DELIVERED
 FAILED = common_pb2.NOTIFICATION_STATUS_FAILED
+# The gateway's retry policy in these tests (tests/gateway/core/conftest.py).
+BACKOFF_BASE = 0.5
+EMAIL_ATTEMPTS = 3
 
 
 async def accepted_job(notifications, queues: Queues, peers: FakePeers) -> delivery_pb2.DeliveryJob:
@@ -74,12 +78,15 @@ def report(job, status, the_attempt=None, **fields) -> status_pb2.ReportStatusRe
     )
 
 
-def next_hop(job: delivery_pb2.DeliveryJob, **fields) -> delivery_pb2.DeliveryJob:
-    nxt = delivery_pb2.DeliveryJob()
-    nxt.CopyFrom(job)
-    for key, value in fields.items():
-        setattr(nxt, key, value)
-    return nxt
+def outcome(job, the_attempt, **fields) -> status_pb2.ReportStatusRequest:
+    """A worker's report: what the attempt came to; the gateway decides what follows."""
+    return status_pb2.ReportStatusRequest(
+        notification_id=job.notification_id, attempt=the_attempt, channel=job.channel, **fields
+    )
+
+
+TRANSIENT = delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE
+PERMANENT = delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE
 
 
 async def test_a_hop_is_claimed_once_and_a_second_claim_is_told_it_is_taken(
@@ -201,15 +208,12 @@ async def test_a_transient_failure_schedules_the_retry_through_a_delay_queue(
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     await statuses.Claim(claim(job))
-    failed = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE, error="HTTP 503")
-    retry = next_hop(job, attempt=2)
+    failed = attempt(job, TRANSIENT, error="HTTP 503")
 
-    answer = await statuses.ReportStatus(
-        report(job, PENDING, failed, next_job=retry, next_delay=duration_pb2.Duration(seconds=1))
-    )
+    answer = await statuses.ReportStatus(outcome(job, failed))
 
     assert answer.changed and answer.status == PENDING
-    [got] = await queues.wait_for(EMAIL, 1)  # after ~1 s in email.delay.1s
+    [got] = await queues.wait_for(EMAIL, 1)  # after the backoff, through a delay queue
     assert (got.job.attempt, got.job.channel, got.job.generation) == (2, job.channel, 1)
     assert got.job.last_error == "HTTP 503"
     assert got.job.correlation_id == job.correlation_id  # later hops keep it
@@ -219,19 +223,85 @@ async def test_a_transient_failure_schedules_the_retry_through_a_delay_queue(
     assert (await statuses.Claim(claim(job))).result == status_pb2.CLAIM_RESULT_TAKEN
     assert (await statuses.Claim(claim(got.job, "w2"))).result == GRANTED
     # The same report again (the worker's call was retried) changes nothing.
-    again = await statuses.ReportStatus(
-        report(job, PENDING, failed, next_job=retry, next_delay=duration_pb2.Duration(seconds=1))
-    )
+    again = await statuses.ReportStatus(outcome(job, failed))
     assert not again.changed
+    # The gateway's decision is in the trail, with the backoff it chose.
+    stored = (
+        await notifications.GetNotification(
+            notification_pb2.GetNotificationRequest(id=job.notification_id)
+        )
+    ).notification
+    [trail] = stored.attempts
+    detail = json.loads(trail.detail)
+    assert detail["next_attempt"] == 2
+    assert BACKOFF_BASE <= detail["retry_in_seconds"] <= BACKOFF_BASE * 1.5
+    assert stored.status_reason == "HTTP 503"
+
+
+async def test_a_worker_may_no_longer_choose_the_next_hop(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    failed = attempt(job, TRANSIENT, error="HTTP 503")
+    for field, value in (
+        ("next_job", job),
+        ("next_delay", duration_pb2.Duration(seconds=1)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await statuses.ReportStatus(outcome(job, failed, **{field: value}))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in str(caught.value.details())
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await statuses.ReportStatus(outcome(job, attempt(job, 0)))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "attempt.outcome" in str(caught.value.details())
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await statuses.ReportStatus(outcome(job, failed, suppressed=True))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "suppressed" in str(caught.value.details())
+
+
+async def test_retries_used_up_fall_back_to_the_next_channel(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    hop = job
+    for number in range(1, EMAIL_ATTEMPTS + 1):
+        await statuses.ReportStatus(outcome(hop, attempt(hop, TRANSIENT, error="HTTP 503")))
+        if number < EMAIL_ATTEMPTS:
+            [got] = await queues.wait_for(EMAIL, 1)
+            hop = got.job
+            assert hop.attempt == number + 1
+    [sms] = await queues.wait_for(SMS, 1)
+    assert (sms.job.channel, sms.job.route_index, sms.job.attempt) == (2, 1, 1)
+    assert sms.job.last_error == f"HTTP 503 (gave up after {EMAIL_ATTEMPTS} tries)"
+
+
+async def test_suppressed_everywhere_ends_suppressed_without_a_dead_letter(
+    notifications, statuses, queues: Queues, peers: FakePeers
+) -> None:
+    job = await accepted_job(notifications, queues, peers)
+    skipped = delivery_pb2.ATTEMPT_OUTCOME_SKIPPED
+    off = attempt(job, skipped, error="email preference off")
+    await statuses.ReportStatus(outcome(job, off, suppressed=True))
+    [sms] = await queues.wait_for(SMS, 1)
+    off = attempt(sms.job, skipped, error="sms preference off")
+    final = await statuses.ReportStatus(outcome(sms.job, off, suppressed=True))
+    assert final.status == common_pb2.NOTIFICATION_STATUS_SUPPRESSED
+    status = await statuses.GetStatus(
+        status_pb2.GetStatusRequest(notification_id=job.notification_id)
+    )
+    assert status.status_reason == "sms preference off"
+    # A dead letter is confirmed by the broker before the report is answered: none came.
+    assert await queues.take(amqp.FAILED_QUEUE) == []
 
 
 async def test_the_same_report_sent_twice_at_once_moves_the_notification_once(
     notifications, statuses, queues: Queues, peers: FakePeers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
-    failed = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE, error="HTTP 503")
-    retry = next_hop(job, attempt=2)
-    request = report(job, PENDING, failed, next_job=retry)
+    failed = attempt(job, TRANSIENT, error="HTTP 503")
+    request = outcome(job, failed)
 
     answers = await asyncio.gather(*(statuses.ReportStatus(request) for _ in range(4)))
 
@@ -279,24 +349,21 @@ async def test_fallback_to_the_next_channel_then_failure_then_manual_retry(
     notifications, statuses, queues: Queues, peers: FakePeers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
-    email_failed = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE, error="bounced")
-    to_sms = next_hop(job, channel=common_pb2.CHANNEL_SMS, route_index=1, attempt=1)
+    email_failed = attempt(job, PERMANENT, error="bounced")
 
-    await statuses.ReportStatus(report(job, PENDING, email_failed, next_job=to_sms))
+    await statuses.ReportStatus(outcome(job, email_failed))
 
     [sms] = await queues.wait_for(SMS, 1)
     assert (sms.job.channel, sms.job.route_index, sms.job.attempt) == (2, 1, 1)
     assert sms.message.message_id == f"{job.notification_id}:1:sms:1"
-    sms_failed = attempt(
-        sms.job, delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE, error="twilio 21211"
-    )
-    final = await statuses.ReportStatus(report(sms.job, FAILED, sms_failed))
+    sms_failed = attempt(sms.job, PERMANENT, error="twilio 21211")
+    final = await statuses.ReportStatus(outcome(sms.job, sms_failed))
     assert final.status == FAILED
     # The failure put the last job on failed.queue (the gateway's outbox, not the worker).
     [dead] = await queues.wait_for(amqp.FAILED_QUEUE, 1)
     assert (dead.job.notification_id, dead.job.channel) == (job.notification_id, 2)
     assert dead.job.last_error == "twilio 21211"
-    again = await statuses.ReportStatus(report(sms.job, FAILED, sms_failed))
+    again = await statuses.ReportStatus(outcome(sms.job, sms_failed))
     assert again.changed is False
     await asyncio.sleep(0.5)
     assert await queues.take(amqp.FAILED_QUEUE) == []  # ... dead-letters nothing more
@@ -350,19 +417,13 @@ async def test_stale_and_malformed_moves_are_refused(
     notifications, statuses, queues: Queues, peers: FakePeers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
-    skip = next_hop(job, channel=common_pb2.CHANNEL_PUSH, route_index=2, attempt=1)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await statuses.ReportStatus(report(job, PENDING, attempt(job, 2), next_job=skip))
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-
-    await statuses.ReportStatus(
-        report(job, PENDING, attempt(job, 2), next_job=next_hop(job, attempt=2))
-    )
-    old = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE)  # about attempt 1
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await statuses.ReportStatus(report(job, FAILED, old))
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "stale" in str(caught.value.details())
+    await statuses.ReportStatus(outcome(job, attempt(job, TRANSIENT)))
+    old = attempt(job, PERMANENT)  # about attempt 1, which is over
+    for request in (report(job, FAILED, old), outcome(job, old)):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await statuses.ReportStatus(request)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "stale" in str(caught.value.details())
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await statuses.ReportStatus(report(job, common_pb2.NOTIFICATION_STATUS_UNSPECIFIED))
@@ -378,11 +439,9 @@ async def test_a_late_delivery_from_an_older_hop_still_counts(
     notifications, statuses, queues: Queues, peers: FakePeers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
-    await statuses.ReportStatus(
-        report(job, PENDING, attempt(job, 2), next_job=next_hop(job, attempt=2))
-    )
+    await statuses.ReportStatus(outcome(job, attempt(job, TRANSIENT)))
     late = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED)  # attempt 1 delivered after all
-    answer = await statuses.ReportStatus(report(job, DELIVERED, late))
+    answer = await statuses.ReportStatus(outcome(job, late))
     assert answer.changed and answer.status == DELIVERED
 
 

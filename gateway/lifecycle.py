@@ -1,0 +1,278 @@
+"""The notification's lifecycle: every state, every fact that moves it, and why.
+
+A notification is `pending` while one hop is current: (generation, route_index, channel,
+attempt). It ends `delivered`, `failed` or `suppressed`. Facts arrive from three places:
+a delivery worker reports what an attempt came to, an external reporter (the seed's REST
+status route) names a status it saw, and an operator asks for a manual retry. Callers
+report facts; this module alone decides what follows. The caller writes the decision and
+publishes the next hop (or the dead letter) through the outbox in the same transaction.
+
+    state    fact                                          becomes
+    -------  --------------------------------------------  ---------------------------------
+    pending  attempt DELIVERED (any hop of its generation)  delivered
+    pending  TRANSIENT, tries and time left                 pending: same channel, attempt+1,
+                                                            after exponential backoff + jitter
+    pending  TRANSIENT, tries or time spent                 as PERMANENT ("gave up after N")
+    pending  PERMANENT or SKIPPED (no contact point,        pending: the route's next channel,
+             deadline passed, nothing to send)              attempt 1, unless the deadline
+                                                            passed
+             ...and no channel left                         failed: dead letter, and the admin
+                                                            alert when critical
+    pending  SUPPRESSED (the user's current choices         next channel; none left:
+             forbid the channel)                            suppressed, or failed with the
+                                                            earlier real error if one channel
+                                                            really failed
+    pending  external DELIVERED                             delivered
+    pending  external FAILED / SUPPRESSED (current hop)     that status (FAILED: dead letter)
+    pending  external PENDING                               nothing moves; the trail grows
+    failed   manual retry                                   pending: generation+1, first
+                                                            channel, attempt 1, new deadline
+    final    the same final status again                    nothing (a repeat)
+    final    any other fact                                 refused (FAILED_PRECONDITION)
+
+A fact about a hop other than the current one is stale and refused, except DELIVERED: it
+is the truth (a slow worker whose lease was taken over may still have delivered), and the
+newer hop's message then finds the notification final at its claim and is dropped.
+
+Channels are opaque numbers here (the route's entries); `channel_names` names them in notes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from tenacity import RetryCallState, wait_exponential_jitter
+
+from mesh.errors import Conflict
+
+# Marks a carried error that is a suppression, not a failure.
+SUPPRESSED_PREFIX = "suppressed: "
+FINAL = frozenset({"delivered", "failed", "suppressed"})
+
+
+class Outcome(enum.StrEnum):
+    """What one attempt came to, as the worker saw it."""
+
+    DELIVERED = "delivered"
+    # Timeout, refused connection, 429, 5xx: worth retrying.
+    TRANSIENT = "transient"
+    # This channel will not carry this message: invalid recipient, rejected content.
+    PERMANENT = "permanent"
+    # Not sent: no contact point, deadline passed, nothing to send.
+    SKIPPED = "skipped"
+    # Not sent because the user's current choices forbid it: not a failure.
+    SUPPRESSED = "suppressed"
+
+
+@dataclass(frozen=True)
+class Hop:
+    generation: int
+    channel: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a notification stands, as deciding needs it."""
+
+    id: UUID
+    status: str
+    generation: int
+    route: tuple[int, ...]
+    route_index: int
+    channel: int
+    attempt: int
+    # After it no retry is scheduled and no further channel is tried.
+    deadline: datetime | None
+    # The last real error, carried across channels (or a suppression, prefixed).
+    last_error: str
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def hop(self) -> Hop:
+        return Hop(self.generation, self.channel, self.attempt)
+
+    def deadline_passed(self, at: datetime) -> bool:
+        return self.deadline is not None and at >= self.deadline
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of one hop on one channel: `base * 2^(attempt-1)` plus a jitter of up to half
+    the base, capped at `maximum` (tenacity's `wait_exponential_jitter`). The jitter spreads
+    the retries of notifications that failed together; keeping it under the base keeps one
+    notification's delays growing."""
+
+    max_attempts: Mapping[int, int]
+    base: float
+    maximum: float
+    _wait: wait_exponential_jitter = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        wait = wait_exponential_jitter(initial=self.base, max=self.maximum, jitter=self.base / 2)
+        object.__setattr__(self, "_wait", wait)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after try number `attempt` (1-based) failed."""
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        return float(self._wait(state))
+
+    def next_delay(self, position: Position, now: datetime) -> float | None:
+        """The delay before the current hop's next try, or None when the channel is used
+        up: its tries made, or the next one would start after the deadline."""
+        if position.attempt >= self.max_attempts.get(position.channel, 1):
+            return None
+        delay = self.delay(max(position.attempt, 1))
+        if position.deadline_passed(now + timedelta(seconds=delay)):
+            return None
+        return delay
+
+
+@dataclass(frozen=True)
+class NextHop:
+    route_index: int
+    channel: int
+    attempt: int
+    # Seconds to hold the hop (a retry's backoff); 0 sends it at once.
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to write. `status` None: the state does not move (the trail may still grow)."""
+
+    changed: bool
+    status: str | None = None
+    next_hop: NextHop | None = None
+    # The hop whose claim the fact closes.
+    close: Hop | None = None
+    # The status reason; for a next hop, also what the job carries as its last error.
+    reason: str = ""
+    carried: str = ""
+    # Why, for the attempt's detail in the trail.
+    note: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dead_letter(self) -> bool:
+        """A failed notification goes to failed.queue (and the alert, when critical)."""
+        return self.status == "failed"
+
+
+def on_attempt(
+    position: Position,
+    *,
+    hop: Hop,
+    outcome: Outcome,
+    error: str,
+    policy: RetryPolicy,
+    now: datetime,
+    channel_names: Mapping[int, str],
+) -> Decision:
+    """What follows a worker's attempt on `hop`."""
+    if position.final:
+        return _repeat_or_refuse(position, "delivered" if outcome is Outcome.DELIVERED else "")
+    if outcome is Outcome.DELIVERED:
+        return Decision(changed=True, status="delivered", close=hop)
+    _require_current(position, hop)
+
+    reason = error
+    if outcome is Outcome.TRANSIENT:
+        delay = policy.next_delay(position, now)
+        if delay is not None:
+            retry = NextHop(position.route_index, position.channel, position.attempt + 1, delay)
+            return Decision(
+                changed=True,
+                status="pending",
+                next_hop=retry,
+                close=hop,
+                reason=error,
+                carried=error,
+                note={"retry_in_seconds": round(delay, 3), "next_attempt": retry.attempt},
+            )
+        reason = f"{error} (gave up after {position.attempt} tries)"
+
+    carried = reason
+    if outcome is Outcome.SUPPRESSED:
+        earlier = position.last_error
+        real_error = bool(earlier) and not earlier.startswith(SUPPRESSED_PREFIX)
+        carried = earlier if real_error else SUPPRESSED_PREFIX + reason
+
+    index = position.route_index + 1
+    if index < len(position.route) and not position.deadline_passed(now):
+        channel = position.route[index]
+        return Decision(
+            changed=True,
+            status="pending",
+            next_hop=NextHop(index, channel, 1),
+            close=hop,
+            reason=reason,
+            carried=carried,
+            note={"next_channel": channel_names.get(channel, str(channel))},
+        )
+    if carried.startswith(SUPPRESSED_PREFIX):
+        suppressed = carried.removeprefix(SUPPRESSED_PREFIX)
+        return Decision(
+            changed=True,
+            status="suppressed",
+            close=hop,
+            reason=suppressed or "suppressed",
+            note={"final": "suppressed"},
+        )
+    return Decision(
+        changed=True,
+        status="failed",
+        close=hop,
+        reason=carried or "delivery failed",
+        note={"final": "failed"},
+    )
+
+
+def on_external(position: Position, *, status: str, hop: Hop | None, error: str) -> Decision:
+    """What follows an external report that the notification is in `status`."""
+    if position.final:
+        return _repeat_or_refuse(position, status)
+    reported = hop or position.hop
+    if status == "pending":
+        return Decision(changed=True)
+    if status == "delivered":
+        return Decision(changed=True, status="delivered", close=reported)
+    _require_current(position, reported)
+    default = "delivery failed" if status == "failed" else "suppressed"
+    return Decision(changed=True, status=status, close=reported, reason=error or default)
+
+
+def on_retry(position: Position) -> NextHop:
+    """A manual retry reopens a failed notification at its route's first channel."""
+    if position.status != "failed":
+        raise Conflict(
+            f"notification {position.id} is {position.status}: only a failed notification "
+            "can be retried"
+        )
+    return NextHop(0, position.route[0], 1)
+
+
+def _repeat_or_refuse(position: Position, status: str) -> Decision:
+    if status == position.status:
+        return Decision(changed=False)
+    wanted = f"it cannot become {status}" if status else "a later attempt cannot move it"
+    raise Conflict(f"notification {position.id} is {position.status}: {wanted}")
+
+
+def _require_current(position: Position, reported: Hop) -> None:
+    current = position.hop
+    if reported != current:
+        raise Conflict(
+            f"stale report for notification {position.id}: it is about generation "
+            f"{reported.generation} attempt {reported.attempt} on channel {reported.channel}, "
+            f"the current hop is generation {current.generation} attempt {current.attempt} "
+            f"on channel {current.channel}"
+        )

@@ -1,0 +1,70 @@
+"""The delivery job on the queue, read and rebuilt for the lifecycle (the protobuf adapter).
+
+A notification's row keeps its current hop's `DeliveryJob`. The lifecycle decides over a
+`Position` read from the row and that job (deadline, the carried error); the next hop's
+job, and a failed notification's dead letter, are the stored job with the hop's fields
+moved, so recipient and content stay what was accepted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from gateway.lifecycle import NextHop, Position
+from gateway.store import HopState
+from herald.v1 import common_pb2, delivery_pb2
+
+
+def stored_job(state: HopState) -> delivery_pb2.DeliveryJob:
+    """The current hop's job (an empty one for a notification that never had one)."""
+    return delivery_pb2.DeliveryJob.FromString(state.job or b"")
+
+
+def position(state: HopState, job: delivery_pb2.DeliveryJob) -> Position:
+    deadline = None
+    if job.HasField("deadline") and job.deadline.seconds > 0:
+        deadline = job.deadline.ToDatetime(UTC)
+    return Position(
+        id=state.id,
+        status=state.status,
+        generation=state.generation,
+        route=state.route,
+        route_index=state.route_index,
+        channel=state.hop_channel,
+        attempt=state.attempt,
+        deadline=deadline,
+        last_error=job.last_error,
+    )
+
+
+def next_job(
+    job: delivery_pb2.DeliveryJob,
+    hop: NextHop,
+    *,
+    generation: int,
+    last_error: str,
+    deadline: timedelta | None = None,
+) -> delivery_pb2.DeliveryJob:
+    """The stored job moved to `hop`; `deadline` restarts the clock (a manual retry)."""
+    moved = delivery_pb2.DeliveryJob()
+    moved.CopyFrom(job)
+    moved.generation, moved.route_index, moved.attempt = generation, hop.route_index, hop.attempt
+    moved.channel = common_pb2.Channel.ValueType(hop.channel)
+    if last_error:
+        moved.last_error = last_error
+    else:
+        moved.ClearField("last_error")
+    if deadline is not None:
+        moved.deadline.FromDatetime(datetime.now(UTC) + deadline)
+    return moved
+
+
+def dead_letter(
+    job: delivery_pb2.DeliveryJob, notification_id: str, reason: str
+) -> delivery_pb2.DeliveryJob:
+    """A failed notification's last job, for failed.queue and the admin alert."""
+    dead = delivery_pb2.DeliveryJob()
+    dead.CopyFrom(job)
+    dead.notification_id = dead.notification_id or notification_id
+    dead.last_error = reason
+    return dead
