@@ -50,6 +50,10 @@ class Watch:
     def usage(self) -> dict[str, Usage]:
         return self._sampler.usage
 
+    def follow(self, name: str, pid: int) -> None:
+        """Measures a process started inside the block, from its birth."""
+        self._sampler.follow(name, pid)
+
     @property
     def profiles(self) -> dict[str, dict[str, Any]]:
         return self._profiler.summaries if self._profiler is not None else {}

@@ -107,6 +107,13 @@ class ResourceSampler:
         self._thread.start()
         return self
 
+    def follow(self, name: str, pid: int) -> None:
+        """Adds a process born inside the window: all of its CPU counts."""
+        proc = psutil.Process(pid)
+        self._procs[name] = proc
+        self._usage[name] = Usage(start_rss_mb=0.0, peak_rss_mb=proc.memory_info().rss / 2**20)
+        self._groups[name] = _Group([proc], existing=False)
+
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
@@ -128,9 +135,10 @@ class ResourceSampler:
         if relist:
             for name, procs in _infra_processes().items():
                 self._groups[name].add(procs, existing=False)
-        for group in self._groups.values():
+        # `follow` may add a process meanwhile: iterate over copies.
+        for group in list(self._groups.values()):
             group.sample()
-        for name, proc in self._procs.items():
+        for name, proc in list(self._procs.items()):
             try:
                 rss = proc.memory_info().rss / 2**20
             except psutil.Error:

@@ -18,6 +18,8 @@ log = structlog.get_logger(__name__)
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Result = TypeVar("Result")
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -60,6 +62,42 @@ async def each(
             )
 
     return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+def parse_each(
+    requests: Sequence[Req], parse: Callable[[Req], Result], *, limit: int
+) -> list[Result | DomainError]:
+    """Each request of a batch call parsed on its own: its domain value, or the domain
+    error (e.g. INVALID_ARGUMENT naming the field) it alone would have had. INVALID_ARGUMENT
+    `requests` unless there are 1 to `limit`."""
+    if not 1 <= len(requests) <= limit:
+        raise InvalidArgument.field("requests", f"from 1 to {limit} items")
+    parsed: list[Result | DomainError] = []
+    for request in requests:
+        try:
+            parsed.append(parse(request))
+        except DomainError as exc:
+            parsed.append(exc)
+    return parsed
+
+
+async def answer_each(
+    parsed: Sequence[Item | DomainError],
+    run_many: Callable[[list[Item]], Awaitable[Sequence[Answer | DomainError]]],
+    respond: Callable[[Answer], Resp],
+) -> list[Resp | common_pb2.ItemError]:
+    """`run_many` over the items that parsed, in one call; each item's response, or the
+    ItemError of its parse or run error, in the items' order."""
+    valid = [item for item in parsed if not isinstance(item, DomainError)]
+    answers = iter(await run_many(valid))
+    outcomes: list[Resp | common_pb2.ItemError] = []
+    for item in parsed:
+        outcome = item if isinstance(item, DomainError) else next(answers)
+        if isinstance(outcome, DomainError):
+            outcomes.append(to_item_error(outcome))
+        else:
+            outcomes.append(respond(outcome))
+    return outcomes
 
 
 def indexed(

@@ -22,16 +22,17 @@ hop closes its claim. The seed's payload (status, error, channel, timestamp, no 
 is accepted as an external report: it applies to the current hop and, when it changes
 the state, joins the trail as an attempt without provider.
 
-The usual cases take one statement for many calls: the Claims (and the DELIVERED reports)
-made at the same moment, a batch call's or concurrent calls', are tried together
-(`mesh.coalesce.Batcher`) in one statement that grants (moves) only what is plainly
-grantable (a pending notification's current hop, free; a pending notification
-delivered). Every other call, or one that statement did not take, runs alone in a
-transaction that decides and says why.
+Batching lives in one place: a worker's client coalesces its concurrent calls into
+BatchClaim and BatchReportStatus (`deliveryd.clients`), and a batch call runs its batched
+statement directly: `claim_many` grants what is plainly grantable (a pending notification's
+current hop, free) in one statement, `report_many` records the deliveries of pending
+notifications in one statement. Every other item, or one that statement did not take,
+runs alone in a transaction that decides and says why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -51,8 +52,7 @@ from gateway.outbox import Outbox, Publication
 from gateway.status import hops, store
 from gateway.status.reports import MAX_TEXT, Report, with_note
 from herald.v1 import delivery_pb2
-from mesh.coalesce import Batcher
-from mesh.errors import Conflict, InvalidArgument, NotFound
+from mesh.errors import Conflict, DomainError, InvalidArgument, NotFound
 from mesh.logging import bind_correlation_id
 
 log = structlog.get_logger(__name__)
@@ -74,6 +74,16 @@ class ClaimResult(enum.StrEnum):
     UNKNOWN = "unknown"
     LEASED = "leased"
     STALE = "stale"
+
+
+@dataclass(frozen=True)
+class ClaimAsk:
+    """One worker's claim of one hop for `lease_seconds` (0: the default lease)."""
+
+    notification_id: uuid.UUID
+    hop: Hop
+    worker: str
+    lease_seconds: int
 
 
 @dataclass(frozen=True)
@@ -100,59 +110,72 @@ class Statuses:
         outbox: Outbox,
         policy: lifecycle.RetryPolicy,
         default_lease_seconds: int = 60,
-        max_batch: int = MAX_BATCH,
-        runs: int = 1,
     ) -> None:
         self._pool = pool
         self._outbox = outbox
         self._policy = policy
         self._default_lease = default_lease_seconds
-        self._claims: Batcher[store.ClaimWanted, store.ClaimRow | None] = Batcher(
-            self._claim_current, max_batch=max_batch, max_running=runs
-        )
-        self._deliveries: Batcher[store.Delivery, str | None] = Batcher(
-            self._record_deliveries, max_batch=max_batch, max_running=runs
-        )
 
-    async def _claim_current(self, wanted: list[store.ClaimWanted]) -> list[store.ClaimRow | None]:
-        return await together(self._pool, wanted, store.claim_current, key=lambda w: w.key)
-
-    async def _record_deliveries(self, deliveries: list[store.Delivery]) -> list[str | None]:
-        return await together(
-            self._pool,
-            deliveries,
-            store.record_deliveries,
-            key=lambda d: d.attempt.notification_id,
-            also=lambda d: d.attempt.id,
-        )
-
-    async def claim(
-        self, *, notification_id: uuid.UUID, hop: Hop, worker: str, lease_seconds: int
-    ) -> ClaimOutcome:
+    async def claim(self, ask: ClaimAsk) -> ClaimOutcome:
         """Takes one hop for one worker (see the module docstring for the answers)."""
-        if not worker or len(worker) > 200:
+        [outcome] = await self.claim_many([ask])
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    async def claim_many(self, asks: Sequence[ClaimAsk]) -> list[ClaimOutcome | DomainError]:
+        """Claims, each answered as alone: what is plainly grantable (a pending
+        notification's current hop, free) in one statement, the rest one by one."""
+        outcomes: list[ClaimOutcome | DomainError | None] = [None] * len(asks)
+        wanted: list[tuple[int, store.ClaimWanted]] = []
+        for index, ask in enumerate(asks):
+            try:
+                wanted.append((index, self._wanted(ask)))
+            except DomainError as exc:
+                outcomes[index] = exc
+        granted = await together(
+            self._pool, [w for _, w in wanted], store.claim_current, key=lambda w: w.key
+        )
+        alone: list[tuple[int, store.ClaimWanted]] = []
+        for (index, w), row in zip(wanted, granted, strict=True):
+            if row is not None:
+                outcomes[index] = self._granted(w.notification_id, row)
+            else:
+                alone.append((index, w))
+        answers = await asyncio.gather(
+            *(self._claim_alone(w) for _, w in alone), return_exceptions=True
+        )
+        for (index, _), answer in zip(alone, answers, strict=True):
+            outcomes[index] = _outcome(answer)
+        return [o for o in outcomes if o is not None]
+
+    def _wanted(self, ask: ClaimAsk) -> store.ClaimWanted:
+        hop = ask.hop
+        if not ask.worker or len(ask.worker) > 200:
             raise InvalidArgument.field("worker", "required, at most 200 characters")
-        if not 0 <= lease_seconds <= 3600:
+        if not 0 <= ask.lease_seconds <= 3600:
             raise InvalidArgument.field("lease_seconds", "between 1 and 3600 (0: default)")
         if hop.channel not in CHANNELS:
             raise InvalidArgument.field("channel", "must be email, sms or push")
         if hop.generation < 1 or hop.attempt < 1:
             field = "generation" if hop.generation < 1 else "attempt"
             raise InvalidArgument.field(field, "must be at least 1")
-        lease = lease_seconds or self._default_lease
-        key = (notification_id, hop.generation, hop.channel, hop.attempt)
-        # The usual case, batched: the current hop of a pending notification, free.
-        granted = await self._claims(store.ClaimWanted(*key, worker, lease))
-        if granted is not None:
-            return self._granted(notification_id, granted)
-        # Otherwise, look at the notification and the claim to say why (or claim after all).
+        lease = ask.lease_seconds or self._default_lease
+        return store.ClaimWanted(
+            ask.notification_id, hop.generation, hop.channel, hop.attempt, ask.worker, lease
+        )
+
+    async def _claim_alone(self, wanted: store.ClaimWanted) -> ClaimOutcome:
+        """Looks at the notification and the claim to say why (or claims after all)."""
+        key = wanted.key
+        notification_id = wanted.notification_id
         async with shared.transaction(self._pool) as conn:
             state = await shared.lock(conn, notification_id, shared=True)
             if state is None:
                 return ClaimOutcome(ClaimResult.UNKNOWN)
             bind_correlation_id(state.correlation_id)
-            current = Hop(state.generation, state.hop_channel, state.attempt)
-            if state.final or hop != current:
+            current = (state.generation, state.hop_channel, state.attempt)
+            if state.final or key[1:] != current:
                 existing = await store.find_claim(conn, *key)
                 if existing is not None and existing.done:
                     return ClaimOutcome(ClaimResult.TAKEN, state.status)
@@ -160,7 +183,9 @@ class Statuses:
                     return ClaimOutcome(ClaimResult.FINAL, state.status)
                 return ClaimOutcome(ClaimResult.STALE, state.status)
             # The current hop: a done claim makes try_claim answer None, read below.
-            granted = await store.try_claim(conn, *key, worker=worker, lease_seconds=lease)
+            granted = await store.try_claim(
+                conn, *key, worker=wanted.worker, lease_seconds=wanted.lease_seconds
+            )
             if granted is None:
                 holder = await store.find_claim(conn, *key)
                 assert holder is not None
@@ -186,23 +211,57 @@ class Statuses:
             ClaimResult.GRANTED, "pending", takeover=takeover, lease_until=granted.lease_until
         )
 
-    async def report(self, *, report: Report) -> ReportOutcome:
+    async def report(self, report: Report) -> ReportOutcome:
         """Records a fact and moves the notification as `lifecycle` decides."""
-        notification_id = report.notification_id
-        if report.delivered and report.hop is not None:
-            # The usual case, batched: a pending notification delivered.
-            delivery = store.Delivery(
-                report.trail_row(report.hop),
-                close=(report.hop.generation, report.hop.channel, report.hop.attempt),
-                deliver_time=report.timestamp or datetime.now(UTC),
-            )
-            correlation_id = await self._deliveries(delivery)
+        [outcome] = await self.report_many([report])
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    async def report_many(self, reports: Sequence[Report]) -> list[ReportOutcome | DomainError]:
+        """Reports, each answered as alone: the deliveries of pending notifications in one
+        statement, every other report (or one that statement did not take) one by one."""
+        outcomes: list[ReportOutcome | DomainError | None] = [None] * len(reports)
+        deliveries = [
+            (index, self._delivery(r))
+            for index, r in enumerate(reports)
+            if r.delivered and r.hop is not None
+        ]
+        moved = await together(
+            self._pool,
+            [d for _, d in deliveries],
+            store.record_deliveries,
+            key=lambda d: d.attempt.notification_id,
+            also=lambda d: d.attempt.id,
+        )
+        for (index, delivery), correlation_id in zip(deliveries, moved, strict=True):
             if correlation_id is not None:
-                bind_correlation_id(correlation_id)
-                log.info(
-                    "status reported", notification_id=str(notification_id), status="delivered"
-                )
-                return ReportOutcome("delivered", changed=True)
+                with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+                    log.info(
+                        "status reported",
+                        notification_id=str(delivery.attempt.notification_id),
+                        status="delivered",
+                    )
+                outcomes[index] = ReportOutcome("delivered", changed=True)
+        alone = [i for i, o in enumerate(outcomes) if o is None]
+        answers = await asyncio.gather(
+            *(self._report_alone(reports[i]) for i in alone), return_exceptions=True
+        )
+        for index, answer in zip(alone, answers, strict=True):
+            outcomes[index] = _outcome(answer)
+        return [o for o in outcomes if o is not None]
+
+    @staticmethod
+    def _delivery(report: Report) -> store.Delivery:
+        assert report.hop is not None
+        return store.Delivery(
+            report.trail_row(report.hop),
+            close=(report.hop.generation, report.hop.channel, report.hop.attempt),
+            deliver_time=report.timestamp or datetime.now(UTC),
+        )
+
+    async def _report_alone(self, report: Report) -> ReportOutcome:
+        notification_id = report.notification_id
         # Otherwise, the notification's state decides (and says why nothing changes).
         publication: Publication | None = None
         async with shared.transaction(self._pool) as conn:
@@ -319,6 +378,15 @@ class Statuses:
         return row
 
 
+def _outcome(answer: T | BaseException) -> T | DomainError:
+    """A gathered answer: the value, or the domain error it raised (others propagate)."""
+    if isinstance(answer, DomainError):
+        return answer
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
+
+
 async def together(
     pool: AsyncConnectionPool,
     items: Sequence[T],
@@ -332,6 +400,8 @@ async def together(
     every item when the statement loses a deadlock (every batched writer of
     `notifications` locks in id order, so none is expected; this is the safety net)."""
     outcomes: list[R | None] = [None] * len(items)
+    if not items:
+        return outcomes
     seen: set[Hashable] = set()
     chosen: list[int] = []
     for index, item in enumerate(items):

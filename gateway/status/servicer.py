@@ -13,10 +13,17 @@ from google.protobuf import timestamp_pb2
 
 from gateway.lifecycle import Hop
 from gateway.status.reports import parse_id, parse_report
-from gateway.status.service import MAX_BATCH, ClaimResult, Statuses
+from gateway.status.service import (
+    MAX_BATCH,
+    ClaimAsk,
+    ClaimOutcome,
+    ClaimResult,
+    ReportOutcome,
+    Statuses,
+)
 from gateway.store import STATUS_NUMBERS
 from herald.v1 import status_pb2, status_pb2_grpc
-from mesh.item_errors import each, indexed
+from mesh.item_errors import answer_each, indexed, parse_each
 from mesh.runtime import GrpcService
 
 SERVICE_NAME = status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name
@@ -40,6 +47,31 @@ def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+def claim_ask(request: status_pb2.ClaimRequest) -> ClaimAsk:
+    return ClaimAsk(
+        notification_id=parse_id(request.notification_id, "notification_id"),
+        hop=Hop(request.generation, request.channel, request.attempt),
+        worker=request.worker,
+        lease_seconds=request.lease_seconds,
+    )
+
+
+def claim_response(outcome: ClaimOutcome) -> status_pb2.ClaimResponse:
+    return status_pb2.ClaimResponse(
+        result=CLAIM_RESULTS[outcome.result],
+        status=STATUS_NUMBERS.get(outcome.status or "", 0),  # type: ignore[arg-type]
+        takeover=outcome.takeover,
+        lease_expire_time=_timestamp(outcome.lease_until),
+    )
+
+
+def report_response(outcome: ReportOutcome) -> status_pb2.ReportStatusResponse:
+    return status_pb2.ReportStatusResponse(
+        status=STATUS_NUMBERS[outcome.status],  # type: ignore[arg-type]
+        changed=outcome.changed,
+    )
+
+
 class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     """Errors are `mesh.errors` exceptions, mapped to status codes by the interceptor."""
 
@@ -49,32 +81,18 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def Claim(
         self, request: status_pb2.ClaimRequest, context: Context
     ) -> status_pb2.ClaimResponse:
-        outcome = await self._statuses.claim(
-            notification_id=parse_id(request.notification_id, "notification_id"),
-            hop=Hop(request.generation, request.channel, request.attempt),
-            worker=request.worker,
-            lease_seconds=request.lease_seconds,
-        )
-        return status_pb2.ClaimResponse(
-            result=CLAIM_RESULTS[outcome.result],
-            status=STATUS_NUMBERS.get(outcome.status or "", 0),  # type: ignore[arg-type]
-            takeover=outcome.takeover,
-            lease_expire_time=_timestamp(outcome.lease_until),
-        )
+        return claim_response(await self._statuses.claim(claim_ask(request)))
 
     async def ReportStatus(
         self, request: status_pb2.ReportStatusRequest, context: Context
     ) -> status_pb2.ReportStatusResponse:
-        outcome = await self._statuses.report(report=parse_report(request))
-        return status_pb2.ReportStatusResponse(
-            status=STATUS_NUMBERS[outcome.status],  # type: ignore[arg-type]
-            changed=outcome.changed,
-        )
+        return report_response(await self._statuses.report(parse_report(request)))
 
     async def BatchClaim(
         self, request: status_pb2.BatchClaimRequest, context: Context
     ) -> status_pb2.BatchClaimResponse:
-        outcomes = await each(request.requests, lambda r: self.Claim(r, context), limit=MAX_BATCH)
+        asks = parse_each(request.requests, claim_ask, limit=MAX_BATCH)
+        outcomes = await answer_each(asks, self._statuses.claim_many, claim_response)
         return status_pb2.BatchClaimResponse(
             results=indexed(outcomes, status_pb2.BatchClaimResult, "claimed")
         )
@@ -82,9 +100,8 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def BatchReportStatus(
         self, request: status_pb2.BatchReportStatusRequest, context: Context
     ) -> status_pb2.BatchReportStatusResponse:
-        outcomes = await each(
-            request.requests, lambda r: self.ReportStatus(r, context), limit=MAX_BATCH
-        )
+        reports = parse_each(request.requests, parse_report, limit=MAX_BATCH)
+        outcomes = await answer_each(reports, self._statuses.report_many, report_response)
         return status_pb2.BatchReportStatusResponse(
             results=indexed(outcomes, status_pb2.BatchReportStatusResult, "reported")
         )
