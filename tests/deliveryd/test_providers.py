@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -287,6 +288,15 @@ async def test_smtp_relay_denied_is_transient_and_rejected_content_permanent(
     with pytest.raises(PermanentError) as rejected:
         await smtp.send(email())
     assert rejected.value.status == 554
+    assert not fakes.smtp.deliveries
+
+
+async def test_smtp_refusing_a_header_is_the_message_s_fault(
+    fakes: Fakes, smtp: SmtpProvider
+) -> None:
+    injected = replace(email(), subject="x\r\nBcc: a@evil.example")
+    with pytest.raises(PermanentError, match="cannot carry the message"):
+        await smtp.send(injected)
     assert not fakes.smtp.deliveries
 
 

@@ -65,7 +65,12 @@ class SmtpProvider(Provider[EmailMessage]):
         return mime
 
     async def send(self, message: EmailMessage) -> Sent:
-        mime = self._mime(message)
+        try:
+            mime = self._mime(message)
+        except ValueError as exc:
+            # A header the email library refuses (CR/LF in the subject, say): the message's
+            # own fault, so it neither counts against SMTP's breaker nor is retried.
+            raise PermanentError(f"smtp cannot carry the message: {exc}") from None
         try:
             _, response = await aiosmtplib.send(
                 mime,
