@@ -6,7 +6,8 @@ plain-text one; both use StrictUndefined, so a missing variable is an error, nev
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -21,6 +22,10 @@ from templated.models import Channel, Content, EmailParts, Part, PushParts, SmsP
 from templated.sandbox import MissingVariable, Sandbox
 
 TEMPLATE_FILENAME = "<template>"  # what Jinja names a from_string template's frames
+# Parts that become a header of the message sent: no control character may reach them
+# (CR/LF would inject headers; SMTP refuses them, others may not).
+HEADER_PARTS = frozenset({"email.subject"})
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +59,8 @@ class CompiledContent:
     channels: frozenset[Channel]
     templates: Mapping[str, Template]
     push_keys: tuple[str, ...]
+    # The top-level variables each part uses.
+    uses: Mapping[str, frozenset[str]]
 
 
 class Renderer:
@@ -81,9 +88,15 @@ class Renderer:
 
     def compile(self, content: Content) -> CompiledContent:
         """Every non-empty part of `content`, compiled (content was checked at publish)."""
-        templates = {part.path: self._compile(part)[0] for part in content.parts() if part.source}
+        compiled = {part.path: self._compile(part) for part in content.parts() if part.source}
         keys = tuple(content.push.data) if content.push is not None else ()
-        return CompiledContent(content.language, content.channels, templates, keys)
+        return CompiledContent(
+            content.language,
+            content.channels,
+            {path: template for path, (template, _) in compiled.items()},
+            keys,
+            {path: frozenset(used) for path, (_, used) in compiled.items()},
+        )
 
     def _compile(self, part: Part) -> tuple[Template, set[str]]:
         sandbox = self._html if part.html else self._text
@@ -109,6 +122,10 @@ class Renderer:
             # all of it is the template's or the variables' fault, reported as such.
             except Exception as exc:
                 problems.append(_problem(path, exc))
+                continue
+            if path in HEADER_PARTS and CONTROL.search(rendered[path]):
+                used = {k: v for k, v in variables.items() if k in compiled.uses[path]}
+                problems.extend(_control_problems(path, used))
         if problems:
             raise TemplateRejected(problems)
         return _assemble(compiled, rendered, channels)
@@ -159,6 +176,30 @@ def _problem(path: str, exc: Exception) -> Problem:
         message = f"{type(exc).__name__}: {exc}"
     log.info("render refused", part=path, line=line, error=type(exc).__name__)
     return Problem(path, message, line)
+
+
+def _control_problems(path: str, variables: Mapping[str, Any]) -> list[Problem]:
+    """Why a header part carries a control character: the variables that hold one."""
+    message = "holds a control character (such as CR or LF), which a header cannot carry"
+    named = [
+        Problem(path, message, variable=name)
+        for name, value in variables.items()
+        if any(CONTROL.search(text) for text in _strings(value))
+    ]
+    return named or [Problem(path, "renders a control character, which a header cannot carry")]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a variable's value (JSON-like: nested lists and objects)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
 
 
 def _template_line(tb: TracebackType | None) -> int | None:

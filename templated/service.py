@@ -236,7 +236,7 @@ def _render_violations(problems: list[Problem]) -> list[FieldViolation]:
         if problem.variable is not None:
             where = f"{problem.part}, line {problem.line}" if problem.line else problem.part
             field = f"variables.{problem.variable}"
-            description = f"is required by the template ({where})"
+            description = f"{problem.message} ({where})"
         else:
             field, description = problem.part, problem.describe()
         violations.setdefault(field, FieldViolation(field, description))

@@ -148,6 +148,22 @@ async def test_a_missing_variable_is_named(stub: Stub, code: str) -> None:
     assert violations["variables.name"].startswith("is required by the template (email.subject")
 
 
+async def test_a_control_character_bound_for_a_header_names_its_variable(
+    stub: Stub, code: str
+) -> None:
+    await stub.CreateTemplate(create_request(code, content("en", subject="Hi {{ name }}")))
+    injected = {"name": "x\r\nBcc: a@evil.example", "note": "line one\nline two"}
+    error = await render_error(stub, render_request(code, injected))
+    assert error_code(error) == grpc.StatusCode.INVALID_ARGUMENT
+    violations = dict(field_violations(error))
+    # `note` holds a line break too, but the subject does not use it.
+    assert violations.keys() == {"variables.name"}
+    assert "header" in violations["variables.name"]
+    # Line breaks stay fine in parts that are no header.
+    sms_only = render_request(code, injected, channels=(common_pb2.CHANNEL_SMS,))
+    assert (await stub.Render(sms_only)).content.sms.text
+
+
 async def test_a_missing_attribute_is_an_error_too(stub: Stub, code: str) -> None:
     await sms_template(stub, code, "Hi {{ user.first_name }}")
     error = await render_error(stub, render_request(code, {"user": {"last_name": "Silva"}}))
