@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar
@@ -15,12 +16,25 @@ S = TypeVar("S", bound=BaseSettings)
 # A TCP port to listen on; 0 lets the system pick a free one.
 Port = Annotated[int, Field(ge=0, le=65535)]
 
+# The service token of a development machine: refused beyond loopback.
+DEV_SERVICE_TOKEN = "herald-dev-token"
+
 # The schemes each server URL may use.
 URL_SCHEMES = {
     "postgres_url": ("postgresql", "postgres"),
     "redis_url": ("redis", "rediss"),
     "amqp_url": ("amqp", "amqps"),
 }
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or name a server binds to) is reachable only locally."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def mask_url(url: str) -> str:
@@ -50,9 +64,10 @@ class CommonSettings(BaseSettings):
     redis_prefix: str = Field("herald:", description="Prefix of every Redis key.")
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL.")
     service_token: SecretStr = Field(
-        SecretStr("herald-dev-token"),
+        SecretStr(DEV_SERVICE_TOKEN),
         min_length=8,
-        description="Internal token every gRPC call but health and reflection must carry.",
+        description="Internal token every gRPC call but health and reflection must carry; "
+        "the development default is refused when HERALD_HOST binds beyond loopback.",
     )
     log_level: str = Field(
         "INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="DEBUG, INFO, WARNING or ERROR."
@@ -75,6 +90,16 @@ class CommonSettings(BaseSettings):
             parts.port  # noqa: B018 - parsing the port is the check
         except ValueError:
             raise ValueError("has a bad port") from None
+        return value
+
+    @field_validator("service_token")
+    @classmethod
+    def _no_dev_token_beyond_loopback(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        host = info.data.get("host")
+        if value.get_secret_value() == DEV_SERVICE_TOKEN and host and not is_loopback(host):
+            raise ValueError(
+                f"the development token cannot guard a server bound to {host}: set a secret one"
+            )
         return value
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:

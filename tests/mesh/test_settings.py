@@ -8,7 +8,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from mesh.settings import CommonSettings, load_settings
+from mesh.settings import DEV_SERVICE_TOKEN, CommonSettings, load_settings
 from tests.support.processes import ROOT
 from userd.settings import UserdSettings
 
@@ -136,3 +136,40 @@ def test_an_unreachable_server_stops_start_up_in_one_line(
     assert line.startswith(f"herald: cannot start: {named} at ")
     assert "secret" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "::", "herald.internal"])
+def test_the_development_token_is_refused_beyond_loopback(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.delenv("HERALD_SERVICE_TOKEN", raising=False)
+    monkeypatch.setenv("HERALD_HOST", host)
+    with pytest.raises(ValidationError, match="development token"):
+        CommonSettings()
+    monkeypatch.setenv("HERALD_SERVICE_TOKEN", "a-real-secret-token")
+    assert CommonSettings().host == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_the_development_token_is_fine_on_loopback(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.delenv("HERALD_SERVICE_TOKEN", raising=False)
+    monkeypatch.setenv("HERALD_HOST", host)
+    assert CommonSettings().service_token.get_secret_value() == DEV_SERVICE_TOKEN
+
+
+@pytest.mark.parametrize("service", ["gateway", "userd", "templated", "deliveryd"])
+def test_a_server_beyond_loopback_with_the_development_token_does_not_start(service: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", service, *(["email"] if service == "deliveryd" else [])],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "HERALD_HOST": "0.0.0.0"},
+    )
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "HERALD_SERVICE_TOKEN" in line and "development token" in line
