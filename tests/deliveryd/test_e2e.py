@@ -38,7 +38,7 @@ from herald.v1 import (
 from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
-from tests.deliveryd.fake_mesh import AlertWebhook
+from tests.deliveryd.webhook import AlertWebhook
 from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation, rabbitmqctl
