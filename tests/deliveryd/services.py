@@ -63,6 +63,18 @@ class Rule:
         return (not self.methods or method in self.methods) and self.remaining != 0
 
 
+@dataclass
+class Gate:
+    """Holds calls of some methods until released; `held` counts the calls it stopped."""
+
+    methods: frozenset[str]
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0
+
+    def release(self) -> None:
+        self.opened.set()
+
+
 @dataclass(frozen=True)
 class Call:
     """A call the real servicer answered."""
@@ -74,10 +86,12 @@ class Call:
 
 @dataclass
 class Faults(grpc.aio.ServerInterceptor):
-    """In front of the real servicer: fails calls as an outage would, records answers."""
+    """In front of the real servicer: fails or holds calls as an outage or a slow gateway
+    would; records what the servicer answered."""
 
     calls: list[Call] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
+    gates: list[Gate] = field(default_factory=list)
 
     def fail(
         self,
@@ -90,8 +104,17 @@ class Faults(grpc.aio.ServerInterceptor):
         self.rules.append(rule)
         return rule
 
+    def hold(self, *methods: str) -> Gate:
+        """Calls of `methods` wait until the gate is released."""
+        gate = Gate(frozenset(methods))
+        self.gates.append(gate)
+        return gate
+
     def heal(self) -> None:
         self.rules.clear()
+        for gate in self.gates:
+            gate.release()
+        self.gates.clear()
 
     def answers(self, *methods: str) -> list[Call]:
         return [c for c in self.calls if c.method in methods]
@@ -118,6 +141,10 @@ class Faults(grpc.aio.ServerInterceptor):
                     if rule.remaining is not None:
                         rule.remaining -= 1
                     await context.abort(rule.code, f"injected by the test: {method}")
+            for gate in self.gates:
+                if method in gate.methods and not gate.opened.is_set():
+                    gate.held += 1
+                    await gate.opened.wait()
             response = await behavior(request, context)
             self.calls.append(Call(method, request, response))
             return response

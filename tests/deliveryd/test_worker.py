@@ -14,10 +14,12 @@ import pytest
 
 from bench.stages import scrape
 from herald.v1 import common_pb2, delivery_pb2, status_pb2, user_pb2
+from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.harness import (
     BACKOFF_BASE,
+    CLAIMS,
     FAILED,
     PENDING,
     REPORTS,
@@ -265,6 +267,36 @@ async def test_a_job_delivered_twice_by_the_broker_reaches_the_provider_once(
     dropped = {status_pb2.CLAIM_RESULT_TAKEN, status_pb2.CLAIM_RESULT_FINAL}
     await wait_until(lambda: dropped & set(herald.claims(nid)))
     assert len(fakes.sendgrid.deliveries) == 1
+
+
+async def test_a_burst_is_claimed_and_reported_in_batch_calls(
+    herald: Harness, fakes: Fakes
+) -> None:
+    """Jobs in flight together claim and report through BatchClaim and BatchReportStatus
+    (`deliveryd.clients`), each hearing its own answer. The gateway holds the first calls
+    so that those made meanwhile gather into one batch call."""
+    user = await herald.create_user()
+    claims = herald.gateway.faults.hold(*CLAIMS)
+    reports = herald.gateway.faults.hold(*REPORTS)
+    nids = [await herald.send(make_job(user)) for _ in range(12)]
+
+    async def all_taken() -> bool:
+        return claims.held > 0 and not await herald.ready(amqp.queue_name("email"))
+
+    await wait_until(all_taken)
+    claims.release()
+    await wait_until(lambda: reports.held > 0 and len(fakes.sendgrid.deliveries) == len(nids))
+    reports.release()
+    for nid in nids:
+        await herald.settled(nid)
+    keys = sorted(d["custom_args"]["herald_key"] for d in fakes.sendgrid.deliveries)
+    assert keys == sorted(f"{nid}:1:email" for nid in nids)
+    assert herald.gateway.faults.answers("BatchClaim")
+    assert herald.gateway.faults.answers("BatchReportStatus")
+    for nid in nids:
+        assert herald.claims(nid) == [status_pb2.CLAIM_RESULT_GRANTED]
+        [attempt] = await herald.trail(nid)
+        assert attempt.outcome == OUTCOME.ATTEMPT_OUTCOME_DELIVERED
 
 
 async def test_a_job_leased_by_another_worker_waits_for_the_lease(
