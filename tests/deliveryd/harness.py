@@ -19,6 +19,7 @@ import aio_pika
 import grpc
 import redis.asyncio as aioredis
 
+from bench.stages import scrape
 from gateway import store
 from gateway.notifications import store as notifications
 from gateway.outbox import Publication
@@ -39,6 +40,7 @@ from tests.support.infra import (
     Isolation,
     rabbitmqctl,
 )
+from tests.support.processes import ServiceProcess
 
 CHANNELS = {
     "email": common_pb2.CHANNEL_EMAIL,
@@ -102,6 +104,15 @@ def make_job(
     job.create_time.FromDatetime(now)
     job.deadline.FromDatetime(now + timedelta(minutes=10))
     return job
+
+
+async def jobs_counted(worker: ServiceProcess, *results: str) -> float:
+    """How many jobs the worker settled with one of `results` (herald_delivery_jobs_total):
+    "report failed", "report refused", "taken", "final"…"""
+    channel = worker.args[1]
+    url = f"http://127.0.0.1:{worker.env[f'HERALD_DELIVERYD_{channel.upper()}_METRICS_PORT']}"
+    samples = await asyncio.to_thread(scrape, url, "herald_delivery_jobs", "result")
+    return sum(samples.get(("herald_delivery_jobs_total", r), 0.0) for r in results)
 
 
 def new_notification(job: delivery_pb2.DeliveryJob) -> notifications.NewNotification:

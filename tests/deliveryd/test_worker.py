@@ -12,7 +12,6 @@ import grpc
 import orjson
 import pytest
 
-from bench.stages import scrape
 from herald.v1 import common_pb2, delivery_pb2, status_pb2, user_pb2
 from mesh import amqp
 from tests.conftest import ServiceFactory
@@ -25,6 +24,7 @@ from tests.deliveryd.harness import (
     REPORTS,
     SUPPRESSED,
     Harness,
+    jobs_counted,
     make_job,
 )
 from tests.fakes.base import wait_until
@@ -64,14 +64,6 @@ async def herald(harness: Harness, workers: dict[str, ServiceProcess], fakes: Fa
     await harness.dead_letters()
     harness.webhook.reset()
     return harness
-
-
-async def jobs_counted(worker: ServiceProcess, result: str) -> float:
-    """How many jobs the worker settled with `result` (its herald_delivery_jobs_total)."""
-    channel = worker.args[1]
-    url = f"http://127.0.0.1:{worker.env[f'HERALD_DELIVERYD_{channel.upper()}_METRICS_PORT']}"
-    samples = await asyncio.to_thread(scrape, url, "herald_delivery_jobs", "result")
-    return samples.get(("herald_delivery_jobs_total", result), 0.0)
 
 
 async def test_email_reaches_sendgrid_exactly_and_is_delivered(
