@@ -23,12 +23,28 @@ from bench.stages import scrape
 from gateway import store
 from gateway.notifications import store as notifications
 from gateway.outbox import Publication
-from gateway.status.store import StatusRow
-from herald.v1 import common_pb2, delivery_pb2, status_pb2, template_pb2, user_pb2, user_pb2_grpc
+from herald.v1 import (
+    common_pb2,
+    delivery_pb2,
+    status_pb2,
+    status_pb2_grpc,
+    template_pb2,
+    user_pb2,
+    user_pb2_grpc,
+)
 from mesh import amqp
 from mesh.client import internal_channel
 from tests.deliveryd.conftest import Fakes
-from tests.deliveryd.services import Gateway, Userd, drop, start_gateway, start_userd
+from tests.deliveryd.services import (
+    BACKOFF_BASE,
+    BACKOFF_MAX,
+    MAX_ATTEMPTS,
+    Gateway,
+    Userd,
+    drop,
+    start_gateway,
+    start_userd,
+)
 from tests.deliveryd.webhook import AlertWebhook
 from tests.fakes.base import wait_until
 from tests.support.infra import (
@@ -54,10 +70,6 @@ PENDING = common_pb2.NOTIFICATION_STATUS_PENDING
 # The gateway methods a worker's claims and reports travel by (alone or coalesced).
 CLAIMS = ("Claim", "BatchClaim")
 REPORTS = ("ReportStatus", "BatchReportStatus")
-# The retry settings (deliveryd's today): delays from BACKOFF_BASE * 2^(attempt-1).
-BACKOFF_BASE = 0.3
-BACKOFF_MAX = 3.0
-MAX_ATTEMPTS = {"email": 3, "sms": 2, "push": 2}
 
 
 def content() -> template_pb2.LocalizedContent:
@@ -147,6 +159,7 @@ class Harness:
     channel: aio_pika.abc.AbstractChannel
     gateway: Gateway
     userd: Userd
+    status_channel: grpc.aio.Channel
     users_channel: grpc.aio.Channel
     webhook: AlertWebhook
 
@@ -155,14 +168,19 @@ class Harness:
         return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(self.vhost, safe='')}"
 
     @property
+    def statuses(self) -> status_pb2_grpc.StatusServiceAsyncStub:
+        """The gateway's StatusService, as a worker with the service token calls it."""
+        return status_pb2_grpc.StatusServiceStub(self.status_channel)
+
+    @property
     def users(self) -> user_pb2_grpc.UserServiceAsyncStub:
         """userd's API, as a client with the service token calls it."""
         return user_pb2_grpc.UserServiceStub(self.users_channel)
 
     @classmethod
     async def open(cls, isolation: Isolation) -> Harness:
-        """Names of its own under the run's (`isolation`), so the run's clean-up drops
-        whatever a crashed test leaves."""
+        """Names of its own under the run's (`isolation`): the run's clean-up drops the
+        databases and Redis keys a crashed test leaves."""
         name = f"dlv{uuid.uuid4().hex[:8]}"
         vhost = f"{isolation.vhost}-{name}"
         await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
@@ -178,6 +196,7 @@ class Harness:
         prefix = f"{isolation.redis_prefix}{name}:"
         gateway = await start_gateway(database_name=notifications_db, connection=connection)
         userd = await start_userd(database_name=users_db, redis_prefix=prefix)
+        status_channel = internal_channel(gateway.served.address, SERVICE_TOKEN)
         users_channel = internal_channel(userd.served.address, SERVICE_TOKEN)
         webhook = AlertWebhook()
         await webhook.start()
@@ -189,12 +208,14 @@ class Harness:
             channel,
             gateway,
             userd,
+            status_channel,
             users_channel,
             webhook,
         )
 
     async def close(self) -> None:
         await self.webhook.stop()
+        await self.status_channel.close()
         await self.users_channel.close()
         await self.gateway.stop()
         await self.userd.stop()
@@ -270,13 +291,17 @@ class Harness:
         publication = Publication(uuid.UUID(job.notification_id), 1, job, dead=True)
         assert await self.gateway.outbox.publisher.publish(publication)
 
-    async def notification(self, notification_id: str) -> StatusRow:
-        return await self.gateway.statuses.get(notification_id=notification_id)
+    async def notification(self, notification_id: str) -> status_pb2.GetStatusResponse:
+        """Where the notification stands (StatusService.GetStatus)."""
+        request = status_pb2.GetStatusRequest(notification_id=notification_id)
+        return await self.statuses.GetStatus(request, timeout=10)
 
     async def status(self, notification_id: str) -> int:
-        return store.STATUS_NUMBERS[(await self.notification(notification_id)).status]
+        return (await self.notification(notification_id)).status
 
-    async def settled(self, notification_id: str, status: int = DELIVERED) -> StatusRow:
+    async def settled(
+        self, notification_id: str, status: int = DELIVERED
+    ) -> status_pb2.GetStatusResponse:
         """Waits until the notification has `status`."""
 
         async def reached() -> bool:
@@ -291,7 +316,8 @@ class Harness:
             return await store.trail(conn, uuid.UUID(notification_id))
 
     def claims(self, notification_id: str) -> list[int]:
-        """The gateway's answers to the claims of the notification's hops, in order."""
+        """The gateway's answers to the claims of the notification's hops, in order
+        (alone or in batch calls)."""
         results: list[int] = []
         for call in self.gateway.faults.answers(*CLAIMS):
             if call.method == "Claim":
@@ -313,17 +339,15 @@ class Harness:
 
     async def ghost_claim(self, job: delivery_pb2.DeliveryJob, lease_seconds: int) -> int:
         """Claims the job's hop for a worker that then dies holding it."""
-        outcome = await self.gateway.statuses.claim(
-            request=status_pb2.ClaimRequest(
-                notification_id=job.notification_id,
-                generation=job.generation,
-                channel=job.channel,
-                attempt=job.attempt,
-                worker="ghost:1",
-                lease_seconds=lease_seconds,
-            )
+        request = status_pb2.ClaimRequest(
+            notification_id=job.notification_id,
+            generation=job.generation,
+            channel=job.channel,
+            attempt=job.attempt,
+            worker="ghost:1",
+            lease_seconds=lease_seconds,
         )
-        return outcome.result
+        return (await self.statuses.Claim(request, timeout=10)).result
 
     async def ready(self, queue_name: str) -> int:
         """How many messages wait in the queue (not counting those a consumer holds)."""

@@ -44,6 +44,12 @@ USERD_MIGRATIONS = Path(userd.__file__).parent / "migrations"
 # The outbox's timings: the relay picks up what an inline publish did not confirm.
 OUTBOX_GRACE_SECONDS = 2.0
 OUTBOX_INTERVAL_SECONDS = 0.5
+# The retry settings, deliveryd's today (`harness.Harness.env`), the gateway's once it
+# decides the next hop (`start_gateway`): delays of BACKOFF_BASE * 2^(attempt-1) plus
+# a jitter, at most BACKOFF_MAX.
+BACKOFF_BASE = 0.3
+BACKOFF_MAX = 3.0
+MAX_ATTEMPTS = {"email": 3, "sms": 2, "push": 2}
 # Herald's own services (health and reflection are never faulted nor recorded).
 HERALD_METHODS = "/herald."
 
@@ -219,7 +225,8 @@ class Gateway:
 
 async def start_gateway(*, database_name: str, connection: AbstractRobustConnection) -> Gateway:
     """The StatusService as `gateway.core.start_core` wires it (nothing else of the
-    gateway), publishing on `connection`'s vhost."""
+    gateway), publishing on `connection`'s vhost. The only place a test builds
+    `Statuses`, so a change of its constructor is one edit here."""
     pool = await database(database_name, GATEWAY_MIGRATIONS)
     publisher = Publisher(connection, timeout=5.0)
     await publisher.start()

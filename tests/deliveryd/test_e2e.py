@@ -37,7 +37,8 @@ from herald.v1 import (
 from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
-from tests.deliveryd.harness import BACKOFF_BASE, BACKOFF_MAX, jobs_counted
+from tests.deliveryd.harness import jobs_counted
+from tests.deliveryd.services import BACKOFF_BASE
 from tests.deliveryd.webhook import AlertWebhook
 from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import create_key
@@ -196,8 +197,8 @@ async def stack(
         "HERALD_GATEWAY_ADDR": gateway.address,
         "HERALD_USERD_ADDR": userd.address,
         "HERALD_DELIVERYD_LEASE_SECONDS": "4",
-        "HERALD_DELIVERYD_BACKOFF_BASE_SECONDS": str(BACKOFF_BASE),
-        "HERALD_DELIVERYD_BACKOFF_MAX_SECONDS": str(BACKOFF_MAX),
+        "HERALD_DELIVERYD_BACKOFF_BASE_SECONDS": "0.3",
+        "HERALD_DELIVERYD_BACKOFF_MAX_SECONDS": "3",
         "HERALD_DELIVERYD_BREAKER_THRESHOLD": "50",
         "HERALD_EMAIL_MAX_ATTEMPTS": "3",
         "HERALD_SMS_MAX_ATTEMPTS": "2",
