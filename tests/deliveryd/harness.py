@@ -1,21 +1,62 @@
-"""What a worker test needs around a real deliveryd process: a vhost of its own on the
-shared RabbitMQ, the fake gateway/userd, an alert webhook, and job builders."""
+"""What a worker test needs around real deliveryd processes: a vhost of its own on the
+shared RabbitMQ, the real gateway StatusService and userd in process (databases and a
+Redis prefix of their own), an alert webhook, and job builders.
+
+A notification is registered as the gateway accepts it (its row, then its first hop
+through the outbox); what happened to it is read back from the gateway's store.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import aio_pika
+import grpc
+import redis.asyncio as aioredis
 
-from herald.v1 import common_pb2, delivery_pb2, template_pb2, user_pb2
+from bench.stages import scrape
+from gateway import store
+from gateway.notifications import store as notifications
+from gateway.outbox import Publication
+from herald.v1 import (
+    common_pb2,
+    delivery_pb2,
+    status_pb2,
+    status_pb2_grpc,
+    template_pb2,
+    user_pb2,
+    user_pb2_grpc,
+)
 from mesh import amqp
+from mesh.client import internal_channel
 from tests.deliveryd.conftest import Fakes
-from tests.deliveryd.fake_mesh import AlertWebhook, FakeMesh, publish
-from tests.support.infra import AMQP_HOST, AMQP_PASSWORD, AMQP_USER, rabbitmqctl
+from tests.deliveryd.services import (
+    BACKOFF_BASE,
+    BACKOFF_MAX,
+    MAX_ATTEMPTS,
+    Gateway,
+    Userd,
+    drop,
+    start_gateway,
+    start_userd,
+)
+from tests.deliveryd.webhook import AlertWebhook
+from tests.fakes.base import wait_until
+from tests.support.infra import (
+    AMQP_HOST,
+    AMQP_PASSWORD,
+    AMQP_USER,
+    REDIS_URL,
+    SERVICE_TOKEN,
+    Isolation,
+    rabbitmqctl,
+)
+from tests.support.processes import ServiceProcess
 
 CHANNELS = {
     "email": common_pb2.CHANNEL_EMAIL,
@@ -26,6 +67,9 @@ DELIVERED = common_pb2.NOTIFICATION_STATUS_DELIVERED
 FAILED = common_pb2.NOTIFICATION_STATUS_FAILED
 SUPPRESSED = common_pb2.NOTIFICATION_STATUS_SUPPRESSED
 PENDING = common_pb2.NOTIFICATION_STATUS_PENDING
+# The gateway methods a worker's claims and reports travel by (alone or coalesced).
+CLAIMS = ("Claim", "BatchClaim")
+REPORTS = ("ReportStatus", "BatchReportStatus")
 
 
 def content() -> template_pb2.LocalizedContent:
@@ -39,20 +83,6 @@ def content() -> template_pb2.LocalizedContent:
     )
 
 
-def make_user(**fields: Any) -> user_pb2.User:
-    user = user_pb2.User(
-        id=str(uuid.uuid4()), name="Ana", email="ana@example.com", phone="+5511987654321"
-    )
-    for name, value in fields.items():
-        if name == "preferences":
-            user.preferences.CopyFrom(value)
-        elif name == "push_targets":
-            user.push_targets.extend(value)
-        else:
-            setattr(user, name, value)
-    return user
-
-
 def make_job(
     user: user_pb2.User,
     *,
@@ -60,6 +90,7 @@ def make_job(
     priority: int = common_pb2.PRIORITY_NORMAL,
     message_type: int = common_pb2.MESSAGE_TYPE_TRANSACTIONAL,
 ) -> delivery_pb2.DeliveryJob:
+    """The first hop as the gateway builds it (`gateway.notifications.jobs.first_job`)."""
     job = delivery_pb2.DeliveryJob(
         notification_id=str(uuid.uuid4()),
         channel=CHANNELS[route[0]],
@@ -74,32 +105,84 @@ def make_job(
             email=user.email,
             phone=user.phone,
             push_targets=list(user.push_targets),
+            locale=user.locale,
         ),
         content=content(),
         template_code="welcome",
         template_version=1,
         correlation_id=uuid.uuid4().hex,
     )
-    job.create_time.GetCurrentTime()
+    now = datetime.now(UTC)
+    job.create_time.FromDatetime(now)
+    job.deadline.FromDatetime(now + timedelta(minutes=10))
     return job
+
+
+async def jobs_counted(worker: ServiceProcess, *results: str) -> float:
+    """How many jobs the worker settled with one of `results` (herald_delivery_jobs_total):
+    "report failed", "report refused", "taken", "final"…"""
+    channel = worker.args[1]
+    url = f"http://127.0.0.1:{worker.env[f'HERALD_DELIVERYD_{channel.upper()}_METRICS_PORT']}"
+    samples = await asyncio.to_thread(scrape, url, "herald_delivery_jobs", "result")
+    return sum(samples.get(("herald_delivery_jobs_total", r), 0.0) for r in results)
+
+
+def new_notification(job: delivery_pb2.DeliveryJob) -> notifications.NewNotification:
+    """The row the gateway stores when it accepts the notification of `job`."""
+    return notifications.NewNotification(
+        id=uuid.UUID(job.notification_id),
+        client_id="deliveryd-tests",
+        request_id="",
+        payload_hash=b"",
+        correlation_id=job.correlation_id,
+        user_id=uuid.UUID(job.recipient.user_id),
+        channel=job.channel,
+        route=tuple(job.route),
+        template_code=job.template_code,
+        template_version=job.template_version,
+        language=job.content.language,
+        priority=job.priority,
+        message_type=job.message_type,
+        metadata={},
+        status="pending",
+        status_reason="",
+        job=job.SerializeToString(),
+    )
 
 
 @dataclass
 class Harness:
     vhost: str
+    databases: tuple[str, ...]
+    redis_prefix: str
     connection: aio_pika.abc.AbstractRobustConnection
-    exchange: aio_pika.abc.AbstractExchange
     channel: aio_pika.abc.AbstractChannel
-    mesh: FakeMesh
+    gateway: Gateway
+    userd: Userd
+    status_channel: grpc.aio.Channel
+    users_channel: grpc.aio.Channel
     webhook: AlertWebhook
 
     @property
     def amqp_url(self) -> str:
         return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(self.vhost, safe='')}"
 
+    @property
+    def statuses(self) -> status_pb2_grpc.StatusServiceAsyncStub:
+        """The gateway's StatusService, as a worker with the service token calls it."""
+        return status_pb2_grpc.StatusServiceStub(self.status_channel)
+
+    @property
+    def users(self) -> user_pb2_grpc.UserServiceAsyncStub:
+        """userd's API, as a client with the service token calls it."""
+        return user_pb2_grpc.UserServiceStub(self.users_channel)
+
     @classmethod
-    async def open(cls) -> Harness:
-        vhost = f"herald-dlv-{uuid.uuid4().hex[:8]}"
+    async def open(cls, isolation: Isolation) -> Harness:
+        """Names of its own under the run's (`isolation`): the run's clean-up drops the
+        databases and Redis keys a crashed test leaves."""
+        name = f"dlv{uuid.uuid4().hex[:8]}"
+        vhost = f"{isolation.vhost}-{name}"
         await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
         await asyncio.to_thread(
             rabbitmqctl, "set_permissions", "-p", vhost, AMQP_USER, ".*", ".*", ".*"
@@ -107,47 +190,170 @@ class Harness:
         url = f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(vhost, safe='')}"
         connection = await aio_pika.connect_robust(url)
         channel = await connection.channel()
-        topology = await amqp.declare_topology(channel)
-        mesh = await FakeMesh.start(topology.exchange)
+        await amqp.declare_topology(channel)
+        notifications_db = isolation.database(f"{name}_notifications")
+        users_db = isolation.database(f"{name}_users")
+        prefix = f"{isolation.redis_prefix}{name}:"
+        gateway = await start_gateway(database_name=notifications_db, connection=connection)
+        userd = await start_userd(database_name=users_db, redis_prefix=prefix)
+        status_channel = internal_channel(gateway.served.address, SERVICE_TOKEN)
+        users_channel = internal_channel(userd.served.address, SERVICE_TOKEN)
         webhook = AlertWebhook()
         await webhook.start()
-        return cls(vhost, connection, topology.exchange, channel, mesh, webhook)
+        return cls(
+            vhost,
+            (notifications_db, users_db),
+            prefix,
+            connection,
+            channel,
+            gateway,
+            userd,
+            status_channel,
+            users_channel,
+            webhook,
+        )
 
     async def close(self) -> None:
         await self.webhook.stop()
-        await self.mesh.stop()
+        await self.status_channel.close()
+        await self.users_channel.close()
+        await self.gateway.stop()
+        await self.userd.stop()
         await self.connection.close()
         await asyncio.to_thread(rabbitmqctl, "delete_vhost", self.vhost)
+        await drop(*self.databases)
+        client = aioredis.Redis.from_url(REDIS_URL)
+        async with client:
+            async for key in client.scan_iter(match=f"{self.redis_prefix}*", count=1000):
+                await client.delete(key)
 
     def env(self, fakes: Fakes, **chains: str) -> dict[str, str]:
-        """deliveryd's environment: this vhost, the fake mesh, the fakes, short timings."""
+        """deliveryd's environment: this vhost, gateway and userd, the fakes, short timings."""
         return {
             **fakes.env(**chains),
             "HERALD_AMQP_URL": self.amqp_url,
-            "HERALD_GATEWAY_ADDR": self.mesh.address,
-            "HERALD_USERD_ADDR": self.mesh.address,
+            "HERALD_GATEWAY_ADDR": self.gateway.served.address,
+            "HERALD_USERD_ADDR": self.userd.served.address,
+            "HERALD_REDIS_PREFIX": self.redis_prefix,
             "HERALD_DELIVERYD_LEASE_SECONDS": "4",
             "HERALD_DELIVERYD_RPC_TIMEOUT_SECONDS": "2",
-            "HERALD_DELIVERYD_BACKOFF_BASE_SECONDS": "0.3",
-            "HERALD_DELIVERYD_BACKOFF_MAX_SECONDS": "3",
+            "HERALD_DELIVERYD_BACKOFF_BASE_SECONDS": str(BACKOFF_BASE),
+            "HERALD_DELIVERYD_BACKOFF_MAX_SECONDS": str(BACKOFF_MAX),
             "HERALD_DELIVERYD_REPORT_RETRY_SECONDS": "1",
             "HERALD_DELIVERYD_REQUEUE_PAUSE_SECONDS": "0.2",
             "HERALD_DELIVERYD_BREAKER_THRESHOLD": "50",
             "HERALD_DELIVERYD_PREFETCH": "16",
-            "HERALD_EMAIL_MAX_ATTEMPTS": "3",
-            "HERALD_SMS_MAX_ATTEMPTS": "2",
-            "HERALD_PUSH_MAX_ATTEMPTS": "2",
+            "HERALD_EMAIL_MAX_ATTEMPTS": str(MAX_ATTEMPTS["email"]),
+            "HERALD_SMS_MAX_ATTEMPTS": str(MAX_ATTEMPTS["sms"]),
+            "HERALD_PUSH_MAX_ATTEMPTS": str(MAX_ATTEMPTS["push"]),
             "HERALD_ALERT_WEBHOOK_URL": f"{self.webhook.url}/alerts",
         }
 
-    async def send(self, job: delivery_pb2.DeliveryJob) -> str:
-        """Registers the notification with the fake gateway and publishes its first job."""
-        self.mesh.status.add(job)
-        await publish(self.exchange, job)
+    async def create_user(self, **fields: Any) -> user_pb2.User:
+        """A user created through userd's API (Ana, unless `fields` say otherwise)."""
+        values: dict[str, Any] = {
+            "name": "Ana",
+            "email": f"ana.{uuid.uuid4().hex[:8]}@example.com",
+            "phone": "+5511987654321",
+            "password": "correct horse battery staple",
+            **fields,
+        }
+        answer = await self.users.CreateUser(user_pb2.CreateUserRequest(**values), timeout=10)
+        return answer.user
+
+    async def get_user(self, user_id: str) -> user_pb2.User:
+        answer = await self.users.GetUser(user_pb2.GetUserRequest(id=user_id), timeout=10)
+        return answer.user
+
+    async def accept(self, job: delivery_pb2.DeliveryJob) -> str:
+        """Stores the notification of `job` as the gateway accepts it, not yet published
+        (the relay publishes it after the outbox's grace unless `publish` does first)."""
+        async with store.connection(self.gateway.pool) as conn:
+            [inserted] = await notifications.insert(
+                conn, [new_notification(job)], grace=self.gateway.outbox.grace
+            )
+        assert inserted
         return job.notification_id
 
     async def publish(self, job: delivery_pb2.DeliveryJob) -> None:
-        await publish(self.exchange, job)
+        """Publishes the first hop through the gateway's outbox (again, for a copy)."""
+        publication = Publication(uuid.UUID(job.notification_id), 1, job)
+        await self.gateway.outbox.dispatch([publication])
+
+    async def send(self, job: delivery_pb2.DeliveryJob) -> str:
+        """What the gateway does with an accepted Send: the row, then the first hop."""
+        await self.accept(job)
+        await self.publish(job)
+        return job.notification_id
+
+    async def dead_letter(self, job: delivery_pb2.DeliveryJob) -> None:
+        """Puts a failed notification's last job on failed.queue, as the gateway does."""
+        publication = Publication(uuid.UUID(job.notification_id), 1, job, dead=True)
+        assert await self.gateway.outbox.publisher.publish(publication)
+
+    async def notification(self, notification_id: str) -> status_pb2.GetStatusResponse:
+        """Where the notification stands (StatusService.GetStatus)."""
+        request = status_pb2.GetStatusRequest(notification_id=notification_id)
+        return await self.statuses.GetStatus(request, timeout=10)
+
+    async def status(self, notification_id: str) -> int:
+        return (await self.notification(notification_id)).status
+
+    async def settled(
+        self, notification_id: str, status: int = DELIVERED
+    ) -> status_pb2.GetStatusResponse:
+        """Waits until the notification has `status`."""
+
+        async def reached() -> bool:
+            return await self.status(notification_id) == status
+
+        await wait_until(reached)
+        return await self.notification(notification_id)
+
+    async def trail(self, notification_id: str) -> list[store.AttemptRecord]:
+        """The notification's delivery attempts as the gateway recorded them."""
+        async with store.connection(self.gateway.pool) as conn:
+            return await store.trail(conn, uuid.UUID(notification_id))
+
+    def claims(self, notification_id: str) -> list[int]:
+        """The gateway's answers to the claims of the notification's hops, in order
+        (alone or in batch calls)."""
+        results: list[int] = []
+        for call in self.gateway.faults.answers(*CLAIMS):
+            if call.method == "Claim":
+                pairs = [(call.request, call.response)]
+            else:
+                pairs = [
+                    (request, result.claimed)
+                    for request, result in zip(
+                        call.request.requests, call.response.results, strict=True
+                    )
+                    if result.HasField("claimed")
+                ]
+            results.extend(
+                answer.result
+                for request, answer in pairs
+                if request.notification_id == notification_id
+            )
+        return results
+
+    async def ghost_claim(self, job: delivery_pb2.DeliveryJob, lease_seconds: int) -> int:
+        """Claims the job's hop for a worker that then dies holding it."""
+        request = status_pb2.ClaimRequest(
+            notification_id=job.notification_id,
+            generation=job.generation,
+            channel=job.channel,
+            attempt=job.attempt,
+            worker="ghost:1",
+            lease_seconds=lease_seconds,
+        )
+        return (await self.statuses.Claim(request, timeout=10)).result
+
+    async def ready(self, queue_name: str) -> int:
+        """How many messages wait in the queue (not counting those a consumer holds)."""
+        queue = await self.channel.declare_queue(queue_name, passive=True)
+        assert queue.declaration_result.message_count is not None
+        return queue.declaration_result.message_count
 
     async def dead_letters(self) -> list[delivery_pb2.DeliveryJob]:
         """Takes every message out of failed.queue."""

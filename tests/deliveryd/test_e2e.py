@@ -20,7 +20,6 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 import grpc
 import httpx
-import orjson
 import pytest
 from google.protobuf import struct_pb2
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -38,7 +37,9 @@ from herald.v1 import (
 from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
-from tests.deliveryd.fake_mesh import AlertWebhook
+from tests.deliveryd.harness import jobs_counted
+from tests.deliveryd.services import BACKOFF_BASE
+from tests.deliveryd.webhook import AlertWebhook
 from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation, rabbitmqctl
@@ -354,7 +355,9 @@ async def test_a_connection_dropped_while_the_provider_works_sends_once(
         )
         assert not fakes.sendgrid.deliveries, "the connection dropped after the send"
         done = await e2e.settled(nid)
-        await asyncio.sleep(6)  # the worker reconnects (5 s) and handles the redelivered copy
+        # The worker reconnects (5 s) and drops the redelivered copy: its hop is done.
+        worker = e2e.workers["email"]
+        await wait_until(lambda: jobs_counted(worker, "taken", "final"), timeout=45)
     assert [m["to"] for m in fakes.sendgrid.deliveries] == [user.email]
     assert trail(done) == [
         (common_pb2.CHANNEL_EMAIL, 1, "sendgrid", OUTCOME.ATTEMPT_OUTCOME_DELIVERED)
@@ -438,7 +441,6 @@ async def test_every_email_provider_failing_is_delivered_by_sms(e2e: Stack, fake
     ]
     why = done.attempts[2]
     assert "sendgrid" in why.error and "mailgun" in why.error and "smtp" in why.error
-    assert orjson.loads(why.detail)["next_channel"] == "sms"
 
 
 async def test_everything_failing_fails_alerts_and_retry_delivers_later(
@@ -486,11 +488,10 @@ async def test_transient_failures_are_retried_with_growing_delays(e2e: Stack, fa
         (2, OUTCOME.ATTEMPT_OUTCOME_TRANSIENT_FAILURE),
         (3, OUTCOME.ATTEMPT_OUTCOME_DELIVERED),
     ]
-    delays = [orjson.loads(a.detail)["retry_in_seconds"] for a in done.attempts[:2]]
-    assert 0 < delays[0] < delays[1]
+    # Each retry waited at least its backoff, which grows: BACKOFF_BASE * 2^(attempt-1).
     starts = [a.start_time.ToDatetime() for a in done.attempts]
-    assert (starts[1] - starts[0]).total_seconds() >= delays[0]
-    assert (starts[2] - starts[1]).total_seconds() >= delays[1]
+    assert (starts[1] - starts[0]).total_seconds() >= BACKOFF_BASE
+    assert (starts[2] - starts[1]).total_seconds() >= 2 * BACKOFF_BASE
     assert len(fakes.sendgrid.deliveries) == 1
 
 
@@ -524,8 +525,11 @@ async def test_the_circuit_opens_and_closes_after_recovery(e2e: Stack, fakes: Fa
         assert [await provider() for _ in range(3)] == ["mailgun"] * 3
         assert len(fakes.sendgrid.requests) == skipped_from == 2
         fakes.sendgrid.heal()
-        await asyncio.sleep(2.2)
-        assert await provider() == "sendgrid"
+
+        async def probed() -> bool:  # after the cool-down; until then Mailgun delivers
+            return await provider() == "sendgrid"
+
+        await wait_until(probed)
         assert await provider() == "sendgrid"
 
 
@@ -555,9 +559,10 @@ async def test_the_same_job_delivered_twice_reaches_the_provider_once(
                     routing_key="email",
                 )
             await message.ack()
-        await e2e.start_worker("email")
+        worker = await e2e.start_worker("email")
         await e2e.settled(nid)
-        await asyncio.sleep(1)
+        # The other copy is dropped unsent (its hop done, or the notification final).
+        await wait_until(lambda: jobs_counted(worker, "taken", "final"))
     # Only this user's mail: a notification of an earlier test may still arrive late.
     assert [d["to"] for d in fakes.sendgrid.deliveries if d["to"] == user.email] == [user.email]
 

@@ -14,20 +14,21 @@ import orjson
 import pytest
 
 from herald.v1 import common_pb2, status_pb2, user_pb2
+from mesh import amqp
 from mesh.health import NOT_SERVING, SERVING
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
-from tests.deliveryd.fake_mesh import publish
-from tests.deliveryd.harness import DELIVERED, Harness, make_job, make_user
+from tests.deliveryd.harness import DELIVERED, Harness, make_job
 from tests.fakes.base import wait_until
+from tests.support.infra import Isolation
 from tests.support.processes import ServiceProcess, health_status
 
 Spawn = Callable[[str, dict[str, str]], Awaitable[ServiceProcess]]
 
 
 @pytest.fixture
-async def harness() -> AsyncIterator[Harness]:
-    opened = await Harness.open()
+async def harness(isolation: Isolation) -> AsyncIterator[Harness]:
+    opened = await Harness.open(isolation)
     yield opened
     await opened.close()
 
@@ -50,10 +51,6 @@ async def start(service_factory: ServiceFactory, harness: Harness) -> AsyncItera
             proc.kill()
 
 
-def claims_of(harness: Harness, notification_id: str) -> list[int]:
-    return [r for c, r in harness.mesh.status.claims if c.notification_id == notification_id]
-
-
 async def test_the_sandbox_is_the_default_and_keeps_the_exact_message(
     harness: Harness, start: Spawn, fakes: Fakes
 ) -> None:
@@ -61,16 +58,14 @@ async def test_the_sandbox_is_the_default_and_keeps_the_exact_message(
     for name in ("HERALD_EMAIL_PROVIDERS", "HERALD_SMS_PROVIDERS", "HERALD_PUSH_PROVIDERS"):
         env.pop(name, None)
     worker = await start("email", env)
-    user = make_user()
-    harness.mesh.users.users[user.id] = user
+    user = await harness.create_user()
     nid = await harness.send(make_job(user))
-    await wait_until(lambda: harness.mesh.status.status(nid) == DELIVERED)
-    [report] = harness.mesh.status.reports(nid)
-    attempt = report.attempt
+    await harness.settled(nid)
+    [attempt] = await harness.trail(nid)
     assert attempt.provider == "sandbox"
     assert attempt.provider_message_id.startswith("sandbox-")
     assert orjson.loads(attempt.detail)["sandbox"] == {
-        "to": "ana@example.com",
+        "to": user.email,
         "subject": "Welcome, Ana",
         "html": "<p>Hello <b>Ana</b></p>",
         "text": "Hello Ana",
@@ -89,13 +84,11 @@ async def test_the_circuit_opens_skips_the_provider_and_closes_after_recovery(
     }
     worker = await start("email", env)
     metrics_url = f"http://127.0.0.1:{env.get('HERALD_DELIVERYD_EMAIL_METRICS_PORT') or worker.env['HERALD_DELIVERYD_EMAIL_METRICS_PORT']}/metrics"  # noqa: E501
-    user = make_user()
-    harness.mesh.users.users[user.id] = user
+    user = await harness.create_user()
 
     async def deliver() -> str:
-        nid = await harness.send(make_job(user))
-        await wait_until(lambda: harness.mesh.status.status(nid) == DELIVERED)
-        return harness.mesh.status.reports(nid)[-1].attempt.provider
+        done = await harness.settled(await harness.send(make_job(user)))
+        return done.delivered_provider
 
     async def circuit() -> tuple[int | None, str]:
         health = await asyncio.to_thread(
@@ -118,10 +111,14 @@ async def test_the_circuit_opens_skips_the_provider_and_closes_after_recovery(
     # Open: the next notifications go straight to Mailgun; SendGrid is not called.
     assert [await deliver() for _ in range(3)] == ["mailgun"] * 3
     assert len(fakes.sendgrid.requests) == 2
-    # SendGrid recovers; after the cool-down a probe goes through and closes the circuit.
+    # SendGrid recovers; after the cool-down a probe goes through and closes the circuit
+    # (until then each notification still goes to Mailgun).
     fakes.sendgrid.heal()
-    await asyncio.sleep(2.2)
-    assert await deliver() == "sendgrid"
+
+    async def probed() -> bool:
+        return await deliver() == "sendgrid"
+
+    await wait_until(probed)
     assert await circuit() == (SERVING, "0.0")
     assert await deliver() == "sendgrid"
     assert await asyncio.to_thread(worker.stop) == 0
@@ -134,14 +131,13 @@ async def test_sigterm_finishes_jobs_in_flight_and_exits_zero(
     # would be retried, and the fake (which did take it) would count two deliveries.
     env = {**harness.env(fakes, email="sendgrid"), "HERALD_SENDGRID_TIMEOUT": "2.5"}
     worker = await start("email", env)
-    user = make_user()
-    harness.mesh.users.users[user.id] = user
+    user = await harness.create_user()
     fakes.sendgrid.delay_next(4, seconds=0.6)
     nids = [await harness.send(make_job(user)) for _ in range(4)]
     await wait_until(lambda: len(fakes.sendgrid.requests) == 4)
     assert await asyncio.to_thread(worker.stop) == 0
-    assert [harness.mesh.status.status(n) for n in nids] == [DELIVERED] * 4
-    trails = {n: [a.detail for a in harness.mesh.status.records[n].attempts] for n in nids}
+    assert [await harness.status(n) for n in nids] == [DELIVERED] * 4
+    trails = {n: [a.detail for a in await harness.trail(n)] for n in nids}
     assert len(fakes.sendgrid.deliveries) == 4, trails
     assert "Traceback" not in worker.logs()
 
@@ -153,8 +149,7 @@ async def test_sigkill_mid_delivery_redelivers_and_delivers_exactly_once(
     env = {**harness.env(fakes, email="smtp"), "HERALD_SMTP_TIMEOUT": "2"}
     env["HERALD_DELIVERYD_LEASE_SECONDS"] = "3"
     worker = await start("email", env)
-    user = make_user()
-    harness.mesh.users.users[user.id] = user
+    user = await harness.create_user()
     fakes.smtp.stall_ehlo(30)
     nids = [await harness.send(make_job(user)) for _ in range(3)]
     await wait_until(lambda: fakes.smtp.connections == 3)
@@ -162,10 +157,10 @@ async def test_sigkill_mid_delivery_redelivers_and_delivers_exactly_once(
     fakes.smtp.stall_ehlo(0)
     replacement = await start("email", env)
     for nid in nids:
-        await wait_until(lambda nid=nid: harness.mesh.status.status(nid) == DELIVERED)
+        await harness.settled(nid)
         # The redelivered job waited out the dead worker's lease (LEASED while it held;
         # none if the replacement took longer than the lease to start), then took it over.
-        first, *waiting, takeover = claims_of(harness, nid)
+        first, *waiting, takeover = harness.claims(nid)
         assert first == takeover == status_pb2.CLAIM_RESULT_GRANTED
         assert set(waiting) <= {status_pb2.CLAIM_RESULT_LEASED}
     delivered_ids = sorted(d["message_id"] for d in fakes.smtp.deliveries)
@@ -182,10 +177,9 @@ async def test_sigkill_after_onesignal_took_the_message_sends_it_once(
     env["HERALD_DELIVERYD_LEASE_SECONDS"] = "3"
     worker = await start("push", env)
     target = user_pb2.PushTarget(
-        id="t-os", platform=common_pb2.PUSH_PLATFORM_ONESIGNAL, token="sub-1"
+        platform=common_pb2.PUSH_PLATFORM_ONESIGNAL, token="3b9e6f2a-8c41-4d7e-a5f0-1e2d3c4b5a69"
     )
-    user = make_user(push_targets=[target])
-    harness.mesh.users.users[user.id] = user
+    user = await harness.create_user(push_targets=[target])
     fakes.onesignal.delay_next(3, seconds=1.5)
     nids = [await harness.send(make_job(user, route=("push",))) for _ in range(3)]
     await wait_until(lambda: len(fakes.onesignal.requests) == 3)
@@ -193,9 +187,9 @@ async def test_sigkill_after_onesignal_took_the_message_sends_it_once(
     await wait_until(lambda: len(fakes.onesignal.deliveries) == 3)
     replacement = await start("push", env)
     for nid in nids:
-        await wait_until(lambda nid=nid: harness.mesh.status.status(nid) == DELIVERED)
-        [report] = harness.mesh.status.reports(nid)
-        assert orjson.loads(report.attempt.detail)["devices"][0]["outcome"] == "delivered"
+        await harness.settled(nid)
+        [attempt] = await harness.trail(nid)
+        assert orjson.loads(attempt.detail)["devices"][0]["outcome"] == "delivered"
     # Each notification was sent twice to OneSignal, and delivered once.
     assert len(fakes.onesignal.requests) == 6
     assert len(fakes.onesignal.deliveries) == 3
@@ -213,14 +207,13 @@ async def test_sigkill_after_sendgrid_took_the_message_is_a_marked_duplicate(
     env["HERALD_DELIVERYD_LEASE_SECONDS"] = "3"
     env["HERALD_SENDGRID_TIMEOUT"] = "2"
     worker = await start("email", env)
-    user = make_user()
-    harness.mesh.users.users[user.id] = user
+    user = await harness.create_user()
     fakes.sendgrid.delay_next(1, seconds=1.5)
     nid = await harness.send(make_job(user))
     await wait_until(lambda: len(fakes.sendgrid.requests) == 1)
     worker.kill()
     replacement = await start("email", env)
-    await wait_until(lambda: harness.mesh.status.status(nid) == DELIVERED)
+    await harness.settled(nid)
     keys = [d["custom_args"]["herald_key"] for d in fakes.sendgrid.deliveries]
     assert keys == [f"{nid}:1:email", f"{nid}:1:email"]
     assert await asyncio.to_thread(replacement.stop) == 0
@@ -231,17 +224,20 @@ async def test_an_alert_waits_for_a_worker_and_only_critical_failures_page(
 ) -> None:
     """The failure was recorded (and dead-lettered) while no worker ran, as after a crash
     right after the report: the alert still goes out once a worker is back."""
-    user = make_user()
+    user = await harness.create_user()
     critical = make_job(user, message_type=common_pb2.MESSAGE_TYPE_ALERT)
     critical.last_error = "twilio: 30003 unreachable"
     routine = make_job(user, priority=common_pb2.PRIORITY_LOW)
     for job in (routine, critical):
-        await publish(harness.exchange, job, dead=True)
+        await harness.dead_letter(job)
 
     await start("sms", harness.env(fakes, sms="twilio"))
 
-    await wait_until(lambda: harness.webhook.deliveries)
-    await asyncio.sleep(1)  # the routine failure, consumed too, pages nobody
+    # Both copies taken off alerts.queue (the routine one first, paging nobody).
+    async def alerted() -> bool:
+        return bool(harness.webhook.deliveries) and not await harness.ready(amqp.ALERTS_QUEUE)
+
+    await wait_until(alerted)
     [alert] = harness.webhook.deliveries
     assert (alert["notification_id"], alert["error"]) == (
         critical.notification_id,
