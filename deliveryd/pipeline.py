@@ -298,7 +298,7 @@ class Pipeline:
                 raise
         retrying = AsyncRetrying(
             stop=stop_after_delay(self._report_retry_seconds),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.2),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2),
             retry=retry_if_exception(_retryable),
             reraise=True,
         )

@@ -117,7 +117,7 @@ class RetryPolicy:
     _wait: wait_exponential_jitter = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        wait = wait_exponential_jitter(initial=self.base, max=self.maximum, jitter=self.base / 2)
+        wait = wait_exponential_jitter(multiplier=self.base, max=self.maximum, jitter=self.base / 2)
         object.__setattr__(self, "_wait", wait)
 
     def delay(self, attempt: int) -> float:

@@ -36,9 +36,6 @@ from mesh import amqp
 from mesh.client import internal_channel
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.services import (
-    BACKOFF_BASE,
-    BACKOFF_MAX,
-    MAX_ATTEMPTS,
     Gateway,
     Userd,
     drop,
@@ -237,15 +234,10 @@ class Harness:
             "HERALD_REDIS_PREFIX": self.redis_prefix,
             "HERALD_DELIVERYD_LEASE_SECONDS": "4",
             "HERALD_DELIVERYD_RPC_TIMEOUT_SECONDS": "2",
-            "HERALD_DELIVERYD_BACKOFF_BASE_SECONDS": str(BACKOFF_BASE),
-            "HERALD_DELIVERYD_BACKOFF_MAX_SECONDS": str(BACKOFF_MAX),
             "HERALD_DELIVERYD_REPORT_RETRY_SECONDS": "1",
             "HERALD_DELIVERYD_REQUEUE_PAUSE_SECONDS": "0.2",
             "HERALD_DELIVERYD_BREAKER_THRESHOLD": "50",
             "HERALD_DELIVERYD_PREFETCH": "16",
-            "HERALD_EMAIL_MAX_ATTEMPTS": str(MAX_ATTEMPTS["email"]),
-            "HERALD_SMS_MAX_ATTEMPTS": str(MAX_ATTEMPTS["sms"]),
-            "HERALD_PUSH_MAX_ATTEMPTS": str(MAX_ATTEMPTS["push"]),
             "HERALD_ALERT_WEBHOOK_URL": f"{self.webhook.url}/alerts",
         }
 

@@ -23,6 +23,8 @@ from redis.asyncio import Redis
 
 import gateway
 import userd
+from gateway.lifecycle import RetryPolicy
+from gateway.notifications.routing import CHANNELS_BY_NAME
 from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
 from gateway.status import servicer as status_servicer
 from gateway.status.service import Statuses
@@ -44,9 +46,8 @@ USERD_MIGRATIONS = Path(userd.__file__).parent / "migrations"
 # The outbox's timings: the relay picks up what an inline publish did not confirm.
 OUTBOX_GRACE_SECONDS = 2.0
 OUTBOX_INTERVAL_SECONDS = 0.5
-# The retry settings, deliveryd's today (`harness.Harness.env`), the gateway's once it
-# decides the next hop (`start_gateway`): delays of BACKOFF_BASE * 2^(attempt-1) plus
-# a jitter, at most BACKOFF_MAX.
+# The gateway's retry policy (`start_gateway`): delays of BACKOFF_BASE * 2^(attempt-1)
+# plus a jitter, at most BACKOFF_MAX.
 BACKOFF_BASE = 0.3
 BACKOFF_MAX = 3.0
 MAX_ATTEMPTS = {"email": 3, "sms": 2, "push": 2}
@@ -241,7 +242,12 @@ async def start_gateway(*, database_name: str, connection: AbstractRobustConnect
     )
     relay.start()
     outbox = Outbox(publisher, marks, grace=OUTBOX_GRACE_SECONDS)
-    statuses = Statuses(pool=pool, outbox=outbox)
+    policy = RetryPolicy(
+        max_attempts={CHANNELS_BY_NAME[name]: n for name, n in MAX_ATTEMPTS.items()},
+        base=BACKOFF_BASE,
+        maximum=BACKOFF_MAX,
+    )
+    statuses = Statuses(pool=pool, outbox=outbox, policy=policy)
     servicer = status_servicer.StatusServicer(statuses)
     served = await Served.start([status_servicer.service(servicer)])
     return Gateway(pool, outbox, statuses, relay, served)
