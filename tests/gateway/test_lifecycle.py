@@ -11,6 +11,7 @@ import pytest
 
 from gateway.lifecycle import (
     SUPPRESSED_PREFIX,
+    Decision,
     Hop,
     Outcome,
     Position,
@@ -42,7 +43,7 @@ def position(**fields: object) -> Position:
     return replace(base, **fields)  # type: ignore[arg-type]
 
 
-def attempt(here: Position, outcome: Outcome, error: str = "", hop: Hop | None = None):  # type: ignore[no-untyped-def]
+def attempt(here: Position, outcome: Outcome, error: str = "", hop: Hop | None = None) -> Decision:
     return on_attempt(
         here,
         hop=hop or here.hop,
