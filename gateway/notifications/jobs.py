@@ -20,7 +20,7 @@ def first_job(
     deadline: timedelta,
 ) -> delivery_pb2.DeliveryJob:
     """Hop 0 of the route: generation 1, attempt 1, recipient and content snapshots."""
-    request = command.request
+    send = command.send
     now = datetime.now(UTC)
     job = delivery_pb2.DeliveryJob(
         notification_id=str(notification_id),
@@ -29,17 +29,17 @@ def first_job(
         route_index=0,
         attempt=1,
         generation=1,
-        priority=request.priority,
-        message_type=request.message_type,
+        priority=command.encoded.priority,
+        message_type=command.encoded.message_type,
         recipient=delivery_pb2.Recipient(
-            user_id=str(command.user_id),
+            user_id=command.user_key,
             email=user.email,
             phone=user.phone,
             push_targets=user.push_targets,
             locale=user.locale,
         ),
         content=rendered.content,
-        template_code=request.template_code,
+        template_code=send.template_code,
         template_version=rendered.version,
     )
     job.deadline.FromDatetime(now + deadline)
