@@ -42,9 +42,7 @@ async def main() -> None:
             users=runtime.local_users(settings),
         )
         await runtime.serve_grpc(settings.grpc_port, core.services)
-        await start_edge(
-            runtime, settings, pool=pool, local=core.local, userd=userd, templated=templated
-        )
+        await start_edge(runtime, settings, pool=pool, core=core, userd=userd, templated=templated)
         await runtime.wait_for_shutdown()
 
 

@@ -1,11 +1,11 @@
-"""The gRPC core of the gateway, assembled: NotificationService, StatusService, outbox.
+"""The core of the gateway, assembled: the notification and status domains, the outbox.
 
-`start_core` builds the services over the process's pool, broker connection and peer
-channels, starts the outbox's background tasks (relay, batched published-marks) and
+`start_core` builds the domain objects over the process's pool, broker connection and
+peer channels, starts the outbox's background tasks (relay, batched published-marks) and
 registers their shutdown, so `__main__` stays wiring only. Shutdown runs in reverse:
-the gRPC server (registered later) stops first, then the relay, then the last marks are
-flushed, then the publisher's channel closes. The same two servicers are offered over a
-`LocalChannel`, for the REST edge of this process to call without a loopback RPC.
+the gRPC server and the REST edge (registered later) stop first, then the relay, then the
+last marks are flushed, then the publisher's channel closes. The gRPC servicers and the
+REST routes are two doors to the same domain objects.
 """
 
 from __future__ import annotations
@@ -27,18 +27,18 @@ from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
 from gateway.settings import GatewaySettings
 from gateway.status import servicer as status_servicer
 from gateway.status.service import Statuses
-from herald.v1 import notification_pb2, status_pb2
-from mesh.local import LocalChannel
 from mesh.runtime import GrpcService, Runtime
 from mesh.user_cache import LocalUsers
 
 
 @dataclass(frozen=True)
 class Core:
-    """The gRPC services to serve, and the same servicers in process."""
+    """The domain objects, and the gRPC services that serve them."""
 
+    acceptor: Acceptor
+    notifications: Notifications
+    statuses: Statuses
     services: list[GrpcService]
-    local: LocalChannel
 
 
 def retry_policy(settings: GatewaySettings) -> RetryPolicy:
@@ -64,7 +64,7 @@ async def start_core(
     templated: grpc.aio.Channel,
     users: LocalUsers | None,
 ) -> Core:
-    """Starts the outbox and returns the two gRPC services to serve."""
+    """Starts the outbox and returns the domain and the two gRPC services to serve."""
     publisher = Publisher(connection, timeout=settings.publish_timeout_seconds)
     await publisher.start()
     runtime.on_shutdown(publisher.close)
@@ -100,19 +100,14 @@ async def start_core(
         pool=pool, outbox=outbox, deadline_seconds=settings.delivery_deadline_seconds
     )
     statuses = Statuses(pool=pool, outbox=outbox, policy=retry_policy(settings))
-    notification_impl = notification_servicer.NotificationServicer(acceptor, notifications)
-    status_impl = status_servicer.StatusServicer(statuses)
     return Core(
+        acceptor=acceptor,
+        notifications=notifications,
+        statuses=statuses,
         services=[
-            notification_servicer.service(notification_impl),
-            status_servicer.service(status_impl),
+            notification_servicer.service(
+                notification_servicer.NotificationServicer(acceptor, notifications)
+            ),
+            status_servicer.service(status_servicer.StatusServicer(statuses)),
         ],
-        local=LocalChannel(
-            {
-                notification_pb2.DESCRIPTOR.services_by_name["NotificationService"]: (
-                    notification_impl
-                ),
-                status_pb2.DESCRIPTOR.services_by_name["StatusService"]: status_impl,
-            }
-        ),
     )

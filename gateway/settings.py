@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, TypeAdapter, field_validator
 from pydantic_settings import NoDecode
 
+from mesh.rules import MAX_BATCH_ITEMS, ChannelName, MessageTypeName
 from mesh.settings import Port, UserCacheSettings
-
-ChannelName = Literal["email", "sms", "push"]
-MessageTypeName = Literal["transactional", "alert", "marketing"]
 
 # The channel order per message type: the requested channel goes first, then these
 # (skipping the requested one) as fallbacks. The seed's flow is email → SMS.
@@ -89,7 +87,9 @@ class GatewaySettings(UserCacheSettings):
         validation_alias="HERALD_PEER_TIMEOUT_SECONDS",
         description="Deadline of each call to userd and templated.",
     )
-    max_batch_items: int = Field(500, ge=1, le=500, validation_alias="HERALD_MAX_BATCH_ITEMS")
+    max_batch_items: int = Field(
+        MAX_BATCH_ITEMS, ge=1, le=MAX_BATCH_ITEMS, validation_alias="HERALD_MAX_BATCH_ITEMS"
+    )
     max_variables_bytes: int = Field(
         32 * 1024, ge=256, le=1024 * 1024, validation_alias="HERALD_MAX_VARIABLES_BYTES"
     )
@@ -98,18 +98,12 @@ class GatewaySettings(UserCacheSettings):
     )
     db_pool_size: int = Field(20, ge=2, le=200, validation_alias="HERALD_GATEWAY_DB_POOL_SIZE")
     # The REST edge.
-    notifications_addr: str = Field(
-        "",
-        validation_alias="HERALD_GATEWAY_NOTIFICATIONS_ADDR",
-        description="host:port of NotificationService/StatusService for the REST edge; "
-        "empty means this process's own, called in process.",
-    )
     rpc_timeout_seconds: float = Field(
         5.0,
         gt=0,
         le=60,
         validation_alias="HERALD_GATEWAY_RPC_TIMEOUT_SECONDS",
-        description="Deadline of each gRPC call the REST edge makes.",
+        description="Deadline of each gRPC call the REST edge makes (to userd and templated).",
     )
     api_key_cache_seconds: float = Field(
         10.0,

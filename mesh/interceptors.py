@@ -161,17 +161,28 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         return _wrap(await continuation(handler_call_details), wrapper)
 
 
+# Violations one answer names: a status travels in trailing metadata, which a client
+# refuses beyond its limit (8 KiB by default); the first ones tell the caller enough.
+MAX_VIOLATIONS = 20
+
+
 def to_grpc_status(exc: DomainError) -> grpc.Status:
-    """A domain error as a rich gRPC status (details carry BadRequest field violations)."""
+    """A domain error as a rich gRPC status (details carry BadRequest field violations,
+    at most MAX_VIOLATIONS of them)."""
     code_value = exc.code.value[0]
     status = status_pb2.Status(code=code_value, message=exc.message)
     if isinstance(exc, InvalidArgument):
+        named = exc.violations[:MAX_VIOLATIONS]
+        if len(exc.violations) > len(named):
+            status.message = "; ".join(f"{v.field}: {v.description}" for v in named) + (
+                f"; and {len(exc.violations) - len(named)} more"
+            )
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
                     field=v.field, description=v.description
                 )
-                for v in exc.violations
+                for v in named
             ]
         )
         detail = any_pb2.Any()

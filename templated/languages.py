@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
-MAX_TAG_LENGTH = 35
-_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+from mesh import rules
 
 
 def normalize(tag: str) -> str:
     """`pt-br` → `pt-BR`, `ZH-hant-tw` → `zh-Hant-TW`; ValueError when not a tag."""
-    if len(tag) > MAX_TAG_LENGTH or not _TAG.match(tag):
-        raise ValueError("is not a BCP 47 language tag such as 'en' or 'pt-BR'")
+    if not rules.matches(rules.LANGUAGE, tag, rules.MAX_LANGUAGE):
+        raise ValueError(rules.LANGUAGE_RULE)
     language, *subtags = tag.split("-")
     spelled = [language.lower()]
     for subtag in subtags:

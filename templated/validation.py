@@ -9,13 +9,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
+from mesh import rules
 from mesh.errors import FieldViolation, InvalidArgument
 from templated import languages
 from templated.models import Content
 
-CODE = re.compile(r"^[a-z0-9][a-z0-9_\-]*(/[a-z0-9][a-z0-9_\-]*)*$")
 PUSH_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-MAX_CODE = 128
+MAX_CODE = rules.MAX_TEMPLATE_CODE
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
 MAX_AUTHOR = 200
@@ -36,14 +36,8 @@ def code(value: str, field: str = "code") -> list[FieldViolation]:
     """A slug or path: `welcome`, `auth/welcome`, lowercase, at most 128 characters."""
     if not value:
         return [FieldViolation(field, "is required")]
-    if len(value) > MAX_CODE or not CODE.match(value):
-        return [
-            FieldViolation(
-                field,
-                f"must be a lowercase slug or path such as 'auth/welcome' "
-                f"(a-z, 0-9, '_', '-', '/'; at most {MAX_CODE} characters)",
-            )
-        ]
+    if not rules.matches(rules.TEMPLATE_CODE, value, rules.MAX_TEMPLATE_CODE):
+        return [FieldViolation(field, rules.TEMPLATE_CODE_RULE)]
     return []
 
 

@@ -20,6 +20,7 @@ from uuid import UUID
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from mesh import rules
 from mesh.errors import FieldViolation, InvalidArgument
 from userd.models import (
     DEFAULT_LOCALE,
@@ -47,7 +48,7 @@ MAX_ENDPOINT = 2048
 MAX_KEY = 200
 MAX_PUSH_TARGETS = 20
 
-CHANNELS = ("email", "sms", "push")
+CHANNELS = rules.CHANNEL_NAMES
 MASK_PATHS = frozenset(
     {"name", "email", "phone", "locale", "time_zone", "preferences", "push_targets", "password"}
     | {f"preferences.{channel}" for channel in CHANNELS}

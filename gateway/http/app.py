@@ -1,4 +1,5 @@
-"""The FastAPI application of the REST edge: `/api/v1` over gRPC, `/health`, `/metrics`."""
+"""The FastAPI application of the REST edge: `/api/v1` (the gateway's own notification
+and status domain in process, userd and templated over gRPC), `/health`, `/metrics`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from gateway.http.health import Peer, aggregate
 from gateway.http.middleware import ApiKeyGate, BodyLimit, RequestContext
 from gateway.http.openapi import EdgeApp
 from gateway.http.routes import notifications, status, templates, users
+from gateway.notifications.accept import Acceptor
+from gateway.notifications.service import Notifications
 from gateway.settings import GatewaySettings
+from gateway.status.service import Statuses
 from mesh.health import HealthMonitor
 
 API_PREFIX = "/api/v1"
@@ -66,9 +70,12 @@ def create_app(
     monitor: HealthMonitor,
     peers: list[Peer],
     backends: Backends,
+    acceptor: Acceptor,
+    notification_reads: Notifications,
+    statuses: Statuses,
     authenticator: Authenticator,
 ) -> FastAPI:
-    """The edge, wired to the process's health monitor, gRPC peers and API keys."""
+    """The edge, wired to the process's health monitor, domain, gRPC peers and API keys."""
     app = EdgeApp(
         title="Herald",
         version="1.0.0",
@@ -78,7 +85,10 @@ def create_app(
     # Each router carries the full prefix (not added at include time), so a matched
     # route's path is the whole template: the access log and metrics label it.
     routers = [
-        *(m.router(backends, API_PREFIX) for m in (notifications, users, templates, status)),
+        notifications.router(acceptor, notification_reads, API_PREFIX),
+        users.router(backends, API_PREFIX),
+        templates.router(backends, API_PREFIX),
+        status.router(statuses, API_PREFIX),
         _operations(monitor, peers),
     ]
     for router in routers:

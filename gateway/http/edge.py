@@ -6,12 +6,12 @@ import grpc
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.apikeys import Authenticator
+from gateway.core import Core
 from gateway.http.app import create_app
 from gateway.http.backends import Backends
 from gateway.http.health import Peer
 from gateway.http.server import HttpServer
 from gateway.settings import GatewaySettings
-from mesh.client import internal_channel
 from mesh.runtime import Runtime
 
 
@@ -20,33 +20,25 @@ async def start_edge(
     settings: GatewaySettings,
     *,
     pool: AsyncConnectionPool,
-    local: grpc.aio.Channel,
+    core: Core,
     userd: grpc.aio.Channel,
     templated: grpc.aio.Channel,
 ) -> None:
     """Serves HTTP on settings.http_port until shutdown (stopped before the gRPC server).
 
-    NotificationService and StatusService are this process's own, called in process
-    (`local`), unless HERALD_GATEWAY_NOTIFICATIONS_ADDR names another gateway's.
+    Notifications and status reports go to this process's own domain (`core`); users and
+    templates to userd and templated over gRPC.
     """
-    notifications = local
-    peers = [Peer("userd", userd), Peer("templated", templated)]
-    if settings.notifications_addr:
-        notifications = internal_channel(
-            settings.notifications_addr, settings.service_token.get_secret_value()
-        )
-        runtime.on_shutdown(notifications.close)
-        peers.append(Peer("notifications", notifications))
     app = create_app(
         settings=settings,
         monitor=runtime.health,
-        peers=peers,
+        peers=[Peer("userd", userd), Peer("templated", templated)],
         backends=Backends.over(
-            notifications=notifications,
-            users=userd,
-            templates=templated,
-            timeout=settings.rpc_timeout_seconds,
+            users=userd, templates=templated, timeout=settings.rpc_timeout_seconds
         ),
+        acceptor=core.acceptor,
+        notification_reads=core.notifications,
+        statuses=core.statuses,
         authenticator=Authenticator(pool, ttl=settings.api_key_cache_seconds),
     )
     http = HttpServer(app, settings.host, settings.http_port)

@@ -1,4 +1,10 @@
-"""The edge's one error shape and its one table from gRPC status codes to HTTP statuses.
+"""The edge's one error shape and its one table: domain error ↔ gRPC code ↔ HTTP status.
+
+Each `mesh.errors.DomainError` subclass names its gRPC code (`NotFound.code`, what the
+servers' interceptor answers); the table below gives each code its HTTP status. The
+domain's errors (raised in process by the gateway's own notifications and statuses) and
+the failed calls to userd and templated (an `AioRpcError` with that code) both answer
+through it.
 
 Every error answer reads
 `{"error": {"code": "INVALID_ARGUMENT", "message": "...", "fields": [{"field": "variables.name",
@@ -9,7 +15,8 @@ paths of the JSON body (`notifications[3].user_id`) or query/path parameter name
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -22,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Route
 
 from gateway.http.schemas.common import NO_NUL
+from mesh.errors import DomainError, InvalidArgument
 from mesh.interceptors import field_violations
 
 log = structlog.get_logger("gateway.http")
@@ -110,21 +118,41 @@ class ApiError(Exception):
         )
 
     @classmethod
-    def from_rpc(
-        cls, error: grpc.aio.AioRpcError, renames: Mapping[str, str] | None = None
+    def of(
+        cls,
+        code: grpc.StatusCode,
+        details: str,
+        violations: Sequence[tuple[str, str]] = (),
+        renames: Mapping[str, str] | None = None,
     ) -> ApiError:
-        """The answer for a failed gRPC call, field paths renamed from proto to JSON."""
-        code = error.code()
+        """The answer for an error with this code, field paths renamed to the JSON's."""
         rule = GRPC_TO_HTTP.get(code, Rule(500, "internal error"))
         if rule.status >= 500:
-            log.warning("rpc failed", grpc_code=code.name, details=error.details())
+            log.warning("service failed", grpc_code=code.name, details=details)
         fields: list[FieldError] = []
         if code == grpc.StatusCode.INVALID_ARGUMENT:
-            fields = [FieldError(rename_field(f, renames), d) for f, d in field_violations(error)]
-        message = rule.public or error.details() or code.name
+            fields = [FieldError(rename_field(f, renames), d) for f, d in violations]
+        message = rule.public or details or code.name
         if fields and rule.public is None:
             message = "; ".join(f"{f.field}: {f.description}" for f in fields)
         return cls(rule.status, code.name, message, fields)
+
+    @classmethod
+    def from_domain(cls, error: DomainError, renames: Mapping[str, str] | None = None) -> ApiError:
+        """The answer for a domain error raised in process."""
+        violations = (
+            [(v.field, v.description) for v in error.violations]
+            if isinstance(error, InvalidArgument)
+            else []
+        )
+        return cls.of(error.code, error.message, violations, renames)
+
+    @classmethod
+    def from_rpc(
+        cls, error: grpc.aio.AioRpcError, renames: Mapping[str, str] | None = None
+    ) -> ApiError:
+        """The answer for a failed gRPC call to another service."""
+        return cls.of(error.code(), error.details() or "", field_violations(error), renames)
 
     def body(self) -> dict[str, Any]:
         return {
@@ -156,6 +184,15 @@ def rename_field(path: str, renames: Mapping[str, str] | None) -> str:
         if renamed or bracket:
             out.append(renamed + bracket + rest)
     return ".".join(out) or path
+
+
+@contextmanager
+def domain_errors(renames: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Answers a domain error raised inside through the table, fields renamed."""
+    try:
+        yield
+    except DomainError as exc:
+        raise ApiError.from_domain(exc, renames) from None
 
 
 def http_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> ApiError:

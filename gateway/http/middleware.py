@@ -7,7 +7,6 @@ before anything else is read), `BodyLimit` (bodies counted as they stream in).
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from typing import Any
@@ -18,10 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.apikeys import Authenticator
 from gateway.http.errors import ApiError, http_error
+from mesh import rules
 from mesh.logging import bind_correlation_id
 
 REQUEST_ID_HEADER = b"x-request-id"
-REQUEST_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
 STATE_REQUEST_ID = "request_id"
 STATE_REQUEST_ID_GIVEN = "request_id_given"
 STATE_API_KEY = "api_key"
@@ -70,7 +69,7 @@ class RequestContext:
             return
         given = (_header(scope, REQUEST_ID_HEADER) or "").strip()
         state = _state(scope)
-        state[STATE_REQUEST_ID_GIVEN] = bool(REQUEST_ID.match(given))
+        state[STATE_REQUEST_ID_GIVEN] = _request_id(given)
         state[STATE_REQUEST_ID] = given if state[STATE_REQUEST_ID_GIVEN] else uuid.uuid4().hex
         structlog.contextvars.unbind_contextvars("api_key")
         bind_correlation_id(state[STATE_REQUEST_ID])
@@ -110,10 +109,19 @@ class RequestContext:
             )
 
 
+def _request_id(value: str) -> bool:
+    return rules.matches(rules.REQUEST_ID, value, rules.MAX_REQUEST_ID)
+
+
+def correlation_id(scope: Scope) -> str:
+    """The request's correlation id (X-Request-ID, the body's request_id, or a new one)."""
+    return str(_state(scope)[STATE_REQUEST_ID])
+
+
 def use_request_id(scope: Scope, request_id: str) -> None:
     """Makes the body's request_id the correlation id, unless X-Request-ID named one."""
     state = _state(scope)
-    if not state.get(STATE_REQUEST_ID_GIVEN) and REQUEST_ID.match(request_id):
+    if not state.get(STATE_REQUEST_ID_GIVEN) and _request_id(request_id):
         state[STATE_REQUEST_ID] = request_id
         bind_correlation_id(request_id)
 

@@ -35,27 +35,25 @@ from google.protobuf import json_format
 from psycopg_pool import AsyncConnectionPool
 
 from gateway import store as shared_store
+from gateway.jobs import first_job
 from gateway.notifications import store
 from gateway.notifications.fetches import Memo, Rendering, RenderKey
-from gateway.notifications.items import (
-    Accepted,
-    Caller,
-    IdempotencyKey,
-    Item,
-    Outcome,
-    follow,
-    prefixed,
-    replay,
-)
-from gateway.notifications.jobs import first_job
+from gateway.notifications.items import IdempotencyKey, Item, follow, prefixed, replay
 from gateway.notifications.metrics import RUN_ITEMS, stage
+from gateway.notifications.model import Accepted, Caller, NewSend, Outcome
 from gateway.notifications.peers import Peers
-from gateway.notifications.routing import Route, RoutePolicy, plan_route
-from gateway.notifications.validation import Limits, SendCommand, validate_send
+from gateway.notifications.routing import (
+    CHANNELS_BY_NAME,
+    MESSAGE_TYPES_BY_NAME,
+    Route,
+    RoutePolicy,
+    plan_route,
+)
+from gateway.notifications.validation import Limits, SendCommand, validate_send, violations
 from gateway.outbox import Outbox, Publication
-from herald.v1 import delivery_pb2, notification_pb2, template_pb2, user_pb2
+from herald.v1 import delivery_pb2, template_pb2, user_pb2
 from mesh.coalesce import Batcher
-from mesh.errors import DomainError, InvalidArgument
+from mesh.errors import DomainError, FieldViolation, InvalidArgument
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +62,7 @@ Plan = tuple[Route, Rendering | None]
 
 
 class Acceptor:
-    """Turns SendRequests into stored, published notifications."""
+    """Turns sends into stored, published notifications (`send`, `send_batch`)."""
 
     def __init__(
         self,
@@ -92,24 +90,36 @@ class Acceptor:
             self._accept, max_batch=max_batch, max_running=runs
         )
 
-    async def send(self, *, request: notification_pb2.SendRequest, caller: Caller) -> Accepted:
+    async def send(self, *, notification: NewSend, caller: Caller) -> Accepted:
         """Accepts one notification (raises the item's error), in one run with the Sends
         that arrive at the same moment."""
-        return await self._sends(Item(validate_send(request, limits=self._limits), caller))
+        return await self._sends(Item(validate_send(notification, limits=self._limits), caller))
+
+    def violations(self, notification: NewSend, prefix: str = "") -> list[FieldViolation]:
+        """What `send` would refuse in `notification`, without sending it (for a door
+        that has refused some fields already and must name every field at fault)."""
+        return violations(notification, limits=self._limits, prefix=prefix)
+
+    def check_batch_size(self, size: int) -> None:
+        """INVALID_ARGUMENT `requests` unless a batch of `size` items may be sent."""
+        if size < 1:
+            raise InvalidArgument.field("requests", "at least one item")
+        if size > self._max_batch:
+            raise InvalidArgument.field("requests", f"at most {self._max_batch} items")
 
     async def send_batch(
-        self, *, requests: Sequence[notification_pb2.SendRequest], caller: Caller
+        self, *, notifications: Sequence[NewSend], caller: Caller
     ) -> list[Outcome]:
-        """Accepts many notifications; one outcome per item, in order."""
-        if not requests:
-            raise InvalidArgument.field("requests", "at least one item")
-        if len(requests) > self._max_batch:
-            raise InvalidArgument.field("requests", f"at most {self._max_batch} items")
-        outcomes: list[Outcome | None] = [None] * len(requests)
+        """Accepts many notifications; one outcome per item, in order (errors name the
+        items as `requests[i].<field>`)."""
+        self.check_batch_size(len(notifications))
+        outcomes: list[Outcome | None] = [None] * len(notifications)
         valid: list[tuple[int, SendCommand]] = []
-        for index, request in enumerate(requests):
+        for index, notification in enumerate(notifications):
             try:
-                command = validate_send(request, limits=self._limits, prefix=f"requests[{index}].")
+                command = validate_send(
+                    notification, limits=self._limits, prefix=f"requests[{index}]."
+                )
             except InvalidArgument as exc:
                 outcomes[index] = exc
             else:
@@ -144,17 +154,17 @@ class Acceptor:
                 fresh.append(index)
 
         users: Memo[str, user_pb2.User] = Memo()
-        user_ids = {items[i].command.request.user_id for i in fresh}
+        user_ids = {items[i].command.user_key for i in fresh}
         if user_ids:
             with stage["users"].time():
                 await self._prefetch_users(users, user_ids)
         # Each item's route and rendering, planned once, for the items whose user is known.
         plans: dict[int, Plan] = {}
         for index in fresh:
-            request = items[index].command.request
-            user = users.known(request.user_id)
+            command = items[index].command
+            user = users.known(command.user_key)
             if user is not None:
-                plans[index] = self._plan(request, user)
+                plans[index] = self._plan(command, user)
         renders: Memo[RenderKey, template_pb2.RenderResponse] = Memo()
         await self._prefetch_renders(renders, plans.values())
         with stage["prepare"].time():
@@ -258,9 +268,8 @@ class Acceptor:
     ) -> store.NewNotification | DomainError:
         """The row of one notification (user fetched, route planned, content rendered)."""
         caller = item.caller
-        request = item.command.request
         given = caller.correlation_id if caller.given else ""
-        correlation_id = given or request.request_id or caller.correlation_id
+        correlation_id = given or item.command.send.request_id or caller.correlation_id
         async with self._slots:
             with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
                 try:
@@ -280,13 +289,14 @@ class Acceptor:
         *,
         plan: Plan | None,
     ) -> store.NewNotification:
-        request = command.request
-        user = await users.get(request.user_id, lambda: self._peers.get_user(request.user_id))
-        route, rendering = plan or self._plan(request, user)
+        send = command.send
+        user_id = command.user_key
+        user = await users.get(user_id, lambda: self._peers.get_user(user_id))
+        route, rendering = plan or self._plan(command, user)
         notification_id = uuid.uuid4()
-        language = request.language or user.locale
+        language = send.language or user.locale
         job: delivery_pb2.DeliveryJob | None = None
-        version = request.template_version
+        version = send.template_version
         if rendering is not None:
             rendered = await renders.get(
                 rendering.key, lambda: self._peers.render(rendering.request())
@@ -302,37 +312,38 @@ class Acceptor:
         return store.NewNotification(
             id=notification_id,
             client_id=caller.client_id,
-            request_id=request.request_id,
+            request_id=send.request_id,
             payload_hash=command.payload_hash,
             correlation_id=correlation_id,
-            user_id=command.user_id,
-            channel=request.channel,
+            user_id=send.user_id,
+            channel=CHANNELS_BY_NAME[send.channel],
             route=route.channels,
-            template_code=request.template_code,
+            template_code=send.template_code,
             template_version=version,
             language=language,
-            priority=request.priority,
-            message_type=request.message_type,
-            metadata=json_format.MessageToDict(request.metadata),
+            priority=int(send.priority),
+            message_type=MESSAGE_TYPES_BY_NAME[send.message_type],
+            metadata=json_format.MessageToDict(command.encoded.metadata),
             status="pending" if job else "suppressed",
             status_reason=route.reason,
             job=job.SerializeToString() if job else None,
         )
 
-    def _plan(self, request: notification_pb2.SendRequest, user: user_pb2.User) -> Plan:
+    def _plan(self, command: SendCommand, user: user_pb2.User) -> Plan:
         """The item's route and, unless it is suppressed, the rendering it needs."""
+        send = command.send
         route = plan_route(
-            requested=request.channel,
-            message_type=request.message_type,
+            requested=CHANNELS_BY_NAME[send.channel],
+            message_type=MESSAGE_TYPES_BY_NAME[send.message_type],
             user=user,
             policy=self._policy,
         )
         if not route.channels:
             return route, None
         return route, Rendering(
-            code=request.template_code,
-            language=request.language or user.locale,
-            variables=request.variables,
+            code=send.template_code,
+            language=send.language or user.locale,
+            variables=command.encoded.variables,
             channels=route.channels,
-            version=request.template_version,
+            version=send.template_version,
         )

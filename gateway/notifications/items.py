@@ -7,28 +7,10 @@ import uuid
 from dataclasses import dataclass
 
 from gateway.notifications import store
+from gateway.notifications.model import Accepted, Caller, Outcome
 from gateway.notifications.validation import SendCommand
 from mesh.errors import Conflict, DomainError, FieldViolation, InvalidArgument
 
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: the API client (idempotency scope) and the call's correlation id."""
-
-    client_id: str
-    correlation_id: str
-    # The caller named the correlation id (x-correlation-id): it wins over request_ids.
-    given: bool = False
-
-
-@dataclass(frozen=True)
-class Accepted:
-    notification_id: uuid.UUID
-    status: str
-    duplicate: bool = False
-
-
-Outcome = Accepted | DomainError
 IdempotencyKey = tuple[str, str]  # (client_id, request_id)
 
 
@@ -42,7 +24,7 @@ class Item:
 
     @property
     def key(self) -> IdempotencyKey | None:
-        request_id = self.command.request.request_id
+        request_id = self.command.send.request_id
         return (self.caller.client_id, request_id) if request_id else None
 
 
@@ -59,7 +41,7 @@ def replay(known: store.KnownKey, command: SendCommand) -> Outcome:
     """The answer to a reused idempotency key."""
     if known.payload_hash == command.payload_hash:
         return Accepted(known.id, known.status, duplicate=True)
-    return conflict(command.request.request_id, known.id)
+    return conflict(command.send.request_id, known.id)
 
 
 def follow(leader: Outcome | None, first: SendCommand, again: SendCommand) -> Outcome:
@@ -67,7 +49,7 @@ def follow(leader: Outcome | None, first: SendCommand, again: SendCommand) -> Ou
     assert leader is not None
     if first.payload_hash != again.payload_hash:
         return conflict(
-            again.request.request_id,
+            again.send.request_id,
             leader.notification_id if isinstance(leader, Accepted) else None,
         )
     if isinstance(leader, Accepted):

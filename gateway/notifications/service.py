@@ -9,37 +9,22 @@ through the outbox like a Send's.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from gateway import store as shared
+from gateway import jobs, lifecycle
 from gateway.notifications import store
+from gateway.notifications.model import Page
 from gateway.outbox import Outbox, Publication
-from herald.v1 import common_pb2, delivery_pb2
-from mesh.errors import Conflict, InvalidArgument, NotFound
+from gateway.store import STATUS_NUMBERS, lock, set_hop, transaction
+from mesh.errors import InvalidArgument, NotFound
 from mesh.logging import bind_correlation_id
+from mesh.rules import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 log = structlog.get_logger(__name__)
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
-
-
-@dataclasses.dataclass(frozen=True)
-class Page:
-    notifications: list[store.NotificationRecord]
-    next_page_token: str
-
-
-def parse_id(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument.field(field, "not a UUID") from None
 
 
 class Notifications:
@@ -50,43 +35,39 @@ class Notifications:
         self._outbox = outbox
         self._deadline = timedelta(seconds=deadline_seconds)
 
-    async def get(self, *, notification_id: str) -> store.NotificationRecord:
+    async def get(self, *, notification_id: uuid.UUID) -> store.NotificationRecord:
         """One notification with its full delivery trail and retries."""
-        parsed = parse_id(notification_id, "id")
-        async with shared.transaction(self._pool) as conn:
-            record = await store.get(conn, parsed)
+        async with transaction(self._pool) as conn:
+            record = await store.get(conn, notification_id)
         if record is None:
-            raise NotFound(f"notification {parsed} not found")
+            raise NotFound(f"notification {notification_id} not found")
         return record
 
     async def list(
         self,
         *,
-        user_id: str,
-        status: int,
-        start_time: datetime | None,
-        end_time: datetime | None,
-        page_size: int,
-        page_token: str,
+        user_id: uuid.UUID | None = None,
+        status: str | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
     ) -> Page:
-        """Newest first; filters are optional; `next_page_token` is empty on the last page."""
-        user = parse_id(user_id, "user_id") if user_id else None
-        status_name: str | None = None
-        if status:
-            status_name = shared.STATUS_NAMES.get(status)
-            if status_name is None:
-                raise InvalidArgument.field("status", "unknown status")
+        """Newest first; filters are optional (`status` a name: pending, delivered, ...);
+        page_size 0 means the default; `next_page_token` is empty on the last page."""
+        if status is not None and status not in STATUS_NUMBERS:
+            raise InvalidArgument.field("status", "unknown status")
         if page_size < 0:
             raise InvalidArgument.field("page_size", "must not be negative")
         if start_time and end_time and end_time <= start_time:
             raise InvalidArgument.field("end_time", "must be after start_time")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = store.decode_page_token(page_token) if page_token else None
-        async with shared.transaction(self._pool) as conn:
+        async with transaction(self._pool) as conn:
             rows = await store.list_page(
                 conn,
-                user_id=user,
-                status=status_name,
+                user_id=user_id,
+                status=status,
                 start_time=start_time,
                 end_time=end_time,
                 after=after,
@@ -97,37 +78,33 @@ class Notifications:
         return Page(rows, store.encode_page_token(rows[-1]) if more else "")
 
     async def retry(
-        self, *, notification_id: str, requested_by: str, reason: str, client_id: str
+        self, *, notification_id: uuid.UUID, requested_by: str, reason: str, client_id: str
     ) -> store.NotificationRecord:
-        """Re-queues a failed notification as a new generation."""
-        parsed = parse_id(notification_id, "id")
+        """Re-queues a failed notification as a new generation (`requested_by` empty: the
+        calling client)."""
+        parsed = notification_id
         if len(requested_by) > 200:
             raise InvalidArgument.field("requested_by", "at most 200 characters")
         if len(reason) > 2000:
             raise InvalidArgument.field("reason", "at most 2000 characters")
-        async with shared.transaction(self._pool) as conn:
-            state = await shared.lock(conn, parsed)
+        async with transaction(self._pool) as conn:
+            state = await lock(conn, parsed)
             if state is None:
                 raise NotFound(f"notification {parsed} not found")
             bind_correlation_id(state.correlation_id)
-            if state.status != "failed" or state.job is None:
-                raise Conflict(
-                    f"notification {parsed} is {state.status}: only a failed notification "
-                    "can be retried"
-                )
+            job = jobs.stored_job(state)
+            nxt = lifecycle.on_retry(jobs.position(state, job))
             generation = state.generation + 1
-            job = delivery_pb2.DeliveryJob.FromString(state.job)
-            job.generation, job.route_index, job.attempt = generation, 0, 1
-            job.channel = common_pb2.Channel.ValueType(state.route[0])
-            job.ClearField("last_error")
-            job.deadline.FromDatetime(datetime.now(UTC) + self._deadline)
-            hop = await shared.set_hop(
+            job = jobs.next_job(
+                job, nxt, generation=generation, last_error="", deadline=self._deadline
+            )
+            hop = await set_hop(
                 conn,
                 parsed,
                 generation=generation,
-                route_index=0,
-                channel=state.route[0],
-                attempt=1,
+                route_index=nxt.route_index,
+                channel=nxt.channel,
+                attempt=nxt.attempt,
                 job=job.SerializeToString(),
                 status_reason="",
                 deliver_after=None,

@@ -1,28 +1,25 @@
 """herald.v1.NotificationService over gRPC: protobuf in, a domain call, protobuf out.
 
-Who calls: the API client id arrives in metadata `x-herald-client-id` (the REST edge sets
-it from the API key); without it the caller is "internal". The correlation id is the
-caller's `x-correlation-id` (the edge sends the client's X-Request-ID, else the body's
-request_id), else the notification's request_id, else a new one; it is bound to every log
-line of the call and answered in the response's initial metadata.
+Who calls: the API client id arrives in metadata `x-herald-client-id`; without it the
+caller is "internal". The correlation id is the caller's `x-correlation-id`, else the
+notification's request_id, else a new one; it is bound to every log line of the call and
+answered in the response's initial metadata.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, timestamp_pb2
 
+from gateway.notifications import protos
 from gateway.notifications.accept import Acceptor
-from gateway.notifications.items import Caller
+from gateway.notifications.model import Caller, NewSend, Outcome
 from gateway.notifications.service import Notifications
-from gateway.notifications.store import NotificationRecord
-from gateway.notifications.validation import REQUEST_ID
-from gateway.store import STATUS_NUMBERS, AttemptRecord
-from herald.v1 import delivery_pb2, notification_pb2, notification_pb2_grpc
-from mesh.errors import DomainError, InvalidArgument
+from herald.v1 import notification_pb2, notification_pb2_grpc
+from mesh import rules
+from mesh.errors import DomainError, FieldViolation, InvalidArgument
 from mesh.interceptors import CORRELATION_HEADER
 from mesh.item_errors import to_item_error
 from mesh.logging import bind_correlation_id, current_correlation_id
@@ -31,8 +28,13 @@ from mesh.runtime import GrpcService
 SERVICE_NAME = notification_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
 CLIENT_HEADER = "x-herald-client-id"
 INTERNAL_CLIENT = "internal"
+MAX_CLIENT_ID = 200
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _correlation(value: str) -> bool:
+    return rules.matches(rules.REQUEST_ID, value, rules.MAX_REQUEST_ID)
 
 
 async def caller_of(context: Context, request_id: str = "") -> Caller:
@@ -43,13 +45,13 @@ async def caller_of(context: Context, request_id: str = "") -> Caller:
         text = value if isinstance(value, str) else value.decode()
         if key == CLIENT_HEADER and text:
             client_id = text
-        elif key == CORRELATION_HEADER and REQUEST_ID.match(text):
+        elif key == CORRELATION_HEADER and _correlation(text):
             given = text
-    if len(client_id) > 200:
-        raise InvalidArgument.field(CLIENT_HEADER, "at most 200 characters")
+    if len(client_id) > MAX_CLIENT_ID:
+        raise InvalidArgument.field(CLIENT_HEADER, f"at most {MAX_CLIENT_ID} characters")
     if given:
         correlation_id = given
-    elif REQUEST_ID.match(request_id):
+    elif _correlation(request_id):
         correlation_id = request_id
     else:
         correlation_id = current_correlation_id() or ""
@@ -59,67 +61,20 @@ async def caller_of(context: Context, request_id: str = "") -> Caller:
     return Caller(client_id=client_id, correlation_id=correlation_id, given=bool(given))
 
 
-def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
-
-
-def attempt_to_proto(attempt: AttemptRecord) -> delivery_pb2.DeliveryAttempt:
-    message = delivery_pb2.DeliveryAttempt(
-        id=str(attempt.id),
-        notification_id=str(attempt.notification_id),
-        channel=attempt.channel,  # type: ignore[arg-type]
-        provider=attempt.provider,
-        outcome=attempt.outcome,  # type: ignore[arg-type]
-        provider_message_id=attempt.provider_message_id,
-        error=attempt.error,
-        start_time=_timestamp(attempt.start_time),
-        attempt=attempt.attempt,
-        generation=attempt.generation,
-        worker=attempt.worker,
-        detail=attempt.detail,
+def _reindexed(outcome: Outcome, sent: int, index: int) -> Outcome:
+    """An item's outcome, its field names moved from its place among the items sent to
+    the domain to its place in the request."""
+    if sent == index or not isinstance(outcome, InvalidArgument):
+        return outcome
+    old, new = f"requests[{sent}].", f"requests[{index}]."
+    return InvalidArgument(
+        [
+            FieldViolation(new + v.field.removeprefix(old), v.description)
+            if v.field.startswith(old)
+            else v
+            for v in outcome.violations
+        ]
     )
-    message.duration.FromMicroseconds(attempt.duration_us)
-    return message
-
-
-def notification_to_proto(record: NotificationRecord) -> notification_pb2.Notification:
-    message = notification_pb2.Notification(
-        id=str(record.id),
-        user_id=str(record.user_id),
-        channel=record.channel,  # type: ignore[arg-type]
-        route=record.route,  # type: ignore[arg-type]
-        template_code=record.template_code,
-        template_version=record.template_version,
-        language=record.language,
-        request_id=record.request_id,
-        priority=record.priority,  # type: ignore[arg-type]
-        message_type=record.message_type,  # type: ignore[arg-type]
-        status=STATUS_NUMBERS[record.status],  # type: ignore[arg-type]
-        status_reason=record.status_reason,
-        delivered_channel=record.delivered_channel,  # type: ignore[arg-type]
-        delivered_provider=record.delivered_provider,
-        provider_message_id=record.provider_message_id,
-        attempts=[attempt_to_proto(a) for a in record.attempts],
-        retries=[
-            notification_pb2.RetryRecord(
-                requested_by=r.requested_by,
-                reason=r.reason,
-                generation=r.generation,
-                request_time=_timestamp(r.request_time),
-            )
-            for r in record.retries
-        ],
-        create_time=_timestamp(record.create_time),
-        update_time=_timestamp(record.update_time),
-        deliver_time=_timestamp(record.deliver_time),
-        client_id=record.client_id,
-    )
-    json_format.ParseDict(record.metadata, message.metadata)
-    return message
 
 
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
@@ -129,49 +84,65 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         self._acceptor = acceptor
         self._notifications = notifications
 
+    def _from_proto(self, request: notification_pb2.SendRequest, prefix: str = "") -> NewSend:
+        """The request as the domain's NewSend, or INVALID_ARGUMENT naming every field at
+        fault (those the wire refused, and those the domain would)."""
+        notification, problems = protos.send_from_proto(request, prefix)
+        if problems:
+            raise InvalidArgument(problems + self._acceptor.violations(notification, prefix))
+        return notification
+
     async def Send(
         self, request: notification_pb2.SendRequest, context: Context
     ) -> notification_pb2.SendResponse:
         caller = await caller_of(context, request.request_id)
-        accepted = await self._acceptor.send(request=request, caller=caller)
-        return notification_pb2.SendResponse(
-            notification_id=str(accepted.notification_id),
-            status=STATUS_NUMBERS[accepted.status],  # type: ignore[arg-type]
-            duplicate=accepted.duplicate,
-        )
+        notification = self._from_proto(request)
+        accepted = await self._acceptor.send(notification=notification, caller=caller)
+        return protos.accepted_to_proto(accepted)
 
     async def SendBatch(
         self, request: notification_pb2.SendBatchRequest, context: Context
     ) -> notification_pb2.SendBatchResponse:
         caller = await caller_of(context)
-        outcomes = await self._acceptor.send_batch(requests=request.requests, caller=caller)
+        self._acceptor.check_batch_size(len(request.requests))
+        outcomes: list[Outcome | None] = [None] * len(request.requests)
+        valid: list[tuple[int, NewSend]] = []
+        for index, item in enumerate(request.requests):
+            try:
+                valid.append((index, self._from_proto(item, f"requests[{index}].")))
+            except InvalidArgument as exc:
+                outcomes[index] = exc
+        if valid:
+            answers = await self._acceptor.send_batch(
+                notifications=[n for _, n in valid], caller=caller
+            )
+            for sent, ((index, _), answer) in enumerate(zip(valid, answers, strict=True)):
+                outcomes[index] = _reindexed(answer, sent, index)
         results: list[notification_pb2.SendBatchResult] = []
         for index, outcome in enumerate(outcomes):
             if isinstance(outcome, DomainError):
                 results.append(
                     notification_pb2.SendBatchResult(index=index, error=to_item_error(outcome))
                 )
-            else:
-                accepted = notification_pb2.SendResponse(
-                    notification_id=str(outcome.notification_id),
-                    status=STATUS_NUMBERS[outcome.status],  # type: ignore[arg-type]
-                    duplicate=outcome.duplicate,
-                )
+            elif outcome is not None:
+                accepted = protos.accepted_to_proto(outcome)
                 results.append(notification_pb2.SendBatchResult(index=index, accepted=accepted))
         return notification_pb2.SendBatchResponse(results=results)
 
     async def GetNotification(
         self, request: notification_pb2.GetNotificationRequest, context: Context
     ) -> notification_pb2.GetNotificationResponse:
-        record = await self._notifications.get(notification_id=request.id)
-        return notification_pb2.GetNotificationResponse(notification=notification_to_proto(record))
+        record = await self._notifications.get(notification_id=protos.parse_uuid(request.id, "id"))
+        return notification_pb2.GetNotificationResponse(
+            notification=protos.notification_to_proto(record)
+        )
 
     async def ListNotifications(
         self, request: notification_pb2.ListNotificationsRequest, context: Context
     ) -> notification_pb2.ListNotificationsResponse:
         page = await self._notifications.list(
-            user_id=request.user_id,
-            status=request.status,
+            user_id=protos.parse_uuid(request.user_id, "user_id") if request.user_id else None,
+            status=protos.status_name(request.status),
             start_time=request.start_time.ToDatetime(UTC)
             if request.HasField("start_time")
             else None,
@@ -180,7 +151,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             page_token=request.page_token,
         )
         return notification_pb2.ListNotificationsResponse(
-            notifications=[notification_to_proto(r) for r in page.notifications],
+            notifications=[protos.notification_to_proto(r) for r in page.notifications],
             next_page_token=page.next_page_token,
         )
 
@@ -189,12 +160,12 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     ) -> notification_pb2.RetryResponse:
         caller = await caller_of(context)
         record = await self._notifications.retry(
-            notification_id=request.id,
+            notification_id=protos.parse_uuid(request.id, "id"),
             requested_by=request.requested_by,
             reason=request.reason,
             client_id=caller.client_id,
         )
-        return notification_pb2.RetryResponse(notification=notification_to_proto(record))
+        return notification_pb2.RetryResponse(notification=protos.notification_to_proto(record))
 
 
 def service(servicer: NotificationServicer) -> GrpcService:

@@ -1,30 +1,26 @@
-"""Validation of SendRequest, and the payload hash behind idempotency.
+"""Validation of a NewSend, and the payload hash behind idempotency.
 
-Every field is bounded; a bad request names each field at fault (prefixed in batches,
-"requests[3].user_id"). Unset priority means NORMAL and unset message type
-TRANSACTIONAL; the payload hash is taken over the normalized request, so a request that
-spells a default out and one that leaves it unset are the same payload.
+Every field is bounded (rules: `mesh.rules`); a bad send names each field at fault
+(prefixed in batches, "requests[3].template_code"). The hash and the size limits are
+taken over the send's herald.v1 SendRequest encoding, as they were before the domain took
+dataclasses: the hashes of keys stored earlier still match, and a size limit means the
+same number of bytes to a REST and a gRPC caller. That encoding is also what templated
+renders (`variables`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
 from dataclasses import dataclass
-from uuid import UUID
 
 from google.protobuf import struct_pb2
 
+from gateway.notifications.model import NewSend, Priority
+from gateway.notifications.routing import CHANNELS_BY_NAME, MESSAGE_TYPES_BY_NAME
 from herald.v1 import common_pb2, notification_pb2
+from mesh import rules
 from mesh.errors import FieldViolation, InvalidArgument
-
-REQUEST_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
-TEMPLATE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./:-]{0,199}$")
-LANGUAGE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,3}$")
-CHANNELS = (common_pb2.CHANNEL_EMAIL, common_pb2.CHANNEL_SMS, common_pb2.CHANNEL_PUSH)
-PRIORITIES = frozenset(common_pb2.Priority.values()) - {common_pb2.PRIORITY_UNSPECIFIED}
-MESSAGE_TYPES = frozenset(common_pb2.MessageType.values()) - {common_pb2.MESSAGE_TYPE_UNSPECIFIED}
 
 
 @dataclass(frozen=True)
@@ -35,11 +31,16 @@ class Limits:
 
 @dataclass(frozen=True)
 class SendCommand:
-    """A valid, normalized SendRequest and what idempotency needs from it."""
+    """A valid send, its encoding and what idempotency needs from it."""
 
-    request: notification_pb2.SendRequest
-    user_id: UUID
+    send: NewSend
+    encoded: notification_pb2.SendRequest
     payload_hash: bytes
+
+    @property
+    def user_key(self) -> str:
+        """The user id as userd is asked for it."""
+        return str(self.send.user_id)
 
 
 def storable(value: struct_pb2.Value | struct_pb2.Struct) -> str:
@@ -63,55 +64,74 @@ def storable(value: struct_pb2.Value | struct_pb2.Struct) -> str:
     return ""
 
 
+def encode(send: NewSend) -> notification_pb2.SendRequest:
+    """The send as a herald.v1 SendRequest (see the module's docstring for why)."""
+    request = notification_pb2.SendRequest(
+        user_id=str(send.user_id),
+        channel=common_pb2.Channel.ValueType(CHANNELS_BY_NAME.get(send.channel, 0)),
+        template_code=send.template_code,
+        request_id=send.request_id,
+        priority=common_pb2.Priority.ValueType(int(send.priority)),
+        message_type=common_pb2.MessageType.ValueType(
+            MESSAGE_TYPES_BY_NAME.get(send.message_type, 0)
+        ),
+        language=send.language,
+        template_version=send.template_version,
+    )
+    request.variables.update(send.variables)
+    request.metadata.update(send.metadata)
+    return request
+
+
 def payload_hash(request: notification_pb2.SendRequest) -> bytes:
     """SHA-256 of the deterministic serialization (Struct keys sorted)."""
     return hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
 
 
-def validate_send(
-    request: notification_pb2.SendRequest, *, limits: Limits, prefix: str = ""
-) -> SendCommand:
-    """The request as a command, or InvalidArgument naming every field at fault."""
+def validate_send(send: NewSend, *, limits: Limits, prefix: str = "") -> SendCommand:
+    """The send as a command, or InvalidArgument naming every field at fault."""
+    problems, encoded = _check(send, limits, prefix)
+    if problems:
+        raise InvalidArgument(problems)
+    return SendCommand(send, encoded, payload_hash(encoded))
+
+
+def violations(send: NewSend, *, limits: Limits, prefix: str = "") -> list[FieldViolation]:
+    """Every field of `send` at fault (none: valid)."""
+    return _check(send, limits, prefix)[0]
+
+
+def _check(
+    send: NewSend, limits: Limits, prefix: str
+) -> tuple[list[FieldViolation], notification_pb2.SendRequest]:
     problems: list[FieldViolation] = []
 
     def bad(field: str, description: str) -> None:
         problems.append(FieldViolation(prefix + field, description))
 
-    user_id: UUID | None = None
-    if not request.user_id:
-        bad("user_id", "required")
-    else:
-        try:
-            user_id = UUID(request.user_id)
-        except ValueError:
-            bad("user_id", "not a UUID")
-    if request.channel not in CHANNELS:
+    if send.channel not in rules.CHANNEL_NAMES:
         bad("channel", "must be email, sms or push")
-    if not request.template_code:
+    if not send.template_code:
         bad("template_code", "required")
-    elif not TEMPLATE_CODE.match(request.template_code):
-        bad("template_code", "1-200 letters, digits and _ . / : -, starting with a letter or digit")
-    if request.request_id and not REQUEST_ID.match(request.request_id):
-        bad("request_id", "at most 128 printable ASCII characters")
-    if request.priority and request.priority not in PRIORITIES:
+    elif not rules.matches(rules.TEMPLATE_CODE, send.template_code, rules.MAX_TEMPLATE_CODE):
+        bad("template_code", rules.TEMPLATE_CODE_RULE)
+    if send.request_id and not rules.matches(
+        rules.REQUEST_ID, send.request_id, rules.MAX_REQUEST_ID
+    ):
+        bad("request_id", rules.REQUEST_ID_RULE)
+    if send.priority not in tuple(Priority):
         bad("priority", "unknown priority")
-    if request.message_type and request.message_type not in MESSAGE_TYPES:
+    if send.message_type not in rules.MESSAGE_TYPE_NAMES:
         bad("message_type", "unknown message type")
-    if request.language and not LANGUAGE.match(request.language):
-        bad("language", "not a BCP 47 language tag")
-    if request.template_version < 0:
+    if send.language and not rules.matches(rules.LANGUAGE, send.language, rules.MAX_LANGUAGE):
+        bad("language", rules.LANGUAGE_RULE)
+    if send.template_version < 0:
         bad("template_version", "must be 0 (active) or a version number")
-    if request.variables.ByteSize() > limits.max_variables_bytes:
+    encoded = encode(send)
+    if encoded.variables.ByteSize() > limits.max_variables_bytes:
         bad("variables", f"larger than {limits.max_variables_bytes} bytes")
-    if request.metadata.ByteSize() > limits.max_metadata_bytes:
+    if encoded.metadata.ByteSize() > limits.max_metadata_bytes:
         bad("metadata", f"larger than {limits.max_metadata_bytes} bytes")
-    elif problem := storable(request.metadata):
+    elif problem := storable(encoded.metadata):
         bad("metadata", problem)
-    if problems or user_id is None:
-        raise InvalidArgument(problems)
-
-    normalized = notification_pb2.SendRequest()
-    normalized.CopyFrom(request)
-    normalized.priority = request.priority or common_pb2.PRIORITY_NORMAL
-    normalized.message_type = request.message_type or common_pb2.MESSAGE_TYPE_TRANSACTIONAL
-    return SendCommand(normalized, user_id, payload_hash(normalized))
+    return problems, encoded

@@ -53,6 +53,30 @@ class Report:
     attempt: AttemptRecord | None
     attempt_id: uuid.UUID | None
 
+    @classmethod
+    def external(
+        cls,
+        *,
+        notification_id: uuid.UUID,
+        status: str,
+        error: str,
+        channel: int,
+        timestamp: datetime | None,
+    ) -> Report:
+        """An external reporter's word that the notification is in `status` (the seed's
+        REST route), about its current hop."""
+        return cls(
+            notification_id=notification_id,
+            outcome=None,
+            status=status,
+            hop=None,
+            error=error[:MAX_TEXT],
+            channel=channel,
+            timestamp=timestamp,
+            attempt=None,
+            attempt_id=None,
+        )
+
     @property
     def delivered(self) -> bool:
         return self.outcome is Outcome.DELIVERED or self.status == "delivered"

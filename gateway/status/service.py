@@ -44,12 +44,12 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from gateway import lifecycle
+from gateway import jobs, lifecycle
 from gateway import store as shared
 from gateway.lifecycle import Hop
 from gateway.notifications.routing import CHANNEL_NAMES
 from gateway.outbox import Outbox, Publication
-from gateway.status import hops, store
+from gateway.status import store
 from gateway.status.reports import MAX_TEXT, Report, with_note
 from herald.v1 import delivery_pb2
 from mesh.errors import Conflict, DomainError, InvalidArgument, NotFound
@@ -269,8 +269,8 @@ class Statuses:
             if state is None:
                 raise NotFound(f"notification {notification_id} not found")
             bind_correlation_id(state.correlation_id)
-            job = hops.stored_job(state)
-            here = hops.position(state, job)
+            job = jobs.stored_job(state)
+            here = jobs.position(state, job)
             try:
                 decision = self._decide(here, report)
             except Conflict:
@@ -324,7 +324,7 @@ class Statuses:
         """Writes the decided state; returns the hop (or dead letter) to publish, if any."""
         if decision.status == "pending" and decision.next_hop is not None:
             nxt = decision.next_hop
-            moved = hops.next_job(
+            moved = jobs.next_job(
                 job, nxt, generation=state.generation, last_error=decision.carried[:MAX_TEXT]
             )
             deliver_after = None
@@ -358,7 +358,7 @@ class Statuses:
             await store.finish(conn, state.id, status="suppressed", reason=decision.reason)
         elif decision.dead_letter:
             reason = decision.reason[:MAX_TEXT]
-            dead = hops.dead_letter(job, str(state.id), reason)
+            dead = jobs.dead_letter(job, str(state.id), reason)
             hop = await store.finish(
                 conn,
                 state.id,

@@ -87,7 +87,7 @@ def make_job(
     priority: int = common_pb2.PRIORITY_NORMAL,
     message_type: int = common_pb2.MESSAGE_TYPE_TRANSACTIONAL,
 ) -> delivery_pb2.DeliveryJob:
-    """The first hop as the gateway builds it (`gateway.notifications.jobs.first_job`)."""
+    """The first hop as the gateway builds it (`gateway.jobs.first_job`)."""
     job = delivery_pb2.DeliveryJob(
         notification_id=str(uuid.uuid4()),
         channel=CHANNELS[route[0]],

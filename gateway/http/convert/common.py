@@ -82,19 +82,19 @@ def struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     return out
 
 
-def _plain(value: Any) -> Any:
+def plain_numbers(value: Any) -> Any:
     """Struct numbers are doubles: give integral ones back as integers (1, not 1.0)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain_numbers(v) for v in value]
     return value
 
 
 def from_struct(value: struct_pb2.Struct) -> dict[str, Any]:
-    plain: dict[str, Any] = _plain(json_format.MessageToDict(value))
+    plain: dict[str, Any] = plain_numbers(json_format.MessageToDict(value))
     return plain
 
 

@@ -1,27 +1,19 @@
-"""Notifications and status reports: JSON ⇄ herald.v1 NotificationService/StatusService."""
+"""Notifications and status reports: JSON ⇄ the gateway's notification and status domain."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
-
-import grpc
 
 from gateway.http.convert.common import (
     CHANNEL_NAMES,
     CHANNELS,
     MESSAGE_TYPE_NAMES,
-    MESSAGE_TYPES,
-    PRIORITIES,
     PRIORITY_NUMBERS,
-    STATUSES,
-    from_struct,
-    status_name,
-    struct,
+    plain_numbers,
     text,
-    timestamp,
-    when,
 )
-from gateway.http.errors import GRPC_TO_HTTP, ApiError, FieldError, rename_field
+from gateway.http.errors import ApiError
 from gateway.http.schemas.common import ErrorDetail, FieldErrorOut
 from gateway.http.schemas.notifications import (
     BatchItem,
@@ -30,17 +22,25 @@ from gateway.http.schemas.notifications import (
     NotificationAccepted,
     NotificationCreate,
     NotificationOut,
-    NotificationQuery,
     RetryOut,
     StatusReport,
     StatusReported,
 )
-from herald.v1 import common_pb2, delivery_pb2, notification_pb2, status_pb2
+from gateway.notifications.model import (
+    Accepted,
+    NewSend,
+    NotificationRecord,
+    Outcome,
+    Priority,
+)
+from gateway.status.reports import Report
+from gateway.status.service import ReportOutcome
+from gateway.store import AttemptRecord
+from herald.v1 import delivery_pb2
 
-# Proto field names that the JSON spells differently, for error paths.
+# Domain field names that the JSON spells differently, for error paths.
 RENAMES = {"channel": "notification_type", "requests": "notifications"}
 
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
 _OUTCOMES: dict[int, Any] = {
     delivery_pb2.ATTEMPT_OUTCOME_DELIVERED: "delivered",
     delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE: "transient_failure",
@@ -49,68 +49,58 @@ _OUTCOMES: dict[int, Any] = {
 }
 
 
-def send_request(body: NotificationCreate) -> notification_pb2.SendRequest:
-    return notification_pb2.SendRequest(
-        user_id=str(body.user_id),
-        channel=CHANNELS[body.notification_type],
+def new_send(body: NotificationCreate) -> NewSend:
+    return NewSend(
+        user_id=body.user_id,
+        channel=body.notification_type,
         template_code=body.template_code,
-        variables=struct(body.variables),
+        variables=body.variables,
         request_id=body.request_id or "",
-        priority=PRIORITIES[body.priority],
-        message_type=(
-            MESSAGE_TYPES[body.message_type]
-            if body.message_type
-            else common_pb2.MESSAGE_TYPE_UNSPECIFIED
-        ),
-        metadata=struct(body.metadata),
+        priority=Priority(body.priority),
+        message_type=body.message_type or "transactional",
+        metadata=body.metadata,
         language=body.language or "",
         template_version=body.template_version or 0,
     )
 
 
-def accepted(answer: notification_pb2.SendResponse) -> NotificationAccepted:
+def accepted(answer: Accepted) -> NotificationAccepted:
     return NotificationAccepted(
-        notification_id=answer.notification_id,
-        status=status_name(answer.status),
+        notification_id=str(answer.notification_id),
+        status=answer.status,
         duplicate=answer.duplicate,
     )
 
 
-def _item_error(error: common_pb2.ItemError) -> ErrorDetail:
-    code = _CODES.get(error.code, grpc.StatusCode.UNKNOWN)
-    rule = GRPC_TO_HTTP.get(code)
-    fields = [
-        FieldError(rename_field(v.field, RENAMES), v.description) for v in error.field_violations
-    ]
-    message = (rule.public if rule and rule.public else None) or error.message or code.name
+def _item_error(error: ApiError) -> ErrorDetail:
     return ErrorDetail(
-        code=code.name,
-        message=message,
-        fields=[FieldErrorOut(field=f.field, description=f.description) for f in fields],
+        code=error.code,
+        message=error.message,
+        fields=[FieldErrorOut(field=f.field, description=f.description) for f in error.fields],
     )
 
 
-def batch_result(answer: notification_pb2.SendBatchResponse, size: int) -> BatchResult:
+def batch_result(outcomes: list[Outcome], size: int) -> BatchResult:
     items: list[BatchItem] = []
-    for result in sorted(answer.results, key=lambda r: r.index):
-        if result.WhichOneof("result") == "accepted":
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, Accepted):
             items.append(
                 BatchItem(
-                    index=result.index,
-                    notification_id=result.accepted.notification_id,
-                    status=status_name(result.accepted.status),
-                    duplicate=result.accepted.duplicate,
+                    index=index,
+                    notification_id=str(outcome.notification_id),
+                    status=outcome.status,
+                    duplicate=outcome.duplicate,
                     error=None,
                 )
             )
         else:
             items.append(
                 BatchItem(
-                    index=result.index,
+                    index=index,
                     notification_id=None,
                     status=None,
                     duplicate=None,
-                    error=_item_error(result.error),
+                    error=_item_error(ApiError.from_domain(outcome, RENAMES)),
                 )
             )
     if len(items) != size:
@@ -119,29 +109,30 @@ def batch_result(answer: notification_pb2.SendBatchResponse, size: int) -> Batch
     return BatchResult(accepted=accepted_count, rejected=size - accepted_count, results=items)
 
 
-def _attempt(attempt: delivery_pb2.DeliveryAttempt) -> DeliveryAttemptOut:
-    duration = attempt.duration
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _attempt(attempt: AttemptRecord) -> DeliveryAttemptOut:
     return DeliveryAttemptOut(
-        id=attempt.id,
+        id=str(attempt.id),
         channel=CHANNEL_NAMES.get(attempt.channel),
         provider=text(attempt.provider),
         outcome=_OUTCOMES.get(attempt.outcome),
         provider_message_id=text(attempt.provider_message_id),
         error=text(attempt.error),
         detail=text(attempt.detail),
-        duration_ms=(
-            duration.seconds * 1000 + duration.nanos / 1e6 if attempt.HasField("duration") else None
-        ),
-        started_at=when(attempt.start_time),
+        duration_ms=attempt.duration_us / 1000,
+        started_at=_utc(attempt.start_time),
         attempt=attempt.attempt,
         generation=attempt.generation,
     )
 
 
-def notification(value: notification_pb2.Notification) -> NotificationOut:
+def notification(value: NotificationRecord) -> NotificationOut:
     return NotificationOut(
-        id=value.id,
-        user_id=value.user_id,
+        id=str(value.id),
+        user_id=str(value.user_id),
         notification_type=CHANNEL_NAMES.get(value.channel),
         route=[CHANNEL_NAMES[c] for c in value.route if c in CHANNEL_NAMES],
         template_code=value.template_code,
@@ -150,8 +141,8 @@ def notification(value: notification_pb2.Notification) -> NotificationOut:
         request_id=text(value.request_id),
         priority=PRIORITY_NUMBERS.get(value.priority),
         message_type=MESSAGE_TYPE_NAMES.get(value.message_type),
-        metadata=from_struct(value.metadata),
-        status=status_name(value.status),
+        metadata=plain_numbers(value.metadata),
+        status=value.status,
         status_reason=text(value.status_reason),
         delivered_channel=CHANNEL_NAMES.get(value.delivered_channel),
         delivered_provider=text(value.delivered_provider),
@@ -162,45 +153,29 @@ def notification(value: notification_pb2.Notification) -> NotificationOut:
                 requested_by=r.requested_by,
                 reason=text(r.reason),
                 generation=r.generation,
-                requested_at=when(r.request_time),
+                requested_at=_utc(r.request_time),
             )
             for r in value.retries
         ],
-        created_at=when(value.create_time),
-        updated_at=when(value.update_time),
-        delivered_at=when(value.deliver_time),
+        created_at=_utc(value.create_time),
+        updated_at=_utc(value.update_time),
+        delivered_at=_utc(value.deliver_time),
     )
 
 
-def list_request(query: NotificationQuery) -> notification_pb2.ListNotificationsRequest:
-    request = notification_pb2.ListNotificationsRequest(
-        user_id=str(query.user_id) if query.user_id else "",
-        status=(
-            STATUSES[query.status] if query.status else common_pb2.NOTIFICATION_STATUS_UNSPECIFIED
-        ),
-        page_size=query.page_size,
-        page_token=query.page_token or "",
-    )
-    if query.created_after:
-        request.start_time.CopyFrom(timestamp(query.created_after))
-    if query.created_before:
-        request.end_time.CopyFrom(timestamp(query.created_before))
-    return request
-
-
-def report_request(channel: str, body: StatusReport) -> status_pb2.ReportStatusRequest:
-    request = status_pb2.ReportStatusRequest(
-        notification_id=str(body.notification_id),
-        status=STATUSES[body.status],
+def report(channel: str, body: StatusReport) -> Report:
+    return Report.external(
+        notification_id=body.notification_id,
+        status=body.status,
         error=body.error or "",
         channel=CHANNELS[channel],
+        timestamp=body.timestamp.astimezone(UTC) if body.timestamp else None,
     )
-    if body.timestamp:
-        request.timestamp.CopyFrom(timestamp(body.timestamp))
-    return request
 
 
-def reported(notification_id: str, answer: status_pb2.ReportStatusResponse) -> StatusReported:
+def reported(notification_id: str, outcome: ReportOutcome) -> StatusReported:
     return StatusReported(
-        notification_id=notification_id, status=status_name(answer.status), changed=answer.changed
+        notification_id=notification_id,
+        status=outcome.status,
+        changed=outcome.changed,
     )

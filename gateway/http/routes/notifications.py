@@ -1,4 +1,5 @@
-"""`/api/v1/notifications`: send (one or a batch), read, list, retry → NotificationService."""
+"""`/api/v1/notifications`: send (one or a batch), read, list, retry: the gateway's own
+notification domain, called in process."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, Request
 
+from gateway.apikeys import ApiKey
 from gateway.http.auth import Admin, Read, Send
-from gateway.http.backends import Backends, call, client_metadata
 from gateway.http.convert import notifications as convert
-from gateway.http.middleware import use_request_id
+from gateway.http.errors import domain_errors
+from gateway.http.middleware import correlation_id, use_request_id
 from gateway.http.routes import error_responses
 from gateway.http.schemas.notifications import (
     BatchResult,
@@ -22,13 +24,18 @@ from gateway.http.schemas.notifications import (
     NotificationQuery,
     RetryBody,
 )
-from herald.v1 import notification_pb2
+from gateway.notifications.accept import Acceptor
+from gateway.notifications.model import Caller
+from gateway.notifications.service import Notifications
 
 
-def router(backends: Backends, prefix: str) -> APIRouter:
+def caller(key: ApiKey, request: Request) -> Caller:
+    """The API key's client; the request's correlation id wins over body request_ids."""
+    return Caller(client_id=key.id, correlation_id=correlation_id(request.scope), given=True)
+
+
+def router(acceptor: Acceptor, notifications: Notifications, prefix: str) -> APIRouter:
     api = APIRouter(prefix=f"{prefix}/notifications", tags=["notifications"])
-    timeout = backends.timeout
-    stub = backends.notifications
 
     @api.post(
         "/",
@@ -44,13 +51,10 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         """
         if body.request_id:
             use_request_id(request.scope, body.request_id)
-        answer = await call(
-            stub.Send,
-            convert.send_request(body),
-            timeout=timeout,
-            metadata=client_metadata(key.id),
-            renames=convert.RENAMES,
-        )
+        with domain_errors(convert.RENAMES):
+            answer = await acceptor.send(
+                notification=convert.new_send(body), caller=caller(key, request)
+            )
         return convert.accepted(answer)
 
     @api.post(
@@ -59,35 +63,32 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         responses=error_responses(body=True),
         summary="Send up to 500 notifications (scope: send)",
     )
-    async def send_batch(key: Send, body: NotificationBatch) -> BatchResult:
+    async def send_batch(key: Send, body: NotificationBatch, request: Request) -> BatchResult:
         """Each item is accepted or refused on its own: `results[i].error` says why."""
-        request = notification_pb2.SendBatchRequest(
-            requests=[convert.send_request(item) for item in body.notifications]
-        )
-        answer = await call(
-            stub.SendBatch,
-            request,
-            timeout=timeout,
-            metadata=client_metadata(key.id),
-            renames=convert.RENAMES,
-        )
-        return convert.batch_result(answer, len(body.notifications))
+        with domain_errors(convert.RENAMES):
+            outcomes = await acceptor.send_batch(
+                notifications=[convert.new_send(item) for item in body.notifications],
+                caller=caller(key, request),
+            )
+        return convert.batch_result(outcomes, len(body.notifications))
 
     @api.get("/", responses=error_responses(), summary="List notifications (scope: read)")
     async def list_notifications(
-        key: Read, query: Annotated[NotificationQuery, Query()]
+        _: Read, query: Annotated[NotificationQuery, Query()]
     ) -> NotificationPage:
         """Newest first, filtered by user, status and creation time; without trails."""
-        answer = await call(
-            stub.ListNotifications,
-            convert.list_request(query),
-            timeout=timeout,
-            metadata=client_metadata(key.id),
-            renames=convert.RENAMES,
-        )
+        with domain_errors(convert.RENAMES):
+            page = await notifications.list(
+                user_id=query.user_id,
+                status=query.status,
+                start_time=query.created_after,
+                end_time=query.created_before,
+                page_size=query.page_size,
+                page_token=query.page_token or "",
+            )
         return NotificationPage(
-            items=[convert.notification(n) for n in answer.notifications],
-            next_page_token=answer.next_page_token or None,
+            items=[convert.notification(n) for n in page.notifications],
+            next_page_token=page.next_page_token or None,
         )
 
     @api.get(
@@ -95,14 +96,10 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         responses=error_responses(404),
         summary="Get a notification and its delivery trail (scope: read)",
     )
-    async def get_notification(key: Read, notification_id: UUID) -> NotificationOut:
-        answer = await call(
-            stub.GetNotification,
-            notification_pb2.GetNotificationRequest(id=str(notification_id)),
-            timeout=timeout,
-            metadata=client_metadata(key.id),
-        )
-        return convert.notification(answer.notification)
+    async def get_notification(_: Read, notification_id: UUID) -> NotificationOut:
+        with domain_errors():
+            record = await notifications.get(notification_id=notification_id)
+        return convert.notification(record)
 
     @api.post(
         "/{notification_id:uuid}/retry",
@@ -114,16 +111,13 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         key: Admin, notification_id: UUID, body: Annotated[RetryBody | None, Body()] = None
     ) -> NotificationOut:
         """A manual retry, recorded with the API key that asked; 409 unless it failed."""
-        answer = await call(
-            stub.Retry,
-            notification_pb2.RetryRequest(
-                id=str(notification_id),
+        with domain_errors():
+            record = await notifications.retry(
+                notification_id=notification_id,
                 requested_by=key.label,
                 reason=body.reason or "" if body else "",
-            ),
-            timeout=timeout,
-            metadata=client_metadata(key.id),
-        )
-        return convert.notification(answer.notification)
+                client_id=key.id,
+            )
+        return convert.notification(record)
 
     return api

@@ -17,7 +17,7 @@ from gateway.http.auth import Admin, Read
 from gateway.http.backends import Backends, call
 from gateway.http.convert import templates as convert
 from gateway.http.routes import error_responses
-from gateway.http.schemas.common import TEMPLATE_CODE, PageQuery
+from gateway.http.schemas.common import PageQuery
 from gateway.http.schemas.templates import (
     RESERVED_SEGMENTS,
     ActiveVersionSet,
@@ -31,8 +31,12 @@ from gateway.http.schemas.templates import (
     VersionPublish,
 )
 from herald.v1 import template_pb2
+from mesh import rules
 
-Code = Annotated[str, Path(pattern=TEMPLATE_CODE, description="e.g. auth/welcome")]
+Code = Annotated[
+    str,
+    Path(pattern=rules.TEMPLATE_CODE, description="e.g. auth/welcome"),
+]
 
 
 class _CodeConvertor(Convertor[str]):

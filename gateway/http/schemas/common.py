@@ -20,18 +20,16 @@ from pydantic import (
 )
 from typing_extensions import TypeAliasType
 
+from mesh import rules
+
 # Numbers in `variables` and `metadata` travel as protobuf doubles: beyond 2^53 an
 # integer would silently change, so such numbers are refused.
 MAX_SAFE_NUMBER = 2**53
 MAX_JSON_DEPTH = 16  # protobuf refuses Structs nested much deeper (~48) when decoding
 
-NotificationType = Literal["email", "sms", "push"]
+NotificationType = rules.ChannelName
 StatusName = Literal["pending", "delivered", "failed", "suppressed"]
-MessageTypeName = Literal["transactional", "alert", "marketing"]
-
-TEMPLATE_CODE = r"^[A-Za-z0-9][A-Za-z0-9_./:-]{0,199}$"
-LANGUAGE = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,3}$"
-REQUEST_ID = r"^[\x20-\x7e]{1,128}$"
+MessageTypeName = rules.MessageTypeName
 # Text goes to PostgreSQL, which stores no NUL character.
 NO_NUL = r"^[^\x00]*$"
 
@@ -190,8 +188,18 @@ Timestamp = Annotated[
     AfterValidator(_representable),
     Field(strict=False),
 ]
-TemplateCode = Annotated[str, Field(pattern=TEMPLATE_CODE, examples=["auth/welcome"])]
-Language = Annotated[str, Field(pattern=LANGUAGE, examples=["pt-BR"])]
+TemplateCode = Annotated[
+    str,
+    Field(
+        pattern=rules.TEMPLATE_CODE,
+        max_length=rules.MAX_TEMPLATE_CODE,
+        examples=["auth/welcome"],
+    ),
+]
+Language = Annotated[
+    str, Field(pattern=rules.LANGUAGE, max_length=rules.MAX_LANGUAGE, examples=["pt-BR"])
+]
+RequestId = Annotated[str, Field(pattern=rules.REQUEST_ID, max_length=rules.MAX_REQUEST_ID)]
 # Checked by one walk rather than pydantic's union (whose errors would name union
 # branches); the schema is JsonValue's.
 JsonObject = Annotated[

@@ -9,13 +9,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from gateway.http.schemas.common import (
     MAX_INT32,
-    REQUEST_ID,
     ErrorDetail,
     JsonObject,
     Language,
     MessageTypeName,
     NotificationType,
     QueryModel,
+    RequestId,
     RequestModel,
     StatusName,
     TemplateCode,
@@ -25,6 +25,7 @@ from gateway.http.schemas.common import (
     json_integer,
     text,
 )
+from mesh import rules
 
 Priority = Annotated[Literal[1, 2, 3, 4], BeforeValidator(json_integer)]
 Outcome = Literal["delivered", "transient_failure", "permanent_failure", "skipped"]
@@ -53,9 +54,8 @@ class NotificationCreate(RequestModel):
     user_id: Uuid
     template_code: TemplateCode
     variables: JsonObject = Field(default_factory=dict)
-    request_id: str | None = Field(
+    request_id: RequestId | None = Field(
         None,
-        pattern=REQUEST_ID,
         description="Idempotency key (per API key): the same request_id with the same "
         "payload answers the same notification; with another payload, 409. Also the "
         "correlation id of the notification's log lines unless X-Request-ID is sent.",
@@ -78,7 +78,7 @@ class NotificationAccepted(BaseModel):
 
 
 class NotificationBatch(RequestModel):
-    notifications: list[NotificationCreate] = Field(min_length=1, max_length=500)
+    notifications: list[NotificationCreate] = Field(min_length=1, max_length=rules.MAX_BATCH_ITEMS)
 
 
 class BatchItem(BaseModel):
@@ -160,7 +160,7 @@ class NotificationQuery(QueryModel):
     status: StatusName | None = None
     created_after: Timestamp | None = Field(None, description="Created at or after (RFC 3339).")
     created_before: Timestamp | None = Field(None, description="Created before (RFC 3339).")
-    page_size: int = Field(50, ge=1, le=500)
+    page_size: int = Field(rules.DEFAULT_PAGE_SIZE, ge=1, le=rules.MAX_PAGE_SIZE)
     page_token: str | None = text(None, min_length=1, max_length=1024)
 
 

@@ -1,4 +1,5 @@
-"""Gateway core fixtures: fake userd/templated, one gateway process for the package.
+"""Gateway core fixtures: the real userd and templated in process (`peers`), one gateway
+process for the package.
 
 The gateway gets a RabbitMQ vhost and a notifications database of its own (named after
 the run, so the run's clean-up drops them): another gateway process of the same test run
@@ -19,8 +20,8 @@ from psycopg.rows import dict_row
 
 from herald.v1 import notification_pb2_grpc, status_pb2_grpc
 from tests.conftest import ServiceFactory
-from tests.gateway.core.fakes import FakePeers, start_fake_peers
 from tests.gateway.core.helpers import WELCOME, Queues, open_queues
+from tests.gateway.core.peers import Peers
 from tests.support.infra import (
     AMQP_HOST,
     AMQP_PASSWORD,
@@ -36,11 +37,11 @@ RELAY_INTERVAL = 0.2
 
 
 @pytest.fixture(scope="package")
-async def peers() -> AsyncIterator[FakePeers]:
-    fakes = await start_fake_peers()
-    fakes.templates.add("welcome", WELCOME)
-    yield fakes
-    await fakes.stop()
+def peers(isolation: Isolation) -> Iterator[Peers]:
+    started = Peers(isolation).start()
+    started.templates.add("welcome", WELCOME)
+    yield started
+    started.stop()
 
 
 @pytest.fixture(scope="package")
@@ -57,7 +58,7 @@ def core_database(isolation: Isolation) -> str:
     return isolation.database("notifications_core")
 
 
-def gateway_env(peers: FakePeers, **extra: str) -> dict[str, str]:
+def gateway_env(peers: Peers, **extra: str) -> dict[str, str]:
     return {
         "HERALD_USERD_ADDR": peers.userd_addr,
         "HERALD_TEMPLATED_ADDR": peers.templated_addr,
@@ -72,10 +73,9 @@ def gateway_env(peers: FakePeers, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="package")
 async def gateway(
-    service_factory: ServiceFactory, peers: FakePeers, core_amqp_url: str, core_database: str
+    service_factory: ServiceFactory, peers: Peers, core_amqp_url: str, core_database: str
 ) -> AsyncIterator[ServiceProcess]:
     env = gateway_env(peers, HERALD_AMQP_URL=core_amqp_url, HERALD_GATEWAY_DATABASE=core_database)
-    # The fakes serve on this loop: start the process without blocking it.
     proc = await asyncio.to_thread(service_factory, "gateway", env=env)
     yield proc
     await asyncio.to_thread(proc.stop)

@@ -17,12 +17,12 @@ from mesh import amqp
 
 CLIENT = (("x-herald-client-id", "client-a"),)
 WELCOME = {
-    "subject": "Hello {name}",
-    "html": "<p>Welcome, {name}!</p>",
-    "text": "Welcome, {name}!",
-    "sms": "Hi {name}, welcome",
+    "subject": "Hello {{ name }}",
+    "html": "<p>Welcome, {{ name }}!</p>",
+    "text": "Welcome, {{ name }}!",
+    "sms": "Hi {{ name }}, welcome",
     "title": "Welcome",
-    "body": "Hi {name}",
+    "body": "Hi {{ name }}",
 }
 
 

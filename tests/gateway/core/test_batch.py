@@ -8,15 +8,13 @@ import pytest
 from herald.v1 import common_pb2, notification_pb2
 from mesh import amqp
 from mesh.interceptors import field_violations
-from tests.gateway.core.fakes import FakePeers
 from tests.gateway.core.helpers import CLIENT, Queues, send_request, struct
+from tests.gateway.core.peers import Peers
 
 EMAIL = amqp.queue_name("email")
 
 
-async def test_each_item_gets_its_own_answer(
-    notifications, queues: Queues, peers: FakePeers
-) -> None:
+async def test_each_item_gets_its_own_answer(notifications, queues: Queues, peers: Peers) -> None:
     user = peers.users.add()
     suppressed_user = peers.users.add(email_pref=False, sms_pref=False)
     unknown = "00000000-0000-4000-8000-0000000000aa"
@@ -64,7 +62,7 @@ async def test_each_item_gets_its_own_answer(
 
 
 async def test_one_user_fetch_and_one_rendering_serve_identical_items(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     gets, renders = peers.users.get_calls, peers.templates.render_calls
@@ -81,7 +79,7 @@ async def test_one_user_fetch_and_one_rendering_serve_identical_items(
 
 
 async def test_the_users_of_a_batch_come_in_one_call(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     users = [peers.users.add() for _ in range(3)]
     unknown = "00000000-0000-4000-8000-0000000000bb"
@@ -100,7 +98,7 @@ async def test_the_users_of_a_batch_come_in_one_call(
 
 
 async def test_a_userd_without_batch_get_is_asked_user_by_user(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     users = [peers.users.add() for _ in range(3)]
     gets = peers.users.get_calls
@@ -119,7 +117,7 @@ async def test_a_userd_without_batch_get_is_asked_user_by_user(
 
 
 async def test_the_renderings_of_a_batch_come_in_one_call(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     renders, batches = peers.templates.render_calls, peers.templates.batch_calls
@@ -147,7 +145,7 @@ async def test_the_renderings_of_a_batch_come_in_one_call(
 
 
 async def test_a_templated_without_batch_render_is_asked_item_by_item(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     renders = peers.templates.render_calls
@@ -167,9 +165,7 @@ async def test_a_templated_without_batch_render_is_asked_item_by_item(
     assert len(await queues.wait_for(EMAIL, 3)) == 3
 
 
-async def test_a_key_used_twice_in_one_batch(
-    notifications, queues: Queues, peers: FakePeers
-) -> None:
+async def test_a_key_used_twice_in_one_batch(notifications, queues: Queues, peers: Peers) -> None:
     user = peers.users.add()
     first = send_request(user.id)
     same = send_request(user.id, request_id=first.request_id)
@@ -189,7 +185,7 @@ async def test_a_key_used_twice_in_one_batch(
     assert again.duplicate and again.notification_id == a.accepted.notification_id
 
 
-async def test_batches_are_bounded(notifications, peers: FakePeers) -> None:
+async def test_batches_are_bounded(notifications, peers: Peers) -> None:
     user = peers.users.add()
     too_many = notification_pb2.SendBatchRequest(
         requests=[send_request(user.id) for _ in range(501)]
@@ -204,9 +200,7 @@ async def test_batches_are_bounded(notifications, peers: FakePeers) -> None:
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_a_full_batch_of_500_is_accepted(
-    notifications, queues: Queues, peers: FakePeers
-) -> None:
+async def test_a_full_batch_of_500_is_accepted(notifications, queues: Queues, peers: Peers) -> None:
     users = [peers.users.add() for _ in range(10)]
     items = [send_request(users[i % 10].id, variables=struct(name=f"n{i}")) for i in range(500)]
 

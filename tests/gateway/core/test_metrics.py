@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bench.stages import Samples, added, scrape
 from herald.v1 import notification_pb2
-from tests.gateway.core.fakes import FakePeers
 from tests.gateway.core.helpers import CLIENT, send_request, struct
+from tests.gateway.core.peers import Peers
 from tests.support.processes import ServiceProcess
 
 
@@ -15,7 +15,7 @@ def samples(gateway: ServiceProcess) -> Samples:
 
 
 async def test_each_run_and_each_of_its_stages_is_observed(
-    notifications, gateway: ServiceProcess, peers: FakePeers
+    notifications, gateway: ServiceProcess, peers: Peers
 ) -> None:
     user = peers.users.add()
     before = samples(gateway)

@@ -17,9 +17,9 @@ from herald.v1 import common_pb2, notification_pb2_grpc, status_pb2
 from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.gateway.core.conftest import gateway_env
-from tests.gateway.core.fakes import FakePeers
 from tests.gateway.core.helpers import CLIENT, Queues, send_request
 from tests.gateway.core.own_postgres import OwnPostgres
+from tests.gateway.core.peers import Peers
 from tests.support.infra import Isolation
 from tests.support.processes import SERVING, health_status, wait_for_health
 from tests.support.rabbit import OwnRabbit
@@ -29,7 +29,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 async def test_a_hop_left_unpublished_by_a_crash_is_published_by_the_relay(
-    notifications, queues: Queues, peers: FakePeers, db: psycopg.Connection[dict[str, Any]]
+    notifications, queues: Queues, peers: Peers, db: psycopg.Connection[dict[str, Any]]
 ) -> None:
     user = peers.users.add()
     sent = await notifications.Send(send_request(user.id), metadata=CLIENT)
@@ -55,7 +55,7 @@ async def test_a_dead_letter_left_unpublished_by_a_crash_is_published_by_the_rel
     notifications,
     statuses,
     queues: Queues,
-    peers: FakePeers,
+    peers: Peers,
     db: psycopg.Connection[dict[str, Any]],
 ) -> None:
     user = peers.users.add()
@@ -112,7 +112,7 @@ async def _connect(url: str, timeout: float = 30.0) -> aio_pika.abc.AbstractConn
 
 
 async def test_a_broker_outage_never_loses_an_accepted_notification(
-    service_factory: ServiceFactory, peers: FakePeers, isolation: Isolation, tmp_path: Path
+    service_factory: ServiceFactory, peers: Peers, isolation: Isolation, tmp_path: Path
 ) -> None:
     rabbit = OwnRabbit(tmp_path / "rabbit")
     await asyncio.to_thread(rabbit.start)
@@ -176,7 +176,7 @@ async def test_a_broker_outage_never_loses_an_accepted_notification(
 
 async def test_with_the_database_down_send_fails_cleanly_then_recovers(
     service_factory: ServiceFactory,
-    peers: FakePeers,
+    peers: Peers,
     core_amqp_url: str,
     queues: Queues,
 ) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from herald.v1 import common_pb2
 from mesh import amqp
-from tests.gateway.core.fakes import FakePeers
 from tests.gateway.core.helpers import CLIENT, Queues, send_request
+from tests.gateway.core.peers import Peers
 
 EMAIL = amqp.queue_name("email")
 
 
 async def test_a_critical_job_overtakes_a_backlog_of_lower_ones(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     order = [

@@ -11,8 +11,8 @@ from google.protobuf import timestamp_pb2
 
 from herald.v1 import common_pb2, delivery_pb2, notification_pb2, status_pb2
 from mesh.interceptors import field_violations
-from tests.gateway.core.fakes import FakePeers
 from tests.gateway.core.helpers import CLIENT, send_request
+from tests.gateway.core.peers import Peers
 
 
 def stamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -21,9 +21,7 @@ def stamp(value: datetime) -> timestamp_pb2.Timestamp:
     return message
 
 
-async def test_get_answers_the_full_delivery_trail(
-    notifications, statuses, peers: FakePeers
-) -> None:
+async def test_get_answers_the_full_delivery_trail(notifications, statuses, peers: Peers) -> None:
     user = peers.users.add()
     sent = await notifications.Send(send_request(user.id), metadata=CLIENT)
     first = delivery_pb2.DeliveryAttempt(
@@ -92,7 +90,7 @@ async def test_get_answers_the_full_delivery_trail(
     assert got.create_time.seconds <= got.update_time.seconds
 
 
-async def test_trail_is_ordered_by_start_time(notifications, statuses, peers: FakePeers) -> None:
+async def test_trail_is_ordered_by_start_time(notifications, statuses, peers: Peers) -> None:
     user = peers.users.add()
     sent = await notifications.Send(send_request(user.id), metadata=CLIENT)
     now = datetime.now(UTC)
@@ -133,9 +131,7 @@ async def test_get_of_unknown_or_malformed_ids(notifications) -> None:
     assert [f for f, _ in field_violations(caught.value)] == ["id"]
 
 
-async def test_list_by_user_status_and_time_paged(
-    notifications, statuses, peers: FakePeers
-) -> None:
+async def test_list_by_user_status_and_time_paged(notifications, statuses, peers: Peers) -> None:
     user = peers.users.add()
     before = datetime.now(UTC) - timedelta(seconds=1)
     ids = []

@@ -13,8 +13,8 @@ from herald.v1 import common_pb2, notification_pb2
 from mesh import amqp
 from mesh.interceptors import field_violations
 from tests.gateway.core.conftest import GRACE_SECONDS, RELAY_INTERVAL
-from tests.gateway.core.fakes import FakePeers
 from tests.gateway.core.helpers import CLIENT, Queues, send_request, struct
+from tests.gateway.core.peers import Peers
 from tests.support.processes import ServiceProcess
 
 EMAIL = amqp.queue_name("email")
@@ -28,7 +28,7 @@ async def settle() -> None:
 
 
 async def test_accepted_notification_lands_once_on_its_queue_with_rendered_content(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     request = send_request(
@@ -82,7 +82,7 @@ async def test_accepted_notification_lands_once_on_its_queue_with_rendered_conte
 
 
 async def test_same_request_id_twice_gives_one_notification_and_one_message(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id)
@@ -97,28 +97,28 @@ async def test_same_request_id_twice_gives_one_notification_and_one_message(
 
 
 async def test_a_repeat_answers_the_original_even_when_it_could_no_longer_render(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     # A repeat is answered from its key, whatever a fresh Send of it would meet now.
     user = peers.users.add()
     code = f"gone-{uuid.uuid4().hex[:8]}"
-    peers.templates.add(code, {"subject": "Hi {name}", "text": "Hi", "sms": "Hi"})
+    peers.templates.add(code, {"subject": "Hi {{ name }}", "text": "Hi", "sms": "Hi"})
     request = send_request(user.id, template_code=code)
     first = await notifications.Send(request, metadata=CLIENT)
-    del peers.templates.templates[code]
+    peers.templates.archive(code)
 
     again = await notifications.Send(request, metadata=CLIENT)
 
     assert again.duplicate and again.notification_id == first.notification_id
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await notifications.Send(send_request(user.id, template_code=code), metadata=CLIENT)
-    assert refused.value.code() == grpc.StatusCode.NOT_FOUND  # a new key does not replay
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # a new key: no replay
     await settle()
     assert [d.job.notification_id for d in await queues.take(EMAIL)] == [first.notification_id]
 
 
 async def test_unset_defaults_and_spelled_out_defaults_are_the_same_payload(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id)
@@ -134,7 +134,7 @@ async def test_unset_defaults_and_spelled_out_defaults_are_the_same_payload(
 
 
 async def test_concurrent_identical_sends_give_one_notification_and_one_message(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id)
@@ -150,7 +150,7 @@ async def test_concurrent_identical_sends_give_one_notification_and_one_message(
 
 
 async def test_concurrent_sends_each_hear_their_own_outcome(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     """Sends arriving together may be accepted in one run: none is affected by another's
     error, keys stay per API client, each job keeps its own correlation id."""
@@ -178,7 +178,10 @@ async def test_concurrent_sends_each_hear_their_own_outcome(
     assert len({mine.notification_id, theirs.notification_id, fine.notification_id}) == 3
     assert isinstance(no_variable, grpc.aio.AioRpcError)
     assert no_variable.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert ("variables.name", "missing variable") in field_violations(no_variable)
+    assert any(
+        f == "variables.name" and d.startswith("is required by the template")
+        for f, d in field_violations(no_variable)
+    )
     assert isinstance(no_user, grpc.aio.AioRpcError)
     assert no_user.code() == grpc.StatusCode.NOT_FOUND and missing in str(no_user.details())
     assert isinstance(no_template, grpc.aio.AioRpcError)
@@ -200,7 +203,7 @@ async def test_concurrent_sends_each_hear_their_own_outcome(
     ],
 )
 async def test_metadata_that_json_cannot_hold_is_refused_naming_the_field(
-    notifications, queues: Queues, peers: FakePeers, metadata: dict[str, object], problem: str
+    notifications, queues: Queues, peers: Peers, metadata: dict[str, object], problem: str
 ) -> None:
     user = peers.users.add()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -214,7 +217,7 @@ async def test_metadata_that_json_cannot_hold_is_refused_naming_the_field(
 
 
 async def test_reusing_a_request_id_with_another_payload_is_refused(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id)
@@ -232,7 +235,7 @@ async def test_reusing_a_request_id_with_another_payload_is_refused(
 
 
 async def test_idempotency_keys_belong_to_one_api_client(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id)
@@ -244,7 +247,7 @@ async def test_idempotency_keys_belong_to_one_api_client(
 
 
 async def test_missing_template_variable_is_invalid_argument_naming_it(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id, variables=struct(other="x"))
@@ -253,7 +256,10 @@ async def test_missing_template_variable_is_invalid_argument_naming_it(
         await notifications.Send(request, metadata=CLIENT)
 
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert ("variables.name", "missing variable") in field_violations(caught.value)
+    assert any(
+        f == "variables.name" and d.startswith("is required by the template")
+        for f, d in field_violations(caught.value)
+    )
     # Nothing was stored: the same key with a good payload is a fresh notification.
     fixed = send_request(user.id, request_id=request.request_id)
     answer = await notifications.Send(fixed, metadata=CLIENT)
@@ -272,7 +278,7 @@ async def test_unknown_user_is_not_found(notifications, queues: Queues) -> None:
     assert await queues.take(EMAIL) == []
 
 
-async def test_unknown_template_is_not_found(notifications, peers: FakePeers) -> None:
+async def test_unknown_template_is_not_found(notifications, peers: Peers) -> None:
     user = peers.users.add()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await notifications.Send(send_request(user.id, template_code="no/such"), metadata=CLIENT)
@@ -295,7 +301,7 @@ async def test_bad_requests_name_every_field_at_fault(notifications) -> None:
     assert fields == {"user_id", "channel", "template_code", "request_id", "language", "priority"}
 
 
-async def test_oversized_variables_are_refused(notifications, peers: FakePeers) -> None:
+async def test_oversized_variables_are_refused(notifications, peers: Peers) -> None:
     user = peers.users.add()
     huge = send_request(user.id, variables=struct(name="A" * 40_000))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -305,7 +311,7 @@ async def test_oversized_variables_are_refused(notifications, peers: FakePeers) 
 
 
 async def test_preferences_gate_channels_and_the_route_starts_at_an_allowed_one(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add(email_pref=False)
 
@@ -317,11 +323,11 @@ async def test_preferences_gate_channels_and_the_route_starts_at_an_allowed_one(
     assert list(got.job.route) == [common_pb2.CHANNEL_SMS]
     assert got.job.content.sms.text == "Hi Ada, welcome"
     assert await queues.take(EMAIL) == []
-    assert peers.templates.rendered_channels[-1] == [common_pb2.CHANNEL_SMS]
+    assert not got.job.content.HasField("email")  # rendered for its route only
 
 
 async def test_a_missing_contact_point_drops_the_channel_from_the_route(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add(phone="")
     await notifications.Send(send_request(user.id), metadata=CLIENT)
@@ -330,7 +336,7 @@ async def test_a_missing_contact_point_drops_the_channel_from_the_route(
 
 
 async def test_the_route_policy_depends_on_the_message_type(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add(push=True)
     await notifications.Send(
@@ -350,7 +356,7 @@ async def test_the_route_policy_depends_on_the_message_type(
 
 
 async def test_every_channel_disallowed_ends_suppressed_with_the_reason(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add(email_pref=False, sms_pref=False)
 
@@ -371,7 +377,7 @@ async def test_every_channel_disallowed_ends_suppressed_with_the_reason(
 
 
 async def test_correlation_id_is_in_every_log_line_of_the_send(
-    notifications, queues: Queues, peers: FakePeers, gateway: ServiceProcess
+    notifications, queues: Queues, peers: Peers, gateway: ServiceProcess
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id, request_id=f"corr-{user.id}")
@@ -385,7 +391,7 @@ async def test_correlation_id_is_in_every_log_line_of_the_send(
 
 
 async def test_without_request_id_the_callers_correlation_id_is_used(
-    notifications, queues: Queues, peers: FakePeers
+    notifications, queues: Queues, peers: Peers
 ) -> None:
     user = peers.users.add()
     call = notifications.Send(

@@ -1,46 +1,59 @@
-"""The REST edge as a real gateway process, its gRPC peers faked in-test (tests/.../fakes.py),
-and API keys made with the real CLI."""
+"""The REST edge as a real gateway process over real userd and templated processes (each
+on databases of its own, and a RabbitMQ vhost of its own), API keys made with the real CLI.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
+from bench.stages import scrape
+from herald.v1 import notification_pb2, notification_pb2_grpc
+from mesh.interceptors import OPEN_METHOD_PREFIXES, TOKEN_HEADER
 from tests.conftest import ServiceFactory
-from tests.gateway.http.fakes import FakeMesh
+from tests.support.infra import SERVICE_TOKEN, Isolation, rabbitmqctl
 from tests.support.processes import ROOT, ServiceProcess
+from tests.support.stack import Core, add_vhost, start_core
 
-EDGE_TIMEOUT_SECONDS = "1"  # the fakes' slow answer outlasts it (504 tests)
-
-
-@pytest.fixture(scope="package")
-def fakes() -> Iterator[FakeMesh]:
-    mesh = FakeMesh().start()
-    yield mesh
-    mesh.stop()
+EDGE_TIMEOUT_SECONDS = "1"  # a paused userd outlasts it (504 test)
 
 
 @pytest.fixture(scope="package")
-def edge(service_factory: ServiceFactory, fakes: FakeMesh) -> ServiceProcess:
-    proc = service_factory(
-        "gateway",
-        env={
-            "HERALD_USERD_ADDR": fakes.address,
-            "HERALD_TEMPLATED_ADDR": fakes.address,
-            "HERALD_GATEWAY_NOTIFICATIONS_ADDR": fakes.address,
-            "HERALD_GATEWAY_RPC_TIMEOUT_SECONDS": EDGE_TIMEOUT_SECONDS,
-            "HERALD_GATEWAY_MAX_BODY_BYTES": str(64 * 1024),
-        },
+def stack(service_factory: ServiceFactory, isolation: Isolation) -> Iterator[Core]:
+    """userd, templated and the gateway, anew for each package that uses them."""
+    name = f"http_{uuid.uuid4().hex[:6]}"
+    vhost = f"{isolation.vhost}-{name}"
+    core = asyncio.run(
+        start_core(
+            service_factory,
+            isolation,
+            name=name,
+            amqp_url=add_vhost(vhost),
+            gateway_env={
+                "HERALD_GATEWAY_RPC_TIMEOUT_SECONDS": EDGE_TIMEOUT_SECONDS,
+                "HERALD_GATEWAY_MAX_BODY_BYTES": str(64 * 1024),
+            },
+        )
     )
-    return proc  # started: its gRPC server serves and its HTTP port answers
+    yield core
+    core.stop()
+    rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="package")
+def edge(stack: Core) -> ServiceProcess:
+    return stack.gateway  # started: its gRPC server serves and its HTTP port answers
 
 
 def apikeys(edge: ServiceProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -118,9 +131,9 @@ def admin(http: httpx.Client, keys: Keys) -> httpx.Client:
 SEED_USER = {
     "name": "str",
     "email": "seed@example.com",
-    "push_token": "optional str",
+    "push_token": "fcm-device-token:APA91b",
     "preferences": {"email": True, "push": False},
-    "password": "str",
+    "password": "correct horse battery",
 }
 
 WELCOME = {
@@ -145,3 +158,39 @@ def seeded(admin: httpx.Client) -> dict[str, Any]:
     template = admin.post("/api/v1/templates/", json=WELCOME)
     assert template.status_code == 201, template.text
     return {"user": user.json(), "template": template.json()}
+
+
+def stored(edge: ServiceProcess, notification_id: str) -> notification_pb2.Notification:
+    """The notification as the gateway's NotificationService answers it over gRPC (with
+    what REST does not show, e.g. the API client it belongs to)."""
+    with grpc.insecure_channel(edge.address) as channel:
+        answer = notification_pb2_grpc.NotificationServiceStub(channel).GetNotification(
+            notification_pb2.GetNotificationRequest(id=notification_id),
+            metadata=((TOKEN_HEADER, f"Bearer {SERVICE_TOKEN}"),),
+            timeout=10,
+        )
+    return answer.notification
+
+
+def log_lines(process: ServiceProcess, event: str) -> list[dict[str, Any]]:
+    """The process's JSON log lines of `event`."""
+    lines = (json.loads(line) for line in process.logs().splitlines() if event in line)
+    return [line for line in lines if line.get("event") == event]
+
+
+def service_work(stack: Core) -> float:
+    """Calls userd and templated served (probes aside) and notifications the gateway's
+    accept pipeline took: what a request refused at the edge must not add to."""
+    total = 0.0
+    for proc, port in (
+        (stack.userd, "HERALD_USERD_METRICS_PORT"),
+        (stack.templated, "HERALD_TEMPLATED_METRICS_PORT"),
+    ):
+        served = scrape(f"http://127.0.0.1:{proc.env[port]}", "herald_grpc_requests", "method")
+        total += sum(
+            value
+            for (name, method), value in served.items()
+            if name == "herald_grpc_requests_total" and not method.startswith(OPEN_METHOD_PREFIXES)
+        )
+    runs = scrape(f"http://127.0.0.1:{stack.gateway.http_port}", "herald_accept_run_items")
+    return total + runs.get(("herald_accept_run_items_sum", ""), 0.0)

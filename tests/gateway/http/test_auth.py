@@ -12,10 +12,10 @@ import httpx
 import psycopg
 import pytest
 
-from tests.gateway.http.conftest import Keys, apikeys, bearer, create_key
-from tests.gateway.http.fakes import FakeMesh
+from tests.gateway.http.conftest import Keys, apikeys, bearer, create_key, service_work
 from tests.support.infra import POSTGRES_URL
 from tests.support.processes import ServiceProcess
+from tests.support.stack import Core
 
 # The route table: what scope each route needs.
 SCOPES = {
@@ -73,11 +73,11 @@ def test_openapi_declares_exactly_the_route_table(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize(("method", "path"), sorted(SCOPES))
 def test_every_route_needs_a_live_key_with_its_scope(
-    http: httpx.Client, keys: Keys, fakes: FakeMesh, method: str, path: str
+    http: httpx.Client, keys: Keys, stack: Core, method: str, path: str
 ) -> None:
     url = concrete(path)
     body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
-    calls_before = len(fakes.calls.seen)
+    work_before = service_work(stack)
     for headers in (
         {},
         {"Authorization": "Bearer"},
@@ -95,7 +95,7 @@ def test_every_route_needs_a_live_key_with_its_scope(
     refused = http.request(method, url, json=body, headers=bearer(lacking))
     assert refused.status_code == 403, refused.text
     assert refused.json()["error"]["code"] == "PERMISSION_DENIED"
-    assert len(fakes.calls.seen) == calls_before, "a refused request reached a service"
+    assert service_work(stack) == work_before, "a refused request reached a service"
     allowed = http.request(method, url, json=body, headers=bearer(keys.admin))
     assert allowed.status_code not in (401, 403), allowed.text
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,9 +14,22 @@ import httpx
 import pytest
 
 from gateway.http.errors import GRPC_TO_HTTP, ApiError, rename_field
+from mesh.errors import (
+    Aborted,
+    AlreadyExists,
+    Conflict,
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    rpc_error,
+)
 from tests.gateway.http.conftest import Keys, bearer
-from tests.gateway.http.fakes import FakeMesh
 from tests.support.processes import ServiceProcess
+from tests.support.stack import Core
 
 
 def test_the_table_maps_every_grpc_error_code_once() -> None:
@@ -42,24 +57,72 @@ def test_field_paths_are_renamed_segment_by_segment() -> None:
 
 
 @pytest.mark.parametrize(
-    ("magic", "status", "code"),
+    ("code", "status"),
     [
-        (429, 429, "RESOURCE_EXHAUSTED"),
-        (500, 500, "INTERNAL"),
-        (501, 501, "UNIMPLEMENTED"),
-        (503, 503, "UNAVAILABLE"),
-        (504, 504, "DEADLINE_EXCEEDED"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+        (grpc.StatusCode.INTERNAL, 500),
+        (grpc.StatusCode.UNIMPLEMENTED, 501),
+        (grpc.StatusCode.UNAVAILABLE, 503),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
     ],
 )
-def test_service_failures_answer_through_the_table(
-    http: httpx.Client, keys: Keys, magic: int, status: int, code: str
-) -> None:
-    answer = http.get(f"/api/v1/users/{uuid.UUID(int=magic)}", headers=bearer(keys.read))
-    assert answer.status_code == status
-    error = answer.json()["error"]
-    assert error["code"] == code
+def test_service_failures_answer_through_the_table(code: grpc.StatusCode, status: int) -> None:
+    error = ApiError.from_rpc(rpc_error(code, "injected detail"))
+    assert (error.status, error.code) == (status, code.name)
     if status >= 500:
-        assert "injected" not in error["message"]  # service details stay inside
+        assert "injected" not in error.message  # service details stay inside
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidArgument.field("template_code", "bad"),
+        NotFound("x"),
+        AlreadyExists("x"),
+        Conflict("x"),
+        Aborted("x"),
+        Unauthenticated("x"),
+        PermissionDenied("x"),
+        Unavailable("x"),
+        ResourceExhausted("x"),
+        DomainError("x"),
+    ],
+)
+def test_domain_errors_answer_through_the_same_table(error: DomainError) -> None:
+    answer = ApiError.from_domain(error, {"channel": "notification_type"})
+    assert answer.status == GRPC_TO_HTTP[error.code].status
+    assert answer.code == error.code.name
+
+
+def _until_ok(http: httpx.Client, url: str, headers: dict[str, str]) -> None:
+    deadline = time.monotonic() + 30
+    while (answer := http.get(url, headers=headers)).status_code != 200:
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.1)
+
+
+def test_a_paused_peer_is_504_and_a_crashed_one_503(
+    http: httpx.Client, keys: Keys, stack: Core, seeded: dict[str, Any]
+) -> None:
+    url = f"/api/v1/users/{seeded['user']['id']}"
+    headers = bearer(keys.read)
+    stack.userd.signal(signal.SIGSTOP)  # answers nothing within the edge's deadline
+    try:
+        paused = http.get(url, headers=headers)
+    finally:
+        stack.userd.signal(signal.SIGCONT)
+    assert paused.status_code == 504, paused.text
+    assert paused.json()["error"]["code"] == "DEADLINE_EXCEEDED"
+    stack.userd.kill()  # a crash: nothing listens on its port until it is back
+    try:
+        stopped = http.get(url, headers=headers)
+    finally:
+        stack.userd.start()
+    assert stopped.status_code == 503, stopped.text
+    assert stopped.json()["error"]["code"] == "UNAVAILABLE"
+    assert "127.0.0.1" not in stopped.json()["error"]["message"]  # addresses stay inside
+    _until_ok(http, url, headers)
+    _until_ok(http, "/health", {})  # the edge's health sees userd back too
 
 
 def _big(size: int) -> Iterator[bytes]:
@@ -147,17 +210,12 @@ def test_unknown_route_and_method_use_the_shape(http: httpx.Client, keys: Keys) 
     assert wrong.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
 
 
-def test_health_aggregates_every_peer(http: httpx.Client, fakes: FakeMesh) -> None:
+def test_health_aggregates_every_peer(http: httpx.Client, edge: ServiceProcess) -> None:
     answer = http.get("/health")
     assert answer.status_code == 200
     assert answer.json() == {
         "status": "ok",
-        "services": {
-            "gateway": "SERVING",
-            "userd": "SERVING",
-            "templated": "SERVING",
-            "notifications": "SERVING",
-        },
+        "services": {"gateway": "SERVING", "userd": "SERVING", "templated": "SERVING"},
     }
 
 

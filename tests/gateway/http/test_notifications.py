@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from tests.gateway.http.conftest import Keys, bearer
-from tests.gateway.http.fakes import FakeMesh
+from tests.gateway.http.conftest import Keys, bearer, log_lines, stored
+from tests.support.processes import ServiceProcess
 
 
 def seed_notification(user_id: str, **changes: Any) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def seed_notification(user_id: str, **changes: Any) -> dict[str, Any]:
 
 
 def test_seed_payload_is_accepted_as_written(
-    http: httpx.Client, keys: Keys, seeded: dict[str, Any], fakes: FakeMesh
+    http: httpx.Client, keys: Keys, seeded: dict[str, Any], edge: ServiceProcess
 ) -> None:
     body = seed_notification(seeded["user"]["id"], request_id=f"seed-{uuid.uuid4()}")
     answer = http.post("/api/v1/notifications/", json=body, headers=bearer(keys.send))
@@ -37,7 +37,7 @@ def test_seed_payload_is_accepted_as_written(
         "status": "pending",
         "duplicate": False,
     }
-    sent = fakes.notifications.notifications[answer.json()["notification_id"]]
+    sent = stored(edge, answer.json()["notification_id"])
     assert sent.user_id == seeded["user"]["id"]
     assert sent.template_code == "auth/welcome"
     assert sent.priority == 1  # PRIORITY_LOW
@@ -45,29 +45,38 @@ def test_seed_payload_is_accepted_as_written(
     assert sent.client_id == keys.send_id
 
 
+def accepted_log(edge: ServiceProcess, notification_id: str) -> dict[str, Any]:
+    [line] = [
+        line
+        for line in log_lines(edge, "notification accepted")
+        if line.get("notification_id") == notification_id
+    ]
+    return line
+
+
 def test_request_id_becomes_the_correlation_id_and_client_id_is_the_key(
-    http: httpx.Client, keys: Keys, seeded: dict[str, Any], fakes: FakeMesh
+    http: httpx.Client, keys: Keys, seeded: dict[str, Any], edge: ServiceProcess
 ) -> None:
     request_id = f"corr-{uuid.uuid4()}"
     body = seed_notification(seeded["user"]["id"], request_id=request_id)
     answer = http.post("/api/v1/notifications/", json=body, headers=bearer(keys.send))
     assert answer.status_code == 202, answer.text
     assert answer.headers["x-request-id"] == request_id
-    metadata = fakes.calls.last("Send")
-    assert metadata["x-correlation-id"] == request_id
-    assert metadata["x-herald-client-id"] == keys.send_id
-    assert metadata["authorization"].startswith("Bearer ")
+    notification_id = answer.json()["notification_id"]
+    assert accepted_log(edge, notification_id)["correlation_id"] == request_id
+    assert stored(edge, notification_id).client_id == keys.send_id
 
 
 def test_x_request_id_header_wins_and_is_echoed(
-    http: httpx.Client, keys: Keys, seeded: dict[str, Any], fakes: FakeMesh
+    http: httpx.Client, keys: Keys, seeded: dict[str, Any], edge: ServiceProcess
 ) -> None:
     body = seed_notification(seeded["user"]["id"], request_id=f"body-{uuid.uuid4()}")
     headers = {**bearer(keys.send), "X-Request-ID": "trace-abc-123"}
     answer = http.post("/api/v1/notifications/", json=body, headers=headers)
     assert answer.status_code == 202
     assert answer.headers["x-request-id"] == "trace-abc-123"
-    assert fakes.calls.last("Send")["x-correlation-id"] == "trace-abc-123"
+    accepted = accepted_log(edge, answer.json()["notification_id"])
+    assert accepted["correlation_id"] == "trace-abc-123"
     # Every answer carries one, errors included.
     refused = http.get("/api/v1/notifications/")
     assert refused.status_code == 401
@@ -113,9 +122,9 @@ def test_missing_template_variable_is_400_naming_it(
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert error["code"] == "INVALID_ARGUMENT"
-    assert error["fields"] == [
-        {"field": "variables.link", "description": "required by the template"}
-    ]
+    [field] = error["fields"]
+    assert field["field"] == "variables.link"
+    assert field["description"].startswith("is required by the template")
     assert "variables.link" in error["message"]
 
 
@@ -190,3 +199,14 @@ def test_batch_answers_per_item(http: httpx.Client, keys: Keys, seeded: dict[str
         "notifications[2].variables.link",
         "notifications[2].variables.name",
     }
+
+
+def test_a_template_code_refused_names_the_rest_field(
+    http: httpx.Client, keys: Keys, seeded: dict[str, Any]
+) -> None:
+    body = seed_notification(seeded["user"]["id"], template_code="Auth/Welcome", request_id=None)
+    answer = http.post("/api/v1/notifications/", json=body, headers=bearer(keys.send))
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "INVALID_ARGUMENT"
+    assert [f["field"] for f in error["fields"]] == ["template_code"]

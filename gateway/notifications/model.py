@@ -1,0 +1,81 @@
+"""The notification domain's values: what a caller asks (`NewSend`), who asks (`Caller`)
+and what it gets back (`Accepted`, `NotificationRecord`, `Page`). Plain frozen
+dataclasses: the gRPC servicer and the REST routes translate their wire shapes to these.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from gateway.notifications.store import NotificationRecord
+from mesh.errors import DomainError
+from mesh.rules import ChannelName, MessageTypeName
+
+__all__ = [
+    "Accepted",
+    "Caller",
+    "ChannelName",
+    "MessageTypeName",
+    "NewSend",
+    "NotificationRecord",
+    "Outcome",
+    "Page",
+    "Priority",
+]
+
+
+class Priority(IntEnum):
+    """The seed's 1..4 (also the herald.v1 Priority numbers)."""
+
+    LOW = 1
+    NORMAL = 2
+    HIGH = 3
+    CRITICAL = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewSend:
+    """One notification to accept. `request_id` (optional) is the idempotency key;
+    `language` empty means the user's locale, `template_version` 0 the active one."""
+
+    user_id: uuid.UUID
+    channel: ChannelName
+    template_code: str
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    request_id: str = ""
+    priority: Priority = Priority.NORMAL
+    message_type: MessageTypeName = "transactional"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    language: str = ""
+    template_version: int = 0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the API client (idempotency scope) and the call's correlation id."""
+
+    client_id: str
+    correlation_id: str
+    # The caller named the correlation id (x-correlation-id): it wins over request_ids.
+    given: bool = False
+
+
+@dataclass(frozen=True)
+class Accepted:
+    notification_id: uuid.UUID
+    status: str
+    duplicate: bool = False
+
+
+# One item of a batch: accepted, or the error it would have raised alone.
+Outcome = Accepted | DomainError
+
+
+@dataclass(frozen=True)
+class Page:
+    notifications: list[NotificationRecord]
+    next_page_token: str
