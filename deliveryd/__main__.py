@@ -29,6 +29,7 @@ from mesh.health import NOT_SERVING, SERVING, Dependency, HealthMonitor
 from mesh.logging import configure_logging
 from mesh.runtime import Runtime, run
 from mesh.settings import load_settings
+from userd.client_cache import start_local_users
 
 USAGE = "usage: python -m deliveryd email|sms|push"
 PROVIDER_HEALTH_PREFIX = "herald.provider."
@@ -97,7 +98,7 @@ async def main() -> None:
         users = UserClient(
             user_pb2_grpc.UserServiceStub(userd),
             max_batch=batch,
-            kept=runtime.local_users(settings),
+            kept=start_local_users(runtime, settings),
         )
 
         breakers = Breakers(

@@ -16,7 +16,7 @@ import grpc
 
 from herald.v1 import common_pb2, status_pb2, user_pb2
 from mesh.coalesce import Coalescer
-from mesh.user_cache import LocalUsers
+from userd.client_cache import LocalUsers
 
 if TYPE_CHECKING:
     from herald.v1.status_pb2_grpc import StatusServiceAsyncStub
@@ -68,7 +68,7 @@ class StatusClient:
 
 class UserClient:
     """UserService's GetUser, coalesced into BatchGetUsers and answered from the users this
-    process keeps when it has them (`mesh.user_cache`); RemovePushTarget as is."""
+    process keeps when it has them (`userd.client_cache`); RemovePushTarget as is."""
 
     def __init__(
         self, stub: UserServiceAsyncStub, *, max_batch: int, kept: LocalUsers | None = None

@@ -18,6 +18,7 @@ async def main() -> None:
     # The server's modules load here, not at the top: `python -m gateway apikeys` stays fast.
     from gateway.core import start_core  # noqa: PLC0415
     from gateway.http.edge import start_edge  # noqa: PLC0415
+    from userd.client_cache import start_local_users  # noqa: PLC0415
 
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", settings.log_level)
@@ -39,7 +40,7 @@ async def main() -> None:
             connection=connection,
             userd=userd,
             templated=templated,
-            users=runtime.local_users(settings),
+            users=start_local_users(runtime, settings),
         )
         await runtime.serve_grpc(settings.grpc_port, core.services)
         await start_edge(runtime, settings, pool=pool, core=core, userd=userd, templated=templated)

@@ -28,7 +28,7 @@ from gateway.settings import GatewaySettings
 from gateway.status import servicer as status_servicer
 from gateway.status.service import Statuses
 from mesh.runtime import GrpcService, Runtime
-from mesh.user_cache import LocalUsers
+from userd.client_cache import LocalUsers
 
 
 @dataclass(frozen=True)

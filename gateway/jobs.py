@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.lifecycle import NextHop, Position
 from gateway.notifications.validation import SendCommand
-from gateway.store import HopState
+from gateway.store.hops import HopState
 from herald.v1 import common_pb2, delivery_pb2, template_pb2, user_pb2
 
 

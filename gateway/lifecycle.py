@@ -53,6 +53,7 @@ from mesh.errors import Conflict
 # Marks a carried error that is a suppression, not a failure.
 SUPPRESSED_PREFIX = "suppressed: "
 FINAL = frozenset({"delivered", "failed", "suppressed"})
+STATUSES = FINAL | {"pending"}
 
 
 class Outcome(enum.StrEnum):

@@ -32,8 +32,9 @@ import structlog
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 from psycopg_pool import AsyncConnectionPool
 
-from gateway import store
 from gateway.notifications.routing import CHANNEL_NAMES
+from gateway.store import db
+from gateway.store.outbox import mark_published, postpone, take_unpublished
 from herald.v1 import common_pb2, delivery_pb2
 from mesh import amqp
 from mesh.interceptors import CORRELATION_HEADER
@@ -181,8 +182,8 @@ class PublishedMarks:
             return
         batch, self._pending = self._pending, {}
         try:
-            async with store.transaction(self._pool) as conn:
-                await store.mark_published(conn, list(batch.items()))
+            async with db.transaction(self._pool) as conn:
+                await mark_published(conn, list(batch.items()))
         except Exception as exc:  # the relay will publish these hops again: harmless
             log.warning("could not mark hops published", count=len(batch), error=repr(exc))
 
@@ -243,8 +244,8 @@ class Relay:
         """Publishes one batch of due hops; returns how many were confirmed."""
         if not self._publisher.ready:
             return 0
-        async with store.transaction(self._pool) as conn:
-            due = await store.take_unpublished(conn, limit=self._batch_size)
+        async with db.transaction(self._pool) as conn:
+            due = await take_unpublished(conn, limit=self._batch_size)
             if not due:
                 return 0
             publications = [
@@ -266,8 +267,8 @@ class Relay:
             failed = [
                 p.notification_id for p, ok in zip(publications, confirmed, strict=True) if not ok
             ]
-            await store.mark_published(conn, done)
-            await store.postpone(conn, failed, seconds=max(self._interval, self._grace))
+            await mark_published(conn, done)
+            await postpone(conn, failed, seconds=max(self._interval, self._grace))
         log.info("outbox relayed", published=len(done), failed=len(failed))
         return len(done)
 

@@ -36,8 +36,7 @@ from mesh import amqp, cache, db, migrations
 from mesh.health import Dependency, HealthMonitor
 from mesh.interceptors import default_interceptors
 from mesh.metrics import start_metrics_server
-from mesh.settings import CommonSettings, UserCacheSettings, mask_url
-from mesh.user_cache import LocalUsers
+from mesh.settings import CommonSettings, mask_url
 
 log = structlog.get_logger("mesh.runtime")
 
@@ -158,21 +157,6 @@ class Runtime:
         self._stack.push_async_callback(client.aclose)
         self.health.add_dependency(Dependency("redis", lambda: cache.ping(client), required))
         return client
-
-    def local_users(self, settings: UserCacheSettings) -> LocalUsers | None:
-        """The process's local user cache, subscribed in the background (None when
-        HERALD_USER_CACHE_SECONDS is 0); an outage of Redis only turns it off meanwhile."""
-        if not settings.user_cache_seconds:
-            return None
-        users = LocalUsers(
-            self.redis(required=False),
-            settings.redis_prefix,
-            ttl=settings.user_cache_seconds,
-            max_entries=settings.user_cache_size,
-        )
-        users.start()
-        self.on_shutdown(users.stop)
-        return users
 
     async def rabbitmq(self, *, required: bool) -> AbstractRobustConnection:
         """A robust RabbitMQ connection, closed at shutdown."""

@@ -112,7 +112,7 @@ class CommonSettings(BaseSettings):
 
 
 class UserCacheSettings(CommonSettings):
-    """A process that keeps users locally (`mesh.user_cache`): the gateway, deliveryd."""
+    """A process that keeps users locally (`userd.client_cache`): the gateway, deliveryd."""
 
     user_cache_seconds: float = Field(
         60.0,

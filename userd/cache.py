@@ -18,7 +18,7 @@ newer one, nor a deleted user back at all. When a write-through fails (Redis dow
 paused), userd records the user in PostgreSQL and refreshes the entry once Redis answers.
 
 Every write-through, repair and deletion that replaces an entry also announces the user's
-id on the channel `{prefix}users:changed` (`mesh.user_cache`: the gateway and deliveryd
+id on the channel `{prefix}users:changed` (`userd.client_cache`: the gateway and deliveryd
 drop their local copy of that user); filling an entry after a miss announces nothing.
 
 Readers elsewhere: `UserCacheReader(redis_client, prefix).get(user_id)` returns the
@@ -33,7 +33,7 @@ from uuid import UUID
 import redis.asyncio as aioredis
 
 from herald.v1 import user_pb2
-from mesh.user_cache import channel
+from userd.client_cache import channel
 
 TOMBSTONE_VERSION = 2**53 - 1  # exact in Lua's doubles; above any real row version
 KEY_FORMAT = "{prefix}user:{id}"

@@ -20,8 +20,8 @@ from enum import StrEnum
 
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.apikeys import store
-from gateway.apikeys.store import ApiKeyRow, Conn
+from gateway.store import apikeys
+from gateway.store.apikeys import ApiKeyRow, Conn
 
 PREFIX = "hk"
 _TOKEN = re.compile(r"^hk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -116,7 +116,7 @@ async def create(conn: Conn, *, name: str, scopes: frozenset[Scope]) -> NewKey:
         raise InvalidKeyRequest("at least one scope is required")
     key_id = secrets.token_hex(6)
     token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-    row = await store.insert(
+    row = await apikeys.insert(
         conn,
         key_id=key_id,
         name=name,
@@ -127,14 +127,14 @@ async def create(conn: Conn, *, name: str, scopes: frozenset[Scope]) -> NewKey:
 
 
 async def list_keys(conn: Conn) -> list[ApiKey]:
-    return [_from_row(row) for row in await store.list_all(conn)]
+    return [_from_row(row) for row in await apikeys.list_all(conn)]
 
 
 async def revoke(conn: Conn, *, key_id: str) -> bool:
     """Revokes a live key; False when there is none with that id."""
     if not _ID.match(key_id):
         return False
-    return await store.revoke(conn, key_id=key_id)
+    return await apikeys.revoke(conn, key_id=key_id)
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ class Authenticator:
         self._pending[key_id] = future
         try:
             async with self._pool.connection() as conn:
-                row = await store.get(conn, key_id=key_id)
+                row = await apikeys.get(conn, key_id=key_id)
         except asyncio.CancelledError:
             future.cancel()
             raise

@@ -34,9 +34,7 @@ import structlog
 from google.protobuf import json_format
 from psycopg_pool import AsyncConnectionPool
 
-from gateway import store as shared_store
 from gateway.jobs import first_job
-from gateway.notifications import store
 from gateway.notifications.fetches import Memo, Rendering, RenderKey
 from gateway.notifications.items import IdempotencyKey, Item, follow, prefixed, replay
 from gateway.notifications.metrics import RUN_ITEMS, stage
@@ -51,6 +49,7 @@ from gateway.notifications.routing import (
 )
 from gateway.notifications.validation import Limits, SendCommand, validate_send, violations
 from gateway.outbox import Outbox, Publication
+from gateway.store import db, notifications
 from herald.v1 import delivery_pb2, template_pb2, user_pb2
 from mesh.coalesce import Batcher
 from mesh.errors import DomainError, FieldViolation, InvalidArgument
@@ -134,11 +133,11 @@ class Acceptor:
         RUN_ITEMS.observe(len(items))
         outcomes: list[Outcome | None] = [None] * len(items)
         keys = sorted({item.key for item in items if item.key})
-        known: dict[IdempotencyKey, store.KnownKey] = {}
+        known: dict[IdempotencyKey, notifications.KnownKey] = {}
         if keys:
             with stage["keys"].time():
-                async with shared_store.connection(self._pool) as conn:
-                    known = {k.key: k for k in await store.find_keys(conn, keys)}
+                async with db.connection(self._pool) as conn:
+                    known = {k.key: k for k in await notifications.find_keys(conn, keys)}
         leaders: dict[IdempotencyKey, int] = {}
         followers: list[tuple[int, int]] = []
         fresh: list[int] = []
@@ -171,7 +170,7 @@ class Acceptor:
             prepared = await asyncio.gather(
                 *(self._prepare(items[i], users, renders, plans.get(i)) for i in fresh)
             )
-        rows: list[tuple[int, store.NewNotification]] = []
+        rows: list[tuple[int, notifications.NewNotification]] = []
         for index, row in zip(fresh, prepared, strict=True):
             if isinstance(row, DomainError):
                 outcomes[index] = row
@@ -226,7 +225,7 @@ class Acceptor:
 
     async def _store(
         self,
-        rows: list[tuple[int, store.NewNotification]],
+        rows: list[tuple[int, notifications.NewNotification]],
         items: Sequence[Item],
         outcomes: list[Outcome | None],
     ) -> None:
@@ -234,12 +233,12 @@ class Acceptor:
         if not rows:
             return
         with stage["store"].time():
-            async with shared_store.connection(self._pool) as conn:
+            async with db.connection(self._pool) as conn:
                 new_rows = [row for _, row in rows]
-                inserted = await store.insert(conn, new_rows, grace=self._outbox.grace)
+                inserted = await notifications.insert(conn, new_rows, grace=self._outbox.grace)
                 lost = [row.key for (_, row), ok in zip(rows, inserted, strict=True) if not ok]
                 # A lost race waited for the winner's commit, so its row is there to read.
-                winners = {k.key: k for k in await store.find_keys(conn, lost)}
+                winners = {k.key: k for k in await notifications.find_keys(conn, lost)}
         publications: list[Publication] = []
         for (index, row), ok in zip(rows, inserted, strict=True):
             if not ok:
@@ -265,7 +264,7 @@ class Acceptor:
         users: Memo[str, user_pb2.User],
         renders: Memo[RenderKey, template_pb2.RenderResponse],
         plan: Plan | None,
-    ) -> store.NewNotification | DomainError:
+    ) -> notifications.NewNotification | DomainError:
         """The row of one notification (user fetched, route planned, content rendered)."""
         caller = item.caller
         given = caller.correlation_id if caller.given else ""
@@ -288,7 +287,7 @@ class Acceptor:
         renders: Memo[RenderKey, template_pb2.RenderResponse],
         *,
         plan: Plan | None,
-    ) -> store.NewNotification:
+    ) -> notifications.NewNotification:
         send = command.send
         user_id = command.user_key
         user = await users.get(user_id, lambda: self._peers.get_user(user_id))
@@ -309,7 +308,7 @@ class Acceptor:
             job.correlation_id = correlation_id
         else:
             log.info("notification suppressed", notification_id=str(notification_id))
-        return store.NewNotification(
+        return notifications.NewNotification(
             id=notification_id,
             client_id=caller.client_id,
             request_id=send.request_id,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from gateway.notifications import store
 from gateway.notifications.model import Accepted, Caller, Outcome
 from gateway.notifications.validation import SendCommand
+from gateway.store import notifications
 from mesh.errors import Conflict, DomainError, FieldViolation, InvalidArgument
 
 IdempotencyKey = tuple[str, str]  # (client_id, request_id)
@@ -37,7 +37,7 @@ def prefixed(exc: DomainError, prefix: str) -> DomainError:
     return exc
 
 
-def replay(known: store.KnownKey, command: SendCommand) -> Outcome:
+def replay(known: notifications.KnownKey, command: SendCommand) -> Outcome:
     """The answer to a reused idempotency key."""
     if known.payload_hash == command.payload_hash:
         return Accepted(known.id, known.status, duplicate=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from gateway.notifications.store import NotificationRecord
+from gateway.store.notifications import NotificationRecord
 from mesh.errors import DomainError
 from mesh.rules import ChannelName, MessageTypeName
 

@@ -24,12 +24,12 @@ from mesh.errors import (
 )
 from mesh.interceptors import field_violations
 from mesh.item_errors import status_code
-from mesh.user_cache import LocalUsers
+from userd.client_cache import LocalUsers
 
 
 class Peers:
     """The UserService and TemplateService stubs the gateway needs, and the users it keeps
-    (`mesh.user_cache`; None: every user comes from userd)."""
+    (`userd.client_cache`; None: every user comes from userd)."""
 
     def __init__(
         self,

@@ -14,11 +14,19 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from gateway.notifications.model import Accepted, NewSend, NotificationRecord, Priority
 from gateway.notifications.routing import CHANNEL_NAMES, MESSAGE_TYPES_BY_NAME
-from gateway.store import STATUS_NUMBERS, AttemptRecord
+from gateway.store.notifications import AttemptRecord
 from herald.v1 import common_pb2, delivery_pb2, notification_pb2
 from mesh.errors import FieldViolation, InvalidArgument
 
 MESSAGE_TYPE_NAMES = {number: name for name, number in MESSAGE_TYPES_BY_NAME.items()}
+# Statuses as the domain names them and as herald.v1.NotificationStatus numbers.
+STATUS_NUMBERS: dict[str, int] = {
+    "pending": common_pb2.NOTIFICATION_STATUS_PENDING,
+    "delivered": common_pb2.NOTIFICATION_STATUS_DELIVERED,
+    "failed": common_pb2.NOTIFICATION_STATUS_FAILED,
+    "suppressed": common_pb2.NOTIFICATION_STATUS_SUPPRESSED,
+}
+STATUS_NAMES: dict[int, str] = {number: name for name, number in STATUS_NUMBERS.items()}
 
 
 def parse_uuid(value: str, field: str) -> uuid.UUID:

@@ -16,10 +16,11 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from gateway import jobs, lifecycle
-from gateway.notifications import store
 from gateway.notifications.model import Page
 from gateway.outbox import Outbox, Publication
-from gateway.store import STATUS_NUMBERS, lock, set_hop, transaction
+from gateway.store import notifications
+from gateway.store.db import transaction
+from gateway.store.hops import lock, set_hop
 from mesh.errors import InvalidArgument, NotFound
 from mesh.logging import bind_correlation_id
 from mesh.rules import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -35,10 +36,10 @@ class Notifications:
         self._outbox = outbox
         self._deadline = timedelta(seconds=deadline_seconds)
 
-    async def get(self, *, notification_id: uuid.UUID) -> store.NotificationRecord:
+    async def get(self, *, notification_id: uuid.UUID) -> notifications.NotificationRecord:
         """One notification with its full delivery trail and retries."""
         async with transaction(self._pool) as conn:
-            record = await store.get(conn, notification_id)
+            record = await notifications.get(conn, notification_id)
         if record is None:
             raise NotFound(f"notification {notification_id} not found")
         return record
@@ -55,16 +56,16 @@ class Notifications:
     ) -> Page:
         """Newest first; filters are optional (`status` a name: pending, delivered, ...);
         page_size 0 means the default; `next_page_token` is empty on the last page."""
-        if status is not None and status not in STATUS_NUMBERS:
+        if status is not None and status not in lifecycle.STATUSES:
             raise InvalidArgument.field("status", "unknown status")
         if page_size < 0:
             raise InvalidArgument.field("page_size", "must not be negative")
         if start_time and end_time and end_time <= start_time:
             raise InvalidArgument.field("end_time", "must be after start_time")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = store.decode_page_token(page_token) if page_token else None
+        after = notifications.decode_page_token(page_token) if page_token else None
         async with transaction(self._pool) as conn:
-            rows = await store.list_page(
+            rows = await notifications.list_page(
                 conn,
                 user_id=user_id,
                 status=status,
@@ -75,11 +76,11 @@ class Notifications:
             )
         more = len(rows) > size
         rows = rows[:size]
-        return Page(rows, store.encode_page_token(rows[-1]) if more else "")
+        return Page(rows, notifications.encode_page_token(rows[-1]) if more else "")
 
     async def retry(
         self, *, notification_id: uuid.UUID, requested_by: str, reason: str, client_id: str
-    ) -> store.NotificationRecord:
+    ) -> notifications.NotificationRecord:
         """Re-queues a failed notification as a new generation (`requested_by` empty: the
         calling client)."""
         parsed = notification_id
@@ -110,7 +111,7 @@ class Notifications:
                 deliver_after=None,
                 grace=self._outbox.grace,
             )
-            await store.record_retry(
+            await notifications.record_retry(
                 conn,
                 parsed,
                 generation=generation,

@@ -45,12 +45,12 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from gateway import jobs, lifecycle
-from gateway import store as shared
 from gateway.lifecycle import Hop
 from gateway.notifications.routing import CHANNEL_NAMES
 from gateway.outbox import Outbox, Publication
-from gateway.status import store
 from gateway.status.reports import MAX_TEXT, Report, with_note
+from gateway.store import claims, db, hops
+from gateway.store.notifications import AttemptRecord
 from herald.v1 import delivery_pb2
 from mesh.errors import Conflict, DomainError, InvalidArgument, NotFound
 from mesh.logging import bind_correlation_id
@@ -127,16 +127,16 @@ class Statuses:
         """Claims, each answered as alone: what is plainly grantable (a pending
         notification's current hop, free) in one statement, the rest one by one."""
         outcomes: list[ClaimOutcome | DomainError | None] = [None] * len(asks)
-        wanted: list[tuple[int, store.ClaimWanted]] = []
+        wanted: list[tuple[int, claims.ClaimWanted]] = []
         for index, ask in enumerate(asks):
             try:
                 wanted.append((index, self._wanted(ask)))
             except DomainError as exc:
                 outcomes[index] = exc
         granted = await together(
-            self._pool, [w for _, w in wanted], store.claim_current, key=lambda w: w.key
+            self._pool, [w for _, w in wanted], claims.claim_current, key=lambda w: w.key
         )
-        alone: list[tuple[int, store.ClaimWanted]] = []
+        alone: list[tuple[int, claims.ClaimWanted]] = []
         for (index, w), row in zip(wanted, granted, strict=True):
             if row is not None:
                 outcomes[index] = self._granted(w.notification_id, row)
@@ -149,7 +149,7 @@ class Statuses:
             outcomes[index] = _outcome(answer)
         return [o for o in outcomes if o is not None]
 
-    def _wanted(self, ask: ClaimAsk) -> store.ClaimWanted:
+    def _wanted(self, ask: ClaimAsk) -> claims.ClaimWanted:
         hop = ask.hop
         if not ask.worker or len(ask.worker) > 200:
             raise InvalidArgument.field("worker", "required, at most 200 characters")
@@ -161,33 +161,33 @@ class Statuses:
             field = "generation" if hop.generation < 1 else "attempt"
             raise InvalidArgument.field(field, "must be at least 1")
         lease = ask.lease_seconds or self._default_lease
-        return store.ClaimWanted(
+        return claims.ClaimWanted(
             ask.notification_id, hop.generation, hop.channel, hop.attempt, ask.worker, lease
         )
 
-    async def _claim_alone(self, wanted: store.ClaimWanted) -> ClaimOutcome:
+    async def _claim_alone(self, wanted: claims.ClaimWanted) -> ClaimOutcome:
         """Looks at the notification and the claim to say why (or claims after all)."""
         key = wanted.key
         notification_id = wanted.notification_id
-        async with shared.transaction(self._pool) as conn:
-            state = await shared.lock(conn, notification_id, shared=True)
+        async with db.transaction(self._pool) as conn:
+            state = await hops.lock(conn, notification_id, shared=True)
             if state is None:
                 return ClaimOutcome(ClaimResult.UNKNOWN)
             bind_correlation_id(state.correlation_id)
             current = (state.generation, state.hop_channel, state.attempt)
             if state.final or key[1:] != current:
-                existing = await store.find_claim(conn, *key)
+                existing = await claims.find_claim(conn, *key)
                 if existing is not None and existing.done:
                     return ClaimOutcome(ClaimResult.TAKEN, state.status)
                 if state.final:
                     return ClaimOutcome(ClaimResult.FINAL, state.status)
                 return ClaimOutcome(ClaimResult.STALE, state.status)
             # The current hop: a done claim makes try_claim answer None, read below.
-            granted = await store.try_claim(
+            granted = await claims.try_claim(
                 conn, *key, worker=wanted.worker, lease_seconds=wanted.lease_seconds
             )
             if granted is None:
-                holder = await store.find_claim(conn, *key)
+                holder = await claims.find_claim(conn, *key)
                 assert holder is not None
                 if holder.done:
                     return ClaimOutcome(ClaimResult.TAKEN, state.status)
@@ -197,7 +197,7 @@ class Statuses:
         return self._granted(notification_id, granted)
 
     @staticmethod
-    def _granted(notification_id: uuid.UUID, granted: store.ClaimRow) -> ClaimOutcome:
+    def _granted(notification_id: uuid.UUID, granted: claims.ClaimRow) -> ClaimOutcome:
         """GRANTED: a claim is only granted on a pending notification's current hop."""
         takeover = granted.previous_worker not in (None, granted.worker)
         if takeover:
@@ -230,7 +230,7 @@ class Statuses:
         moved = await together(
             self._pool,
             [d for _, d in deliveries],
-            store.record_deliveries,
+            hops.record_deliveries,
             key=lambda d: d.attempt.notification_id,
             also=lambda d: d.attempt.id,
         )
@@ -252,9 +252,9 @@ class Statuses:
         return [o for o in outcomes if o is not None]
 
     @staticmethod
-    def _delivery(report: Report) -> store.Delivery:
+    def _delivery(report: Report) -> hops.Delivery:
         assert report.hop is not None
-        return store.Delivery(
+        return hops.Delivery(
             report.trail_row(report.hop),
             close=(report.hop.generation, report.hop.channel, report.hop.attempt),
             deliver_time=report.timestamp or datetime.now(UTC),
@@ -264,8 +264,8 @@ class Statuses:
         notification_id = report.notification_id
         # Otherwise, the notification's state decides (and says why nothing changes).
         publication: Publication | None = None
-        async with shared.transaction(self._pool) as conn:
-            state = await shared.lock(conn, notification_id)
+        async with db.transaction(self._pool) as conn:
+            state = await hops.lock(conn, notification_id)
             if state is None:
                 raise NotFound(f"notification {notification_id} not found")
             bind_correlation_id(state.correlation_id)
@@ -275,7 +275,7 @@ class Statuses:
                 decision = self._decide(here, report)
             except Conflict:
                 # A repeated report, overtaken since by the move it made, is no conflict.
-                if report.attempt_id is not None and await store.attempt_recorded(
+                if report.attempt_id is not None and await hops.attempt_recorded(
                     conn, report.attempt_id
                 ):
                     return ReportOutcome(state.status, changed=False)
@@ -285,7 +285,7 @@ class Statuses:
             attempt = with_note(report.trail_row(report.hop or here.hop), decision.note)
             c = decision.close
             close = (c.generation, c.channel, c.attempt) if c else None
-            if not await store.record_attempt(conn, attempt, close=close):
+            if not await hops.record_attempt(conn, attempt, close=close):
                 return ReportOutcome(state.status, changed=False)  # a repeated report
             publication = await self._apply(
                 conn, state, job, report=report, decision=decision, attempt=attempt
@@ -313,13 +313,13 @@ class Statuses:
 
     async def _apply(
         self,
-        conn: shared.Conn,
-        state: shared.HopState,
+        conn: db.Conn,
+        state: hops.HopState,
         job: delivery_pb2.DeliveryJob,
         *,
         report: Report,
         decision: lifecycle.Decision,
-        attempt: shared.AttemptRecord,
+        attempt: AttemptRecord,
     ) -> Publication | None:
         """Writes the decided state; returns the hop (or dead letter) to publish, if any."""
         if decision.status == "pending" and decision.next_hop is not None:
@@ -330,7 +330,7 @@ class Statuses:
             deliver_after = None
             if nxt.delay > 0:
                 deliver_after = datetime.now(UTC) + timedelta(seconds=nxt.delay)
-            hop = await shared.set_hop(
+            hop = await hops.set_hop(
                 conn,
                 state.id,
                 generation=state.generation,
@@ -344,7 +344,7 @@ class Statuses:
             )
             return Publication(state.id, hop, moved, deliver_after)
         if decision.status == "delivered":
-            await store.finish(
+            await hops.finish(
                 conn,
                 state.id,
                 status="delivered",
@@ -355,11 +355,11 @@ class Statuses:
                 deliver_time=report.timestamp or datetime.now(UTC),
             )
         elif decision.status == "suppressed":
-            await store.finish(conn, state.id, status="suppressed", reason=decision.reason)
+            await hops.finish(conn, state.id, status="suppressed", reason=decision.reason)
         elif decision.dead_letter:
             reason = decision.reason[:MAX_TEXT]
             dead = jobs.dead_letter(job, str(state.id), reason)
-            hop = await store.finish(
+            hop = await hops.finish(
                 conn,
                 state.id,
                 status="failed",
@@ -370,9 +370,9 @@ class Statuses:
             return Publication(state.id, hop, dead, dead=True)
         return None
 
-    async def get(self, *, notification_id: uuid.UUID) -> store.StatusRow:
-        async with shared.transaction(self._pool) as conn:
-            row = await store.read_status(conn, notification_id)
+    async def get(self, *, notification_id: uuid.UUID) -> hops.StatusRow:
+        async with db.transaction(self._pool) as conn:
+            row = await hops.read_status(conn, notification_id)
         if row is None:
             raise NotFound(f"notification {notification_id} not found")
         return row
@@ -390,7 +390,7 @@ def _outcome(answer: T | BaseException) -> T | DomainError:
 async def together(
     pool: AsyncConnectionPool,
     items: Sequence[T],
-    statement: Callable[[shared.Conn, Sequence[T]], Awaitable[list[R | None]]],
+    statement: Callable[[db.Conn, Sequence[T]], Awaitable[list[R | None]]],
     *,
     key: Callable[[T], Hashable],
     also: Callable[[T], Hashable] | None = None,
@@ -409,7 +409,7 @@ async def together(
         if not keys & seen:
             seen |= keys
             chosen.append(index)
-    async with shared.connection(pool) as conn:
+    async with db.connection(pool) as conn:
         try:
             answers = await statement(conn, [items[i] for i in chosen])
         except psycopg.errors.DeadlockDetected:

@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from gateway.lifecycle import Hop
+from gateway.notifications.protos import STATUS_NUMBERS
 from gateway.status.reports import parse_id, parse_report
 from gateway.status.service import (
     MAX_BATCH,
@@ -21,7 +22,6 @@ from gateway.status.service import (
     ReportOutcome,
     Statuses,
 )
-from gateway.store import STATUS_NUMBERS
 from herald.v1 import status_pb2, status_pb2_grpc
 from mesh.item_errors import answer_each, indexed, parse_each
 from mesh.runtime import GrpcService

@@ -3,7 +3,7 @@ shared RabbitMQ, the real gateway StatusService and userd in process (databases 
 Redis prefix of their own), an alert webhook, and job builders.
 
 A notification is registered as the gateway accepts it (its row, then its first hop
-through the outbox); what happened to it is read back from the gateway's store.
+through the outbox); what happened to it is read back from the gateway's notifications.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import grpc
 import redis.asyncio as aioredis
 
 from bench.stages import scrape
-from gateway import store
-from gateway.notifications import store as notifications
 from gateway.outbox import Publication
+from gateway.store import db, notifications
 from herald.v1 import (
     common_pb2,
     delivery_pb2,
@@ -260,7 +259,7 @@ class Harness:
     async def accept(self, job: delivery_pb2.DeliveryJob) -> str:
         """Stores the notification of `job` as the gateway accepts it, not yet published
         (the relay publishes it after the outbox's grace unless `publish` does first)."""
-        async with store.connection(self.gateway.pool) as conn:
+        async with db.connection(self.gateway.pool) as conn:
             [inserted] = await notifications.insert(
                 conn, [new_notification(job)], grace=self.gateway.outbox.grace
             )
@@ -302,10 +301,10 @@ class Harness:
         await wait_until(reached)
         return await self.notification(notification_id)
 
-    async def trail(self, notification_id: str) -> list[store.AttemptRecord]:
+    async def trail(self, notification_id: str) -> list[notifications.AttemptRecord]:
         """The notification's delivery attempts as the gateway recorded them."""
-        async with store.connection(self.gateway.pool) as conn:
-            return await store.trail(conn, uuid.UUID(notification_id))
+        async with db.connection(self.gateway.pool) as conn:
+            return await notifications.trail(conn, uuid.UUID(notification_id))
 
     def claims(self, notification_id: str) -> list[int]:
         """The gateway's answers to the claims of the notification's hops, in order

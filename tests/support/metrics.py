@@ -8,6 +8,6 @@ from bench.stages import scrape
 
 
 async def user_cache_hits(base_url: str) -> float:
-    """How many users the process served from its local cache (`mesh.user_cache`)."""
+    """How many users the process served from its local cache (`userd.client_cache`)."""
     samples = await asyncio.to_thread(scrape, base_url, "herald_user_cache_", "result")
     return samples.get(("herald_user_cache_lookups_total", "hit"), 0.0)

@@ -13,11 +13,11 @@ import redis.asyncio as aioredis
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from herald.v1 import user_pb2
-from mesh.user_cache import channel
 from tests.support.infra import REDIS_URL, Isolation
 from tests.support.processes import ServiceProcess
 from tests.userd.helpers import Stub, cached, create_request, fcm_target, rpc_error, snapshot
 from userd.cache import TOMBSTONE_VERSION, UserCache, UserCacheReader
+from userd.client_cache import channel
 
 Db = psycopg.Connection[dict[str, Any]]
 

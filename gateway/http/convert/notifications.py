@@ -35,7 +35,7 @@ from gateway.notifications.model import (
 )
 from gateway.status.reports import Report
 from gateway.status.service import ReportOutcome
-from gateway.store import AttemptRecord
+from gateway.store.notifications import AttemptRecord
 from herald.v1 import delivery_pb2
 
 # Domain field names that the JSON spells differently, for error paths.

@@ -10,7 +10,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.status.service import together
-from gateway.store import Conn
+from gateway.store.db import Conn
 from mesh.db import open_pool
 from tests.support.infra import POSTGRES_URL
 from tests.support.processes import ServiceProcess

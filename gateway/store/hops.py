@@ -1,21 +1,112 @@
-"""SQL of StatusService: claims (leases on hops), final states, status reads."""
+"""A notification's hops as the lifecycle moves them: the locked state, attempts joining
+the trail (closing their hop's claim), the next hop, final states, status reads."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from gateway.store import AttemptRecord, Conn
+from gateway.store.claims import close_claims
+from gateway.store.db import Conn
+from gateway.store.notifications import AttemptRecord
 
 
 @dataclass(frozen=True)
-class ClaimRow:
-    worker: str
-    previous_worker: str | None
-    lease_until: datetime
-    done: bool
+class HopState:
+    """Where a notification stands, as a state change needs it (row locked)."""
+
+    id: UUID
+    status: str
+    status_reason: str
+    generation: int
+    route: tuple[int, ...]
+    route_index: int
+    hop_channel: int
+    attempt: int
+    hop: int
+    job: bytes | None
+    correlation_id: str
+
+    @property
+    def final(self) -> bool:
+        return self.status != "pending"
+
+
+_HOP_COLUMNS = """id, status, status_reason, generation, route, route_index, hop_channel,
+                  attempt, hop, job, correlation_id"""
+
+
+def _hop_state(row: dict[str, Any]) -> HopState:
+    return HopState(
+        id=row["id"],
+        status=row["status"],
+        status_reason=row["status_reason"],
+        generation=row["generation"],
+        route=tuple(row["route"]),
+        route_index=row["route_index"],
+        hop_channel=row["hop_channel"],
+        attempt=row["attempt"],
+        hop=row["hop"],
+        job=row["job"],
+        correlation_id=row["correlation_id"],
+    )
+
+
+async def lock(conn: Conn, notification_id: UUID, *, shared: bool = False) -> HopState | None:
+    """The notification's hop state, locked until the transaction ends.
+
+    FOR SHARE (claims) lets claims run side by side while keeping state changes, which
+    take FOR UPDATE, out until the claim is recorded.
+    """
+    mode = "FOR SHARE" if shared else "FOR UPDATE"
+    cur = await conn.execute(
+        f"SELECT {_HOP_COLUMNS} FROM notifications WHERE id = %s {mode}",
+        (notification_id,),
+    )
+    row = await cur.fetchone()
+    return _hop_state(row) if row else None
+
+
+async def set_hop(
+    conn: Conn,
+    notification_id: UUID,
+    *,
+    generation: int,
+    route_index: int,
+    channel: int,
+    attempt: int,
+    job: bytes,
+    status_reason: str,
+    deliver_after: datetime | None,
+    grace: float,
+) -> int:
+    """Makes `job` the current hop, pending and due for publishing; returns its hop number."""
+    cur = await conn.execute(
+        """UPDATE notifications
+           SET status = 'pending', status_reason = %s, generation = %s, route_index = %s,
+               hop_channel = %s, attempt = %s, hop = hop + 1, job = %s,
+               publish_pending = true, publish_after = now() + make_interval(secs => %s),
+               deliver_after = %s, published_at = NULL, update_time = now()
+           WHERE id = %s
+           RETURNING hop""",
+        (
+            status_reason,
+            generation,
+            route_index,
+            channel,
+            attempt,
+            job,
+            grace,
+            deliver_after,
+            notification_id,
+        ),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["hop"])
 
 
 @dataclass(frozen=True)
@@ -28,127 +119,7 @@ class StatusRow:
     update_time: datetime
 
 
-_KEY = "notification_id = %s AND generation = %s AND channel = %s AND attempt = %s"
-
-
-# How an INSERT of a claim takes the hop when a claim row is already there: only when that
-# claim is not done and its lease expired or is this worker's (renewed).
-_TAKE = """
-           ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
-           SET worker = EXCLUDED.worker, lease_until = EXCLUDED.lease_until,
-               previous_worker = claims.worker, claim_time = now()
-           WHERE NOT claims.done
-             AND (claims.lease_until <= now() OR claims.worker = EXCLUDED.worker)
-           RETURNING worker, previous_worker, lease_until, done"""
-
-
-async def find_claim(
-    conn: Conn, notification_id: UUID, generation: int, channel: int, attempt: int
-) -> ClaimRow | None:
-    cur = await conn.execute(
-        f"SELECT worker, previous_worker, lease_until, done FROM claims WHERE {_KEY}",
-        (notification_id, generation, channel, attempt),
-    )
-    row = await cur.fetchone()
-    return ClaimRow(**row) if row else None
-
-
-async def try_claim(
-    conn: Conn,
-    notification_id: UUID,
-    generation: int,
-    channel: int,
-    attempt: int,
-    *,
-    worker: str,
-    lease_seconds: float,
-) -> ClaimRow | None:
-    """Takes the hop: new, expired, or already this worker's; None when someone else's
-    live lease holds it or it is done. Atomic: the row's conflict check does it all."""
-    cur = await conn.execute(
-        """INSERT INTO claims (notification_id, generation, channel, attempt, worker,
-                               lease_until)
-           VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s))"""
-        + _TAKE,
-        (notification_id, generation, channel, attempt, worker, lease_seconds),
-    )
-    row = await cur.fetchone()
-    return ClaimRow(**row) if row else None
-
-
-@dataclass(frozen=True)
-class ClaimWanted:
-    """One Claim's hop and claimant."""
-
-    notification_id: UUID
-    generation: int
-    channel: int
-    attempt: int
-    worker: str
-    lease_seconds: float
-
-    @property
-    def key(self) -> tuple[UUID, int, int, int]:
-        return (self.notification_id, self.generation, self.channel, self.attempt)
-
-
-async def claim_current(conn: Conn, wanted: Sequence[ClaimWanted]) -> list[ClaimRow | None]:
-    """`try_claim` for many hops in one statement, each granted only while it is its
-    pending notification's current hop (the rows held FOR SHARE meanwhile, in id order, as
-    `lock` would); None for a hop that is not, or when `try_claim` would answer None: the
-    caller then finds out why. The hops must be distinct."""
-    cur = await conn.execute(
-        """WITH wanted AS (
-               SELECT * FROM unnest(%s::uuid[], %s::integer[], %s::smallint[], %s::integer[],
-                                    %s::text[], %s::float8[])
-                   AS w (id, generation, channel, attempt, worker, lease)),
-           current_hop AS (
-               SELECT w.* FROM wanted w JOIN notifications n ON n.id = w.id
-               WHERE n.status = 'pending' AND n.generation = w.generation
-                 AND n.hop_channel = w.channel AND n.attempt = w.attempt
-               ORDER BY n.id
-               FOR SHARE OF n)
-           INSERT INTO claims (notification_id, generation, channel, attempt, worker,
-                               lease_until)
-           SELECT id, generation, channel, attempt, worker,
-                  now() + make_interval(secs => lease)
-           FROM current_hop"""
-        + _TAKE
-        + ", notification_id, generation, channel, attempt",
-        (
-            [w.notification_id for w in wanted],
-            [w.generation for w in wanted],
-            [w.channel for w in wanted],
-            [w.attempt for w in wanted],
-            [w.worker for w in wanted],
-            [float(w.lease_seconds) for w in wanted],
-        ),
-    )
-    granted = {
-        (r["notification_id"], r["generation"], r["channel"], r["attempt"]): ClaimRow(
-            worker=r["worker"],
-            previous_worker=r["previous_worker"],
-            lease_until=r["lease_until"],
-            done=r["done"],
-        )
-        for r in await cur.fetchall()
-    }
-    return [granted.get(w.key) for w in wanted]
-
-
-def _close_claims(source: str, hop: str) -> str:
-    """SQL marking done the claims of the hops `source` yields (`hop`: its notification id,
-    generation, channel and attempt), claimed or not: a closed hop is nobody's to take."""
-    return f"""
-               INSERT INTO claims (notification_id, generation, channel, attempt, worker,
-                                   lease_until, done)
-               SELECT {hop}, '', now(), true
-               FROM {source}
-               ON CONFLICT (notification_id, generation, channel, attempt) DO UPDATE
-               SET done = true"""
-
-
-_CLOSE_CLAIM = _close_claims(
+_CLOSE_CLAIM = close_claims(
     "recorded", "notification_id, %(close_generation)s, %(close_channel)s, %(close_attempt)s"
 )
 
@@ -211,7 +182,7 @@ _ATTEMPT_FIELDS = (
 )
 
 
-_CLOSED_BY_DELIVERY = _close_claims(
+_CLOSED_BY_DELIVERY = close_claims(
     "reported r JOIN recorded USING (id)",
     "r.notification_id, r.close_generation, r.close_channel, r.close_attempt",
 )

@@ -1,4 +1,5 @@
-"""SQL of NotificationService: accept (idempotently), read, list, retry records."""
+"""A notification as accepted and read: insert (idempotently), get with its trail, list,
+retry records."""
 
 from __future__ import annotations
 
@@ -13,8 +14,39 @@ from uuid import UUID
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from gateway.store import AttemptRecord, Conn, trail
+from gateway.store.db import Conn
 from mesh.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One row of the delivery trail."""
+
+    id: UUID
+    notification_id: UUID
+    channel: int
+    provider: str
+    outcome: int
+    provider_message_id: str
+    error: str
+    duration_us: int
+    start_time: datetime
+    attempt: int
+    generation: int
+    worker: str
+    detail: str
+
+
+async def trail(conn: Conn, notification_id: UUID) -> list[AttemptRecord]:
+    """Every attempt of a notification, oldest first."""
+    cur = await conn.execute(
+        """SELECT id, notification_id, channel, provider, outcome, provider_message_id, error,
+                  duration_us, start_time, attempt, generation, worker, detail
+           FROM delivery_attempts WHERE notification_id = %s
+           ORDER BY start_time, record_time, id""",
+        (notification_id,),
+    )
+    return [AttemptRecord(**row) for row in await cur.fetchall()]
 
 
 @dataclass(frozen=True)

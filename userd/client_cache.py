@@ -34,6 +34,8 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from herald.v1 import user_pb2
+from mesh.runtime import Runtime
+from mesh.settings import UserCacheSettings
 
 CHANNEL_FORMAT = "{prefix}users:changed"
 _PING = b"herald-user-cache"
@@ -209,3 +211,19 @@ class LocalUsers:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+
+def start_local_users(runtime: Runtime, settings: UserCacheSettings) -> LocalUsers | None:
+    """The process's local user cache, subscribed in the background (None when
+    HERALD_USER_CACHE_SECONDS is 0); an outage of Redis only turns it off meanwhile."""
+    if not settings.user_cache_seconds:
+        return None
+    users = LocalUsers(
+        runtime.redis(required=False),
+        settings.redis_prefix,
+        ttl=settings.user_cache_seconds,
+        max_entries=settings.user_cache_size,
+    )
+    users.start()
+    runtime.on_shutdown(users.stop)
+    return users

@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 
 from herald.v1 import user_pb2
 from mesh.cache import create_redis
-from mesh.user_cache import LocalUsers, channel
 from tests.support.redis_server import RedisServer
 from userd.cache import UserCache
+from userd.client_cache import LocalUsers, channel
 
 PREFIX = "herald-local-users-test:"
 
