@@ -42,7 +42,7 @@ def position(**fields: object) -> Position:
     return replace(base, **fields)  # type: ignore[arg-type]
 
 
-def attempt(here: Position, outcome: Outcome, error: str = "", hop: Hop | None = None):  # type: ignore[no-untyped-def]
+def attempt(here: Position, outcome: Outcome, error: str = "", hop: Hop | None = None):
     return on_attempt(
         here,
         hop=hop or here.hop,
