@@ -96,6 +96,8 @@ class Stack:
         Nothing inherited can point a process at real providers or at `make up`'s names.
         """
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        # The bench's fake providers are on 127.0.0.1 (`--set` may say otherwise).
+        env["HERALD_OUTBOUND_ALLOW_LOOPBACK"] = "true"
         env.update(self.settings)
         env.update(
             {

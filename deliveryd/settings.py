@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
+from mesh.outbound import OutboundRefused, OutboundRule
 from mesh.settings import Port, UserCacheSettings
 
 EMAIL_PROVIDERS = ("sandbox", "sendgrid", "mailgun", "smtp")
@@ -97,6 +98,12 @@ class DeliverydSettings(UserCacheSettings):
     )
 
     # Admin alerts for critical notifications that failed.
+    alert_webhook_allow_private: bool = Field(
+        False,
+        validation_alias="HERALD_ALERT_WEBHOOK_ALLOW_PRIVATE",
+        description="Lets HERALD_ALERT_WEBHOOK_URL be any http(s) URL, private addresses "
+        "included (otherwise https to a public host only).",
+    )
     alert_webhook_url: str | None = _alias("HERALD_ALERT_WEBHOOK_URL")
     alert_email: str | None = _alias("HERALD_ALERT_EMAIL")
     alert_timeout_seconds: float = Field(5.0, gt=0, le=60, validation_alias="HERALD_ALERT_TIMEOUT")
@@ -150,6 +157,24 @@ class DeliverydSettings(UserCacheSettings):
     email_providers: ProviderList = Field(("sandbox",), validation_alias="HERALD_EMAIL_PROVIDERS")
     sms_providers: ProviderList = Field(("sandbox",), validation_alias="HERALD_SMS_PROVIDERS")
     push_providers: ProviderList = Field(("sandbox",), validation_alias="HERALD_PUSH_PROVIDERS")
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _public_webhook(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:  # unset, or empty as in .env.example: no webhook
+            return value
+        rule = OutboundRule(
+            allow_loopback=bool(info.data.get("outbound_allow_loopback")),
+            allow_private=bool(info.data.get("alert_webhook_allow_private")),
+        )
+        try:
+            rule.check_url(value)
+        except OutboundRefused as exc:
+            raise ValueError(
+                f"{exc}: alerts go to https URLs of public hosts only"
+                " (HERALD_ALERT_WEBHOOK_ALLOW_PRIVATE=true allows a private one)"
+            ) from None
+        return value
 
     @field_validator("email_providers", "sms_providers", "push_providers", mode="before")
     @classmethod

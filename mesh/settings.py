@@ -11,6 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mesh.outbound import OutboundRule
+
 S = TypeVar("S", bound=BaseSettings)
 
 # A TCP port to listen on; 0 lets the system pick a free one.
@@ -76,6 +78,11 @@ class CommonSettings(BaseSettings):
     health_interval_seconds: float = Field(
         2.0, gt=0, le=60, description="How often dependencies are checked for gRPC health."
     )
+    outbound_allow_loopback: bool = Field(
+        False,
+        description="Lets Web Push endpoints and the alert webhook point at this machine "
+        "(http included): tests and local development only.",
+    )
 
     @field_validator("postgres_url", "redis_url", "amqp_url")
     @classmethod
@@ -105,6 +112,10 @@ class CommonSettings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, mask_url(value) if isinstance(value, str) and "://" in value else value
+
+    def outbound_rule(self) -> OutboundRule:
+        """Where outbound requests to user-given URLs may go (`mesh.outbound`)."""
+        return OutboundRule(allow_loopback=self.outbound_allow_loopback)
 
     def database_url(self, name: str) -> str:
         """The URL of one service database on the configured server."""

@@ -36,7 +36,10 @@ async def main() -> None:
         )
         await cache.start()
         runtime.on_shutdown(cache.stop)
-        servicer = UserServicer(Users(pool=pool, cache=cache, passwords=Passwords()))
+        users = Users(
+            pool=pool, cache=cache, passwords=Passwords(), outbound=settings.outbound_rule()
+        )
+        servicer = UserServicer(users)
 
         def register(server: grpc.aio.Server) -> None:
             user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)

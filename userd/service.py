@@ -16,6 +16,7 @@ from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 
 from mesh.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from mesh.outbound import OutboundRule
 from userd import paging, store, validation
 from userd.cache_sync import CacheSync
 from userd.models import PreferencesPatch, PushTarget, PushTargetInput, User, UserInput
@@ -30,11 +31,18 @@ class Users:
     """Users, their devices and preferences; PostgreSQL first, then the cache."""
 
     def __init__(
-        self, *, pool: AsyncConnectionPool, cache: CacheSync, passwords: Passwords
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        cache: CacheSync,
+        passwords: Passwords,
+        outbound: OutboundRule,
     ) -> None:
         self._pool = pool
         self._cache = cache
         self._passwords = passwords
+        # Where Web Push endpoints may point (checked by syntax here, by address at send).
+        self._outbound = outbound
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[store.Conn]:
@@ -48,7 +56,7 @@ class Users:
             raise
 
     async def create(self, *, data: UserInput, password: str) -> User:
-        new = validation.new_user(data, password)
+        new = validation.new_user(data, password, outbound=self._outbound)
         password_hash = await self._passwords.hash(new.password)
         user_id = uuid4()
         async with self._transaction() as conn:
@@ -98,7 +106,7 @@ class Users:
     ) -> User:
         """Changes only what `paths` (the update mask) names."""
         uid = validation.user_id(user_id, "user.id")
-        changes = validation.changes(data, paths, password)
+        changes = validation.changes(data, paths, password, outbound=self._outbound)
         columns = dict(changes.columns)
         if changes.password is not None:
             columns["password_hash"] = await self._passwords.hash(changes.password)
@@ -125,7 +133,7 @@ class Users:
         """Adds a device (the same token or endpoint again updates it)."""
         uid = validation.user_id(user_id, "user_id")
         errors = validation.Violations()
-        new = validation.push_target(target, "target", errors)
+        new = validation.push_target(target, "target", errors, outbound=self._outbound)
         errors.check()
         async with self._transaction() as conn:
             await self._update_row(conn, uid, {})

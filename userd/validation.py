@@ -14,7 +14,6 @@ import unicodedata
 import zoneinfo
 from collections.abc import Sequence
 from functools import cache
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import phonenumbers
@@ -22,6 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from mesh import rules
 from mesh.errors import FieldViolation, InvalidArgument
+from mesh.outbound import OutboundRefused, OutboundRule
 from userd.models import (
     DEFAULT_LOCALE,
     DEFAULT_PREFERENCES,
@@ -198,7 +198,22 @@ def _base64url_key(value: str, field: str, size: int, errors: Violations) -> str
     return value.rstrip("=")
 
 
-def push_target(target: PushTargetInput, field: str, errors: Violations) -> NewPushTarget:
+def endpoint(value: str, field: str, errors: Violations, *, outbound: OutboundRule) -> str:
+    """A Web Push endpoint: an https URL of a public host (by syntax: no DNS here)."""
+    text = value.strip()
+    if len(text) > MAX_ENDPOINT:
+        errors.add(field, f"must be an https URL of at most {MAX_ENDPOINT} characters")
+        return text
+    try:
+        outbound.check_url(text)
+    except OutboundRefused as exc:
+        errors.add(field, f"{exc}: Web Push endpoints are https URLs of public hosts")
+    return text
+
+
+def push_target(
+    target: PushTargetInput, field: str, errors: Violations, *, outbound: OutboundRule
+) -> NewPushTarget:
     """One device: an FCM token, a OneSignal subscription id or a Web Push subscription."""
     label = _text(target.label, _join(field, "label"), MAX_LABEL, errors, required=False)
     if target.platform is None:
@@ -211,13 +226,10 @@ def push_target(target: PushTargetInput, field: str, errors: Violations) -> NewP
             errors.add(_join(field, "web_push"), "is required for Web Push")
             return NewPushTarget(target.platform, "", label=label)
         sub = _join(field, "web_push")
-        endpoint = target.endpoint.strip()
-        parts = urlsplit(endpoint) if len(endpoint) <= MAX_ENDPOINT else None
-        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
-            errors.add(_join(sub, "endpoint"), f"must be an http(s) URL of at most {MAX_ENDPOINT}")
+        url = endpoint(target.endpoint, _join(sub, "endpoint"), errors, outbound=outbound)
         p256dh = _base64url_key(target.p256dh, _join(sub, "p256dh"), P256DH_BYTES, errors)
         auth = _base64url_key(target.auth, _join(sub, "auth"), AUTH_BYTES, errors)
-        return NewPushTarget(target.platform, endpoint, p256dh, auth, label)
+        return NewPushTarget(target.platform, url, p256dh, auth, label)
     if target.web_push:
         errors.add(_join(field, "web_push"), "is only for Web Push targets")
     token = target.token.strip()
@@ -237,7 +249,7 @@ def push_target(target: PushTargetInput, field: str, errors: Violations) -> NewP
 
 
 def push_targets(
-    targets: Sequence[PushTargetInput], field: str, errors: Violations
+    targets: Sequence[PushTargetInput], field: str, errors: Violations, *, outbound: OutboundRule
 ) -> tuple[NewPushTarget, ...]:
     """A whole set of devices: bounded in number, no token or endpoint twice."""
     if len(targets) > MAX_PUSH_TARGETS:
@@ -246,7 +258,7 @@ def push_targets(
     out: list[NewPushTarget] = []
     seen: set[str] = set()
     for index, target in enumerate(targets):
-        item = push_target(target, f"{field}[{index}]", errors)
+        item = push_target(target, f"{field}[{index}]", errors, outbound=outbound)
         if item.address and item.address in seen:
             errors.add(f"{field}[{index}]", "the same token or endpoint is listed twice")
         seen.add(item.address)
@@ -265,7 +277,7 @@ def preference_columns(patch: PreferencesPatch, field: str, errors: Violations) 
     }
 
 
-def new_user(data: UserInput, clear_password: str) -> NewUser:
+def new_user(data: UserInput, clear_password: str, *, outbound: OutboundRule) -> NewUser:
     """A CreateUser request, validated; unset locale, time zone and channels get defaults."""
     errors = Violations()
     user = NewUser(
@@ -275,14 +287,16 @@ def new_user(data: UserInput, clear_password: str) -> NewUser:
         locale=locale(data.locale, "locale", errors),
         time_zone=time_zone(data.time_zone, "time_zone", errors),
         preferences=data.preferences.apply(DEFAULT_PREFERENCES),
-        push_targets=push_targets(data.push_targets, "push_targets", errors),
+        push_targets=push_targets(data.push_targets, "push_targets", errors, outbound=outbound),
         password=password(clear_password, "password", errors),
     )
     errors.check()
     return user
 
 
-def changes(data: UserInput, paths: Sequence[str], clear_password: str) -> UserChanges:
+def changes(
+    data: UserInput, paths: Sequence[str], clear_password: str, *, outbound: OutboundRule
+) -> UserChanges:
     """An UpdateUser request, validated: only the fields `paths` (the update mask) names."""
     errors = Violations()
     if not paths:
@@ -312,7 +326,7 @@ def changes(data: UserInput, paths: Sequence[str], clear_password: str) -> UserC
             columns[f"pref_{channel}"] = value
     targets = None
     if "push_targets" in masked:
-        targets = push_targets(data.push_targets, "user.push_targets", errors)
+        targets = push_targets(data.push_targets, "user.push_targets", errors, outbound=outbound)
     new_password = None
     if "password" in masked:
         new_password = password(clear_password, "password", errors)

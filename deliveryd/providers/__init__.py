@@ -98,6 +98,7 @@ def _webpush(s: DeliverydSettings) -> Provider[PushMessage]:
         subject=s.webpush_subject or "",
         ttl=s.webpush_ttl_seconds,
         timeout=s.webpush_timeout,
+        outbound=s.outbound_rule(),
     )
 
 

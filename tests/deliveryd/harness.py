@@ -191,7 +191,7 @@ class Harness:
         users_db = isolation.database(f"{name}_users")
         prefix = f"{isolation.redis_prefix}{name}:"
         gateway = await start_gateway(database_name=notifications_db, connection=connection)
-        userd = await start_userd(database_name=users_db, redis_prefix=prefix)
+        userd = await start_userd(database_name=users_db, redis_prefix=prefix, allow_loopback=True)
         status_channel = internal_channel(gateway.served.address, SERVICE_TOKEN)
         users_channel = internal_channel(userd.served.address, SERVICE_TOKEN)
         webhook = AlertWebhook()
@@ -238,6 +238,8 @@ class Harness:
             "HERALD_DELIVERYD_BREAKER_THRESHOLD": "50",
             "HERALD_DELIVERYD_PREFETCH": "16",
             "HERALD_ALERT_WEBHOOK_URL": f"{self.webhook.url}/alerts",
+            # The fake push service and the alert webhook listen on 127.0.0.1.
+            "HERALD_OUTBOUND_ALLOW_LOOPBACK": "true",
         }
 
     async def create_user(self, **fields: Any) -> user_pb2.User:

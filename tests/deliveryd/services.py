@@ -32,6 +32,7 @@ from herald.v1 import user_pb2_grpc
 from mesh import cache, db, migrations
 from mesh.health import HealthMonitor
 from mesh.interceptors import default_interceptors
+from mesh.outbound import OutboundRule
 from mesh.runtime import GrpcService
 from tests.support.infra import POSTGRES_URL, REDIS_URL, SERVICE_TOKEN
 from userd.cache import UserCache
@@ -273,8 +274,9 @@ class Userd:
         await self.pool.close()
 
 
-async def start_userd(*, database_name: str, redis_prefix: str) -> Userd:
-    """The UserService as `userd.__main__` wires it."""
+async def start_userd(*, database_name: str, redis_prefix: str, allow_loopback: bool) -> Userd:
+    """The UserService as `userd.__main__` wires it; `allow_loopback` as
+    HERALD_OUTBOUND_ALLOW_LOOPBACK (the fake push service is on 127.0.0.1)."""
     pool = await database(database_name, USERD_MIGRATIONS)
     redis = cache.create_redis(REDIS_URL)
     sync = CacheSync(
@@ -284,7 +286,8 @@ async def start_userd(*, database_name: str, redis_prefix: str) -> Userd:
         repair_interval=0.5,
     )
     await sync.start()
-    servicer = UserServicer(Users(pool=pool, cache=sync, passwords=Passwords()))
+    outbound = OutboundRule(allow_loopback=allow_loopback)
+    servicer = UserServicer(Users(pool=pool, cache=sync, passwords=Passwords(), outbound=outbound))
 
     def register(server: grpc.aio.Server) -> None:
         user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)

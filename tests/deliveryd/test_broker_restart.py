@@ -110,6 +110,7 @@ async def test_a_rabbitmq_restart_under_a_stream_loses_and_repeats_nothing(
             isolation,
             name="restart",
             amqp_url=rabbit.amqp_url,
+            allow_loopback=False,
             gateway_env={
                 "HERALD_PUBLISH_TIMEOUT_SECONDS": "1",
                 "HERALD_OUTBOX_GRACE_SECONDS": "1",

@@ -181,6 +181,7 @@ async def stack(
         isolation,
         name="dlv",
         amqp_url=amqp_url,
+        allow_loopback=True,  # the fake push service is on 127.0.0.1
         gateway_env={
             "HERALD_OUTBOX_GRACE_SECONDS": "1",
             "HERALD_OUTBOX_INTERVAL_SECONDS": "0.2",
@@ -204,6 +205,7 @@ async def stack(
         "HERALD_DELIVERYD_LEASE_SECONDS": "4",
         "HERALD_DELIVERYD_BREAKER_THRESHOLD": "50",
         "HERALD_ALERT_WEBHOOK_URL": f"{webhook.url}/alerts",
+        "HERALD_OUTBOUND_ALLOW_LOOPBACK": "true",  # the fakes and the webhook are local
     }
     built = Stack(
         service_factory, session_fakes, amqp_url, userd, templated, gateway, worker_env, webhook

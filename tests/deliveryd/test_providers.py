@@ -34,6 +34,7 @@ from deliveryd.providers.push.onesignal import OneSignalProvider
 from deliveryd.providers.push.webpush import WebPushProvider
 from deliveryd.providers.sandbox import SandboxProvider
 from deliveryd.providers.sms.twilio import TwilioProvider
+from mesh.outbound import OutboundRule
 from tests.deliveryd.conftest import Fakes
 
 SENDER = "Herald <no-reply@herald.test>"
@@ -584,6 +585,7 @@ async def webpush(fakes: Fakes) -> AsyncIterator[WebPushProvider]:
         subject="mailto:ops@herald.test",
         ttl=60,
         timeout=TIMEOUT,
+        outbound=OutboundRule(allow_loopback=True),  # the fake is on 127.0.0.1
     )
     yield provider
     await provider.close()

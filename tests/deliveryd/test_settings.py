@@ -1,12 +1,17 @@
-"""deliveryd's settings: a provider the hop's lease leaves no time for stops start-up."""
+"""deliveryd's settings: a provider the hop's lease leaves no time for, or an alert webhook
+off the public internet, stops start-up."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
 
 from deliveryd.settings import DeliverydSettings
 from mesh.settings import load_settings
+from tests.support.processes import ROOT
 
 SENDGRID = {"HERALD_EMAIL_PROVIDERS": "sendgrid,sandbox", "HERALD_SENDGRID_API_KEY": "SG.key"}
 
@@ -58,3 +63,84 @@ def test_a_timeout_that_fits_is_accepted(env: pytest.MonkeyPatch) -> None:
     env.setenv("HERALD_TWILIO_TIMEOUT", "100")
     settings = DeliverydSettings()
     assert settings.providers("email") == ("sendgrid", "sandbox")
+
+
+# --- The alert webhook: https to a public host unless allowed (mesh.outbound) -------------
+
+WEBHOOK_SETTINGS = (
+    "HERALD_ALERT_WEBHOOK_URL",
+    "HERALD_ALERT_WEBHOOK_ALLOW_PRIVATE",
+    "HERALD_OUTBOUND_ALLOW_LOOPBACK",
+)
+
+
+@pytest.fixture
+def webhook_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in WEBHOOK_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://10.0.0.5/alerts", "private address"),
+        ("https://169.254.169.254/latest/meta-data/", "link-local address"),
+        ("http://127.0.0.1:9000/alerts", "loopback address"),
+        ("https://localhost/alerts", "localhost"),
+        ("https://alerts.internal/hook", "no public host"),
+        ("http://alerts.example.com/hook", "must be an https URL"),
+        ("https://]", "not a valid URL"),
+    ],
+)
+def test_an_alert_webhook_off_the_public_internet_is_refused(
+    webhook_env: pytest.MonkeyPatch, url: str, reason: str
+) -> None:
+    webhook_env.setenv("HERALD_ALERT_WEBHOOK_URL", url)
+    with pytest.raises(ValidationError) as refused:
+        DeliverydSettings()
+    [error] = refused.value.errors()
+    assert error["loc"] == ("HERALD_ALERT_WEBHOOK_URL",)
+    assert reason in error["msg"]
+    assert "HERALD_ALERT_WEBHOOK_ALLOW_PRIVATE" in error["msg"]
+
+
+def test_an_operator_may_allow_a_private_alert_webhook(webhook_env: pytest.MonkeyPatch) -> None:
+    webhook_env.setenv("HERALD_ALERT_WEBHOOK_URL", "http://10.0.0.5:9000/alerts")
+    webhook_env.setenv("HERALD_ALERT_WEBHOOK_ALLOW_PRIVATE", "true")
+    assert DeliverydSettings().alert_webhook_url == "http://10.0.0.5:9000/alerts"
+
+
+def test_the_loopback_allowance_admits_a_local_alert_webhook_only(
+    webhook_env: pytest.MonkeyPatch,
+) -> None:
+    webhook_env.setenv("HERALD_OUTBOUND_ALLOW_LOOPBACK", "true")
+    webhook_env.setenv("HERALD_ALERT_WEBHOOK_URL", "http://127.0.0.1:9000/alerts")
+    assert DeliverydSettings().alert_webhook_url == "http://127.0.0.1:9000/alerts"
+    webhook_env.setenv("HERALD_ALERT_WEBHOOK_URL", "http://192.168.0.10:9000/alerts")
+    with pytest.raises(ValidationError, match="private address"):
+        DeliverydSettings()
+
+
+def test_a_public_https_alert_webhook_is_taken(webhook_env: pytest.MonkeyPatch) -> None:
+    webhook_env.setenv("HERALD_ALERT_WEBHOOK_URL", "https://hooks.example.com/herald")
+    assert DeliverydSettings().alert_webhook_url == "https://hooks.example.com/herald"
+    webhook_env.setenv("HERALD_ALERT_WEBHOOK_URL", "")  # as .env.example has it: no webhook
+    assert not DeliverydSettings().alert_webhook_url
+
+
+def test_a_private_alert_webhook_stops_deliveryd_at_start_up_in_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deliveryd", "email"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HERALD_ALERT_WEBHOOK_URL": "https://10.0.0.5/alerts"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("herald: bad configuration: HERALD_ALERT_WEBHOOK_URL: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "private address" in result.stderr
+    assert "Traceback" not in result.stderr

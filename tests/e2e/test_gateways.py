@@ -55,7 +55,9 @@ async def notify(port: int, headers: dict[str, str], user_id: str) -> str:
 async def test_two_gateways_share_the_ports_and_one_can_stop(
     service_factory: ServiceFactory, isolation: Isolation, amqp_url: str
 ) -> None:
-    core = await start_core(service_factory, isolation, name="gateways", amqp_url=amqp_url)
+    core = await start_core(
+        service_factory, isolation, name="gateways", amqp_url=amqp_url, allow_loopback=False
+    )
     first = core.gateway
     second = await asyncio.to_thread(service_factory, "gateway", env=first.env)
     assert (second.grpc_port, second.http_port) == (first.grpc_port, first.http_port)

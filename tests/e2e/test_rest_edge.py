@@ -8,7 +8,9 @@ Everything goes through `/api/v1` with API keys made by the real CLI, as a clien
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -112,7 +114,9 @@ def amqp_url(isolation: Isolation) -> Iterator[str]:
 async def edge(
     service_factory: ServiceFactory, isolation: Isolation, amqp_url: str
 ) -> AsyncIterator[Edge]:
-    core = await start_core(service_factory, isolation, name="rest", amqp_url=amqp_url)
+    core = await start_core(
+        service_factory, isolation, name="rest", amqp_url=amqp_url, allow_loopback=False
+    )
     gateway = core.gateway
     admin = create_key(gateway, "e2e-admin", "admin")["key"]
     send = create_key(gateway, "e2e-send", "send,read")["key"]
@@ -335,3 +339,46 @@ async def test_the_request_id_is_the_correlation_id_of_every_hop(edge_clean: Edg
     assert answer.headers["x-request-id"] == header
     [job] = await edge_clean.drain("email")
     assert job.correlation_id == header
+
+
+def web_push(endpoint: str) -> dict[str, Any]:
+    """A Web Push target with valid keys, at `endpoint`."""
+    key = base64.urlsafe_b64encode(b"\x04" + os.urandom(64)).decode().rstrip("=")
+    auth = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    return {"platform": "webpush", "web_push": {"endpoint": endpoint, "p256dh": key, "auth": auth}}
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://127.0.0.1:8000/push/1",
+        "https://10.1.2.3/push/1",
+        "https://[::ffff:10.1.2.3]/push/1",
+        "https://localhost/push/1",
+        "https://]",
+    ],
+)
+async def test_a_web_push_endpoint_off_the_public_internet_is_a_400_naming_it(
+    edge_clean: Edge, endpoint: str
+) -> None:
+    user = await edge_clean.create_user()
+    path = f"/api/v1/users/{user['id']}/push-targets"
+    added = await edge_clean.http.post(path, json=web_push(endpoint), headers=edge_clean.admin)
+    assert added.status_code == 400, added.text
+    [problem] = added.json()["error"]["fields"]
+    assert problem["field"] == "web_push.endpoint"
+    body = {
+        "name": "Ada",
+        "email": f"ada.{uuid.uuid4().hex[:8]}@example.com",
+        "password": "correct horse battery",
+        "push_targets": [web_push("https://push.example.net/ok"), web_push(endpoint)],
+    }
+    created = await edge_clean.http.post("/api/v1/users/", json=body, headers=edge_clean.admin)
+    assert created.status_code == 400, created.text
+    [problem] = created.json()["error"]["fields"]
+    assert problem["field"] == "push_targets[1].web_push.endpoint"
+    ok = await edge_clean.http.post(
+        path, json=web_push("https://push.example.net/ok"), headers=edge_clean.admin
+    )
+    assert ok.status_code == 201, ok.text

@@ -106,4 +106,6 @@ class Isolation:
             "HERALD_GATEWAY_DATABASE": self.database("notifications"),
             "HERALD_HEALTH_INTERVAL_SECONDS": "0.5",
             "HERALD_GRACE_SECONDS": "5",
+            # Stated, so an exported development setting cannot loosen the tests' rule.
+            "HERALD_OUTBOUND_ALLOW_LOOPBACK": "false",
         }

@@ -36,12 +36,19 @@ async def start_core(
     *,
     name: str,
     amqp_url: str,
+    allow_loopback: bool,
     gateway_env: dict[str, str] | None = None,
 ) -> Core:
     """userd, templated and a gateway wired to them and to `amqp_url`; databases named
-    after `name`, so two stacks of one run never share a table."""
+    after `name`, so two stacks of one run never share a table. `allow_loopback` lets
+    userd take Web Push endpoints on 127.0.0.1 (the fake push service's)."""
     userd = await asyncio.to_thread(
-        factory, "userd", env={"HERALD_USERD_DATABASE": isolation.database(f"users_{name}")}
+        factory,
+        "userd",
+        env={
+            "HERALD_USERD_DATABASE": isolation.database(f"users_{name}"),
+            "HERALD_OUTBOUND_ALLOW_LOOPBACK": str(allow_loopback).lower(),
+        },
     )
     templated = await asyncio.to_thread(
         factory,

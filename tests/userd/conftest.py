@@ -19,7 +19,8 @@ from tests.userd.helpers import Stub
 
 @pytest.fixture(scope="module")
 def userd(service_factory: ServiceFactory) -> Iterator[ServiceProcess]:
-    proc = service_factory("userd")
+    # The rule as deployed: Web Push endpoints on public hosts only (tests/userd/test_outbound.py).
+    proc = service_factory("userd", env={"HERALD_OUTBOUND_ALLOW_LOOPBACK": "false"})
     yield proc
     proc.stop()
 

@@ -1,4 +1,8 @@
-"""Web Push (RFC 8030, VAPID, aes128gcm) through pywebpush's async sender."""
+"""Web Push (RFC 8030, VAPID, aes128gcm) through pywebpush's async sender.
+
+The endpoint comes from the user's subscription, so it goes only where `mesh.outbound`
+allows: a refused one is the target's fault (`PermanentError`), never the provider's.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from py_vapid import Vapid
 from pywebpush import WebPushException, webpush_async
 
 from deliveryd.providers.base import (
+    PermanentError,
     Platform,
     Provider,
     PushMessage,
@@ -16,6 +21,8 @@ from deliveryd.providers.base import (
     TransientError,
     classify_http,
 )
+from deliveryd.providers.public import public_session
+from mesh.outbound import OutboundRefused, OutboundRule
 
 
 class WebPushProvider(Provider[PushMessage]):
@@ -23,8 +30,17 @@ class WebPushProvider(Provider[PushMessage]):
 
     name = "webpush"
 
-    def __init__(self, *, vapid_private_key: str, subject: str, ttl: int, timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        vapid_private_key: str,
+        subject: str,
+        ttl: int,
+        timeout: float,
+        outbound: OutboundRule,
+    ) -> None:
         super().__init__(timeout=timeout)
+        self._outbound = outbound
         self._vapid = Vapid.from_string(vapid_private_key)
         self._subject = subject
         self._ttl = ttl
@@ -37,11 +53,15 @@ class WebPushProvider(Provider[PushMessage]):
     def _session_now(self) -> aiohttp.ClientSession:
         # Created on first use: an aiohttp session belongs to the running loop.
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = public_session(self._outbound)
         return self._session
 
     async def send(self, message: PushMessage) -> Sent:
         device = message.device
+        try:
+            self._outbound.check_url(device.endpoint, names=False)
+        except OutboundRefused as exc:
+            raise PermanentError(f"webpush endpoint refused: {exc}") from None
         payload = orjson.dumps(
             {
                 "title": message.title,
@@ -64,6 +84,9 @@ class WebPushProvider(Provider[PushMessage]):
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 aiohttp_session=self._session_now(),
             )
+        except OutboundRefused as exc:
+            # What the endpoint's name resolved to, or where it redirected.
+            raise PermanentError(f"webpush endpoint refused: {exc}"[:300]) from None
         except WebPushException as exc:
             status = exc.response.status if exc.response is not None else 0
             if status in (404, 410):

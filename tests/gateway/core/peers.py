@@ -25,6 +25,7 @@ from herald.v1 import common_pb2, template_pb2, template_pb2_grpc, user_pb2, use
 from mesh import cache, db, migrations
 from mesh.health import HealthMonitor
 from mesh.interceptors import TOKEN_HEADER, Continuation, Handler, default_interceptors
+from mesh.outbound import OutboundRule
 from templated.cache import HeadCache
 from templated.limits import Limits
 from templated.rendering import Renderer
@@ -248,7 +249,14 @@ class Peers:
         )
         await sync.start()
         self._stack.push_async_callback(sync.stop)
-        users = UserServicer(Users(pool=user_pool, cache=sync, passwords=Passwords()))
+        users = UserServicer(
+            Users(
+                pool=user_pool,
+                cache=sync,
+                passwords=Passwords(),
+                outbound=OutboundRule(allow_loopback=False),
+            )
+        )
         userd, user_calls = await self._serve(
             USER_SERVICE, lambda s: user_pb2_grpc.add_UserServiceServicer_to_server(users, s)
         )

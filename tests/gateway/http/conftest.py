@@ -40,6 +40,7 @@ def stack(service_factory: ServiceFactory, isolation: Isolation) -> Iterator[Cor
             isolation,
             name=name,
             amqp_url=add_vhost(vhost),
+            allow_loopback=False,
             gateway_env={
                 "HERALD_GATEWAY_RPC_TIMEOUT_SECONDS": EDGE_TIMEOUT_SECONDS,
                 "HERALD_GATEWAY_MAX_BODY_BYTES": str(64 * 1024),
