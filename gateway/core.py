@@ -26,6 +26,7 @@ from gateway.notifications.validation import Limits
 from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
 from gateway.settings import GatewaySettings
 from gateway.status import servicer as status_servicer
+from gateway.status.claims import Claims
 from gateway.status.service import Statuses
 from mesh.runtime import GrpcService, Runtime
 from userd.client_cache import LocalUsers
@@ -108,6 +109,6 @@ async def start_core(
             notification_servicer.service(
                 notification_servicer.NotificationServicer(acceptor, notifications)
             ),
-            status_servicer.service(status_servicer.StatusServicer(statuses)),
+            status_servicer.service(status_servicer.StatusServicer(statuses, Claims(pool=pool))),
         ],
     )

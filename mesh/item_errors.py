@@ -20,6 +20,7 @@ Resp = TypeVar("Resp")
 Result = TypeVar("Result")
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
+T = TypeVar("T")
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -111,3 +112,12 @@ def indexed(
         else result(index=index, **{answer: outcome})
         for index, outcome in enumerate(outcomes)
     ]
+
+
+def domain_outcome(answer: T | BaseException) -> T | DomainError:
+    """A gathered answer: the value, or the domain error it raised (others propagate)."""
+    if isinstance(answer, DomainError):
+        return answer
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer

@@ -13,15 +13,9 @@ from google.protobuf import timestamp_pb2
 
 from gateway.lifecycle import Hop
 from gateway.notifications.protos import STATUS_NUMBERS
+from gateway.status.claims import ClaimAsk, ClaimOutcome, ClaimResult, Claims
 from gateway.status.reports import parse_id, parse_report
-from gateway.status.service import (
-    MAX_BATCH,
-    ClaimAsk,
-    ClaimOutcome,
-    ClaimResult,
-    ReportOutcome,
-    Statuses,
-)
+from gateway.status.service import MAX_BATCH, ReportOutcome, Statuses
 from herald.v1 import status_pb2, status_pb2_grpc
 from mesh.item_errors import answer_each, indexed, parse_each
 from mesh.runtime import GrpcService
@@ -75,13 +69,14 @@ def report_response(outcome: ReportOutcome) -> status_pb2.ReportStatusResponse:
 class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     """Errors are `mesh.errors` exceptions, mapped to status codes by the interceptor."""
 
-    def __init__(self, statuses: Statuses) -> None:
+    def __init__(self, statuses: Statuses, claims: Claims) -> None:
         self._statuses = statuses
+        self._claims = claims
 
     async def Claim(
         self, request: status_pb2.ClaimRequest, context: Context
     ) -> status_pb2.ClaimResponse:
-        return claim_response(await self._statuses.claim(claim_ask(request)))
+        return claim_response(await self._claims.claim(claim_ask(request)))
 
     async def ReportStatus(
         self, request: status_pb2.ReportStatusRequest, context: Context
@@ -92,7 +87,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         self, request: status_pb2.BatchClaimRequest, context: Context
     ) -> status_pb2.BatchClaimResponse:
         asks = parse_each(request.requests, claim_ask, limit=MAX_BATCH)
-        outcomes = await answer_each(asks, self._statuses.claim_many, claim_response)
+        outcomes = await answer_each(asks, self._claims.claim_many, claim_response)
         return status_pb2.BatchClaimResponse(
             results=indexed(outcomes, status_pb2.BatchClaimResult, "claimed")
         )

@@ -27,6 +27,7 @@ from gateway.lifecycle import RetryPolicy
 from gateway.notifications.routing import CHANNELS_BY_NAME
 from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
 from gateway.status import servicer as status_servicer
+from gateway.status.claims import Claims
 from gateway.status.service import Statuses
 from herald.v1 import user_pb2_grpc
 from mesh import cache, db, migrations
@@ -249,7 +250,7 @@ async def start_gateway(*, database_name: str, connection: AbstractRobustConnect
         maximum=BACKOFF_MAX,
     )
     statuses = Statuses(pool=pool, outbox=outbox, policy=policy)
-    servicer = status_servicer.StatusServicer(statuses)
+    servicer = status_servicer.StatusServicer(statuses, Claims(pool=pool))
     served = await Served.start([status_servicer.service(servicer)])
     return Gateway(pool, outbox, statuses, relay, served)
 

@@ -9,8 +9,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.status.service import together
-from gateway.store.db import Conn
+from gateway.store.db import Conn, together
 from mesh.db import open_pool
 from tests.support.infra import POSTGRES_URL
 from tests.support.processes import ServiceProcess
