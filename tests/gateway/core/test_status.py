@@ -19,7 +19,7 @@ from herald.v1 import (
     status_pb2_grpc,
 )
 from mesh import amqp
-from tests.gateway.core.fakes import FakePeers
+from tests.gateway.core.peers import Peers
 from tests.gateway.core.helpers import CLIENT, Queues, send_request
 from tests.support.processes import ServiceProcess
 
@@ -33,7 +33,7 @@ BACKOFF_BASE = 0.5
 EMAIL_ATTEMPTS = 3
 
 
-async def accepted_job(notifications, queues: Queues, peers: FakePeers) -> delivery_pb2.DeliveryJob:
+async def accepted_job(notifications, queues: Queues, peers: Peers) -> delivery_pb2.DeliveryJob:
     """Sends a notification (route email → sms) and takes its first hop off the queue."""
     user = peers.users.add()
     await notifications.Send(send_request(user.id), metadata=CLIENT)
@@ -90,7 +90,7 @@ PERMANENT = delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE
 
 
 async def test_a_hop_is_claimed_once_and_a_second_claim_is_told_it_is_taken(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
 
@@ -113,7 +113,7 @@ async def test_a_hop_is_claimed_once_and_a_second_claim_is_told_it_is_taken(
 
 
 async def test_concurrent_claims_grant_exactly_one(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     answers = await asyncio.gather(*(statuses.Claim(claim(job, f"w{i}")) for i in range(10)))
@@ -122,7 +122,7 @@ async def test_concurrent_claims_grant_exactly_one(
 
 
 async def test_an_expired_lease_is_taken_over(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     assert (await statuses.Claim(claim(job, "dead", lease=1))).result == GRANTED
@@ -135,7 +135,7 @@ async def test_an_expired_lease_is_taken_over(
 
 
 async def test_claims_of_unknown_or_stale_hops(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     unknown = claim(job, notification_id=str(uuid.uuid4()))
@@ -149,7 +149,7 @@ async def test_claims_of_unknown_or_stale_hops(
 
 
 async def test_reporting_the_same_outcome_twice_changes_nothing(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     delivered = attempt(
@@ -180,7 +180,7 @@ async def test_reporting_the_same_outcome_twice_changes_nothing(
 
 
 async def test_illegal_moves_are_refused(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     await statuses.ReportStatus(
@@ -204,7 +204,7 @@ async def test_illegal_moves_are_refused(
 
 
 async def test_a_transient_failure_schedules_the_retry_through_a_delay_queue(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     await statuses.Claim(claim(job))
@@ -239,7 +239,7 @@ async def test_a_transient_failure_schedules_the_retry_through_a_delay_queue(
 
 
 async def test_a_worker_may_no_longer_choose_the_next_hop(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     failed = attempt(job, TRANSIENT, error="HTTP 503")
@@ -262,7 +262,7 @@ async def test_a_worker_may_no_longer_choose_the_next_hop(
 
 
 async def test_retries_used_up_fall_back_to_the_next_channel(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     hop = job
@@ -278,7 +278,7 @@ async def test_retries_used_up_fall_back_to_the_next_channel(
 
 
 async def test_suppressed_everywhere_ends_suppressed_without_a_dead_letter(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     skipped = delivery_pb2.ATTEMPT_OUTCOME_SKIPPED
@@ -297,7 +297,7 @@ async def test_suppressed_everywhere_ends_suppressed_without_a_dead_letter(
 
 
 async def test_the_same_report_sent_twice_at_once_moves_the_notification_once(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     failed = attempt(job, TRANSIENT, error="HTTP 503")
@@ -319,7 +319,7 @@ async def test_the_same_report_sent_twice_at_once_moves_the_notification_once(
 
 
 async def test_concurrent_deliveries_of_one_notification_count_once(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     """The same DELIVERED report four times at once, and another attempt's beside them:
     one moves the notification, one trail entry, the hop's claim closed."""
@@ -346,7 +346,7 @@ async def test_concurrent_deliveries_of_one_notification_count_once(
 
 
 async def test_fallback_to_the_next_channel_then_failure_then_manual_retry(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     email_failed = attempt(job, PERMANENT, error="bounced")
@@ -392,7 +392,7 @@ async def test_fallback_to_the_next_channel_then_failure_then_manual_retry(
 
 
 async def test_retry_needs_a_failed_notification_and_defaults_who_asked(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -414,7 +414,7 @@ async def test_retry_needs_a_failed_notification_and_defaults_who_asked(
 
 
 async def test_stale_and_malformed_moves_are_refused(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     await statuses.ReportStatus(outcome(job, attempt(job, TRANSIENT)))
@@ -436,7 +436,7 @@ async def test_stale_and_malformed_moves_are_refused(
 
 
 async def test_a_late_delivery_from_an_older_hop_still_counts(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     await statuses.ReportStatus(outcome(job, attempt(job, TRANSIENT)))
@@ -446,7 +446,7 @@ async def test_a_late_delivery_from_an_older_hop_still_counts(
 
 
 async def test_the_seed_payload_without_an_attempt_is_accepted(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     when = timestamp_pb2.Timestamp(seconds=1_800_000_000)
@@ -479,7 +479,7 @@ async def test_the_seed_payload_without_an_attempt_is_accepted(
 
 
 async def test_a_pending_report_without_next_job_only_adds_to_the_trail(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     note = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE, provider="sendgrid")
@@ -489,7 +489,7 @@ async def test_a_pending_report_without_next_job_only_adds_to_the_trail(
 
 
 async def test_only_callers_with_the_service_token_may_call(
-    gateway: ServiceProcess, notifications, queues: Queues, peers: FakePeers
+    gateway: ServiceProcess, notifications, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     async with grpc.aio.insecure_channel(gateway.address) as bare:
@@ -522,7 +522,7 @@ async def notifications_status(gateway: ServiceProcess, job) -> int:
 
 
 async def test_batch_claim_and_batch_report_answer_each_item_as_its_own_call_would(
-    notifications, statuses, queues: Queues, peers: FakePeers
+    notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     unknown = claim(job, notification_id=str(uuid.uuid4()))
