@@ -19,8 +19,8 @@ from herald.v1 import (
     status_pb2_grpc,
 )
 from mesh import amqp
-from tests.gateway.core.peers import Peers
 from tests.gateway.core.helpers import CLIENT, Queues, send_request
+from tests.gateway.core.peers import Peers
 from tests.support.processes import ServiceProcess
 
 EMAIL, SMS = amqp.queue_name("email"), amqp.queue_name("sms")
