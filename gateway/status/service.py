@@ -46,12 +46,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway import jobs, lifecycle
 from gateway.lifecycle import Hop
-from gateway.notifications.routing import CHANNEL_NAMES
 from gateway.outbox import Outbox, Publication
 from gateway.status.reports import MAX_TEXT, Report, with_note
 from gateway.store import claims, db, hops
 from gateway.store.notifications import AttemptRecord
-from herald.v1 import delivery_pb2
+from gateway.wire import CHANNEL_NAMES
 from mesh.errors import Conflict, DomainError, InvalidArgument, NotFound
 from mesh.logging import bind_correlation_id
 
@@ -315,7 +314,7 @@ class Statuses:
         self,
         conn: db.Conn,
         state: hops.HopState,
-        job: delivery_pb2.DeliveryJob,
+        job: jobs.Job,
         *,
         report: Report,
         decision: lifecycle.Decision,
