@@ -20,7 +20,7 @@ from gateway.lifecycle import RetryPolicy
 from gateway.notifications import servicer as notification_servicer
 from gateway.notifications.accept import Acceptor
 from gateway.notifications.peers import Peers
-from gateway.notifications.routing import CHANNELS_BY_NAME, RoutePolicy
+from gateway.notifications.routing import RoutePolicy
 from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
 from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
@@ -28,6 +28,7 @@ from gateway.settings import GatewaySettings
 from gateway.status import servicer as status_servicer
 from gateway.status.claims import Claims
 from gateway.status.service import Statuses
+from gateway.wire import CHANNELS_BY_NAME
 from mesh.runtime import GrpcService, Runtime
 from userd.client_cache import LocalUsers
 

@@ -12,24 +12,32 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from gateway.lifecycle import NextHop, Position
+from gateway.notifications.model import Recipient, Rendered
 from gateway.notifications.validation import SendCommand
 from gateway.store.hops import HopState
 from herald.v1 import common_pb2, delivery_pb2, template_pb2, user_pb2
+
+# The job as the domain passes it around, without reading it (only this module does).
+Job = delivery_pb2.DeliveryJob
 
 
 def first_job(
     notification_id: uuid.UUID,
     command: SendCommand,
-    user: user_pb2.User,
+    user: Recipient,
     route: tuple[int, ...],
-    rendered: template_pb2.RenderResponse,
+    rendered: Rendered,
     *,
     deadline: timedelta,
-) -> delivery_pb2.DeliveryJob:
-    """Hop 0 of the route: generation 1, attempt 1, recipient and content snapshots."""
+    correlation_id: str,
+) -> bytes:
+    """Hop 0 of the route, as the row stores it: generation 1, attempt 1, recipient and
+    content snapshots (the push targets and content as userd and templated gave them)."""
     send = command.send
+    encoded = command.encoded.request
     now = datetime.now(UTC)
     job = delivery_pb2.DeliveryJob(
         notification_id=str(notification_id),
@@ -38,25 +46,31 @@ def first_job(
         route_index=0,
         attempt=1,
         generation=1,
-        priority=command.encoded.priority,
-        message_type=command.encoded.message_type,
+        priority=encoded.priority,
+        message_type=encoded.message_type,
         recipient=delivery_pb2.Recipient(
             user_id=command.user_key,
             email=user.email,
             phone=user.phone,
-            push_targets=user.push_targets,
+            push_targets=cast(tuple[user_pb2.PushTarget, ...], user.push_targets),
             locale=user.locale,
         ),
-        content=rendered.content,
+        content=cast(template_pb2.LocalizedContent, rendered.content),
         template_code=send.template_code,
         template_version=rendered.version,
+        correlation_id=correlation_id,
     )
     job.deadline.FromDatetime(now + deadline)
     job.create_time.FromDatetime(now)
-    return job
+    return job.SerializeToString()
 
 
-def stored_job(state: HopState) -> delivery_pb2.DeliveryJob:
+def read(job: bytes) -> Job:
+    """A job as a row stores it."""
+    return delivery_pb2.DeliveryJob.FromString(job)
+
+
+def stored_job(state: HopState) -> Job:
     """The current hop's job (an empty one for a notification that never had one)."""
     return delivery_pb2.DeliveryJob.FromString(state.job or b"")
 

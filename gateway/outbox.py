@@ -32,9 +32,9 @@ import structlog
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.notifications.routing import CHANNEL_NAMES
 from gateway.store import db
 from gateway.store.outbox import mark_published, postpone, take_unpublished
+from gateway.wire import CHANNEL_NAMES
 from herald.v1 import common_pb2, delivery_pb2
 from mesh import amqp
 from mesh.interceptors import CORRELATION_HEADER

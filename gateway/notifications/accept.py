@@ -31,26 +31,19 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 import structlog
-from google.protobuf import json_format
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.jobs import first_job
+from gateway import jobs
 from gateway.notifications.fetches import Memo, Rendering, RenderKey
 from gateway.notifications.items import IdempotencyKey, Item, follow, prefixed, replay
 from gateway.notifications.metrics import RUN_ITEMS, stage
-from gateway.notifications.model import Accepted, Caller, NewSend, Outcome
+from gateway.notifications.model import Accepted, Caller, NewSend, Outcome, Recipient, Rendered
 from gateway.notifications.peers import Peers
-from gateway.notifications.routing import (
-    CHANNELS_BY_NAME,
-    MESSAGE_TYPES_BY_NAME,
-    Route,
-    RoutePolicy,
-    plan_route,
-)
+from gateway.notifications.routing import Route, RoutePolicy, plan_route
 from gateway.notifications.validation import Limits, SendCommand, validate_send, violations
 from gateway.outbox import Outbox, Publication
 from gateway.store import db, notifications
-from herald.v1 import delivery_pb2, template_pb2, user_pb2
+from gateway.wire import CHANNELS_BY_NAME, MESSAGE_TYPES_BY_NAME
 from mesh.coalesce import Batcher
 from mesh.errors import DomainError, FieldViolation, InvalidArgument
 
@@ -152,7 +145,7 @@ class Acceptor:
                     leaders[key] = index
                 fresh.append(index)
 
-        users: Memo[str, user_pb2.User] = Memo()
+        users: Memo[str, Recipient] = Memo()
         user_ids = {items[i].command.user_key for i in fresh}
         if user_ids:
             with stage["users"].time():
@@ -164,7 +157,7 @@ class Acceptor:
             user = users.known(command.user_key)
             if user is not None:
                 plans[index] = self._plan(command, user)
-        renders: Memo[RenderKey, template_pb2.RenderResponse] = Memo()
+        renders: Memo[RenderKey, Rendered] = Memo()
         await self._prefetch_renders(renders, plans.values())
         with stage["prepare"].time():
             prepared = await asyncio.gather(
@@ -182,7 +175,7 @@ class Acceptor:
         assert all(o is not None for o in outcomes)
         return [o for o in outcomes if o is not None]
 
-    async def _prefetch_users(self, users: Memo[str, user_pb2.User], user_ids: set[str]) -> None:
+    async def _prefetch_users(self, users: Memo[str, Recipient], user_ids: set[str]) -> None:
         """Every user the items need, before the items run: several in one BatchGetUsers
         call rather than a GetUser each (and known up front, for `_prefetch_renders`)."""
         if len(user_ids) == 1:
@@ -198,7 +191,7 @@ class Acceptor:
 
     async def _prefetch_renders(
         self,
-        renders: Memo[RenderKey, template_pb2.RenderResponse],
+        renders: Memo[RenderKey, Rendered],
         plans: Iterable[Plan],
     ) -> None:
         """Every rendering the planned items need, timed as the `renders` stage: one Render
@@ -214,12 +207,12 @@ class Acceptor:
             [(key, rendering)] = wanted.items()
             with stage["renders"].time():
                 try:
-                    renders.seed(key, await self._peers.render(rendering.request()))
+                    renders.seed(key, await self._peers.render(rendering))
                 except DomainError as exc:
                     renders.seed(key, exc)
             return
         with stage["renders"].time():
-            outcomes = await self._peers.render_many([r.request() for r in wanted.values()])
+            outcomes = await self._peers.render_many(list(wanted.values()))
         for key, outcome in zip(wanted, outcomes or [], strict=False):
             renders.seed(key, outcome)
 
@@ -246,9 +239,7 @@ class Acceptor:
                 continue
             outcomes[index] = Accepted(row.id, row.status)
             if row.job is not None:
-                publications.append(
-                    Publication(row.id, 1, delivery_pb2.DeliveryJob.FromString(row.job))
-                )
+                publications.append(Publication(row.id, 1, jobs.read(row.job)))
         with stage["publish"].time():
             await self._outbox.dispatch(publications)
         for (_, row), ok in zip(rows, inserted, strict=True):
@@ -261,8 +252,8 @@ class Acceptor:
     async def _prepare(
         self,
         item: Item,
-        users: Memo[str, user_pb2.User],
-        renders: Memo[RenderKey, template_pb2.RenderResponse],
+        users: Memo[str, Recipient],
+        renders: Memo[RenderKey, Rendered],
         plan: Plan | None,
     ) -> notifications.NewNotification | DomainError:
         """The row of one notification (user fetched, route planned, content rendered)."""
@@ -283,8 +274,8 @@ class Acceptor:
         command: SendCommand,
         correlation_id: str,
         caller: Caller,
-        users: Memo[str, user_pb2.User],
-        renders: Memo[RenderKey, template_pb2.RenderResponse],
+        users: Memo[str, Recipient],
+        renders: Memo[RenderKey, Rendered],
         *,
         plan: Plan | None,
     ) -> notifications.NewNotification:
@@ -294,18 +285,21 @@ class Acceptor:
         route, rendering = plan or self._plan(command, user)
         notification_id = uuid.uuid4()
         language = send.language or user.locale
-        job: delivery_pb2.DeliveryJob | None = None
+        job: bytes | None = None
         version = send.template_version
         if rendering is not None:
-            rendered = await renders.get(
-                rendering.key, lambda: self._peers.render(rendering.request())
-            )
+            rendered = await renders.get(rendering.key, lambda: self._peers.render(rendering))
             version = rendered.version
-            language = rendered.content.language or language
-            job = first_job(
-                notification_id, command, user, route.channels, rendered, deadline=self._deadline
+            language = rendered.language or language
+            job = jobs.first_job(
+                notification_id,
+                command,
+                user,
+                route.channels,
+                rendered,
+                deadline=self._deadline,
+                correlation_id=correlation_id,
             )
-            job.correlation_id = correlation_id
         else:
             log.info("notification suppressed", notification_id=str(notification_id))
         return notifications.NewNotification(
@@ -322,13 +316,13 @@ class Acceptor:
             language=language,
             priority=int(send.priority),
             message_type=MESSAGE_TYPES_BY_NAME[send.message_type],
-            metadata=json_format.MessageToDict(command.encoded.metadata),
-            status="pending" if job else "suppressed",
+            metadata=command.encoded.metadata_json(),
+            status="pending" if job is not None else "suppressed",
             status_reason=route.reason,
-            job=job.SerializeToString() if job else None,
+            job=job,
         )
 
-    def _plan(self, command: SendCommand, user: user_pb2.User) -> Plan:
+    def _plan(self, command: SendCommand, user: Recipient) -> Plan:
         """The item's route and, unless it is suppressed, the rendering it needs."""
         send = command.send
         route = plan_route(

@@ -6,12 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Generic, TypeVar
 
-from google.protobuf import struct_pb2
-
-from herald.v1 import common_pb2, template_pb2
 from mesh.errors import DomainError
 
 K = TypeVar("K", bound=Hashable)
@@ -54,25 +50,17 @@ RenderKey = tuple[str, str, int, tuple[int, ...], bytes]
 
 @dataclass(frozen=True)
 class Rendering:
-    """What one item asks templated to render; items with equal keys share the answer."""
+    """What one item asks templated to render; items with equal keys share the answer.
+
+    `variables` are the send's variables in the encoding validation took them in
+    (`payload.EncodedSend.variables`): equal bytes, equal variables."""
 
     code: str
     language: str
-    variables: struct_pb2.Struct
+    variables: bytes
     channels: tuple[int, ...]
     version: int
 
-    @cached_property
+    @property
     def key(self) -> RenderKey:
-        variables = self.variables.SerializeToString(deterministic=True)
-        return (self.code, self.language, self.version, self.channels, variables)
-
-    def request(self) -> template_pb2.RenderRequest:
-        request = template_pb2.RenderRequest(
-            code=self.code,
-            language=self.language,
-            channels=[common_pb2.Channel.ValueType(c) for c in self.channels],
-            version=self.version,
-        )
-        request.variables.CopyFrom(self.variables)
-        return request
+        return (self.code, self.language, self.version, self.channels, self.variables)

@@ -1,6 +1,8 @@
 """The notification domain's values: what a caller asks (`NewSend`), who asks (`Caller`)
-and what it gets back (`Accepted`, `NotificationRecord`, `Page`). Plain frozen
-dataclasses: the gRPC servicer and the REST routes translate their wire shapes to these.
+and what it gets back (`Accepted`, `NotificationRecord`, `Page`); who is notified
+(`Recipient`) and with what (`Rendered`), as the peers adapter answers. Plain frozen
+dataclasses: the gRPC servicer, the REST routes and the peer clients translate their wire
+shapes to these.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ __all__ = [
     "Outcome",
     "Page",
     "Priority",
+    "Recipient",
+    "Rendered",
 ]
 
 
@@ -79,3 +83,33 @@ Outcome = Accepted | DomainError
 class Page:
     notifications: list[NotificationRecord]
     next_page_token: str
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A user as a Send needs them: contact points, locale and the channel preferences
+    they set (a channel absent from `preferences` is allowed: users opt out).
+
+    `push_targets` are the user's devices as userd answered them, opaque here: the domain
+    only asks whether there are any, and the delivery job (`gateway.jobs`) carries them.
+    """
+
+    id: str
+    email: str
+    phone: str
+    locale: str
+    push_targets: tuple[object, ...]
+    preferences: Mapping[str, bool]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A template rendered for a route: the version and the language templated used.
+
+    `content` is the rendered parts as templated answered them, opaque here: only the
+    delivery job (`gateway.jobs`) reads it, and carries it unchanged.
+    """
+
+    version: int
+    language: str
+    content: object

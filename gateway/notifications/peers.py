@@ -1,4 +1,5 @@
-"""Calls to userd and templated, with their answers turned into our domain errors.
+"""Calls to userd and templated, with their answers turned into our domain values
+(`Recipient`, `Rendered`) and errors.
 
 The caller's mistakes pass through with their meaning (an unknown user or template is
 NOT_FOUND naming it; a missing template variable is INVALID_ARGUMENT with templated's
@@ -13,7 +14,9 @@ from uuid import UUID
 
 import grpc
 
-from herald.v1 import template_pb2, template_pb2_grpc, user_pb2, user_pb2_grpc
+from gateway.notifications.fetches import Rendering
+from gateway.notifications.model import Recipient, Rendered
+from herald.v1 import common_pb2, template_pb2, template_pb2_grpc, user_pb2, user_pb2_grpc
 from mesh.errors import (
     Conflict,
     DomainError,
@@ -44,11 +47,11 @@ class Peers:
         self._timeout = timeout
         self._kept = users
 
-    async def get_user(self, user_id: str, *, field: str = "user_id") -> user_pb2.User:
+    async def get_user(self, user_id: str, *, field: str = "user_id") -> Recipient:
         """The user: kept here, else from userd (itself served from its cache when warm)."""
         if self._kept is None:
-            return await self._fetch_user(user_id, field)
-        return await self._kept.fetch(user_id, lambda: self._fetch_user(user_id, field))
+            return recipient(await self._fetch_user(user_id, field))
+        return recipient(await self._kept.fetch(user_id, lambda: self._fetch_user(user_id, field)))
 
     async def _fetch_user(self, user_id: str, field: str) -> user_pb2.User:
         try:
@@ -64,16 +67,14 @@ class Peers:
             raise Unavailable(f"userd cannot answer ({code.name})") from None
         return answer.user
 
-    async def get_users(
-        self, user_ids: Sequence[str]
-    ) -> dict[str, user_pb2.User | DomainError] | None:
+    async def get_users(self, user_ids: Sequence[str]) -> dict[str, Recipient | DomainError] | None:
         """Each user, or the error `get_user` would raise for it: the kept ones, the others
         in one BatchGetUsers call (the ids are valid UUIDs); None when userd is older and
         has no BatchGetUsers."""
         kept = self._kept
-        outcomes: dict[str, user_pb2.User | DomainError] = {}
+        outcomes: dict[str, Recipient | DomainError] = {}
         if kept is not None:
-            outcomes = {i: user for i in user_ids if (user := kept.get(i)) is not None}
+            outcomes = {i: recipient(user) for i in user_ids if (user := kept.get(i)) is not None}
         wanted = [i for i in user_ids if i not in outcomes]
         if not wanted:
             return outcomes
@@ -91,25 +92,30 @@ class Peers:
         found = {UUID(user.id): user for user in answer.users}
         for user_id in wanted:
             user = found.get(UUID(user_id))
-            outcomes[user_id] = user or NotFound(f"user {user_id} not found")
-            if user is not None and kept:
+            if user is None:
+                outcomes[user_id] = NotFound(f"user {user_id} not found")
+                continue
+            outcomes[user_id] = recipient(user)
+            if kept:
                 kept.keep(user, ticket)
         return outcomes
 
-    async def render(self, request: template_pb2.RenderRequest) -> template_pb2.RenderResponse:
+    async def render(self, rendering: Rendering) -> Rendered:
         """The template rendered for the asked channels, in the language or its fallback."""
         try:
-            return await self._templates.Render(request, timeout=self._timeout)
+            answer = await self._templates.Render(render_request(rendering), timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             raise _render_failure(
-                request, exc.code(), exc.details() or "", field_violations(exc)
+                rendering, exc.code(), exc.details() or "", field_violations(exc)
             ) from None
+        return rendered(answer)
 
     async def render_many(
-        self, requests: Sequence[template_pb2.RenderRequest]
-    ) -> list[template_pb2.RenderResponse | DomainError] | None:
+        self, renderings: Sequence[Rendering]
+    ) -> list[Rendered | DomainError] | None:
         """Each rendering, or the error `render` would raise for it, in one BatchRender
         call; None when templated is older and has no BatchRender."""
+        requests = [render_request(r) for r in renderings]
         try:
             answer = await self._templates.BatchRender(
                 template_pb2.BatchRenderRequest(requests=requests), timeout=self._timeout
@@ -120,19 +126,63 @@ class Peers:
                 return None
             failure = Unavailable(f"templated cannot answer ({code.name})")
             return [failure] * len(requests)
-        outcomes: list[template_pb2.RenderResponse | DomainError] = []
-        for request, result in zip(requests, answer.results, strict=True):
+        outcomes: list[Rendered | DomainError] = []
+        for rendering, result in zip(renderings, answer.results, strict=True):
             if result.HasField("rendered"):
-                outcomes.append(result.rendered)
+                outcomes.append(rendered(result.rendered))
                 continue
             error = result.error
             violations = [(v.field, v.description) for v in error.field_violations]
-            outcomes.append(_render_failure(request, status_code(error), error.message, violations))
+            outcomes.append(
+                _render_failure(rendering, status_code(error), error.message, violations)
+            )
         return outcomes
 
 
+def recipient(user: user_pb2.User) -> Recipient:
+    """The user as a Send needs them (push targets and preferences set: see `Recipient`)."""
+    return Recipient(
+        id=user.id,
+        email=user.email,
+        phone=user.phone,
+        locale=user.locale,
+        push_targets=tuple(user.push_targets),
+        preferences=preferences(user.preferences),
+    )
+
+
+def preferences(prefs: user_pb2.Preferences) -> dict[str, bool]:
+    """The channel preferences the user set (unset ones are absent: allowed)."""
+    chosen: dict[str, bool] = {}
+    if prefs.HasField("email"):
+        chosen["email"] = prefs.email
+    if prefs.HasField("sms"):
+        chosen["sms"] = prefs.sms
+    if prefs.HasField("push"):
+        chosen["push"] = prefs.push
+    return chosen
+
+
+def render_request(rendering: Rendering) -> template_pb2.RenderRequest:
+    request = template_pb2.RenderRequest(
+        code=rendering.code,
+        language=rendering.language,
+        channels=[common_pb2.Channel.ValueType(c) for c in rendering.channels],
+        version=rendering.version,
+    )
+    request.variables.MergeFromString(rendering.variables)
+    return request
+
+
+def rendered(answer: template_pb2.RenderResponse) -> Rendered:
+    """templated's answer; the content goes into the delivery job as it came."""
+    return Rendered(
+        version=answer.version, language=answer.content.language, content=answer.content
+    )
+
+
 def _render_failure(
-    request: template_pb2.RenderRequest,
+    rendering: Rendering,
     code: grpc.StatusCode,
     details: str,
     violations: Sequence[tuple[str, str]],
@@ -143,9 +193,9 @@ def _render_failure(
             [FieldViolation(f, d) for f, d in violations] or [FieldViolation("variables", details)]
         )
     if code == grpc.StatusCode.NOT_FOUND:
-        version = request.version
-        named = f"template {request.code}" + (f" version {version}" if version else "")
+        version = rendering.version
+        named = f"template {rendering.code}" + (f" version {version}" if version else "")
         return NotFound(f"{named} not found")
     if code == grpc.StatusCode.FAILED_PRECONDITION:
-        return Conflict(f"template {request.code} cannot render: {details}")
+        return Conflict(f"template {rendering.code} cannot render: {details}")
     return Unavailable(f"templated cannot answer ({code.name})")

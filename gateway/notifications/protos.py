@@ -13,12 +13,11 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from gateway.notifications.model import Accepted, NewSend, NotificationRecord, Priority
-from gateway.notifications.routing import CHANNEL_NAMES, MESSAGE_TYPES_BY_NAME
 from gateway.store.notifications import AttemptRecord
+from gateway.wire import CHANNEL_NAMES, MESSAGE_TYPE_NAMES
 from herald.v1 import common_pb2, delivery_pb2, notification_pb2
 from mesh.errors import FieldViolation, InvalidArgument
 
-MESSAGE_TYPE_NAMES = {number: name for name, number in MESSAGE_TYPES_BY_NAME.items()}
 # Statuses as the domain names them and as herald.v1.NotificationStatus numbers.
 STATUS_NUMBERS: dict[str, int] = {
     "pending": common_pb2.NOTIFICATION_STATUS_PENDING,

@@ -14,20 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from herald.v1 import common_pb2, user_pb2
+from gateway.notifications.model import Recipient
+from gateway.wire import CHANNEL_NAMES, CHANNELS_BY_NAME, MESSAGE_TYPES_BY_NAME
 
-# Channels and message types are plain ints here: their herald.v1 enum numbers.
-CHANNEL_NAMES: dict[int, str] = {
-    common_pb2.CHANNEL_EMAIL: "email",
-    common_pb2.CHANNEL_SMS: "sms",
-    common_pb2.CHANNEL_PUSH: "push",
-}
-CHANNELS_BY_NAME: dict[str, int] = {name: value for value, name in CHANNEL_NAMES.items()}
-MESSAGE_TYPES_BY_NAME: dict[str, int] = {
-    "transactional": common_pb2.MESSAGE_TYPE_TRANSACTIONAL,
-    "alert": common_pb2.MESSAGE_TYPE_ALERT,
-    "marketing": common_pb2.MESSAGE_TYPE_MARKETING,
-}
+# Channels and message types are opaque ints here (their stored numbers: `gateway.wire`).
 
 
 @dataclass(frozen=True)
@@ -63,27 +53,21 @@ class Route:
     reason: str = ""
 
 
-def refusal(channel: int, user: user_pb2.User) -> str | None:
+def refusal(channel: int, user: Recipient) -> str | None:
     """Why `user` cannot be reached on `channel` (None when it can)."""
-    prefs = user.preferences
-    if channel == common_pb2.CHANNEL_EMAIL:
-        if prefs.HasField("email") and not prefs.email:
-            return "preference off"
+    name = CHANNEL_NAMES.get(channel)
+    if name is None:
+        return "unknown channel"
+    if not user.preferences.get(name, True):
+        return "preference off"
+    if name == "email":
         return None if user.email else "no email address"
-    if channel == common_pb2.CHANNEL_SMS:
-        if prefs.HasField("sms") and not prefs.sms:
-            return "preference off"
+    if name == "sms":
         return None if user.phone else "no phone number"
-    if channel == common_pb2.CHANNEL_PUSH:
-        if prefs.HasField("push") and not prefs.push:
-            return "preference off"
-        return None if user.push_targets else "no push target"
-    return "unknown channel"
+    return None if user.push_targets else "no push target"
 
 
-def plan_route(
-    *, requested: int, message_type: int, user: user_pb2.User, policy: RoutePolicy
-) -> Route:
+def plan_route(*, requested: int, message_type: int, user: Recipient, policy: RoutePolicy) -> Route:
     """The route of one notification for `user` under `policy`."""
     allowed: list[int] = []
     refused: list[str] = []

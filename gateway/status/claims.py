@@ -29,8 +29,8 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.lifecycle import Hop
-from gateway.notifications.routing import CHANNEL_NAMES
 from gateway.store import claims, db, hops
+from gateway.wire import CHANNEL_NAMES
 from mesh.errors import DomainError, InvalidArgument
 from mesh.item_errors import domain_outcome
 from mesh.logging import bind_correlation_id

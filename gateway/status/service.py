@@ -32,12 +32,11 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from gateway import jobs, lifecycle
-from gateway.notifications.routing import CHANNEL_NAMES
 from gateway.outbox import Outbox, Publication
 from gateway.status.reports import MAX_TEXT, Report, with_note
 from gateway.store import db, hops
 from gateway.store.notifications import AttemptRecord
-from herald.v1 import delivery_pb2
+from gateway.wire import CHANNEL_NAMES
 from mesh.errors import Conflict, DomainError, NotFound
 from mesh.item_errors import domain_outcome
 from mesh.logging import bind_correlation_id
@@ -47,7 +46,6 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-CHANNELS = frozenset(CHANNEL_NAMES)
 # Claims or reports in one batch call, and in one batched statement.
 MAX_BATCH = 500
 
@@ -176,7 +174,7 @@ class Statuses:
         self,
         conn: db.Conn,
         state: hops.HopState,
-        job: delivery_pb2.DeliveryJob,
+        job: jobs.Job,
         *,
         report: Report,
         decision: lifecycle.Decision,

@@ -24,11 +24,11 @@ from redis.asyncio import Redis
 import gateway
 import userd
 from gateway.lifecycle import RetryPolicy
-from gateway.notifications.routing import CHANNELS_BY_NAME
 from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
 from gateway.status import servicer as status_servicer
 from gateway.status.claims import Claims
 from gateway.status.service import Statuses
+from gateway.wire import CHANNELS_BY_NAME
 from herald.v1 import user_pb2_grpc
 from mesh import cache, db, migrations
 from mesh.health import HealthMonitor

@@ -6,24 +6,34 @@ from typing import Any
 
 import pytest
 
+from gateway.notifications.model import Recipient
+from gateway.notifications.peers import recipient
 from gateway.notifications.routing import RoutePolicy, plan_route
 from gateway.settings import GatewaySettings
-from herald.v1 import common_pb2, user_pb2
+from gateway.wire import CHANNELS_BY_NAME, MESSAGE_TYPES_BY_NAME
+from herald.v1 import user_pb2
 from mesh.settings import load_settings
 
-EMAIL, SMS, PUSH = common_pb2.CHANNEL_EMAIL, common_pb2.CHANNEL_SMS, common_pb2.CHANNEL_PUSH
-TRANSACTIONAL = common_pb2.MESSAGE_TYPE_TRANSACTIONAL
-ALERT = common_pb2.MESSAGE_TYPE_ALERT
-MARKETING = common_pb2.MESSAGE_TYPE_MARKETING
+EMAIL, SMS, PUSH = (CHANNELS_BY_NAME[c] for c in ("email", "sms", "push"))
+TRANSACTIONAL, ALERT, MARKETING = (
+    MESSAGE_TYPES_BY_NAME[t] for t in ("transactional", "alert", "marketing")
+)
 POLICY = RoutePolicy.from_names(
     {"transactional": ["email", "sms"], "alert": ["email", "sms", "push"], "marketing": []}
 )
 
 
-def user(**fields) -> user_pb2.User:
-    values: dict[str, Any] = {"email": "a@example.com", "phone": "+14155550100"}
+def user(**fields: Any) -> Recipient:
+    values: dict[str, Any] = {
+        "id": "u",
+        "email": "a@example.com",
+        "phone": "+14155550100",
+        "locale": "en",
+        "push_targets": (),
+        "preferences": {},
+    }
     values.update(fields)
-    return user_pb2.User(**values)
+    return Recipient(**values)
 
 
 @pytest.mark.parametrize(
@@ -33,10 +43,10 @@ def user(**fields) -> user_pb2.User:
         (SMS, TRANSACTIONAL, user(), (SMS, EMAIL)),
         (EMAIL, MARKETING, user(), (EMAIL,)),
         (EMAIL, ALERT, user(), (EMAIL, SMS)),  # no push target
-        (PUSH, ALERT, user(push_targets=[user_pb2.PushTarget(token="t")]), (PUSH, EMAIL, SMS)),
-        (EMAIL, TRANSACTIONAL, user(preferences=user_pb2.Preferences(email=False)), (SMS,)),
+        (PUSH, ALERT, user(push_targets=(object(),)), (PUSH, EMAIL, SMS)),
+        (EMAIL, TRANSACTIONAL, user(preferences={"email": False}), (SMS,)),
         (EMAIL, TRANSACTIONAL, user(phone=""), (EMAIL,)),
-        (EMAIL, TRANSACTIONAL, user(preferences=user_pb2.Preferences(sms=True)), (EMAIL, SMS)),
+        (EMAIL, TRANSACTIONAL, user(preferences={"sms": True}), (EMAIL, SMS)),
     ],
 )
 def test_routes(requested, kind, who, route) -> None:
@@ -50,11 +60,32 @@ def test_an_empty_route_says_why() -> None:
     route = plan_route(
         requested=EMAIL,
         message_type=TRANSACTIONAL,
-        user=user(phone="", preferences=user_pb2.Preferences(email=False)),
+        user=user(phone="", preferences={"email": False}),
         policy=POLICY,
     )
     assert route.channels == ()
     assert route.reason.endswith("none of: email (preference off), sms (no phone number)")
+
+
+def test_a_userd_user_is_a_recipient_with_the_preferences_it_set() -> None:
+    target = user_pb2.PushTarget(token="t", label="Pixel 8")
+    got = recipient(
+        user_pb2.User(
+            id="u1",
+            email="a@example.com",
+            locale="pt-BR",
+            push_targets=[target],
+            preferences=user_pb2.Preferences(email=True, push=False),
+        )
+    )
+    assert got == Recipient(
+        id="u1",
+        email="a@example.com",
+        phone="",
+        locale="pt-BR",
+        push_targets=(target,),
+        preferences={"email": True, "push": False},
+    )
 
 
 def test_the_policy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
