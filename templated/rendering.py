@@ -20,11 +20,13 @@ from templated.instrument import check_tree, instrument
 from templated.limits import LimitExceeded, Limits, budget
 from templated.models import Channel, Content, EmailParts, Part, PushParts, SmsParts
 from templated.sandbox import MissingVariable, Sandbox
+from templated.urls import is_safe, unsafe_links
 
 TEMPLATE_FILENAME = "<template>"  # what Jinja names a from_string template's frames
 # Parts that become a header of the message sent: no control character may reach them
 # (CR/LF would inject headers; SMTP refuses them, others may not).
 HEADER_PARTS = frozenset({"email.subject"})
+HTML_PARTS = frozenset({"email.html_body"})
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 log = structlog.get_logger(__name__)
@@ -126,6 +128,9 @@ class Renderer:
             if path in HEADER_PARTS and CONTROL.search(rendered[path]):
                 used = {k: v for k, v in variables.items() if k in compiled.uses[path]}
                 problems.extend(_control_problems(path, used))
+            if path in HTML_PARTS and (unsafe := unsafe_links(rendered[path])):
+                used = {k: v for k, v in variables.items() if k in compiled.uses[path]}
+                problems.extend(_link_problems(path, used, unsafe))
         if problems:
             raise TemplateRejected(problems)
         return _assemble(compiled, rendered, channels)
@@ -187,6 +192,20 @@ def _control_problems(path: str, variables: Mapping[str, Any]) -> list[Problem]:
         if any(CONTROL.search(text) for text in _strings(value))
     ]
     return named or [Problem(path, "renders a control character, which a header cannot carry")]
+
+
+def _link_problems(path: str, variables: Mapping[str, Any], unsafe: list[str]) -> list[Problem]:
+    """Why an HTML part links to an unsafe URL: the variables whose text carries it."""
+    message = "is a URL with an unsafe scheme in a link or source (use http(s), mailto or tel)"
+    named = [
+        Problem(path, message, variable=name)
+        for name, value in variables.items()
+        if any(
+            not is_safe(text) and any(text in url or url in text for url in unsafe)
+            for text in _strings(value)
+        )
+    ]
+    return named or [Problem(path, f"links to an unsafe URL: {unsafe[0][:80]}")]
 
 
 def _strings(value: Any) -> Iterator[str]:

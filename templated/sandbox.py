@@ -45,6 +45,7 @@ from templated.limits import (
     printf_widths,
     weight,
 )
+from templated.urls import safe_url
 
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 _REFUSED_METHODS = frozenset({"translate", "maketrans", "expandtabs"})
@@ -113,6 +114,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
             if name not in _REFUSED_FILTERS
         }
         self.filters.update(self._internal_filters())
+        self.filters["safe_url"] = self._guard_filter("safe_url", safe_url)
 
     # -- the budget
 

@@ -164,6 +164,34 @@ async def test_a_control_character_bound_for_a_header_names_its_variable(
     assert (await stub.Render(sms_only)).content.sms.text
 
 
+async def test_a_link_with_an_unsafe_scheme_is_refused_naming_its_variable(
+    stub: Stub, code: str
+) -> None:
+    html = '<p><a href="{{ link }}">go</a> <img src="{{ pic }}"></p>'
+    await stub.CreateTemplate(create_request(code, content("en", html=html)))
+    for link in ("javascript:alert(1)", " JaVa\tScRiPt:alert(1)", "data:text/html,<b>x</b>"):
+        variables = {"name": "Ana", "link": link, "pic": "https://x.y/a.png"}
+        error = await render_error(stub, render_request(code, variables))
+        assert error_code(error) == grpc.StatusCode.INVALID_ARGUMENT
+        violations = dict(field_violations(error))
+        assert violations.keys() == {"variables.link"}, violations
+        assert "unsafe scheme" in violations["variables.link"]
+    for link in ("https://example.com/start", "/relative", "mailto:ana@example.com"):
+        variables = {"name": "Ana", "link": link, "pic": "https://x.y/a.png"}
+        answer = await stub.Render(render_request(code, variables))
+        assert f'href="{link}"' in answer.content.email.html_body
+
+
+async def test_the_safe_url_filter_blanks_an_unsafe_link(stub: Stub, code: str) -> None:
+    html = '<a href="{{ link | safe_url }}">go</a>'
+    await stub.CreateTemplate(create_request(code, content("en", html=html)))
+    unsafe = await stub.Render(render_request(code, {"name": "A", "link": "javascript:alert(1)"}))
+    assert unsafe.content.email.html_body == '<a href="about:blank">go</a>'
+    link = "https://example.com/?a=1&b=2"
+    safe = await stub.Render(render_request(code, {"name": "A", "link": link}))
+    assert safe.content.email.html_body == '<a href="https://example.com/?a=1&amp;b=2">go</a>'
+
+
 async def test_a_missing_attribute_is_an_error_too(stub: Stub, code: str) -> None:
     await sms_template(stub, code, "Hi {{ user.first_name }}")
     error = await render_error(stub, render_request(code, {"user": {"last_name": "Silva"}}))
