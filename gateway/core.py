@@ -23,7 +23,7 @@ from gateway.notifications.peers import Peers
 from gateway.notifications.routing import RoutePolicy
 from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
-from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
+from gateway.outbox import start_outbox
 from gateway.settings import GatewaySettings
 from gateway.status import servicer as status_servicer
 from gateway.status.claims import Claims
@@ -67,22 +67,16 @@ async def start_core(
     users: LocalUsers | None,
 ) -> Core:
     """Starts the outbox and returns the domain and the two gRPC services to serve."""
-    publisher = Publisher(connection, timeout=settings.publish_timeout_seconds)
-    await publisher.start()
-    runtime.on_shutdown(publisher.close)
-    marks = PublishedMarks(pool)
-    marks.start()
-    runtime.on_shutdown(marks.stop)
-    relay = Relay(
+    running = await start_outbox(
         pool,
-        publisher,
+        connection,
+        publish_timeout=settings.publish_timeout_seconds,
         interval=settings.outbox_interval_seconds,
         grace=settings.outbox_grace_seconds,
         batch_size=settings.outbox_batch_size,
     )
-    relay.start()
-    runtime.on_shutdown(relay.stop)
-    outbox = Outbox(publisher, marks, grace=settings.outbox_grace_seconds)
+    runtime.on_shutdown(running.stop)
+    outbox = running.outbox
 
     acceptor = Acceptor(
         pool=pool,

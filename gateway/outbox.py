@@ -280,3 +280,36 @@ class Relay:
             except Exception as exc:  # the database or broker is down: try again later
                 log.warning("outbox relay pass failed", error=repr(exc))
             await asyncio.sleep(self._interval)
+
+
+@dataclass(frozen=True)
+class RunningOutbox:
+    """The outbox and its background tasks, as the gateway runs them."""
+
+    outbox: Outbox
+    relay: Relay
+
+    async def stop(self) -> None:
+        """The relay first, then the last published-marks, then the publisher's channel."""
+        await self.relay.stop()
+        await self.outbox.marks.stop()
+        await self.outbox.publisher.close()
+
+
+async def start_outbox(
+    pool: AsyncConnectionPool,
+    connection: AbstractRobustConnection,
+    *,
+    publish_timeout: float,
+    interval: float,
+    grace: float,
+    batch_size: int,
+) -> RunningOutbox:
+    """Opens the publisher and starts the batched marks and the relay."""
+    publisher = Publisher(connection, timeout=publish_timeout)
+    await publisher.start()
+    marks = PublishedMarks(pool)
+    marks.start()
+    relay = Relay(pool, publisher, interval=interval, grace=grace, batch_size=batch_size)
+    relay.start()
+    return RunningOutbox(Outbox(publisher, marks, grace=grace), relay)

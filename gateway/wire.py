@@ -1,4 +1,5 @@
-"""The herald.v1 enum numbers the gateway's domain carries as opaque ints.
+"""The herald.v1 enum numbers the gateway's domain carries as opaque ints, and the
+names the domain and the REST edge spell them with: written once, here.
 
 The stored `channel`, `route` and `message_type` columns hold these numbers, and so do the
 delivery jobs; the domain compares and stores them but learns which is which only here.
@@ -8,15 +9,23 @@ from __future__ import annotations
 
 from herald.v1 import common_pb2
 
-CHANNEL_NAMES: dict[int, str] = {
-    common_pb2.CHANNEL_EMAIL: "email",
-    common_pb2.CHANNEL_SMS: "sms",
-    common_pb2.CHANNEL_PUSH: "push",
+CHANNELS_BY_NAME: dict[str, common_pb2.Channel.ValueType] = {
+    "email": common_pb2.CHANNEL_EMAIL,
+    "sms": common_pb2.CHANNEL_SMS,
+    "push": common_pb2.CHANNEL_PUSH,
 }
-CHANNELS_BY_NAME: dict[str, int] = {name: value for value, name in CHANNEL_NAMES.items()}
-MESSAGE_TYPES_BY_NAME: dict[str, int] = {
+CHANNEL_NAMES: dict[int, str] = {value: name for name, value in CHANNELS_BY_NAME.items()}
+MESSAGE_TYPES_BY_NAME: dict[str, common_pb2.MessageType.ValueType] = {
     "transactional": common_pb2.MESSAGE_TYPE_TRANSACTIONAL,
     "alert": common_pb2.MESSAGE_TYPE_ALERT,
     "marketing": common_pb2.MESSAGE_TYPE_MARKETING,
 }
 MESSAGE_TYPE_NAMES: dict[int, str] = {v: k for k, v in MESSAGE_TYPES_BY_NAME.items()}
+# Statuses as the domain names them and as herald.v1.NotificationStatus numbers.
+STATUS_NUMBERS: dict[str, common_pb2.NotificationStatus.ValueType] = {
+    "pending": common_pb2.NOTIFICATION_STATUS_PENDING,
+    "delivered": common_pb2.NOTIFICATION_STATUS_DELIVERED,
+    "failed": common_pb2.NOTIFICATION_STATUS_FAILED,
+    "suppressed": common_pb2.NOTIFICATION_STATUS_SUPPRESSED,
+}
+STATUS_NAMES: dict[int, str] = {number: name for name, number in STATUS_NUMBERS.items()}

@@ -14,18 +14,9 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from gateway.notifications.model import Accepted, NewSend, NotificationRecord, Priority
 from gateway.store.notifications import AttemptRecord
-from gateway.wire import CHANNEL_NAMES, MESSAGE_TYPE_NAMES
+from gateway.wire import CHANNEL_NAMES, MESSAGE_TYPE_NAMES, STATUS_NUMBERS
 from herald.v1 import common_pb2, delivery_pb2, notification_pb2
 from mesh.errors import FieldViolation, InvalidArgument
-
-# Statuses as the domain names them and as herald.v1.NotificationStatus numbers.
-STATUS_NUMBERS: dict[str, int] = {
-    "pending": common_pb2.NOTIFICATION_STATUS_PENDING,
-    "delivered": common_pb2.NOTIFICATION_STATUS_DELIVERED,
-    "failed": common_pb2.NOTIFICATION_STATUS_FAILED,
-    "suppressed": common_pb2.NOTIFICATION_STATUS_SUPPRESSED,
-}
-STATUS_NAMES: dict[int, str] = {number: name for name, number in STATUS_NUMBERS.items()}
 
 
 def parse_uuid(value: str, field: str) -> uuid.UUID:
@@ -103,7 +94,7 @@ def send_from_proto(
 def accepted_to_proto(accepted: Accepted) -> notification_pb2.SendResponse:
     return notification_pb2.SendResponse(
         notification_id=str(accepted.notification_id),
-        status=STATUS_NUMBERS[accepted.status],  # type: ignore[arg-type]
+        status=STATUS_NUMBERS[accepted.status],
         duplicate=accepted.duplicate,
     )
 
@@ -147,7 +138,7 @@ def notification_to_proto(record: NotificationRecord) -> notification_pb2.Notifi
         request_id=record.request_id,
         priority=record.priority,  # type: ignore[arg-type]
         message_type=record.message_type,  # type: ignore[arg-type]
-        status=STATUS_NUMBERS[record.status],  # type: ignore[arg-type]
+        status=STATUS_NUMBERS[record.status],
         status_reason=record.status_reason,
         delivered_channel=record.delivered_channel,  # type: ignore[arg-type]
         delivered_provider=record.delivered_provider,

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 
 from gateway.lifecycle import Hop, Outcome
-from gateway.notifications.protos import STATUS_NAMES
 from gateway.store.notifications import AttemptRecord
+from gateway.wire import STATUS_NAMES
 from herald.v1 import delivery_pb2, status_pb2
 from mesh.errors import InvalidArgument
 

@@ -12,10 +12,10 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from gateway.lifecycle import Hop
-from gateway.notifications.protos import STATUS_NUMBERS
 from gateway.status.claims import ClaimAsk, ClaimOutcome, ClaimResult, Claims
 from gateway.status.reports import parse_id, parse_report
 from gateway.status.service import MAX_BATCH, ReportOutcome, Statuses
+from gateway.wire import STATUS_NUMBERS
 from herald.v1 import status_pb2, status_pb2_grpc
 from mesh.item_errors import answer_each, indexed, parse_each
 from mesh.runtime import GrpcService
@@ -61,7 +61,7 @@ def claim_response(outcome: ClaimOutcome) -> status_pb2.ClaimResponse:
 
 def report_response(outcome: ReportOutcome) -> status_pb2.ReportStatusResponse:
     return status_pb2.ReportStatusResponse(
-        status=STATUS_NUMBERS[outcome.status],  # type: ignore[arg-type]
+        status=STATUS_NUMBERS[outcome.status],
         changed=outcome.changed,
     )
 
@@ -109,7 +109,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         )
         return status_pb2.GetStatusResponse(
             notification_id=str(row.id),
-            status=STATUS_NUMBERS[row.status],  # type: ignore[arg-type]
+            status=STATUS_NUMBERS[row.status],
             status_reason=row.status_reason,
             delivered_channel=row.delivered_channel,  # type: ignore[arg-type]
             delivered_provider=row.delivered_provider,

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 import gateway
 import userd
 from gateway.lifecycle import RetryPolicy
-from gateway.outbox import Outbox, PublishedMarks, Publisher, Relay
+from gateway.outbox import Outbox, RunningOutbox, start_outbox
 from gateway.status import servicer as status_servicer
 from gateway.status.claims import Claims
 from gateway.status.service import Statuses
@@ -210,7 +210,7 @@ class Gateway:
     pool: AsyncConnectionPool
     outbox: Outbox
     statuses: Statuses
-    relay: Relay
+    running: RunningOutbox
     served: Served
 
     @property
@@ -220,9 +220,7 @@ class Gateway:
     async def stop(self) -> None:
         """In the gateway's order: the server, the relay, the last marks, the publisher."""
         await self.served.stop()
-        await self.relay.stop()
-        await self.outbox.marks.stop()
-        await self.outbox.publisher.close()
+        await self.running.stop()
         await self.pool.close()
 
 
@@ -231,19 +229,15 @@ async def start_gateway(*, database_name: str, connection: AbstractRobustConnect
     gateway), publishing on `connection`'s vhost. The only place a test builds
     `Statuses`, so a change of its constructor is one edit here."""
     pool = await database(database_name, GATEWAY_MIGRATIONS)
-    publisher = Publisher(connection, timeout=5.0)
-    await publisher.start()
-    marks = PublishedMarks(pool)
-    marks.start()
-    relay = Relay(
+    running = await start_outbox(
         pool,
-        publisher,
+        connection,
+        publish_timeout=5.0,
         interval=OUTBOX_INTERVAL_SECONDS,
         grace=OUTBOX_GRACE_SECONDS,
         batch_size=100,
     )
-    relay.start()
-    outbox = Outbox(publisher, marks, grace=OUTBOX_GRACE_SECONDS)
+    outbox = running.outbox
     policy = RetryPolicy(
         max_attempts={CHANNELS_BY_NAME[name]: n for name, n in MAX_ATTEMPTS.items()},
         base=BACKOFF_BASE,
@@ -252,7 +246,7 @@ async def start_gateway(*, database_name: str, connection: AbstractRobustConnect
     statuses = Statuses(pool=pool, outbox=outbox, policy=policy)
     servicer = status_servicer.StatusServicer(statuses, Claims(pool=pool))
     served = await Served.start([status_servicer.service(servicer)])
-    return Gateway(pool, outbox, statuses, relay, served)
+    return Gateway(pool, outbox, statuses, running, served)
 
 
 @dataclass

@@ -8,30 +8,18 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from gateway.wire import CHANNELS_BY_NAME, MESSAGE_TYPES_BY_NAME, STATUS_NUMBERS
 from herald.v1 import common_pb2
 
-CHANNELS: Mapping[str, common_pb2.Channel.ValueType] = {
-    "email": common_pb2.CHANNEL_EMAIL,
-    "sms": common_pb2.CHANNEL_SMS,
-    "push": common_pb2.CHANNEL_PUSH,
-}
-STATUSES: Mapping[str, common_pb2.NotificationStatus.ValueType] = {
-    "pending": common_pb2.NOTIFICATION_STATUS_PENDING,
-    "delivered": common_pb2.NOTIFICATION_STATUS_DELIVERED,
-    "failed": common_pb2.NOTIFICATION_STATUS_FAILED,
-    "suppressed": common_pb2.NOTIFICATION_STATUS_SUPPRESSED,
-}
+CHANNELS = CHANNELS_BY_NAME
+STATUSES = STATUS_NUMBERS
 PRIORITIES: Mapping[int, common_pb2.Priority.ValueType] = {
     1: common_pb2.PRIORITY_LOW,
     2: common_pb2.PRIORITY_NORMAL,
     3: common_pb2.PRIORITY_HIGH,
     4: common_pb2.PRIORITY_CRITICAL,
 }
-MESSAGE_TYPES: Mapping[str, common_pb2.MessageType.ValueType] = {
-    "transactional": common_pb2.MESSAGE_TYPE_TRANSACTIONAL,
-    "alert": common_pb2.MESSAGE_TYPE_ALERT,
-    "marketing": common_pb2.MESSAGE_TYPE_MARKETING,
-}
+MESSAGE_TYPES = MESSAGE_TYPES_BY_NAME
 PLATFORMS: Mapping[str, common_pb2.PushPlatform.ValueType] = {
     "fcm": common_pb2.PUSH_PLATFORM_FCM,
     "onesignal": common_pb2.PUSH_PLATFORM_ONESIGNAL,
@@ -61,12 +49,6 @@ def status_name(value: int) -> Any:
         return STATUS_NAMES[value]
     except KeyError:
         raise BadAnswer(f"unknown notification status {value}") from None
-
-
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
-    return ts
 
 
 def when(ts: timestamp_pb2.Timestamp) -> datetime | None:
