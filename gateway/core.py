@@ -16,6 +16,7 @@ import grpc
 from aio_pika.abc import AbstractRobustConnection
 from psycopg_pool import AsyncConnectionPool
 
+from gateway.apikeys import ApiKeys, Authenticator
 from gateway.lifecycle import RetryPolicy
 from gateway.notifications import servicer as notification_servicer
 from gateway.notifications.accept import Acceptor
@@ -29,6 +30,7 @@ from gateway.status import servicer as status_servicer
 from gateway.status.claims import Claims
 from gateway.status.service import Statuses
 from gateway.wire import CHANNELS_BY_NAME
+from mesh.health import Dependency
 from mesh.runtime import GrpcService, Runtime
 from userd.client_cache import LocalUsers
 
@@ -40,6 +42,8 @@ class Core:
     acceptor: Acceptor
     notifications: Notifications
     statuses: Statuses
+    authenticator: Authenticator
+    keys: ApiKeys
     services: list[GrpcService]
 
 
@@ -96,13 +100,22 @@ async def start_core(
         pool=pool, outbox=outbox, deadline_seconds=settings.delivery_deadline_seconds
     )
     statuses = Statuses(pool=pool, outbox=outbox, policy=retry_policy(settings))
+    authenticator = Authenticator(pool, ttl=settings.api_key_cache_seconds)
+    revocations = authenticator.listener(settings.database_url(settings.database))
+    await revocations.start()
+    runtime.on_shutdown(revocations.stop)
+    runtime.health.add_dependency(
+        Dependency("api-key-revocations", revocations.ping, required=False)
+    )
     return Core(
         acceptor=acceptor,
         notifications=notifications,
         statuses=statuses,
+        authenticator=authenticator,
+        keys=ApiKeys(pool, authenticator),
         services=[
             notification_servicer.service(
-                notification_servicer.NotificationServicer(acceptor, notifications)
+                notification_servicer.NotificationServicer(acceptor, notifications, authenticator)
             ),
             status_servicer.service(status_servicer.StatusServicer(statuses, Claims(pool=pool))),
         ],

@@ -3,7 +3,10 @@
 A notification is `pending` while one hop is current: (generation, route_index, channel,
 attempt). It ends `delivered`, `failed` or `suppressed`. Facts arrive from three places:
 a delivery worker reports what an attempt came to, an external reporter (the seed's REST
-status route) names a status it saw, and an operator asks for a manual retry. Callers
+status route, scope status:report) names a status it saw, and an operator asks for a
+manual retry. Only Herald's own attempts decide a pending notification: an external
+report is evidence, kept in the trail, so it can neither pre-empt a worker's claim nor
+skip the route's fallback (a forged `delivered` cannot stop the real delivery). Callers
 report facts; this module alone decides what follows. The caller writes the decision and
 publishes the next hop (or the dead letter) through the outbox in the same transaction.
 
@@ -22,9 +25,10 @@ publishes the next hop (or the dead letter) through the outbox in the same trans
              forbid the channel)                            suppressed, or failed with the
                                                             earlier real error if one channel
                                                             really failed
-    pending  external DELIVERED                             delivered
-    pending  external FAILED / SUPPRESSED (current hop)     that status (FAILED: dead letter)
-    pending  external PENDING                               nothing moves; the trail grows
+    pending  external report (any status)                  nothing moves: the report joins
+                                                            the trail (outcome REPORTED, with
+                                                            its reporter); the hop, its claim
+                                                            and the route's fallback go on
     failed   manual retry                                   pending: generation+1, first
                                                             channel, attempt 1, new deadline
     final    the same final status again                    nothing (a repeat)
@@ -237,18 +241,15 @@ def on_attempt(
     )
 
 
-def on_external(position: Position, *, status: str, hop: Hop | None, error: str) -> Decision:
-    """What follows an external report that the notification is in `status`."""
+def on_external(position: Position, *, status: str) -> Decision:
+    """What follows an external report that the notification is in `status`: on a final
+    notification, a repeat or a conflict; on a pending one, a trail entry and no move."""
     if position.final:
         return _repeat_or_refuse(position, status)
-    reported = hop or position.hop
-    if status == "pending":
-        return Decision(changed=True)
-    if status == "delivered":
-        return Decision(changed=True, status="delivered", close=reported)
-    _require_current(position, reported)
-    default = "delivery failed" if status == "failed" else "suppressed"
-    return Decision(changed=True, status=status, close=reported, reason=error or default)
+    return Decision(
+        changed=True,
+        note={"reported_status": status, "acted_on": False, "current_status": "pending"},
+    )
 
 
 def on_retry(position: Position) -> NextHop:

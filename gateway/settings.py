@@ -110,8 +110,9 @@ class GatewaySettings(UserCacheSettings):
         ge=0,
         le=300,
         validation_alias="HERALD_GATEWAY_API_KEY_CACHE_SECONDS",
-        description="How long a verified API key is trusted without reading the database "
-        "again: a revocation takes effect within this time.",
+        description="How long a verified API key is kept without reading the database "
+        "again. A revocation reaches every gateway at once through PostgreSQL's NOTIFY; "
+        "this is the bound while a gateway's listening connection is down.",
     )
 
     @field_validator("route_policy", mode="before")

@@ -7,15 +7,17 @@ from typing import Any
 
 import grpc
 
-from mesh.interceptors import CORRELATION_HEADER, TOKEN_HEADER
+from mesh.interceptors import CLIENT_HEADER, CORRELATION_HEADER, TOKEN_HEADER
 from mesh.logging import current_correlation_id
 
 
 class _MetadataInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
-    """Adds `authorization` and the task's `x-correlation-id` to every unary call."""
+    """Adds `authorization`, the client the caller acts for (unless the call names one)
+    and the task's `x-correlation-id` to every unary call."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, client_id: str) -> None:
         self._auth = (TOKEN_HEADER, f"Bearer {token}")
+        self._client = (CLIENT_HEADER, client_id) if client_id else None
 
     async def intercept_unary_unary(
         self,
@@ -25,6 +27,8 @@ class _MetadataInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
     ) -> Any:
         metadata = list(client_call_details.metadata or ())
         metadata.append(self._auth)
+        if self._client and not any(k == CLIENT_HEADER for k, _ in metadata):
+            metadata.append(self._client)
         correlation_id = current_correlation_id()
         if correlation_id and not any(k == CORRELATION_HEADER for k, _ in metadata):
             metadata.append((CORRELATION_HEADER, correlation_id))
@@ -38,11 +42,13 @@ class _MetadataInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(details, request)
 
 
-def internal_channel(address: str, token: str) -> grpc.aio.Channel:
-    """A channel to a Herald service at `host:port`, authenticated with the service token."""
+def internal_channel(address: str, token: str, client_id: str = "") -> grpc.aio.Channel:
+    """A channel to a Herald service at `host:port`, authenticated with the service token;
+    with `client_id`, every call acts for that client (`x-herald-client-id`): the
+    gateway's NotificationService then shows it that client's notifications only."""
     return grpc.aio.insecure_channel(
         address,
-        interceptors=[_MetadataInterceptor(token)],
+        interceptors=[_MetadataInterceptor(token, client_id)],
         options=[
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.enable_retries", 1),

@@ -24,6 +24,8 @@ from mesh.metrics import GRPC_LATENCY, GRPC_REQUESTS
 
 CORRELATION_HEADER = "x-correlation-id"
 TOKEN_HEADER = "authorization"
+# The client an internal service acts for (the gateway's NotificationService).
+CLIENT_HEADER = "x-herald-client-id"
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]

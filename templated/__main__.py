@@ -11,7 +11,7 @@ from mesh.logging import configure_logging
 from mesh.runtime import GrpcService, Runtime, run, run_migrations
 from mesh.settings import load_settings
 from templated.cache import HeadCache
-from templated.invalidation import InvalidationListener
+from templated.invalidation import invalidation_listener
 from templated.limits import Limits
 from templated.rendering import Renderer
 from templated.service import TemplateService
@@ -30,7 +30,7 @@ async def main() -> None:
         pool = await runtime.postgres(settings.database, migrations_dir=MIGRATIONS)
         origin = uuid.uuid4().hex  # tells this process's notifications from the others'
         heads = HeadCache(ttl=settings.active_ttl_seconds, maxsize=settings.cache_size)
-        listener = InvalidationListener(
+        listener = invalidation_listener(
             url=settings.database_url(settings.database), heads=heads, origin=origin
         )
         await listener.start()

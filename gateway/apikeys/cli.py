@@ -1,11 +1,14 @@
 """`python -m gateway apikeys create|list|revoke`: manage the REST edge's API keys.
 
-    python -m gateway apikeys create --name billing --scopes send,read
+    python -m gateway apikeys create --name billing-prod --client billing \
+        --scopes notifications:send,notifications:read
     python -m gateway apikeys list
     python -m gateway apikeys revoke 3f9a1c0b7d2e
 
-`create` prints the key once; only its hash is stored. `--json` prints machine-readable
-output. Revocation reaches running gateways within HERALD_GATEWAY_API_KEY_CACHE_SECONDS.
+`create` prints the key once; only its hash is stored. Without `--client` the key starts
+a new client of its own (named by the key's id). `--json` prints machine-readable
+output. Running gateways learn of a revocation at once through PostgreSQL's NOTIFY (at
+most HERALD_GATEWAY_API_KEY_CACHE_SECONDS while a gateway's listening connection is down).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from gateway.apikeys import service
+from gateway.apikeys.scopes import Scope
 from gateway.apikeys.service import ApiKey, InvalidKeyRequest
 from gateway.settings import GatewaySettings
 from mesh import migrations
@@ -39,7 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     create = commands.add_parser("create", help="create a key and print it (once)")
     create.add_argument("--name", required=True, help="who or what uses the key")
     create.add_argument(
-        "--scopes", required=True, help="comma-separated: send, read, admin (admin implies all)"
+        "--scopes",
+        required=True,
+        help="comma-separated: " + ", ".join(s.value for s in Scope) + " (legacy: send, read)",
+    )
+    create.add_argument(
+        "--client", default="", help="the client the key belongs to (default: a new one)"
     )
     create.add_argument("--json", action="store_true", help="print JSON")
     listing = commands.add_parser("list", help="list keys (never their secrets)")
@@ -53,6 +62,7 @@ def _as_dict(key: ApiKey) -> dict[str, Any]:
     return {
         "id": key.id,
         "name": key.name,
+        "client_id": key.client_id,
         "scopes": sorted(s.value for s in key.scopes),
         "created_at": key.create_time.isoformat(),
         "revoked_at": key.revoke_time.isoformat() if key.revoke_time else None,
@@ -71,13 +81,19 @@ async def _run(args: argparse.Namespace, settings: GatewaySettings) -> int:
     ) as conn:
         if args.command == "create":
             new = await service.create(
-                conn, name=args.name, scopes=service.parse_scopes(args.scopes)
+                conn,
+                name=args.name,
+                scopes=service.parse_scopes(args.scopes),
+                client_id=args.client,
             )
             if args.json:
                 _out(orjson.dumps({**_as_dict(new.key), "key": new.token}).decode())
             else:
                 scopes = ",".join(sorted(s.value for s in new.key.scopes))
-                _out(f"created key {new.key.id} ({new.key.name}; scopes: {scopes})")
+                _out(
+                    f"created key {new.key.id} ({new.key.name}; client {new.key.client_id}; "
+                    f"scopes: {scopes})"
+                )
                 _out(new.token)
                 _out("Store it now: it is not shown again.")
             return 0
@@ -89,7 +105,10 @@ async def _run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                 for key in keys:
                     state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
                     scopes = ",".join(key["scopes"])
-                    _out(f"{key['id']}  {key['name']}  {scopes}  {key['created_at']}  {state}")
+                    _out(
+                        f"{key['id']}  {key['name']}  {key['client_id']}  {scopes}  "
+                        f"{key['created_at']}  {state}"
+                    )
             return 0
         if await service.revoke(conn, key_id=args.id):
             _out(f"revoked key {args.id}")

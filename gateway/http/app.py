@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from gateway.apikeys import Authenticator
+from gateway.apikeys import ApiKeys, Authenticator
 from gateway.http import errors
 from gateway.http.backends import Backends
 from gateway.http.health import Peer, aggregate
 from gateway.http.middleware import ApiKeyGate, BodyLimit, RequestContext
 from gateway.http.openapi import EdgeApp
-from gateway.http.routes import notifications, status, templates, users
+from gateway.http.routes import apikeys, notifications, status, templates, users
 from gateway.notifications.accept import Acceptor
 from gateway.notifications.service import Notifications
 from gateway.settings import GatewaySettings
@@ -28,8 +28,10 @@ API_PREFIX = "/api/v1"
 DESCRIPTION = """Herald's REST edge: send notifications and read what happened to them.
 
 Every `/api/v1` route needs an API key (`Authorization: Bearer hk_…`, created with
-`python -m gateway apikeys create`) with the scope named in the route's summary
-(`admin` includes `send` and `read`). Errors answer
+`python -m gateway apikeys create` or `POST /api/v1/api-keys`) with the scope named in the
+route's summary. Each key belongs to a client and sees only that client's notifications
+(another client's answer 404); `operator:read` reads every client's, `admin` may do
+everything. Errors answer
 `{"error": {"code", "message", "fields": [{"field", "description"}]}}`. Send
 `X-Request-ID` to choose the correlation id; every answer carries it back.
 """
@@ -74,6 +76,7 @@ def create_app(
     notification_reads: Notifications,
     statuses: Statuses,
     authenticator: Authenticator,
+    keys: ApiKeys,
 ) -> FastAPI:
     """The edge, wired to the process's health monitor, domain, gRPC peers and API keys."""
     app = EdgeApp(
@@ -89,6 +92,7 @@ def create_app(
         users.router(backends, API_PREFIX),
         templates.router(backends, API_PREFIX),
         status.router(statuses, API_PREFIX),
+        apikeys.router(keys, API_PREFIX),
         _operations(monitor, peers),
     ]
     for router in routers:

@@ -1,9 +1,11 @@
 """Per-route scopes of API keys.
 
 The key itself is verified by `middleware.ApiKeyGate` for every /api/v1 request before
-anything else happens; a route declares the scope it needs with `Send`, `Read` or
-`Admin` (an `ApiKey` parameter), checked before the route's input is validated or any
-service is called, so a refused caller learns nothing about resources.
+anything else happens; a route declares the scope it needs with one of the annotated
+types below (an `ApiKey` parameter), checked before the route's input is validated or
+any service is called, so a refused caller learns nothing about resources. Ownership
+(whose notifications a key sees) is the domain's: routes pass `key.principal` on.
+`gateway.apikeys.scopes` says what each scope allows.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
     bearerFormat="hk_<id>_<secret>",
-    description="An API key from `python -m gateway apikeys create`. Scopes: send, read, "
-    "admin (admin includes send and read).",
+    description="An API key from `python -m gateway apikeys create` (or POST "
+    "/api/v1/api-keys). Scopes: " + ", ".join(s.value for s in Scope) + ".",
 )
 
 
@@ -42,6 +44,15 @@ async def _authorized(
     return key
 
 
-Send = Annotated[ApiKey, Security(_authorized, scopes=[Scope.SEND.value])]
-Read = Annotated[ApiKey, Security(_authorized, scopes=[Scope.READ.value])]
-Admin = Annotated[ApiKey, Security(_authorized, scopes=[Scope.ADMIN.value])]
+def _needs(scope: Scope) -> object:
+    return Security(_authorized, scopes=[scope.value])
+
+
+NotificationsSend = Annotated[ApiKey, _needs(Scope.NOTIFICATIONS_SEND)]
+NotificationsRead = Annotated[ApiKey, _needs(Scope.NOTIFICATIONS_READ)]
+UsersRead = Annotated[ApiKey, _needs(Scope.USERS_READ)]
+UsersWrite = Annotated[ApiKey, _needs(Scope.USERS_WRITE)]
+TemplatesRead = Annotated[ApiKey, _needs(Scope.TEMPLATES_READ)]
+TemplatesWrite = Annotated[ApiKey, _needs(Scope.TEMPLATES_WRITE)]
+StatusReporter = Annotated[ApiKey, _needs(Scope.STATUS_REPORT)]
+Admin = Annotated[ApiKey, _needs(Scope.ADMIN)]

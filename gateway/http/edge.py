@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import grpc
-from psycopg_pool import AsyncConnectionPool
 
-from gateway.apikeys import Authenticator
 from gateway.core import Core
 from gateway.http.app import create_app
 from gateway.http.backends import Backends
@@ -19,7 +17,6 @@ async def start_edge(
     runtime: Runtime,
     settings: GatewaySettings,
     *,
-    pool: AsyncConnectionPool,
     core: Core,
     userd: grpc.aio.Channel,
     templated: grpc.aio.Channel,
@@ -39,7 +36,8 @@ async def start_edge(
         acceptor=core.acceptor,
         notification_reads=core.notifications,
         statuses=core.statuses,
-        authenticator=Authenticator(pool, ttl=settings.api_key_cache_seconds),
+        authenticator=core.authenticator,
+        keys=core.keys,
     )
     http = HttpServer(app, settings.host, settings.http_port)
     await http.start()

@@ -34,6 +34,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from gateway import jobs
+from gateway.apikeys.scopes import Scope
 from gateway.notifications.fetches import Memo, Rendering, RenderKey
 from gateway.notifications.items import IdempotencyKey, Item, follow, prefixed, replay
 from gateway.notifications.metrics import RUN_ITEMS, stage
@@ -85,6 +86,7 @@ class Acceptor:
     async def send(self, *, notification: NewSend, caller: Caller) -> Accepted:
         """Accepts one notification (raises the item's error), in one run with the Sends
         that arrive at the same moment."""
+        caller.principal.require(Scope.NOTIFICATIONS_SEND)
         return await self._sends(Item(validate_send(notification, limits=self._limits), caller))
 
     def violations(self, notification: NewSend, prefix: str = "") -> list[FieldViolation]:
@@ -104,6 +106,7 @@ class Acceptor:
     ) -> list[Outcome]:
         """Accepts many notifications; one outcome per item, in order (errors name the
         items as `requests[i].<field>`)."""
+        caller.principal.require(Scope.NOTIFICATIONS_SEND)
         self.check_batch_size(len(notifications))
         outcomes: list[Outcome | None] = [None] * len(notifications)
         valid: list[tuple[int, SendCommand]] = []

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from gateway.apikeys.scopes import Principal
 from gateway.store.notifications import NotificationRecord
 from mesh.errors import DomainError
 from mesh.rules import ChannelName, MessageTypeName
@@ -60,12 +61,17 @@ class NewSend:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the API client (idempotency scope) and the call's correlation id."""
+    """Who is calling (its client is the idempotency scope and the notification's owner)
+    and the call's correlation id."""
 
-    client_id: str
+    principal: Principal
     correlation_id: str
     # The caller named the correlation id (x-correlation-id): it wins over request_ids.
     given: bool = False
+
+    @property
+    def client_id(self) -> str:
+        return self.principal.client_id
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@ attempt 1, a fresh deadline, the same recipient and content (the route is not pl
 again: the notification is the one that was accepted). The trail keeps every earlier
 attempt; the retry is recorded with who asked and why, and its first hop goes out
 through the outbox like a Send's.
+
+Every call names its `Principal`: reads need notifications:read and see only the
+caller's client's notifications (operator:read and admin see every client's); a retry
+needs notifications:send and touches only its own client's (admin: any). Another client's
+notification is NOT_FOUND, exactly as one that does not exist.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from gateway import jobs, lifecycle
+from gateway.apikeys.scopes import Principal, Scope
 from gateway.notifications.model import Page
 from gateway.outbox import Outbox, Publication
 from gateway.store import notifications
@@ -36,17 +42,26 @@ class Notifications:
         self._outbox = outbox
         self._deadline = timedelta(seconds=deadline_seconds)
 
-    async def get(self, *, notification_id: uuid.UUID) -> notifications.NotificationRecord:
+    async def get(
+        self, *, notification_id: uuid.UUID, principal: Principal
+    ) -> notifications.NotificationRecord:
         """One notification with its full delivery trail and retries."""
+        principal.require(Scope.NOTIFICATIONS_READ)
+        return await self._get(notification_id, principal.reading_owner)
+
+    async def _get(
+        self, notification_id: uuid.UUID, owner: str | None
+    ) -> notifications.NotificationRecord:
         async with transaction(self._pool) as conn:
-            record = await notifications.get(conn, notification_id)
+            record = await notifications.get(conn, notification_id, client_id=owner)
         if record is None:
-            raise NotFound(f"notification {notification_id} not found")
+            raise _not_found(notification_id)
         return record
 
     async def list(
         self,
         *,
+        principal: Principal,
         user_id: uuid.UUID | None = None,
         status: str | None = None,
         start_time: datetime | None = None,
@@ -56,6 +71,7 @@ class Notifications:
     ) -> Page:
         """Newest first; filters are optional (`status` a name: pending, delivered, ...);
         page_size 0 means the default; `next_page_token` is empty on the last page."""
+        principal.require(Scope.NOTIFICATIONS_READ)
         if status is not None and status not in lifecycle.STATUSES:
             raise InvalidArgument.field("status", "unknown status")
         if page_size < 0:
@@ -67,6 +83,7 @@ class Notifications:
         async with transaction(self._pool) as conn:
             rows = await notifications.list_page(
                 conn,
+                client_id=principal.reading_owner,
                 user_id=user_id,
                 status=status,
                 start_time=start_time,
@@ -79,10 +96,12 @@ class Notifications:
         return Page(rows, notifications.encode_page_token(rows[-1]) if more else "")
 
     async def retry(
-        self, *, notification_id: uuid.UUID, requested_by: str, reason: str, client_id: str
+        self, *, notification_id: uuid.UUID, requested_by: str, reason: str, principal: Principal
     ) -> notifications.NotificationRecord:
         """Re-queues a failed notification as a new generation (`requested_by` empty: the
-        calling client)."""
+        caller's label)."""
+        principal.require(Scope.NOTIFICATIONS_SEND)
+        owner = principal.acting_owner
         parsed = notification_id
         if len(requested_by) > 200:
             raise InvalidArgument.field("requested_by", "at most 200 characters")
@@ -90,8 +109,8 @@ class Notifications:
             raise InvalidArgument.field("reason", "at most 2000 characters")
         async with transaction(self._pool) as conn:
             state = await lock(conn, parsed)
-            if state is None:
-                raise NotFound(f"notification {parsed} not found")
+            if state is None or (owner is not None and state.client_id != owner):
+                raise _not_found(parsed)
             bind_correlation_id(state.correlation_id)
             job = jobs.stored_job(state)
             nxt = lifecycle.on_retry(jobs.position(state, job))
@@ -115,9 +134,14 @@ class Notifications:
                 conn,
                 parsed,
                 generation=generation,
-                requested_by=requested_by or client_id,
+                requested_by=requested_by or principal.label,
                 reason=reason,
             )
         await self._outbox.dispatch([Publication(parsed, hop, job)])
         log.info("notification retried", notification_id=str(parsed), generation=generation)
-        return await self.get(notification_id=notification_id)
+        return await self._get(notification_id, owner)
+
+
+def _not_found(notification_id: uuid.UUID) -> NotFound:
+    """The one answer for a notification that does not exist and for another client's."""
+    return NotFound(f"notification {notification_id} not found")

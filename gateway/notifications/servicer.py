@@ -1,34 +1,48 @@
 """herald.v1.NotificationService over gRPC: protobuf in, a domain call, protobuf out.
 
-Who calls: the API client id arrives in metadata `x-herald-client-id`; without it the
-caller is "internal". The correlation id is the caller's `x-correlation-id`, else the
+Who calls (beside the service token every mesh call carries): an API key in metadata
+`x-herald-api-key` makes the call the key's, with its client and scopes, exactly as on the
+REST edge. Without one, an internal service names the client it acts for in
+`x-herald-client-id` (default "internal") and may send, read and retry that client's
+notifications, nobody else's: the service token vouches for the service, the client id
+only scopes what it sees. The correlation id is the caller's `x-correlation-id`, else the
 notification's request_id, else a new one; it is bound to every log line of the call and
 answered in the response's initial metadata.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
 import grpc
 
+from gateway.apikeys import Authenticator
+from gateway.apikeys.scopes import CLIENT_ID, CLIENT_ID_RULE, Principal, Scope
 from gateway.notifications import protos
 from gateway.notifications.accept import Acceptor
 from gateway.notifications.model import Caller, NewSend, Outcome
 from gateway.notifications.service import Notifications
 from herald.v1 import notification_pb2, notification_pb2_grpc
 from mesh import rules
-from mesh.errors import DomainError, FieldViolation, InvalidArgument
-from mesh.interceptors import CORRELATION_HEADER
+from mesh.errors import (
+    DomainError,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+)
+from mesh.interceptors import CLIENT_HEADER, CORRELATION_HEADER
 from mesh.item_errors import to_item_error
 from mesh.logging import bind_correlation_id, current_correlation_id
 from mesh.runtime import GrpcService
 
 SERVICE_NAME = notification_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
-CLIENT_HEADER = "x-herald-client-id"
+API_KEY_HEADER = "x-herald-api-key"
 INTERNAL_CLIENT = "internal"
-MAX_CLIENT_ID = 200
+# What an internal service may do for the client it names.
+SERVICE_SCOPES = frozenset({Scope.NOTIFICATIONS_SEND, Scope.NOTIFICATIONS_READ})
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -37,18 +51,40 @@ def _correlation(value: str) -> bool:
     return rules.matches(rules.REQUEST_ID, value, rules.MAX_REQUEST_ID)
 
 
-async def caller_of(context: Context, request_id: str = "") -> Caller:
-    """The calling client and correlation id; answers the id in initial metadata."""
-    client_id = INTERNAL_CLIENT
-    given = ""
-    for key, value in context.invocation_metadata() or ():
-        text = value if isinstance(value, str) else value.decode()
-        if key == CLIENT_HEADER and text:
-            client_id = text
-        elif key == CORRELATION_HEADER and _correlation(text):
-            given = text
-    if len(client_id) > MAX_CLIENT_ID:
-        raise InvalidArgument.field(CLIENT_HEADER, f"at most {MAX_CLIENT_ID} characters")
+async def principal_of(metadata: Mapping[str, str], authenticator: Authenticator) -> Principal:
+    """The caller: its API key's principal, else the internal service's named client."""
+    token = metadata.get(API_KEY_HEADER)
+    client_id = metadata.get(CLIENT_HEADER) or INTERNAL_CLIENT
+    if token is not None:
+        key = await authenticator.authenticate(token)
+        if key is None:
+            raise Unauthenticated(f"{API_KEY_HEADER}: not a live API key")
+        if CLIENT_HEADER in metadata and client_id != key.client_id:
+            raise PermissionDenied(f"{CLIENT_HEADER} names another client than the API key's")
+        return key.principal
+    if not CLIENT_ID.match(client_id):
+        raise InvalidArgument.field(CLIENT_HEADER, f"must be {CLIENT_ID_RULE}")
+    return Principal(client_id=client_id, scopes=SERVICE_SCOPES, label=f"service:{client_id}")
+
+
+def _metadata(context: Context) -> dict[str, str]:
+    return {
+        key: value if isinstance(value, str) else value.decode()
+        for key, value in context.invocation_metadata() or ()
+    }
+
+
+async def caller_of(
+    context: Context, authenticator: Authenticator, needs: Scope, request_id: str = ""
+) -> Caller:
+    """The caller, holding `needs` (checked before the request is read), and the
+    correlation id; answers the id in initial metadata."""
+    metadata = _metadata(context)
+    principal = await principal_of(metadata, authenticator)
+    principal.require(needs)
+    given = metadata.get(CORRELATION_HEADER, "")
+    if not _correlation(given):
+        given = ""
     if given:
         correlation_id = given
     elif _correlation(request_id):
@@ -58,7 +94,7 @@ async def caller_of(context: Context, request_id: str = "") -> Caller:
     if correlation_id:
         bind_correlation_id(correlation_id)
         await context.send_initial_metadata(((CORRELATION_HEADER, correlation_id),))
-    return Caller(client_id=client_id, correlation_id=correlation_id, given=bool(given))
+    return Caller(principal=principal, correlation_id=correlation_id, given=bool(given))
 
 
 def _reindexed(outcome: Outcome, sent: int, index: int) -> Outcome:
@@ -80,9 +116,12 @@ def _reindexed(outcome: Outcome, sent: int, index: int) -> Outcome:
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     """Errors are `mesh.errors` exceptions, mapped to status codes by the interceptor."""
 
-    def __init__(self, acceptor: Acceptor, notifications: Notifications) -> None:
+    def __init__(
+        self, acceptor: Acceptor, notifications: Notifications, authenticator: Authenticator
+    ) -> None:
         self._acceptor = acceptor
         self._notifications = notifications
+        self._authenticator = authenticator
 
     def _from_proto(self, request: notification_pb2.SendRequest, prefix: str = "") -> NewSend:
         """The request as the domain's NewSend, or INVALID_ARGUMENT naming every field at
@@ -95,7 +134,9 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     async def Send(
         self, request: notification_pb2.SendRequest, context: Context
     ) -> notification_pb2.SendResponse:
-        caller = await caller_of(context, request.request_id)
+        caller = await caller_of(
+            context, self._authenticator, Scope.NOTIFICATIONS_SEND, request.request_id
+        )
         notification = self._from_proto(request)
         accepted = await self._acceptor.send(notification=notification, caller=caller)
         return protos.accepted_to_proto(accepted)
@@ -103,7 +144,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     async def SendBatch(
         self, request: notification_pb2.SendBatchRequest, context: Context
     ) -> notification_pb2.SendBatchResponse:
-        caller = await caller_of(context)
+        caller = await caller_of(context, self._authenticator, Scope.NOTIFICATIONS_SEND)
         self._acceptor.check_batch_size(len(request.requests))
         outcomes: list[Outcome | None] = [None] * len(request.requests)
         valid: list[tuple[int, NewSend]] = []
@@ -132,7 +173,10 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     async def GetNotification(
         self, request: notification_pb2.GetNotificationRequest, context: Context
     ) -> notification_pb2.GetNotificationResponse:
-        record = await self._notifications.get(notification_id=protos.parse_uuid(request.id, "id"))
+        principal = await principal_of(_metadata(context), self._authenticator)
+        record = await self._notifications.get(
+            notification_id=protos.parse_uuid(request.id, "id"), principal=principal
+        )
         return notification_pb2.GetNotificationResponse(
             notification=protos.notification_to_proto(record)
         )
@@ -140,7 +184,9 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     async def ListNotifications(
         self, request: notification_pb2.ListNotificationsRequest, context: Context
     ) -> notification_pb2.ListNotificationsResponse:
+        principal = await principal_of(_metadata(context), self._authenticator)
         page = await self._notifications.list(
+            principal=principal,
             user_id=protos.parse_uuid(request.user_id, "user_id") if request.user_id else None,
             status=protos.status_name(request.status),
             start_time=request.start_time.ToDatetime(UTC)
@@ -158,12 +204,12 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     async def Retry(
         self, request: notification_pb2.RetryRequest, context: Context
     ) -> notification_pb2.RetryResponse:
-        caller = await caller_of(context)
+        caller = await caller_of(context, self._authenticator, Scope.NOTIFICATIONS_SEND)
         record = await self._notifications.retry(
             notification_id=protos.parse_uuid(request.id, "id"),
             requested_by=request.requested_by,
             reason=request.reason,
-            client_id=caller.client_id,
+            principal=caller.principal,
         )
         return notification_pb2.RetryResponse(notification=protos.notification_to_proto(record))
 

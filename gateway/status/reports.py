@@ -2,8 +2,10 @@
 
 A worker's report leaves `status` UNSPECIFIED and carries the attempt, whose outcome is the
 fact (`lifecycle.Outcome`). An external report (the seed's REST route) names the status it
-saw, with or without an attempt. Either way the fields are checked here (INVALID_ARGUMENT
-naming the field), so `service` only decides.
+saw, with or without an attempt; it joins the trail as a REPORTED attempt naming its
+reporter, and never moves a pending notification (`lifecycle.on_external`). Either way
+the fields are checked here (INVALID_ARGUMENT naming the field), so `service` only
+decides.
 """
 
 from __future__ import annotations
@@ -23,13 +25,10 @@ from herald.v1 import delivery_pb2, status_pb2
 from mesh.errors import InvalidArgument
 
 MAX_TEXT = 4000
-# Trail outcomes (the stored numbers) of an external report without an attempt.
-TRAIL_OUTCOME_OF_STATUS = {
-    "pending": delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE,
-    "delivered": delivery_pb2.ATTEMPT_OUTCOME_DELIVERED,
-    "failed": delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE,
-    "suppressed": delivery_pb2.ATTEMPT_OUTCOME_SKIPPED,
-}
+# The trail outcome (the stored number) of every external report.
+REPORTED = delivery_pb2.ATTEMPT_OUTCOME_REPORTED
+# Who reported, when a mesh service reports over gRPC without naming itself.
+MESH_REPORTER = "service"
 OUTCOMES = {
     delivery_pb2.ATTEMPT_OUTCOME_DELIVERED: Outcome.DELIVERED,
     delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE: Outcome.TRANSIENT,
@@ -53,6 +52,10 @@ class Report:
     # The trail row as reported; its hop fields are filled in from `hop` or the current one.
     attempt: AttemptRecord | None
     attempt_id: uuid.UUID | None
+    # Who reported (an API key's label, or the mesh) and, for an API client's report, the
+    # client whose notifications it may report on (None: any).
+    reporter: str = MESH_REPORTER
+    owner: str | None = None
 
     @classmethod
     def external(
@@ -63,10 +66,14 @@ class Report:
         error: str,
         channel: int,
         timestamp: datetime | None,
+        reporter: str,
+        owner: str | None,
     ) -> Report:
         """An external reporter's word that the notification is in `status` (the seed's
         REST route), about its current hop."""
         return cls(
+            reporter=reporter,
+            owner=owner,
             notification_id=notification_id,
             outcome=None,
             status=status,
@@ -80,33 +87,43 @@ class Report:
 
     @property
     def delivered(self) -> bool:
-        return self.outcome is Outcome.DELIVERED or self.status == "delivered"
+        """A worker's delivery (an external report is never one)."""
+        return self.outcome is Outcome.DELIVERED
 
     def trail_row(self, hop: Hop) -> AttemptRecord:
         """The attempt to append: the reported one, or one made from an external report."""
-        if self.attempt is not None:
-            a = self.attempt
-            return replace(
-                a,
-                channel=a.channel or hop.channel,
-                attempt=a.attempt or hop.attempt,
-                generation=a.generation or hop.generation,
-            )
-        status = self.status or "pending"
+        if self.status is not None:
+            return self._external_row(hop)
+        assert self.attempt is not None  # a worker's report carries its attempt
+        a = self.attempt
+        return replace(
+            a,
+            channel=a.channel or hop.channel,
+            attempt=a.attempt or hop.attempt,
+            generation=a.generation or hop.generation,
+        )
+
+    def _external_row(self, hop: Hop) -> AttemptRecord:
+        """An external report as the trail keeps it: outcome REPORTED, the reporter as its
+        worker, the status it named in its detail."""
+        given = self.attempt
+        detail: dict[str, Any] = {"reported_status": self.status, "reporter": self.reporter}
+        if given is not None:
+            detail["reported_outcome"] = given.outcome
         return AttemptRecord(
             id=self.attempt_id or uuid.uuid4(),
             notification_id=self.notification_id,
             channel=self.channel or hop.channel,
-            provider="",
-            outcome=TRAIL_OUTCOME_OF_STATUS[status],
-            provider_message_id="",
+            provider=given.provider if given else "",
+            outcome=REPORTED,
+            provider_message_id=given.provider_message_id if given else "",
             error=self.error,
-            duration_us=0,
-            start_time=self.timestamp or datetime.now(UTC),
+            duration_us=given.duration_us if given else 0,
+            start_time=given.start_time if given else self.timestamp or datetime.now(UTC),
             attempt=hop.attempt,
             generation=hop.generation,
-            worker="",
-            detail="reported without an attempt",
+            worker=self.reporter[:200],
+            detail=orjson.dumps(detail).decode(),
         )
 
 
@@ -166,7 +183,7 @@ def parse_report(request: status_pb2.ReportStatusRequest) -> Report:
         error=(request.error or a.error)[:MAX_TEXT],
         channel=request.channel,
         timestamp=timestamp,
-        attempt=_attempt(request, notification_id, attempt_id, status) if given else None,
+        attempt=_attempt(request, notification_id, attempt_id) if given else None,
         attempt_id=attempt_id,
     )
 
@@ -175,10 +192,9 @@ def _attempt(
     request: status_pb2.ReportStatusRequest,
     notification_id: uuid.UUID,
     attempt_id: uuid.UUID | None,
-    status: str | None,
 ) -> AttemptRecord:
     a = request.attempt
-    outcome: int = a.outcome or TRAIL_OUTCOME_OF_STATUS.get(status or "", 0)
+    outcome: int = a.outcome
     return AttemptRecord(
         id=attempt_id or uuid.uuid4(),
         notification_id=notification_id,

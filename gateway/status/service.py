@@ -125,7 +125,7 @@ class Statuses:
         publication: Publication | None = None
         async with db.transaction(self._pool) as conn:
             state = await hops.lock(conn, notification_id)
-            if state is None:
+            if state is None or (report.owner is not None and state.client_id != report.owner):
                 raise NotFound(f"notification {notification_id} not found")
             bind_correlation_id(state.correlation_id)
             job = jobs.stored_job(state)
@@ -139,7 +139,7 @@ class Statuses:
                 ):
                     return ReportOutcome(state.status, changed=False)
                 raise
-            if not decision.changed or (decision.status is None and report.attempt is None):
+            if not decision.changed:
                 return ReportOutcome(state.status, changed=False)
             attempt = with_note(report.trail_row(report.hop or here.hop), decision.note)
             c = decision.close
@@ -168,7 +168,7 @@ class Statuses:
                 channel_names=CHANNEL_NAMES,
             )
         assert report.status is not None
-        return lifecycle.on_external(here, status=report.status, hop=report.hop, error=report.error)
+        return lifecycle.on_external(here, status=report.status)
 
     async def _apply(
         self,

@@ -7,10 +7,14 @@ from typing import Any, TypedDict
 
 from psycopg import AsyncConnection
 
+# Each revocation is announced here (payload: the key id), at commit, to every gateway.
+REVOKED_CHANNEL = "herald_api_keys_revoked"
+
 
 class ApiKeyRow(TypedDict):
     id: str
     name: str
+    client_id: str
     scopes: list[str]
     key_hash: bytes
     create_time: datetime
@@ -19,16 +23,16 @@ class ApiKeyRow(TypedDict):
 
 Conn = AsyncConnection[Any]
 
-_COLUMNS = "id, name, scopes, key_hash, create_time, revoke_time"
+_COLUMNS = "id, name, client_id, scopes, key_hash, create_time, revoke_time"
 
 
 async def insert(
-    conn: Conn, *, key_id: str, name: str, scopes: list[str], key_hash: bytes
+    conn: Conn, *, key_id: str, name: str, client_id: str, scopes: list[str], key_hash: bytes
 ) -> ApiKeyRow:
     cur = await conn.execute(
-        f"""INSERT INTO api_keys (id, name, scopes, key_hash) VALUES (%s, %s, %s, %s)
-            RETURNING {_COLUMNS}""",
-        (key_id, name, scopes, key_hash),
+        f"""INSERT INTO api_keys (id, name, client_id, scopes, key_hash)
+            VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
+        (key_id, name, client_id, scopes, key_hash),
     )
     row: ApiKeyRow | None = await cur.fetchone()
     assert row is not None  # INSERT ... RETURNING always returns the row
@@ -48,9 +52,13 @@ async def list_all(conn: Conn) -> list[ApiKeyRow]:
 
 
 async def revoke(conn: Conn, *, key_id: str) -> bool:
-    """Marks a key revoked; False when no live key has that id."""
+    """Marks a key revoked and announces it on REVOKED_CHANNEL (at commit); False when no
+    live key has that id."""
     cur = await conn.execute(
-        "UPDATE api_keys SET revoke_time = now() WHERE id = %s AND revoke_time IS NULL",
-        (key_id,),
+        """WITH revoked AS (
+               UPDATE api_keys SET revoke_time = now()
+               WHERE id = %(id)s AND revoke_time IS NULL RETURNING id)
+           SELECT pg_notify(%(channel)s, id) FROM revoked""",
+        {"id": key_id, "channel": REVOKED_CHANNEL},
     )
     return cur.rowcount == 1

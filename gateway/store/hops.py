@@ -29,6 +29,7 @@ class HopState:
     hop: int
     job: bytes | None
     correlation_id: str
+    client_id: str
 
     @property
     def final(self) -> bool:
@@ -36,7 +37,7 @@ class HopState:
 
 
 _HOP_COLUMNS = """id, status, status_reason, generation, route, route_index, hop_channel,
-                  attempt, hop, job, correlation_id"""
+                  attempt, hop, job, correlation_id, client_id"""
 
 
 def _hop_state(row: dict[str, Any]) -> HopState:
@@ -52,6 +53,7 @@ def _hop_state(row: dict[str, Any]) -> HopState:
         hop=row["hop"],
         job=row["job"],
         correlation_id=row["correlation_id"],
+        client_id=row["client_id"],
     )
 
 

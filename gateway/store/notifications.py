@@ -210,11 +210,15 @@ def _record(row: dict[str, Any]) -> NotificationRecord:
     return NotificationRecord(**{**row, "route": tuple(row["route"])})
 
 
-async def get(conn: Conn, notification_id: UUID) -> NotificationRecord | None:
-    """One notification with its trail and retries."""
+async def get(
+    conn: Conn, notification_id: UUID, *, client_id: str | None = None
+) -> NotificationRecord | None:
+    """One notification with its trail and retries; None when it does not exist or, with
+    `client_id`, belongs to another client."""
     cur = await conn.execute(
-        f"SELECT {_RECORD_COLUMNS} FROM notifications WHERE id = %s",
-        (notification_id,),
+        f"""SELECT {_RECORD_COLUMNS} FROM notifications
+            WHERE id = %s AND (%s::text IS NULL OR client_id = %s)""",
+        (notification_id, client_id, client_id),
     )
     row = await cur.fetchone()
     if row is None:
@@ -247,6 +251,7 @@ def decode_page_token(token: str) -> tuple[datetime, UUID]:
 async def list_page(
     conn: Conn,
     *,
+    client_id: str | None,
     user_id: UUID | None,
     status: str | None,
     start_time: datetime | None,
@@ -257,6 +262,9 @@ async def list_page(
     """Up to `limit` notifications, newest first, after the page cursor."""
     where: list[sql.Composable] = []
     params: list[Any] = []
+    if client_id is not None:
+        where.append(sql.SQL("client_id = %s"))
+        params.append(client_id)
     if user_id is not None:
         where.append(sql.SQL("user_id = %s"))
         params.append(user_id)

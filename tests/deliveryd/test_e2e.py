@@ -35,6 +35,7 @@ from herald.v1 import (
     user_pb2_grpc,
 )
 from mesh import amqp
+from mesh.interceptors import CLIENT_HEADER
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.harness import jobs_counted
@@ -44,7 +45,7 @@ from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation, rabbitmqctl
 from tests.support.metrics import user_cache_hits
-from tests.support.processes import ServiceProcess
+from tests.support.processes import SERVING, ServiceProcess, health_status
 from tests.support.stack import add_vhost, start_core
 
 TEMPLATE = "e2e/welcome"
@@ -138,19 +139,25 @@ class Stack:
         answer = await self.notifications.Send(request, timeout=10)
         return answer.notification_id
 
-    async def notification(self, notification_id: str) -> notification_pb2.Notification:
+    async def notification(
+        self, notification_id: str, client: str = ""
+    ) -> notification_pb2.Notification:
+        """The notification as a service acting for `client` reads it (default: the
+        "internal" client, which `send` sends as)."""
         answer = await self.notifications.GetNotification(
-            notification_pb2.GetNotificationRequest(id=notification_id), timeout=10
+            notification_pb2.GetNotificationRequest(id=notification_id),
+            metadata=((CLIENT_HEADER, client),) if client else None,
+            timeout=10,
         )
         return answer.notification
 
     async def settled(
-        self, notification_id: str, status: int = DELIVERED, timeout: float = 45
+        self, notification_id: str, status: int = DELIVERED, timeout: float = 45, client: str = ""
     ) -> notification_pb2.Notification:
         """Waits until the notification has `status`; returns it with its trail."""
         deadline = time.monotonic() + timeout
         while True:
-            found = await self.notification(notification_id)
+            found = await self.notification(notification_id, client)
             if found.status == status:
                 return found
             if time.monotonic() > deadline:
@@ -589,3 +596,83 @@ async def test_a_worker_killed_mid_delivery_delivers_each_once(e2e: Stack, fakes
             await e2e.settled(nid)
     ids = sorted(d["message_id"] for d in fakes.smtp.deliveries)
     assert ids == sorted(f"<{nid}.1.email@herald.test>" for nid in nids)
+
+
+def _edge(e2e: Stack, key: dict[str, Any]) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{e2e.gateway.http_port}",
+        headers={"Authorization": f"Bearer {key['key']}"},
+        timeout=10,
+    )
+
+
+def _welcome(user: user_pb2.User, name: str) -> dict[str, Any]:
+    return {
+        "notification_type": "email",
+        "user_id": user.id,
+        "template_code": TEMPLATE,
+        "variables": {"name": name},
+    }
+
+
+async def test_a_forged_delivered_report_does_not_stop_the_real_delivery(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    """The seed's status route, with status:report: `delivered` on a notification still
+    waiting for its worker is kept in the trail, and the real delivery goes on."""
+    key = await asyncio.to_thread(
+        create_key, e2e.gateway, "e2e-reporter", "notifications:send,status:report"
+    )
+    user = await e2e.create_user()
+    async with e2e.replaced_worker("email"), _edge(e2e, key) as http:
+        posted = await http.post("/api/v1/notifications/", json=_welcome(user, "Ada"))
+        assert posted.status_code == 202, posted.text
+        nid = posted.json()["notification_id"]
+        # No email worker runs: the notification is certainly pending when this arrives.
+        forged = await http.post(
+            "/api/v1/email/status/", json={"notification_id": nid, "status": "delivered"}
+        )
+        assert forged.status_code == 200, forged.text
+        assert (forged.json()["status"], forged.json()["changed"]) == ("pending", True)
+        await e2e.start_worker("email")
+        done = await e2e.settled(nid, client=key["client_id"])
+    [mail] = fakes.sendgrid.deliveries
+    assert mail["to"] == user.email and done.delivered_provider == "sendgrid"
+    assert [a.outcome for a in done.attempts] == [
+        OUTCOME.ATTEMPT_OUTCOME_REPORTED,
+        OUTCOME.ATTEMPT_OUTCOME_DELIVERED,
+    ]
+    assert json.loads(done.attempts[0].detail)["reporter"].startswith("apikey:")
+
+
+async def test_crlf_headers_are_refused_at_accept_and_smtp_stays_in_service(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    """Six messages whose variable would put CR/LF in the subject are 400s naming the
+    variable; none reaches SMTP, its breaker (threshold 2 here) stays closed, and an
+    ordinary email that follows is delivered by SMTP."""
+    key = await asyncio.to_thread(create_key, e2e.gateway, "e2e-crlf", "notifications:send")
+    user = await e2e.create_user()
+    async with (
+        e2e.replaced_worker(
+            "email", HERALD_EMAIL_PROVIDERS="smtp", HERALD_DELIVERYD_BREAKER_THRESHOLD="2"
+        ),
+        _edge(e2e, key) as http,
+    ):
+        for _ in range(6):
+            refused = await http.post(
+                "/api/v1/notifications/", json=_welcome(user, "x\r\nBcc: a@evil.example")
+            )
+            assert refused.status_code == 400, refused.text
+            fields = [f["field"] for f in refused.json()["error"]["fields"]]
+            assert fields == ["variables.name"]
+        posted = await http.post("/api/v1/notifications/", json=_welcome(user, "Ada"))
+        assert posted.status_code == 202, posted.text
+        done = await e2e.settled(posted.json()["notification_id"], client=key["client_id"])
+        worker = e2e.workers["email"]
+        smtp = await asyncio.to_thread(health_status, worker.grpc_port, "herald.provider.smtp")
+    assert done.delivered_provider == "smtp"
+    assert smtp == SERVING  # the breaker is closed
+    [mail] = fakes.smtp.deliveries
+    assert mail["to"] == [user.email] and mail["subject"] == "Hello Ada"
+    assert "evil" not in json.dumps(fakes.smtp.deliveries)

@@ -278,7 +278,9 @@ async def test_a_pinned_template_version_is_rendered_and_recorded(edge_clean: Ed
         assert rolled_back.status_code == 200, rolled_back.text
 
 
-async def test_the_seed_status_payload_moves_the_status(edge_clean: Edge) -> None:
+async def test_the_seed_status_payload_is_kept_but_moves_nothing(edge_clean: Edge) -> None:
+    """No worker consumes here: the hop waits on its queue. An external `delivered` joins
+    the trail as a report and the notification stays pending, its job still queued."""
     user = await edge_clean.create_user()
     notification_id = (await edge_clean.notify(user["id"])).json()["notification_id"]
     seed = {
@@ -293,17 +295,16 @@ async def test_the_seed_status_payload_moves_the_status(edge_clean: Edge) -> Non
     assert reported.status_code == 200, reported.text
     assert reported.json() == {
         "notification_id": notification_id,
-        "status": "delivered",
+        "status": "pending",
         "changed": True,
     }
-    again = await edge_clean.http.post("/api/v1/email/status/", json=seed, headers=edge_clean.admin)
-    assert again.json()["changed"] is False
-    backwards = await edge_clean.http.post(
-        "/api/v1/email/status/", json={**seed, "status": "pending"}, headers=edge_clean.admin
-    )
-    assert backwards.status_code == 409, backwards.text
     read = await edge_clean.read(f"/api/v1/notifications/{notification_id}")
-    assert read["status"] == "delivered"
+    assert read["status"] == "pending"
+    [entry] = read["attempts"]
+    assert entry["outcome"] == "reported"
+    assert json.loads(entry["detail"])["reported_status"] == "delivered"
+    [job] = await edge_clean.drain("email")
+    assert job.notification_id == notification_id and job.attempt == 1
 
 
 async def test_the_request_id_is_the_correlation_id_of_every_hop(edge_clean: Edge) -> None:

@@ -153,20 +153,25 @@ def test_a_final_notification_takes_only_its_own_status_again() -> None:
     assert not attempt(done, Outcome.DELIVERED).changed
     with pytest.raises(Conflict, match="is delivered"):
         attempt(done, Outcome.TRANSIENT, "503")
-    assert not on_external(done, status="delivered", hop=None, error="").changed
+    assert not on_external(done, status="delivered").changed
     with pytest.raises(Conflict, match="cannot become pending"):
-        on_external(done, status="pending", hop=None, error="")
+        on_external(done, status="pending")
+    with pytest.raises(Conflict, match="cannot become failed"):
+        on_external(done, status="failed")
 
 
-def test_external_reports() -> None:
-    here = position()
-    pending = on_external(here, status="pending", hop=None, error="")
-    assert pending.changed and pending.status is None
-    failed = on_external(here, status="failed", hop=None, error="bounced")
-    assert (failed.status, failed.reason, failed.close) == ("failed", "bounced", here.hop)
-    assert on_external(here, status="suppressed", hop=None, error="").reason == "suppressed"
-    with pytest.raises(Conflict, match="stale report"):
-        on_external(here, status="failed", hop=Hop(1, SMS, 1), error="")
+@pytest.mark.parametrize("status", ["pending", "delivered", "failed", "suppressed"])
+def test_an_external_report_never_moves_a_pending_notification(status: str) -> None:
+    """It joins the trail (changed) but decides nothing: no status, no claim closed, no
+    next hop, so a worker's claim and the route's fallback go on."""
+    decision = on_external(position(), status=status)
+    assert decision.changed
+    assert (decision.status, decision.close, decision.next_hop) == (None, None, None)
+    assert decision.note == {
+        "reported_status": status,
+        "acted_on": False,
+        "current_status": "pending",
+    }
 
 
 def test_only_a_failed_notification_is_retried_from_the_first_channel() -> None:

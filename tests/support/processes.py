@@ -113,6 +113,7 @@ class ServiceProcess:
             self.process.kill()
             self.process.wait()
 
-    def channel(self) -> grpc.aio.Channel:
-        """An asyncio channel to this process carrying the service token (caller closes)."""
-        return internal_channel(self.address, SERVICE_TOKEN)
+    def channel(self, client_id: str = "") -> grpc.aio.Channel:
+        """An asyncio channel to this process carrying the service token and, given one,
+        the client its calls act for (caller closes)."""
+        return internal_channel(self.address, SERVICE_TOKEN, client_id)

@@ -46,6 +46,7 @@ _OUTCOMES: dict[int, Any] = {
     delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE: "transient_failure",
     delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE: "permanent_failure",
     delivery_pb2.ATTEMPT_OUTCOME_SKIPPED: "skipped",
+    delivery_pb2.ATTEMPT_OUTCOME_REPORTED: "reported",
 }
 
 
@@ -163,8 +164,10 @@ def notification(value: NotificationRecord) -> NotificationOut:
     )
 
 
-def report(channel: str, body: StatusReport) -> Report:
+def report(channel: str, body: StatusReport, *, reporter: str, owner: str | None) -> Report:
     return Report.external(
+        reporter=reporter,
+        owner=owner,
         notification_id=body.notification_id,
         status=body.status,
         error=body.error or "",

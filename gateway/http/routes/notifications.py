@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Query, Request
 
 from gateway.apikeys import ApiKey
-from gateway.http.auth import Admin, Read, Send
+from gateway.http.auth import NotificationsRead, NotificationsSend
 from gateway.http.convert import notifications as convert
 from gateway.http.errors import domain_errors
 from gateway.http.middleware import correlation_id, use_request_id
@@ -30,8 +30,8 @@ from gateway.notifications.service import Notifications
 
 
 def caller(key: ApiKey, request: Request) -> Caller:
-    """The API key's client; the request's correlation id wins over body request_ids."""
-    return Caller(client_id=key.id, correlation_id=correlation_id(request.scope), given=True)
+    """The API key's principal; the request's correlation id wins over body request_ids."""
+    return Caller(principal=key.principal, correlation_id=correlation_id(request.scope), given=True)
 
 
 def router(acceptor: Acceptor, notifications: Notifications, prefix: str) -> APIRouter:
@@ -41,9 +41,11 @@ def router(acceptor: Acceptor, notifications: Notifications, prefix: str) -> API
         "/",
         status_code=202,
         responses=error_responses(404, 409, body=True),
-        summary="Send a notification (scope: send)",
+        summary="Send a notification (scope: notifications:send)",
     )
-    async def send(key: Send, body: NotificationCreate, request: Request) -> NotificationAccepted:
+    async def send(
+        key: NotificationsSend, body: NotificationCreate, request: Request
+    ) -> NotificationAccepted:
         """Accepts the seed's payload; 202 once the notification is durably recorded.
 
         An unknown user is a 404; a template variable missing is a 400 naming it
@@ -61,9 +63,11 @@ def router(acceptor: Acceptor, notifications: Notifications, prefix: str) -> API
         "/batch",
         status_code=202,
         responses=error_responses(body=True),
-        summary="Send up to 500 notifications (scope: send)",
+        summary="Send up to 500 notifications (scope: notifications:send)",
     )
-    async def send_batch(key: Send, body: NotificationBatch, request: Request) -> BatchResult:
+    async def send_batch(
+        key: NotificationsSend, body: NotificationBatch, request: Request
+    ) -> BatchResult:
         """Each item is accepted or refused on its own: `results[i].error` says why."""
         with domain_errors(convert.RENAMES):
             outcomes = await acceptor.send_batch(
@@ -72,13 +76,17 @@ def router(acceptor: Acceptor, notifications: Notifications, prefix: str) -> API
             )
         return convert.batch_result(outcomes, len(body.notifications))
 
-    @api.get("/", responses=error_responses(), summary="List notifications (scope: read)")
+    @api.get(
+        "/", responses=error_responses(), summary="List notifications (scope: notifications:read)"
+    )
     async def list_notifications(
-        _: Read, query: Annotated[NotificationQuery, Query()]
+        key: NotificationsRead, query: Annotated[NotificationQuery, Query()]
     ) -> NotificationPage:
-        """Newest first, filtered by user, status and creation time; without trails."""
+        """The key's client's notifications (operator:read and admin: every client's),
+        newest first, filtered by user, status and creation time; without trails."""
         with domain_errors(convert.RENAMES):
             page = await notifications.list(
+                principal=key.principal,
                 user_id=query.user_id,
                 status=query.status,
                 start_time=query.created_after,
@@ -94,29 +102,35 @@ def router(acceptor: Acceptor, notifications: Notifications, prefix: str) -> API
     @api.get(
         "/{notification_id:uuid}",
         responses=error_responses(404),
-        summary="Get a notification and its delivery trail (scope: read)",
+        summary="Get a notification and its delivery trail (scope: notifications:read)",
     )
-    async def get_notification(_: Read, notification_id: UUID) -> NotificationOut:
+    async def get_notification(key: NotificationsRead, notification_id: UUID) -> NotificationOut:
+        """Another client's notification is a 404, as one that does not exist."""
         with domain_errors():
-            record = await notifications.get(notification_id=notification_id)
+            record = await notifications.get(
+                notification_id=notification_id, principal=key.principal
+            )
         return convert.notification(record)
 
     @api.post(
         "/{notification_id:uuid}/retry",
         status_code=202,
         responses=error_responses(404, 409, body=True),
-        summary="Send a failed notification again (scope: admin)",
+        summary="Send a failed notification again (scope: notifications:send)",
     )
     async def retry(
-        key: Admin, notification_id: UUID, body: Annotated[RetryBody | None, Body()] = None
+        key: NotificationsSend,
+        notification_id: UUID,
+        body: Annotated[RetryBody | None, Body()] = None,
     ) -> NotificationOut:
-        """A manual retry, recorded with the API key that asked; 409 unless it failed."""
+        """A manual retry of the key's client's notification (admin: any client's),
+        recorded with the API key that asked; 409 unless it failed."""
         with domain_errors():
             record = await notifications.retry(
                 notification_id=notification_id,
                 requested_by=key.label,
                 reason=body.reason or "" if body else "",
-                client_id=key.id,
+                principal=key.principal,
             )
         return convert.notification(record)
 

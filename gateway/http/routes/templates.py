@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from starlette.convertors import Convertor, register_url_convertor
 
-from gateway.http.auth import Admin, Read
+from gateway.http.auth import TemplatesRead, TemplatesWrite
 from gateway.http.backends import Backends, call
 from gateway.http.convert import templates as convert
 from gateway.http.routes import error_responses
@@ -65,16 +65,18 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         "/",
         status_code=201,
         responses=error_responses(409, body=True),
-        summary="Create a template with its first version (scope: admin)",
+        summary="Create a template with its first version (scope: templates:write)",
     )
-    async def create_template(key: Admin, body: TemplateCreate) -> TemplateOut:
+    async def create_template(key: TemplatesWrite, body: TemplateCreate) -> TemplateOut:
         answer = await call(
             stub.CreateTemplate, convert.create_request(body, key.label), timeout=timeout
         )
         return convert.template(answer.template)
 
-    @api.get("/", responses=error_responses(), summary="List templates (scope: read)")
-    async def list_templates(_: Read, query: Annotated[TemplateQuery, Query()]) -> TemplatePage:
+    @api.get("/", responses=error_responses(), summary="List templates (scope: templates:read)")
+    async def list_templates(
+        _: TemplatesRead, query: Annotated[TemplateQuery, Query()]
+    ) -> TemplatePage:
         answer = await call(
             stub.ListTemplates,
             template_pb2.ListTemplatesRequest(
@@ -93,10 +95,10 @@ def router(backends: Backends, prefix: str) -> APIRouter:
     @api.get(
         "/{code:template_code}/versions",
         responses=error_responses(404),
-        summary="List a template's versions, newest first (scope: read)",
+        summary="List a template's versions, newest first (scope: templates:read)",
     )
     async def list_versions(
-        _: Read, code: Code, query: Annotated[PageQuery, Query()]
+        _: TemplatesRead, code: Code, query: Annotated[PageQuery, Query()]
     ) -> VersionPage:
         answer = await call(
             stub.ListVersions,
@@ -115,9 +117,9 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         "/{code:template_code}/versions",
         status_code=201,
         responses=error_responses(404, 409, body=True),
-        summary="Publish a new version and make it active (scope: admin)",
+        summary="Publish a new version and make it active (scope: templates:write)",
     )
-    async def publish_version(key: Admin, code: Code, body: VersionPublish) -> TemplateOut:
+    async def publish_version(key: TemplatesWrite, code: Code, body: VersionPublish) -> TemplateOut:
         answer = await call(
             stub.PublishVersion, convert.publish_request(code, body, key.label), timeout=timeout
         )
@@ -126,9 +128,11 @@ def router(backends: Backends, prefix: str) -> APIRouter:
     @api.put(
         "/{code:template_code}/active-version",
         responses=error_responses(404, 409, body=True),
-        summary="Make an existing version active (scope: admin)",
+        summary="Make an existing version active (scope: templates:write)",
     )
-    async def set_active_version(key: Admin, code: Code, body: ActiveVersionSet) -> TemplateOut:
+    async def set_active_version(
+        key: TemplatesWrite, code: Code, body: ActiveVersionSet
+    ) -> TemplateOut:
         answer = await call(
             stub.SetActiveVersion,
             template_pb2.SetActiveVersionRequest(code=code, version=body.version, author=key.label),
@@ -139,9 +143,9 @@ def router(backends: Backends, prefix: str) -> APIRouter:
     @api.post(
         "/{code:template_code}/render",
         responses=error_responses(404, body=True),
-        summary="Render a preview with the given variables (scope: read)",
+        summary="Render a preview with the given variables (scope: templates:read)",
     )
-    async def render(_: Read, code: Code, body: RenderPreview) -> Rendered:
+    async def render(_: TemplatesRead, code: Code, body: RenderPreview) -> Rendered:
         """A variable the template needs and the body lacks is a 400 naming it."""
         answer = await call(stub.Render, convert.render_request(code, body), timeout=timeout)
         return convert.rendered(answer)
@@ -149,10 +153,10 @@ def router(backends: Backends, prefix: str) -> APIRouter:
     @api.get(
         "/{code:template_code}",
         responses=error_responses(404),
-        summary="Get a template with its active (or a given) version (scope: read)",
+        summary="Get a template with its active (or a given) version (scope: templates:read)",
     )
     async def get_template(
-        _: Read,
+        _: TemplatesRead,
         code: Code,
         version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     ) -> TemplateOut:
@@ -168,9 +172,9 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         status_code=204,
         response_class=Response,
         responses=error_responses(404),
-        summary="Archive a template; its history stays readable (scope: admin)",
+        summary="Archive a template; its history stays readable (scope: templates:write)",
     )
-    async def archive_template(_: Admin, code: Code) -> Response:
+    async def archive_template(_: TemplatesWrite, code: Code) -> Response:
         await call(
             stub.DeleteTemplate, template_pb2.DeleteTemplateRequest(code=code), timeout=timeout
         )

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, Response
 
-from gateway.http.auth import Admin, Read
+from gateway.http.auth import UsersRead, UsersWrite
 from gateway.http.backends import Backends, call
 from gateway.http.convert import users as convert
 from gateway.http.errors import http_error
@@ -35,17 +35,17 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         "/",
         status_code=201,
         responses=error_responses(409, body=True),
-        summary="Create a user (scope: admin)",
+        summary="Create a user (scope: users:write)",
     )
-    async def create_user(_: Admin, body: UserCreate) -> UserOut:
+    async def create_user(_: UsersWrite, body: UserCreate) -> UserOut:
         """The seed's payload; 409 when the email is taken. The password is never returned."""
         answer = await call(
             stub.CreateUser, convert.create_request(body), timeout=timeout, renames=convert.RENAMES
         )
         return convert.user(answer.user)
 
-    @api.get("/", responses=error_responses(), summary="List users (scope: read)")
-    async def list_users(_: Read, query: Annotated[PageQuery, Query()]) -> UserPage:
+    @api.get("/", responses=error_responses(), summary="List users (scope: users:read)")
+    async def list_users(_: UsersRead, query: Annotated[PageQuery, Query()]) -> UserPage:
         answer = await call(
             stub.ListUsers,
             user_pb2.ListUsersRequest(page_size=query.page_size, page_token=query.page_token or ""),
@@ -56,8 +56,10 @@ def router(backends: Backends, prefix: str) -> APIRouter:
             next_page_token=answer.next_page_token or None,
         )
 
-    @api.get("/{user_id:uuid}", responses=error_responses(404), summary="Get a user (scope: read)")
-    async def get_user(_: Read, user_id: UUID) -> UserOut:
+    @api.get(
+        "/{user_id:uuid}", responses=error_responses(404), summary="Get a user (scope: users:read)"
+    )
+    async def get_user(_: UsersRead, user_id: UUID) -> UserOut:
         """The seed's shape (`push_token` is the first FCM token) plus contact points."""
         answer = await call(stub.GetUser, user_pb2.GetUserRequest(id=str(user_id)), timeout=timeout)
         return convert.user(answer.user)
@@ -65,9 +67,9 @@ def router(backends: Backends, prefix: str) -> APIRouter:
     @api.patch(
         "/{user_id:uuid}",
         responses=error_responses(404, 409, body=True),
-        summary="Change some of a user's fields (scope: admin)",
+        summary="Change some of a user's fields (scope: users:write)",
     )
-    async def update_user(_: Admin, user_id: UUID, body: UserUpdate) -> UserOut:
+    async def update_user(_: UsersWrite, user_id: UUID, body: UserUpdate) -> UserOut:
         answer = await call(
             stub.UpdateUser,
             convert.update_request(str(user_id), body),
@@ -79,9 +81,9 @@ def router(backends: Backends, prefix: str) -> APIRouter:
     @api.patch(
         "/{user_id:uuid}/preferences",
         responses=error_responses(404, body=True),
-        summary="Change channel preferences (scope: admin)",
+        summary="Change channel preferences (scope: users:write)",
     )
-    async def update_preferences(_: Admin, user_id: UUID, body: PreferencesIn) -> UserOut:
+    async def update_preferences(_: UsersWrite, user_id: UUID, body: PreferencesIn) -> UserOut:
         """Channels left out keep their value; at least one is needed."""
         answer = await call(
             stub.UpdatePreferences,
@@ -96,10 +98,10 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         "/{user_id:uuid}/push-targets",
         status_code=201,
         responses=error_responses(404, 409, body=True),
-        summary="Add a push target (a device) (scope: admin)",
+        summary="Add a push target (a device) (scope: users:write)",
     )
     async def add_push_target(
-        _: Admin, user_id: UUID, body: Annotated[PushTargetIn, Body()]
+        _: UsersWrite, user_id: UUID, body: Annotated[PushTargetIn, Body()]
     ) -> PushTargetOut:
         answer = await call(
             stub.AddPushTarget,
@@ -114,9 +116,9 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         status_code=204,
         response_class=Response,
         responses=error_responses(404),
-        summary="Remove a push target (scope: admin)",
+        summary="Remove a push target (scope: users:write)",
     )
-    async def remove_push_target(_: Admin, user_id: UUID, target_id: UUID) -> Response:
+    async def remove_push_target(_: UsersWrite, user_id: UUID, target_id: UUID) -> Response:
         answer = await call(
             stub.RemovePushTarget,
             user_pb2.RemovePushTargetRequest(user_id=str(user_id), target_id=str(target_id)),
@@ -131,9 +133,9 @@ def router(backends: Backends, prefix: str) -> APIRouter:
         status_code=204,
         response_class=Response,
         responses=error_responses(404),
-        summary="Delete a user (scope: admin)",
+        summary="Delete a user (scope: users:write)",
     )
-    async def delete_user(_: Admin, user_id: UUID) -> Response:
+    async def delete_user(_: UsersWrite, user_id: UUID) -> Response:
         await call(stub.DeleteUser, user_pb2.DeleteUserRequest(id=str(user_id)), timeout=timeout)
         return Response(status_code=204)
 

@@ -28,7 +28,7 @@ from gateway.http.schemas.common import (
 from mesh import rules
 
 Priority = Annotated[Literal[1, 2, 3, 4], BeforeValidator(json_integer)]
-Outcome = Literal["delivered", "transient_failure", "permanent_failure", "skipped"]
+Outcome = Literal["delivered", "transient_failure", "permanent_failure", "skipped", "reported"]
 
 
 class NotificationCreate(RequestModel):
@@ -176,4 +176,8 @@ class StatusReport(RequestModel):
 class StatusReported(BaseModel):
     notification_id: str
     status: StatusName
-    changed: bool = Field(description="False when the report repeated what was recorded.")
+    changed: bool = Field(
+        description="False when the report repeated what was recorded. True: the report "
+        "joined the trail; `status` says whether the notification moved (a pending one "
+        "never moves on an external report)."
+    )

@@ -39,6 +39,10 @@ class _AttemptOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Attemp
     """Invalid recipient, rejected content, unregistered token: not retried."""
     ATTEMPT_OUTCOME_SKIPPED: _AttemptOutcome.ValueType  # 4
     """Not sent: circuit open, preference off, no contact point."""
+    ATTEMPT_OUTCOME_REPORTED: _AttemptOutcome.ValueType  # 5
+    """An external reporter's word about the notification (the REST status route): kept
+    in the trail with the reporter, never acted on while Herald's own delivery runs.
+    """
 
 class AttemptOutcome(_AttemptOutcome, metaclass=_AttemptOutcomeEnumTypeWrapper):
     """What happened in one delivery attempt."""
@@ -52,6 +56,10 @@ ATTEMPT_OUTCOME_PERMANENT_FAILURE: AttemptOutcome.ValueType  # 3
 """Invalid recipient, rejected content, unregistered token: not retried."""
 ATTEMPT_OUTCOME_SKIPPED: AttemptOutcome.ValueType  # 4
 """Not sent: circuit open, preference off, no contact point."""
+ATTEMPT_OUTCOME_REPORTED: AttemptOutcome.ValueType  # 5
+"""An external reporter's word about the notification (the REST status route): kept
+in the trail with the reporter, never acted on while Herald's own delivery runs.
+"""
 Global___AttemptOutcome: _TypeAlias = AttemptOutcome  # noqa: Y015
 
 @_typing.final

@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from herald.v1 import notification_pb2_grpc, status_pb2_grpc
 from tests.conftest import ServiceFactory
-from tests.gateway.core.helpers import WELCOME, Queues, open_queues
+from tests.gateway.core.helpers import CLIENT_ID, WELCOME, Queues, open_queues
 from tests.gateway.core.peers import Peers
 from tests.support.infra import (
     AMQP_HOST,
@@ -83,7 +83,8 @@ async def gateway(
 
 @pytest.fixture(scope="package")
 async def channel(gateway: ServiceProcess) -> AsyncIterator[grpc.aio.Channel]:
-    ch = gateway.channel()
+    """Calls act for client CLIENT_ID (helpers.CLIENT), whose notifications they see."""
+    ch = gateway.channel(CLIENT_ID)
     yield ch
     await ch.close()
 

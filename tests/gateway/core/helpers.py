@@ -12,10 +12,12 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from google.protobuf import struct_pb2
 
-from herald.v1 import common_pb2, delivery_pb2, notification_pb2
+from herald.v1 import common_pb2, delivery_pb2, notification_pb2, status_pb2
 from mesh import amqp
+from mesh.interceptors import CLIENT_HEADER
 
-CLIENT = (("x-herald-client-id", "client-a"),)
+CLIENT_ID = "client-a"
+CLIENT = ((CLIENT_HEADER, CLIENT_ID),)
 WELCOME = {
     "subject": "Hello {{ name }}",
     "html": "<p>Welcome, {{ name }}!</p>",
@@ -113,3 +115,26 @@ async def open_queues(url: str) -> tuple[aio_pika.abc.AbstractConnection, Queues
 
 def initial_metadata(call_metadata: Any) -> dict[str, str]:
     return {k: v for k, v in (call_metadata or ())}
+
+
+async def fail_every_channel(notifications: Any, statuses: Any, notification_id: str) -> None:
+    """Makes a notification `failed` as workers would: a permanent failure of each channel
+    of its route in turn."""
+    got = await notifications.GetNotification(
+        notification_pb2.GetNotificationRequest(id=notification_id)
+    )
+    for channel in got.notification.route:
+        await statuses.ReportStatus(
+            status_pb2.ReportStatusRequest(
+                notification_id=notification_id,
+                attempt=delivery_pb2.DeliveryAttempt(
+                    id=str(uuid.uuid4()),
+                    channel=channel,
+                    provider="test",
+                    outcome=delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE,
+                    error="every provider refused",
+                    attempt=1,
+                    generation=1,
+                ),
+            )
+        )

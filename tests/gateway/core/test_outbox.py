@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from grpc_health.v1 import health_pb2
 
-from herald.v1 import common_pb2, notification_pb2_grpc, status_pb2
+from herald.v1 import notification_pb2_grpc
 from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.gateway.core.conftest import gateway_env
-from tests.gateway.core.helpers import CLIENT, Queues, send_request
+from tests.gateway.core.helpers import CLIENT, Queues, fail_every_channel, send_request
 from tests.gateway.core.own_postgres import OwnPostgres
 from tests.gateway.core.peers import Peers
 from tests.support.infra import Isolation
@@ -60,15 +60,8 @@ async def test_a_dead_letter_left_unpublished_by_a_crash_is_published_by_the_rel
 ) -> None:
     user = peers.users.add()
     sent = await notifications.Send(send_request(user.id), metadata=CLIENT)
-    [hop] = await queues.wait_for(EMAIL, 1)
-    await statuses.ReportStatus(
-        status_pb2.ReportStatusRequest(
-            notification_id=sent.notification_id,
-            status=common_pb2.NOTIFICATION_STATUS_FAILED,
-            channel=hop.job.channel,
-            error="every provider refused",
-        )
-    )
+    await queues.wait_for(EMAIL, 1)
+    await fail_every_channel(notifications, statuses, sent.notification_id)
     [dead] = await queues.wait_for(amqp.FAILED_QUEUE, 1)
     await published(db, sent.notification_id)
     # As if the gateway died between the commit of `failed` and the dead letter's publish.

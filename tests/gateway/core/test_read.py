@@ -11,7 +11,7 @@ from google.protobuf import timestamp_pb2
 
 from herald.v1 import common_pb2, delivery_pb2, notification_pb2, status_pb2
 from mesh.interceptors import field_violations
-from tests.gateway.core.helpers import CLIENT, send_request
+from tests.gateway.core.helpers import CLIENT, fail_every_channel, send_request
 from tests.gateway.core.peers import Peers
 
 
@@ -42,28 +42,18 @@ async def test_get_answers_the_full_delivery_trail(notifications, statuses, peer
         provider="mailgun",
         outcome=delivery_pb2.ATTEMPT_OUTCOME_DELIVERED,
         provider_message_id="mg-42",
-        attempt=1,
+        attempt=2,
         generation=1,
         worker="host:1",
         detail="queued",
     )
     second.duration.FromMilliseconds(80)
     second.start_time.FromDatetime(datetime.now(UTC) - timedelta(seconds=1))
-    # Reported out of order: the trail is ordered by start time.
-    await statuses.ReportStatus(
-        status_pb2.ReportStatusRequest(
-            notification_id=sent.notification_id,
-            status=common_pb2.NOTIFICATION_STATUS_DELIVERED,
-            attempt=second,
+    # As a worker reports: the transient failure (a retry follows), then the delivery.
+    for reported in (first, second):
+        await statuses.ReportStatus(
+            status_pb2.ReportStatusRequest(notification_id=sent.notification_id, attempt=reported)
         )
-    )
-    await statuses.ReportStatus(
-        status_pb2.ReportStatusRequest(
-            notification_id=sent.notification_id,
-            status=common_pb2.NOTIFICATION_STATUS_DELIVERED,
-            attempt=first,
-        )
-    )
 
     got = (
         await notifications.GetNotification(
@@ -77,8 +67,9 @@ async def test_get_answers_the_full_delivery_trail(notifications, statuses, peer
         "mailgun",
         "mg-42",
     )
-    assert [a.provider for a in got.attempts] == ["mailgun"]  # the 2nd report changed nothing
-    [trail] = got.attempts
+    assert [a.provider for a in got.attempts] == ["sendgrid", "mailgun"]
+    assert got.attempts[0].error == "HTTP 503"
+    trail = got.attempts[1]
     assert trail.outcome == delivery_pb2.ATTEMPT_OUTCOME_DELIVERED
     assert trail.duration.ToMilliseconds() == 80
     assert trail.start_time == second.start_time
@@ -138,11 +129,7 @@ async def test_list_by_user_status_and_time_paged(notifications, statuses, peers
     for _ in range(5):
         sent = await notifications.Send(send_request(user.id), metadata=CLIENT)
         ids.append(sent.notification_id)
-    await statuses.ReportStatus(
-        status_pb2.ReportStatusRequest(
-            notification_id=ids[1], status=common_pb2.NOTIFICATION_STATUS_FAILED, error="x"
-        )
-    )
+    await fail_every_channel(notifications, statuses, ids[1])
     await notifications.Send(send_request(peers.users.add().id), metadata=CLIENT)  # someone else
 
     seen: list[str] = []

@@ -11,7 +11,7 @@ import pytest
 
 from herald.v1 import common_pb2, notification_pb2
 from mesh import amqp
-from mesh.interceptors import field_violations
+from mesh.interceptors import CLIENT_HEADER, field_violations
 from tests.gateway.core.conftest import GRACE_SECONDS, RELAY_INTERVAL
 from tests.gateway.core.helpers import CLIENT, Queues, send_request, struct
 from tests.gateway.core.peers import Peers
@@ -240,9 +240,11 @@ async def test_idempotency_keys_belong_to_one_api_client(
     user = peers.users.add()
     request = send_request(user.id)
     mine = await notifications.Send(request, metadata=CLIENT)
-    theirs = await notifications.Send(request, metadata=(("x-herald-client-id", "client-b"),))
-    internal = await notifications.Send(request)
+    theirs = await notifications.Send(request, metadata=((CLIENT_HEADER, "client-b"),))
+    internal = await notifications.Send(request, metadata=((CLIENT_HEADER, "internal"),))
+    again = await notifications.Send(request)  # this channel's calls act for client-a
     assert len({mine.notification_id, theirs.notification_id, internal.notification_id}) == 3
+    assert again.duplicate and again.notification_id == mine.notification_id
     assert len(await queues.wait_for(EMAIL, 3)) == 3
 
 

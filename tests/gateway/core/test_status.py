@@ -19,7 +19,7 @@ from herald.v1 import (
     status_pb2_grpc,
 )
 from mesh import amqp
-from tests.gateway.core.helpers import CLIENT, Queues, send_request
+from tests.gateway.core.helpers import CLIENT, Queues, fail_every_channel, send_request
 from tests.gateway.core.peers import Peers
 from tests.support.processes import ServiceProcess
 
@@ -86,6 +86,7 @@ def outcome(job, the_attempt, **fields) -> status_pb2.ReportStatusRequest:
 
 
 TRANSIENT = delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE
+DELIVERED_OUTCOME = delivery_pb2.ATTEMPT_OUTCOME_DELIVERED
 PERMANENT = delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE
 
 
@@ -104,7 +105,7 @@ async def test_a_hop_is_claimed_once_and_a_second_claim_is_told_it_is_taken(
     assert renewed.result == GRANTED and not renewed.takeover
 
     done = await statuses.ReportStatus(
-        report(job, DELIVERED, attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED))
+        outcome(job, attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED))
     )
     assert done.changed and done.status == DELIVERED
     assert (await statuses.Claim(claim(job, "w2"))).result == status_pb2.CLAIM_RESULT_TAKEN
@@ -156,10 +157,10 @@ async def test_reporting_the_same_outcome_twice_changes_nothing(
         job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED, provider_message_id="sg-1", provider="sendgrid"
     )
 
-    first = await statuses.ReportStatus(report(job, DELIVERED, delivered))
-    repeat = await statuses.ReportStatus(report(job, DELIVERED, delivered))
+    first = await statuses.ReportStatus(outcome(job, delivered))
+    repeat = await statuses.ReportStatus(outcome(job, delivered))
     another = await statuses.ReportStatus(
-        report(job, DELIVERED, attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED))
+        outcome(job, attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED))
     )
 
     assert (first.changed, repeat.changed, another.changed) == (True, False, False)
@@ -183,9 +184,7 @@ async def test_illegal_moves_are_refused(
     notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
-    await statuses.ReportStatus(
-        report(job, DELIVERED, attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED))
-    )
+    await statuses.ReportStatus(outcome(job, attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED)))
 
     for status in (PENDING, FAILED, common_pb2.NOTIFICATION_STATUS_SUPPRESSED):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -327,7 +326,7 @@ async def test_concurrent_deliveries_of_one_notification_count_once(
     assert (await statuses.Claim(claim(job, "w1"))).result == GRANTED
     delivered = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED, provider_message_id="m-1")
     other = attempt(job, delivery_pb2.ATTEMPT_OUTCOME_DELIVERED, provider_message_id="m-2")
-    requests = [report(job, DELIVERED, delivered)] * 4 + [report(job, DELIVERED, other)]
+    requests = [outcome(job, delivered)] * 4 + [outcome(job, other)]
 
     answers = await asyncio.gather(*(statuses.ReportStatus(r) for r in requests))
 
@@ -400,13 +399,13 @@ async def test_retry_needs_a_failed_notification_and_defaults_who_asked(
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "pending" in str(caught.value.details())
 
-    await statuses.ReportStatus(report(job, FAILED, error="no provider"))
+    await fail_every_channel(notifications, statuses, job.notification_id)
     retried = (
         await notifications.Retry(
             notification_pb2.RetryRequest(id=job.notification_id), metadata=CLIENT
         )
     ).notification
-    assert retried.retries[0].requested_by == "client-a"
+    assert retried.retries[0].requested_by == "service:client-a"  # the caller's label
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await notifications.Retry(notification_pb2.RetryRequest(id=str(uuid.uuid4())))
@@ -419,11 +418,10 @@ async def test_stale_and_malformed_moves_are_refused(
     job = await accepted_job(notifications, queues, peers)
     await statuses.ReportStatus(outcome(job, attempt(job, TRANSIENT)))
     old = attempt(job, PERMANENT)  # about attempt 1, which is over
-    for request in (report(job, FAILED, old), outcome(job, old)):
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await statuses.ReportStatus(request)
-        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "stale" in str(caught.value.details())
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await statuses.ReportStatus(outcome(job, old))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "stale" in str(caught.value.details())
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await statuses.ReportStatus(report(job, common_pb2.NOTIFICATION_STATUS_UNSPECIFIED))
@@ -445,37 +443,52 @@ async def test_a_late_delivery_from_an_older_hop_still_counts(
     assert answer.changed and answer.status == DELIVERED
 
 
-async def test_the_seed_payload_without_an_attempt_is_accepted(
+async def test_the_seed_payload_is_kept_in_the_trail_and_decides_nothing(
     notifications, statuses, queues: Queues, peers: Peers
 ) -> None:
+    """An external report (status, no attempt) on a pending notification: a REPORTED
+    entry in the trail with what it said; the status, the hop and its claim go on, so a
+    forged `delivered` cannot stop the real delivery, nor a `failed` skip the fallback."""
     job = await accepted_job(notifications, queues, peers)
     when = timestamp_pb2.Timestamp(seconds=1_800_000_000)
-
-    answer = await statuses.ReportStatus(
-        status_pb2.ReportStatusRequest(
-            notification_id=job.notification_id,
-            status=FAILED,
-            error="mailbox full",
-            channel=common_pb2.CHANNEL_EMAIL,
-            timestamp=when,
+    for status, error in ((FAILED, "mailbox full"), (DELIVERED, "")):
+        answer = await statuses.ReportStatus(
+            status_pb2.ReportStatusRequest(
+                notification_id=job.notification_id,
+                status=status,
+                error=error,
+                channel=common_pb2.CHANNEL_EMAIL,
+                timestamp=when,
+            )
         )
-    )
-    repeat = await statuses.ReportStatus(
-        status_pb2.ReportStatusRequest(
-            notification_id=job.notification_id, status=FAILED, error="mailbox full"
-        )
-    )
+        assert answer.changed and answer.status == PENDING
 
-    assert answer.changed and not repeat.changed
     stored = (
         await notifications.GetNotification(
             notification_pb2.GetNotificationRequest(id=job.notification_id)
         )
     ).notification
-    assert stored.status == FAILED and stored.status_reason == "mailbox full"
-    [trail] = stored.attempts
-    assert trail.channel == common_pb2.CHANNEL_EMAIL and trail.error == "mailbox full"
-    assert trail.start_time == when
+    assert stored.status == PENDING and stored.status_reason == ""
+    assert [a.outcome for a in stored.attempts] == [delivery_pb2.ATTEMPT_OUTCOME_REPORTED] * 2
+    failed, delivered = stored.attempts
+    assert failed.error == "mailbox full" and failed.start_time == when
+    assert json.loads(failed.detail)["reported_status"] == "failed"
+    assert json.loads(delivered.detail)["reporter"] == "service"
+
+    # The worker's claim is granted and its delivery is what counts.
+    assert (await statuses.Claim(claim(job))).result == GRANTED
+    done = await statuses.ReportStatus(outcome(job, attempt(job, DELIVERED_OUTCOME)))
+    assert done.changed and done.status == DELIVERED
+    # Once final, a report of another status is refused; the same one is a repeat.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await statuses.ReportStatus(
+            status_pb2.ReportStatusRequest(notification_id=job.notification_id, status=FAILED)
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    repeat = await statuses.ReportStatus(
+        status_pb2.ReportStatusRequest(notification_id=job.notification_id, status=DELIVERED)
+    )
+    assert not repeat.changed
 
 
 async def test_a_pending_report_without_next_job_only_adds_to_the_trail(
@@ -542,8 +555,8 @@ async def test_batch_claim_and_batch_report_answer_each_item_as_its_own_call_wou
     reports = await statuses.BatchReportStatus(
         status_pb2.BatchReportStatusRequest(
             requests=[
-                report(job, DELIVERED, delivered),
-                report(job, DELIVERED, delivered),
+                outcome(job, delivered),
+                outcome(job, delivered),
                 status_pb2.ReportStatusRequest(notification_id=str(uuid.uuid4()), status=FAILED),
             ]
         )

@@ -19,14 +19,22 @@ import httpx
 import pytest
 
 from bench.stages import scrape
-from herald.v1 import notification_pb2, notification_pb2_grpc
-from mesh.interceptors import OPEN_METHOD_PREFIXES, TOKEN_HEADER
+from herald.v1 import (
+    common_pb2,
+    delivery_pb2,
+    notification_pb2,
+    notification_pb2_grpc,
+    status_pb2,
+    status_pb2_grpc,
+)
+from mesh.interceptors import CLIENT_HEADER, OPEN_METHOD_PREFIXES, TOKEN_HEADER
 from tests.conftest import ServiceFactory
 from tests.support.infra import SERVICE_TOKEN, Isolation, rabbitmqctl
 from tests.support.processes import ROOT, ServiceProcess
 from tests.support.stack import Core, add_vhost, start_core
 
 EDGE_TIMEOUT_SECONDS = "1"  # a paused userd outlasts it (504 test)
+KEY_CACHE_SECONDS = 300  # the longest the setting allows
 
 
 @pytest.fixture(scope="package")
@@ -44,6 +52,8 @@ def stack(service_factory: ServiceFactory, isolation: Isolation) -> Iterator[Cor
             gateway_env={
                 "HERALD_GATEWAY_RPC_TIMEOUT_SECONDS": EDGE_TIMEOUT_SECONDS,
                 "HERALD_GATEWAY_MAX_BODY_BYTES": str(64 * 1024),
+                # Revocations must reach the cache through PostgreSQL's NOTIFY, not expiry.
+                "HERALD_GATEWAY_API_KEY_CACHE_SECONDS": str(KEY_CACHE_SECONDS),
             },
         )
     )
@@ -70,21 +80,36 @@ def apikeys(edge: ServiceProcess, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def create_key(edge: ServiceProcess, name: str, scopes: str) -> dict[str, Any]:
-    done = apikeys(edge, "create", "--name", name, "--scopes", scopes, "--json")
+def create_key(
+    edge: ServiceProcess, name: str, scopes: str, client: str | None = None
+) -> dict[str, Any]:
+    more = ("--client", client) if client else ()
+    done = apikeys(edge, "create", "--name", name, "--scopes", scopes, *more, "--json")
     assert done.returncode == 0, done.stderr
     created: dict[str, Any] = json.loads(done.stdout)
     return created
 
 
+# The client every test key but `admin` and `other` belongs to.
+CLIENT = "tests"
+
+
 @dataclass(frozen=True)
 class Keys:
-    """Plaintext keys with the scope their name says; `revoked` was revoked unused."""
+    """Plaintext keys with the scopes their name says, all of client CLIENT but `admin` (a
+    client of its own) and `other` (client "other", send and read); `send` and `read`
+    are made with the legacy names, which read as notifications:send and as
+    notifications:read + users:read + templates:read. `revoked` was revoked unused."""
 
     send: str
     read: str
     admin: str
     send_read: str
+    users_write: str
+    templates_write: str
+    status_report: str
+    operator: str
+    other: str
     revoked: str
     send_id: str
 
@@ -92,23 +117,24 @@ class Keys:
 @pytest.fixture(scope="package")
 def keys(edge: ServiceProcess) -> Keys:
     made = {
-        name: create_key(edge, f"test-{name}", scopes)
-        for name, scopes in [
-            ("send", "send"),
-            ("read", "read"),
-            ("admin", "admin"),
-            ("send_read", "send,read"),
-            ("revoked", "admin"),
+        name: create_key(edge, f"test-{name}", scopes, client)
+        for name, scopes, client in [
+            ("send", "send", CLIENT),
+            ("read", "read", CLIENT),
+            ("admin", "admin", None),
+            ("send_read", "notifications:send,notifications:read", CLIENT),
+            ("users_write", "users:write", CLIENT),
+            ("templates_write", "templates:write", CLIENT),
+            ("status_report", "status:report", CLIENT),
+            ("operator", "operator:read", CLIENT),
+            ("other", "notifications:send,notifications:read", "other"),
+            ("revoked", "admin", CLIENT),
         ]
     }
     done = apikeys(edge, "revoke", made["revoked"]["id"])
     assert done.returncode == 0, done.stderr
     return Keys(
-        send=made["send"]["key"],
-        read=made["read"]["key"],
-        admin=made["admin"]["key"],
-        send_read=made["send_read"]["key"],
-        revoked=made["revoked"]["key"],
+        **{name: made[name]["key"] for name in made},
         send_id=made["send"]["id"],
     )
 
@@ -161,16 +187,44 @@ def seeded(admin: httpx.Client) -> dict[str, Any]:
     return {"user": user.json(), "template": template.json()}
 
 
-def stored(edge: ServiceProcess, notification_id: str) -> notification_pb2.Notification:
-    """The notification as the gateway's NotificationService answers it over gRPC (with
-    what REST does not show, e.g. the API client it belongs to)."""
+def stored(
+    edge: ServiceProcess, notification_id: str, client: str = CLIENT
+) -> notification_pb2.Notification:
+    """The notification as the gateway's NotificationService answers it over gRPC to a
+    service acting for `client` (with what REST does not show, e.g. the client)."""
     with grpc.insecure_channel(edge.address) as channel:
         answer = notification_pb2_grpc.NotificationServiceStub(channel).GetNotification(
             notification_pb2.GetNotificationRequest(id=notification_id),
-            metadata=((TOKEN_HEADER, f"Bearer {SERVICE_TOKEN}"),),
+            metadata=((TOKEN_HEADER, f"Bearer {SERVICE_TOKEN}"), (CLIENT_HEADER, client)),
             timeout=10,
         )
     return answer.notification
+
+
+def fail_every_channel(edge: ServiceProcess, notification_id: str) -> None:
+    """Makes a notification `failed` the way workers do (no worker runs here): a permanent
+    failure of each channel of its route in turn, reported over StatusService."""
+    route = stored(edge, notification_id).route
+    with grpc.insecure_channel(edge.address) as channel:
+        statuses = status_pb2_grpc.StatusServiceStub(channel)
+        for hop in route:
+            statuses.ReportStatus(
+                status_pb2.ReportStatusRequest(
+                    notification_id=notification_id,
+                    attempt=delivery_pb2.DeliveryAttempt(
+                        id=str(uuid.uuid4()),
+                        channel=hop,
+                        provider="test",
+                        outcome=delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE,
+                        error="bounced",
+                        attempt=1,
+                        generation=1,
+                    ),
+                ),
+                metadata=((TOKEN_HEADER, f"Bearer {SERVICE_TOKEN}"),),
+                timeout=10,
+            )
+    assert stored(edge, notification_id).status == common_pb2.NOTIFICATION_STATUS_FAILED
 
 
 def log_lines(process: ServiceProcess, event: str) -> list[dict[str, Any]]:

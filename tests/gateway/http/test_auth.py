@@ -19,28 +19,31 @@ from tests.support.stack import Core
 
 # The route table: what scope each route needs.
 SCOPES = {
-    ("POST", "/api/v1/notifications/"): "send",
-    ("POST", "/api/v1/notifications/batch"): "send",
-    ("GET", "/api/v1/notifications/"): "read",
-    ("GET", "/api/v1/notifications/{notification_id}"): "read",
-    ("POST", "/api/v1/notifications/{notification_id}/retry"): "admin",
-    ("POST", "/api/v1/{notification_type}/status/"): "admin",
-    ("POST", "/api/v1/users/"): "admin",
-    ("GET", "/api/v1/users/"): "read",
-    ("GET", "/api/v1/users/{user_id}"): "read",
-    ("PATCH", "/api/v1/users/{user_id}"): "admin",
-    ("DELETE", "/api/v1/users/{user_id}"): "admin",
-    ("PATCH", "/api/v1/users/{user_id}/preferences"): "admin",
-    ("POST", "/api/v1/users/{user_id}/push-targets"): "admin",
-    ("DELETE", "/api/v1/users/{user_id}/push-targets/{target_id}"): "admin",
-    ("POST", "/api/v1/templates/"): "admin",
-    ("GET", "/api/v1/templates/"): "read",
-    ("GET", "/api/v1/templates/{code}"): "read",
-    ("DELETE", "/api/v1/templates/{code}"): "admin",
-    ("GET", "/api/v1/templates/{code}/versions"): "read",
-    ("POST", "/api/v1/templates/{code}/versions"): "admin",
-    ("PUT", "/api/v1/templates/{code}/active-version"): "admin",
-    ("POST", "/api/v1/templates/{code}/render"): "read",
+    ("POST", "/api/v1/notifications/"): "notifications:send",
+    ("POST", "/api/v1/notifications/batch"): "notifications:send",
+    ("GET", "/api/v1/notifications/"): "notifications:read",
+    ("GET", "/api/v1/notifications/{notification_id}"): "notifications:read",
+    ("POST", "/api/v1/notifications/{notification_id}/retry"): "notifications:send",
+    ("POST", "/api/v1/{notification_type}/status/"): "status:report",
+    ("POST", "/api/v1/users/"): "users:write",
+    ("GET", "/api/v1/users/"): "users:read",
+    ("GET", "/api/v1/users/{user_id}"): "users:read",
+    ("PATCH", "/api/v1/users/{user_id}"): "users:write",
+    ("DELETE", "/api/v1/users/{user_id}"): "users:write",
+    ("PATCH", "/api/v1/users/{user_id}/preferences"): "users:write",
+    ("POST", "/api/v1/users/{user_id}/push-targets"): "users:write",
+    ("DELETE", "/api/v1/users/{user_id}/push-targets/{target_id}"): "users:write",
+    ("POST", "/api/v1/templates/"): "templates:write",
+    ("GET", "/api/v1/templates/"): "templates:read",
+    ("GET", "/api/v1/templates/{code}"): "templates:read",
+    ("DELETE", "/api/v1/templates/{code}"): "templates:write",
+    ("GET", "/api/v1/templates/{code}/versions"): "templates:read",
+    ("POST", "/api/v1/templates/{code}/versions"): "templates:write",
+    ("PUT", "/api/v1/templates/{code}/active-version"): "templates:write",
+    ("POST", "/api/v1/templates/{code}/render"): "templates:read",
+    ("POST", "/api/v1/api-keys/"): "admin",
+    ("GET", "/api/v1/api-keys/"): "admin",
+    ("DELETE", "/api/v1/api-keys/{key_id}"): "admin",
 }
 PARAMS = {
     "notification_id": str(uuid.uuid4()),
@@ -48,8 +51,19 @@ PARAMS = {
     "target_id": str(uuid.uuid4()),
     "notification_type": "email",
     "code": "auth/welcome",
+    "key_id": "000000000000",
 }
-LACKING = {"send": "read", "read": "send", "admin": "send_read"}
+# A key (a Keys field) without the scope: least privilege, every scope exactly what it says.
+LACKING = {
+    "notifications:send": "read",
+    "notifications:read": "send",
+    "users:read": "send",
+    "users:write": "read",
+    "templates:read": "send",
+    "templates:write": "read",
+    "status:report": "send_read",
+    "admin": "operator",
+}
 
 
 def concrete(path: str) -> str:
@@ -121,9 +135,17 @@ def test_refusals_do_not_reveal_whether_a_resource_exists(
     assert http.get("/api/v1/no-such-route", headers=bearer(keys.read)).status_code == 404
 
 
-def test_admin_includes_send_and_read(http: httpx.Client, keys: Keys) -> None:
-    assert http.get("/api/v1/notifications/", headers=bearer(keys.admin)).status_code == 200
-    assert http.get("/api/v1/notifications/", headers=bearer(keys.send_read)).status_code == 200
+def test_broad_scopes_include_the_narrow_ones(http: httpx.Client, keys: Keys) -> None:
+    """admin includes every scope; operator:read every read; a write its read."""
+    for key in (keys.admin, keys.operator, keys.send_read, keys.read):
+        assert http.get("/api/v1/notifications/", headers=bearer(key)).status_code == 200
+    for key in (keys.admin, keys.operator, keys.users_write):
+        assert http.get("/api/v1/users/", headers=bearer(key)).status_code == 200
+    for key in (keys.admin, keys.operator, keys.templates_write):
+        assert http.get("/api/v1/templates/", headers=bearer(key)).status_code == 200
+    for key in (keys.operator, keys.users_write, keys.templates_write):
+        refused = http.post("/api/v1/notifications/", json={}, headers=bearer(key))
+        assert refused.status_code == 403, refused.text
 
 
 def test_open_routes_need_no_key(http: httpx.Client) -> None:
@@ -138,7 +160,9 @@ def test_cli_lists_and_revokes_and_keys_are_stored_hashed(
 ) -> None:
     created = create_key(edge, "cli-test", "read")
     assert created["key"].startswith(f"hk_{created['id']}_")
-    assert created["scopes"] == ["read"]
+    # The legacy name reads as its three scopes; without --client, a client of its own.
+    assert created["scopes"] == ["notifications:read", "templates:read", "users:read"]
+    assert created["client_id"] == created["id"]
     listed = apikeys(edge, "list", "--json")
     assert listed.returncode == 0
     rows = {row["id"]: row for row in json.loads(listed.stdout)}

@@ -7,7 +7,14 @@ from typing import Any
 
 import httpx
 
-from tests.gateway.http.conftest import Keys, bearer, log_lines, stored
+from tests.gateway.http.conftest import (
+    CLIENT,
+    Keys,
+    bearer,
+    fail_every_channel,
+    log_lines,
+    stored,
+)
 from tests.support.processes import ServiceProcess
 
 
@@ -42,7 +49,7 @@ def test_seed_payload_is_accepted_as_written(
     assert sent.template_code == "auth/welcome"
     assert sent.priority == 1  # PRIORITY_LOW
     assert sent.channel == 1  # CHANNEL_EMAIL
-    assert sent.client_id == keys.send_id
+    assert sent.client_id == CLIENT
 
 
 def accepted_log(edge: ServiceProcess, notification_id: str) -> dict[str, Any]:
@@ -64,7 +71,7 @@ def test_request_id_becomes_the_correlation_id_and_client_id_is_the_key(
     assert answer.headers["x-request-id"] == request_id
     notification_id = answer.json()["notification_id"]
     assert accepted_log(edge, notification_id)["correlation_id"] == request_id
-    assert stored(edge, notification_id).client_id == keys.send_id
+    assert stored(edge, notification_id).client_id == CLIENT
 
 
 def test_x_request_id_header_wins_and_is_echoed(
@@ -165,15 +172,16 @@ def test_get_and_list_notifications(http: httpx.Client, keys: Keys, seeded: dict
 
 
 def test_retry_needs_a_failed_notification(
-    http: httpx.Client, keys: Keys, seeded: dict[str, Any]
+    http: httpx.Client, edge: ServiceProcess, keys: Keys, seeded: dict[str, Any]
 ) -> None:
     body = seed_notification(seeded["user"]["id"], request_id=None)
     sent = http.post("/api/v1/notifications/", json=body, headers=bearer(keys.send)).json()
     path = f"/api/v1/notifications/{sent['notification_id']}/retry"
     assert http.post(path, headers=bearer(keys.admin)).status_code == 409
-    report = {"notification_id": sent["notification_id"], "status": "failed", "error": "bounced"}
-    assert http.post("/api/v1/email/status/", json=report, headers=bearer(keys.admin)).is_success
-    retried = http.post(path, json={"reason": "mailbox fixed"}, headers=bearer(keys.admin))
+    fail_every_channel(edge, sent["notification_id"])
+    # Another client's retry finds nothing there.
+    assert http.post(path, headers=bearer(keys.other)).status_code == 404
+    retried = http.post(path, json={"reason": "mailbox fixed"}, headers=bearer(keys.send))
     assert retried.status_code == 202, retried.text
     assert retried.json()["status"] == "pending"
     assert retried.json()["retries"][0]["reason"] == "mailbox fixed"

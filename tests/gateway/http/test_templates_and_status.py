@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -81,7 +82,12 @@ def test_render_preview_and_missing_variable(
     assert unknown.status_code == 404
 
 
-def test_seed_status_payload(http: httpx.Client, keys: Keys, seeded: dict[str, Any]) -> None:
+def test_seed_status_payload_is_kept_as_an_external_report(
+    http: httpx.Client, keys: Keys, seeded: dict[str, Any]
+) -> None:
+    """The seed's status payload joins the trail as a `reported` attempt naming its
+    reporter; it never moves a pending notification (no worker runs here, so the
+    notification stays pending whatever is reported)."""
     body = {
         "notification_type": "email",
         "user_id": seeded["user"]["id"],
@@ -95,28 +101,35 @@ def test_seed_status_payload(http: httpx.Client, keys: Keys, seeded: dict[str, A
         "timestamp": "2026-01-02T03:04:05Z",
         "error": None,
     }
-    answer = http.post("/api/v1/email/status/", json=report, headers=bearer(keys.admin))
+    answer = http.post("/api/v1/email/status/", json=report, headers=bearer(keys.status_report))
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
         "notification_id": sent["notification_id"],
-        "status": "delivered",
+        "status": "pending",
         "changed": True,
     }
-    again = http.post("/api/v1/email/status/", json=report, headers=bearer(keys.admin))
-    assert again.json()["changed"] is False
+    # The seed's minimal form (no timestamp, no error) is kept the same way.
+    minimal = {"notification_id": sent["notification_id"], "status": "failed"}
+    failed = http.post("/api/v1/email/status/", json=minimal, headers=bearer(keys.status_report))
+    assert failed.json()["status"] == "pending"
     got = http.get(f"/api/v1/notifications/{sent['notification_id']}", headers=bearer(keys.read))
-    assert got.json()["delivered_channel"] == "email"
-    assert got.json()["delivered_at"].startswith("2026-01-02T03:04:05")
+    record = got.json()
+    assert record["status"] == "pending" and record["delivered_at"] is None
+    reported = [a for a in record["attempts"] if a["outcome"] == "reported"]
+    assert [json.loads(a["detail"])["reported_status"] for a in reported] == [
+        "delivered",
+        "failed",
+    ]
+    assert all(json.loads(a["detail"])["reporter"].startswith("apikey:") for a in reported)
+    assert reported[0]["started_at"].startswith("2026-01-02T03:04:05")
 
-    # Delivered is final: a later failure contradicts it.
-    late = {"notification_id": sent["notification_id"], "status": "failed"}
-    assert (
-        http.post("/api/v1/email/status/", json=late, headers=bearer(keys.admin)).status_code == 409
-    )
-    # The seed's minimal form: no timestamp, no error.
-    other = http.post("/api/v1/notifications/", json=body, headers=bearer(keys.send)).json()
-    minimal = {"notification_id": other["notification_id"], "status": "failed"}
-    assert http.post("/api/v1/email/status/", json=minimal, headers=bearer(keys.admin)).is_success
+    # Another client's notification is not there for this client's reporter; admin may.
+    theirs = http.post("/api/v1/notifications/", json=body, headers=bearer(keys.other)).json()
+    mine_only = {"notification_id": theirs["notification_id"], "status": "delivered"}
+    refused = http.post("/api/v1/email/status/", json=mine_only, headers=bearer(keys.status_report))
+    assert refused.status_code == 404, refused.text
+    assert http.post("/api/v1/email/status/", json=mine_only, headers=bearer(keys.admin)).is_success
+
     bad_type = http.post("/api/v1/fax/status/", json=minimal, headers=bearer(keys.admin))
     assert bad_type.status_code == 400
     assert bad_type.json()["error"]["fields"][0]["field"] == "notification_type"

@@ -1,0 +1,45 @@
+"""JSON of `/api/v1/api-keys`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from gateway.apikeys.scopes import CLIENT_ID, Scope
+from gateway.apikeys.service import MAX_NAME, NAME
+from gateway.http.schemas.common import RequestModel
+
+# A scope by name (the request models are strict, which would want an enum instance).
+ScopeName = Annotated[Scope, Field(strict=False)]
+
+
+class ApiKeyCreate(RequestModel):
+    name: str = Field(
+        min_length=1, max_length=MAX_NAME, pattern=NAME.pattern, description="Who uses the key."
+    )
+    scopes: list[ScopeName] = Field(min_length=1, max_length=len(Scope))
+    client_id: str | None = Field(
+        default=None,
+        pattern=CLIENT_ID.pattern,
+        description="The client the key belongs to (its notifications are the client's). "
+        "Omitted: a new client, named by the key's id.",
+    )
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    client_id: str
+    scopes: list[Scope]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The key itself: shown this once, never stored.")
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyOut]
