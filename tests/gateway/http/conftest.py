@@ -30,7 +30,15 @@ EDGE_TIMEOUT_SECONDS = "1"  # a paused userd outlasts it (504 test)
 
 
 @pytest.fixture(scope="package")
-def stack(service_factory: ServiceFactory, isolation: Isolation) -> Iterator[Core]:
+def edge_timeout() -> str:
+    """HERALD_GATEWAY_RPC_TIMEOUT_SECONDS of the package's edge."""
+    return EDGE_TIMEOUT_SECONDS
+
+
+@pytest.fixture(scope="package")
+def stack(
+    service_factory: ServiceFactory, isolation: Isolation, edge_timeout: str
+) -> Iterator[Core]:
     """userd, templated and the gateway, anew for each package that uses them."""
     name = f"http_{uuid.uuid4().hex[:6]}"
     vhost = f"{isolation.vhost}-{name}"
@@ -42,7 +50,7 @@ def stack(service_factory: ServiceFactory, isolation: Isolation) -> Iterator[Cor
             amqp_url=add_vhost(vhost),
             allow_loopback=False,
             gateway_env={
-                "HERALD_GATEWAY_RPC_TIMEOUT_SECONDS": EDGE_TIMEOUT_SECONDS,
+                "HERALD_GATEWAY_RPC_TIMEOUT_SECONDS": edge_timeout,
                 "HERALD_GATEWAY_MAX_BODY_BYTES": str(64 * 1024),
             },
         )
