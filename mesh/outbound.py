@@ -29,7 +29,20 @@ LOCAL_SUFFIXES = (".local", ".localdomain", ".internal", ".home.arpa", ".lan")
 LOOPBACK = "a loopback address"
 LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # What a URL may hold: RFC 3986 characters, `%` escapes included (no spaces, controls, `\`).
-URL_CHARACTERS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
+_URL_CHARACTER = r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]"
+URL_CHARACTERS = re.compile(rf"^{_URL_CHARACTER}+$")
+# The rule as patterns, for schemas (/openapi.json): a URL that `check_url` passes when it
+# matches PUBLIC_HTTPS_URL and not LOCAL_HOST_URL. The host is a public name as
+# `is_public_name` reads it, in lowercase; IP literals, which need `address_kind`, are
+# left out.
+_NAME_LABEL = r"[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?"
+PUBLIC_HTTPS_URL = (
+    rf"^https://({_NAME_LABEL}\.)+[a-z]([a-z0-9\-]{{0,61}}[a-z0-9])?"
+    rf"(:[0-9]{{1,4}})?([/?#]{_URL_CHARACTER}*)?$"
+)
+_LOCAL = "|".join(re.escape(s.lstrip(".")) for s in (*LOCAL_SUFFIXES, LOOPBACK_NAMES[1]))
+LOCAL_HOST_URL = rf"^https://([^/?#:]{{254}}[^/?#:]*|[^/?#:]*\.({_LOCAL}))([/?#:].*)?$"
+PUBLIC_HTTPS_URL_RULE = "must be an https URL of a public host, by name"
 
 
 class OutboundRefused(ValueError):

@@ -9,16 +9,7 @@ def normalize(tag: str) -> str:
     """`pt-br` → `pt-BR`, `ZH-hant-tw` → `zh-Hant-TW`; ValueError when not a tag."""
     if not rules.matches(rules.LANGUAGE, tag, rules.MAX_LANGUAGE):
         raise ValueError(rules.LANGUAGE_RULE)
-    language, *subtags = tag.split("-")
-    spelled = [language.lower()]
-    for subtag in subtags:
-        if len(subtag) == 2 and subtag.isalpha():
-            spelled.append(subtag.upper())  # region
-        elif len(subtag) == 4 and subtag.isalpha():
-            spelled.append(subtag.title())  # script
-        else:
-            spelled.append(subtag.lower())
-    return "-".join(spelled)
+    return rules.canonical_language(tag)
 
 
 def fallback_chain(tag: str, default: str) -> list[str]:

@@ -5,7 +5,6 @@ Violations name the request field at fault (`contents[1].email.subject`), all at
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -14,15 +13,14 @@ from mesh.errors import FieldViolation, InvalidArgument
 from templated import languages
 from templated.models import Content
 
-PUSH_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_CODE = rules.MAX_TEMPLATE_CODE
-MAX_NAME = 200
-MAX_DESCRIPTION = 2000
-MAX_AUTHOR = 200
-MAX_NOTE = 2000
-MAX_LANGUAGES = 50
-MAX_PART_CHARS = 65_536
-MAX_PUSH_DATA = 32
+MAX_NAME = rules.MAX_TEMPLATE_NAME
+MAX_DESCRIPTION = rules.MAX_TEMPLATE_DESCRIPTION
+MAX_AUTHOR = rules.MAX_AUTHOR
+MAX_NOTE = rules.MAX_CHANGE_NOTE
+MAX_LANGUAGES = rules.MAX_TEMPLATE_LANGUAGES
+MAX_PART_CHARS = rules.MAX_TEMPLATE_PART
+MAX_PUSH_DATA = rules.MAX_PUSH_DATA
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
 
@@ -126,11 +124,10 @@ def _parts(item: Content, field: str) -> list[FieldViolation]:
                 FieldViolation(f"{field}.push.data", f"has more than {MAX_PUSH_DATA} entries")
             )
         for key in item.push.data:
-            if not PUSH_KEY.match(key):
+            if not rules.matches(rules.PUSH_DATA_KEY, key, 64):
                 violations.append(
                     FieldViolation(
-                        f"{field}.push.data",
-                        f"key {key[:64]!r} must be 1-64 of A-Z a-z 0-9 _ . -",
+                        f"{field}.push.data", f"key {key[:64]!r} {rules.PUSH_DATA_KEY_RULE}"
                     )
                 )
     for part in item.parts():

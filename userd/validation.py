@@ -7,13 +7,7 @@ bad field at once. Field names are paths in the request ("email", "user.phone",
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-import unicodedata
-import zoneinfo
 from collections.abc import Sequence
-from functools import cache
 from uuid import UUID
 
 import phonenumbers
@@ -35,39 +29,17 @@ from userd.models import (
     UserInput,
 )
 
-MAX_NAME = 200
+MAX_NAME = rules.MAX_USER_NAME
 MAX_EMAIL_INPUT = 320
 MAX_PHONE_INPUT = 32
-MIN_PASSWORD = 8
-MAX_PASSWORD = 512
-MAX_LOCALE = 64
-MAX_TIME_ZONE = 64
-MAX_LABEL = 100
-MAX_TOKEN = 1024
-MAX_ENDPOINT = 2048
-MAX_KEY = 200
-MAX_PUSH_TARGETS = 20
+MAX_LABEL = rules.MAX_LABEL
+MAX_PUSH_TARGETS = rules.MAX_PUSH_TARGETS
 
 CHANNELS = rules.CHANNEL_NAMES
 MASK_PATHS = frozenset(
     {"name", "email", "phone", "locale", "time_zone", "preferences", "push_targets", "password"}
     | {f"preferences.{channel}" for channel in CHANNELS}
 )
-
-# RFC 5646 language tags (grandfathered irregular tags aside): language, script, region,
-# variants, extensions, private use.
-LANGUAGE_TAG = re.compile(
-    r"^(?P<language>[a-z]{2,3}(?:-[a-z]{3}){0,3}|[a-z]{4,8})"
-    r"(?:-(?P<script>[a-z]{4}))?"
-    r"(?:-(?P<region>[a-z]{2}|[0-9]{3}))?"
-    r"(?P<rest>(?:-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*"
-    r"(?:-[0-9a-wyz](?:-[a-z0-9]{2,8})+)*"
-    r"(?:-x(?:-[a-z0-9]{1,8})+)?)$"
-)
-FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:.\-]+$")
-BASE64URL = re.compile(r"^[A-Za-z0-9_\-]+={0,2}$")
-P256DH_BYTES = 65
-AUTH_BYTES = 16
 
 
 class Violations:
@@ -89,14 +61,15 @@ def _join(prefix: str, name: str) -> str:
 
 
 def _text(value: str, field: str, limit: int, errors: Violations, *, required: bool) -> str:
-    """A trimmed single-line string of at most `limit` characters."""
+    """A trimmed string of at most `limit` characters without control, format or
+    private-use characters (`rules.PRINTABLE`)."""
     text = value.strip()
     if required and not text:
         errors.add(field, "is required")
     elif len(text) > limit:
         errors.add(field, f"must be at most {limit} characters")
-    elif any(unicodedata.category(c).startswith("C") for c in text):
-        errors.add(field, "must not contain control characters")
+    elif not rules.matches(rules.PRINTABLE, text, limit):
+        errors.add(field, rules.PRINTABLE_RULE)
     return text
 
 
@@ -147,24 +120,13 @@ def phone(value: str, field: str, errors: Violations) -> str | None:
 
 def locale(value: str, field: str, errors: Violations) -> str:
     """A BCP 47 language tag in canonical case ("pt-br" → "pt-BR"); empty means "en"."""
-    text = value.strip()
+    text = value.strip().replace("_", "-")
     if not text:
         return DEFAULT_LOCALE
-    match = LANGUAGE_TAG.match(text.replace("_", "-").lower()) if len(text) <= MAX_LOCALE else None
-    if match is None:
+    if not rules.matches(rules.LANGUAGE, text, rules.MAX_LANGUAGE):
         errors.add(field, 'must be a BCP 47 language tag such as "en" or "pt-BR"')
         return text
-    parts = [match["language"]]
-    if match["script"]:
-        parts.append(match["script"].title())
-    if match["region"]:
-        parts.append(match["region"].upper())
-    return "-".join(parts) + match["rest"]
-
-
-@cache
-def _time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    return rules.canonical_language(text)
 
 
 def time_zone(value: str, field: str, errors: Violations) -> str:
@@ -172,37 +134,33 @@ def time_zone(value: str, field: str, errors: Violations) -> str:
     text = value.strip()
     if not text:
         return DEFAULT_TIME_ZONE
-    if len(text) > MAX_TIME_ZONE or text not in _time_zones():
+    if text not in rules.time_zones():
         errors.add(field, 'must be an IANA time zone such as "UTC" or "America/Sao_Paulo"')
     return text
 
 
 def password(value: str, field: str, errors: Violations) -> str:
-    if len(value) < MIN_PASSWORD:
-        errors.add(field, f"must be at least {MIN_PASSWORD} characters")
-    elif len(value) > MAX_PASSWORD:
-        errors.add(field, f"must be at most {MAX_PASSWORD} characters")
+    if len(value) < rules.MIN_PASSWORD:
+        errors.add(field, f"must be at least {rules.MIN_PASSWORD} characters")
+    elif len(value) > rules.MAX_PASSWORD:
+        errors.add(field, f"must be at most {rules.MAX_PASSWORD} characters")
     return value
 
 
-def _base64url_key(value: str, field: str, size: int, errors: Violations) -> str:
-    """A base64url key of exactly `size` bytes, stored without padding."""
-    raw = b""
-    if len(value) <= MAX_KEY and BASE64URL.match(value):
-        try:
-            raw = base64.urlsafe_b64decode(value.rstrip("=") + "=" * (-len(value.rstrip("=")) % 4))
-        except (binascii.Error, ValueError):
-            raw = b""
-    if len(raw) != size or (size == P256DH_BYTES and raw[0] != 4):
-        errors.add(field, f"must be base64url of a {size}-byte key")
+def _web_push_key(value: str, field: str, pattern: str, errors: Violations) -> str:
+    """A base64url key of the size `pattern` says (`rules.WEB_PUSH_*`), stored unpadded."""
+    if not rules.matches(pattern, value, rules.MAX_WEB_PUSH_KEY):
+        errors.add(field, rules.PATTERN_RULES[pattern])
     return value.rstrip("=")
 
 
 def endpoint(value: str, field: str, errors: Violations, *, outbound: OutboundRule) -> str:
     """A Web Push endpoint: an https URL of a public host (by syntax: no DNS here)."""
     text = value.strip()
-    if len(text) > MAX_ENDPOINT:
-        errors.add(field, f"must be an https URL of at most {MAX_ENDPOINT} characters")
+    if len(text) > rules.MAX_WEB_PUSH_ENDPOINT:
+        errors.add(
+            field, f"must be an https URL of at most {rules.MAX_WEB_PUSH_ENDPOINT} characters"
+        )
         return text
     try:
         outbound.check_url(text)
@@ -227,8 +185,8 @@ def push_target(
             return NewPushTarget(target.platform, "", label=label)
         sub = _join(field, "web_push")
         url = endpoint(target.endpoint, _join(sub, "endpoint"), errors, outbound=outbound)
-        p256dh = _base64url_key(target.p256dh, _join(sub, "p256dh"), P256DH_BYTES, errors)
-        auth = _base64url_key(target.auth, _join(sub, "auth"), AUTH_BYTES, errors)
+        p256dh = _web_push_key(target.p256dh, _join(sub, "p256dh"), rules.WEB_PUSH_P256DH, errors)
+        auth = _web_push_key(target.auth, _join(sub, "auth"), rules.WEB_PUSH_AUTH, errors)
         return NewPushTarget(target.platform, url, p256dh, auth, label)
     if target.web_push:
         errors.add(_join(field, "web_push"), "is only for Web Push targets")
@@ -236,15 +194,15 @@ def push_target(
     token_field = _join(field, "token")
     if not token:
         errors.add(token_field, "is required")
-    elif len(token) > MAX_TOKEN:
-        errors.add(token_field, f"must be at most {MAX_TOKEN} characters")
+    elif len(token) > rules.MAX_PUSH_TOKEN:
+        errors.add(token_field, f"must be at most {rules.MAX_PUSH_TOKEN} characters")
     elif target.platform is Platform.ONESIGNAL:
         try:
             token = str(UUID(token))
         except ValueError:
             errors.add(token_field, "must be a OneSignal subscription id (a UUID)")
-    elif not FCM_TOKEN.match(token):
-        errors.add(token_field, "must be an FCM registration token")
+    elif not rules.matches(rules.FCM_TOKEN, token, rules.MAX_PUSH_TOKEN):
+        errors.add(token_field, rules.FCM_TOKEN_RULE)
     return NewPushTarget(target.platform, token, label=label)
 
 

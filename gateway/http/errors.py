@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Route
 
-from gateway.http.schemas.common import NO_NUL
+from gateway.http.schemas.common import PATTERN_RULES
 from mesh.errors import DomainError, InvalidArgument
 from mesh.interceptors import field_violations
 
@@ -200,34 +200,46 @@ def http_error(status: int, message: str, headers: Mapping[str, str] | None = No
     return ApiError(status, _HTTP_CODES.get(status, f"HTTP_{status}"), message, headers=headers)
 
 
-def _location(loc: Sequence[str | int]) -> str:
-    """A pydantic error location as the client spells it: `notifications[3].user_id`."""
+def _location(loc: Sequence[str | int], body: Any = None) -> str:
+    """A pydantic error location as the client spells it: `notifications[3].user_id`.
+
+    `body` (the parsed JSON) tells a field from a union's tag, which pydantic puts in the
+    location too (`push_targets[0].webpush.web_push`): a step the body does not have, short
+    of the last, is a tag."""
     where = list(loc)
+    node = body if where[:1] == ["body"] else None
     if where and where[0] in ("body", "query", "path", "header"):
         where = where[1:]
     path = ""
-    for part in where:
+    for index, part in enumerate(where):
         if isinstance(part, int):
             path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            continue
+        if isinstance(node, dict) and part not in node and index < len(where) - 1:
+            continue
+        path += f".{part}" if path else str(part)
+        node = node.get(part) if isinstance(node, dict) else None
     return path or "body"
 
 
-def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
+def _describe(error: Mapping[str, Any], body: Any = None) -> tuple[str, str]:
     loc = tuple(error.get("loc", ()))
     kind = error.get("type", "")
+    where = _location(loc, body)
     if kind == "extra_forbidden":
-        return _location(loc), f"unknown field {str(loc[-1]) if loc else '?'!r}"
+        return where, f"unknown field {str(loc[-1]) if loc else '?'!r}"
     if kind == "json_invalid":
         detail = (error.get("ctx") or {}).get("error", "")
         return "body", f"not valid JSON ({detail})" if detail else "not valid JSON"
     if kind == "missing":
-        return _location(loc), "required"
-    if kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == NO_NUL:
-        return _location(loc), "must not contain a NUL character"
+        return where, "required"
+    if kind == "string_pattern_mismatch":
+        rule = PATTERN_RULES.get((error.get("ctx") or {}).get("pattern", ""))
+        if rule:
+            return where, rule
     message = str(error.get("msg", "invalid value"))
-    return _location(loc), message.removeprefix("Value error, ")
+    return where, message.removeprefix("Value error, ")
 
 
 async def _api_error(_: Request, exc: Exception) -> Response:
@@ -237,7 +249,7 @@ async def _api_error(_: Request, exc: Exception) -> Response:
 
 async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    fields = [FieldError(*_describe(e)) for e in exc.errors()]
+    fields = [FieldError(*_describe(e, exc.body)) for e in exc.errors()]
     message = "; ".join(f"{f.field}: {f.description}" for f in fields) or "invalid request"
     return ApiError(400, "INVALID_ARGUMENT", message, fields).response()
 

@@ -38,7 +38,7 @@ def push_target(value: PushTargetIn) -> user_pb2.PushTarget:
             )
         )
     else:
-        target.token = value.token
+        target.token = str(value.token)
     return target
 
 

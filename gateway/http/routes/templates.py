@@ -19,6 +19,7 @@ from gateway.http.convert import templates as convert
 from gateway.http.routes import error_responses
 from gateway.http.schemas.common import PageQuery
 from gateway.http.schemas.templates import (
+    RESERVED_LAST_SEGMENT,
     RESERVED_SEGMENTS,
     ActiveVersionSet,
     Rendered,
@@ -35,7 +36,13 @@ from mesh import rules
 
 Code = Annotated[
     str,
-    Path(pattern=rules.TEMPLATE_CODE, description="e.g. auth/welcome"),
+    Path(
+        pattern=rules.TEMPLATE_CODE,
+        max_length=rules.MAX_TEMPLATE_CODE,
+        json_schema_extra={"not": {"pattern": RESERVED_LAST_SEGMENT}},
+        description="e.g. auth/welcome",
+        examples=["marketing/spring-sale"],
+    ),
 ]
 
 
@@ -142,11 +149,12 @@ def router(backends: Backends, prefix: str) -> APIRouter:
 
     @api.post(
         "/{code:template_code}/render",
-        responses=error_responses(404, body=True),
+        responses=error_responses(404, 409, body=True),
         summary="Render a preview with the given variables (scope: templates:read)",
     )
     async def render(_: TemplatesRead, code: Code, body: RenderPreview) -> Rendered:
-        """A variable the template needs and the body lacks is a 400 naming it."""
+        """A variable the template needs and the body lacks is a 400 naming it; an archived
+        template does not render (409)."""
         answer = await call(stub.Render, convert.render_request(code, body), timeout=timeout)
         return convert.rendered(answer)
 

@@ -20,7 +20,7 @@ from pydantic import (
 )
 from typing_extensions import TypeAliasType
 
-from mesh import rules
+from mesh import outbound, rules
 
 # Numbers in `variables` and `metadata` travel as protobuf doubles: beyond 2^53 an
 # integer would silently change, so such numbers are refused.
@@ -30,11 +30,12 @@ MAX_JSON_DEPTH = 16  # protobuf refuses Structs nested much deeper (~48) when de
 NotificationType = rules.ChannelName
 StatusName = Literal["pending", "delivered", "failed", "suppressed"]
 MessageTypeName = rules.MessageTypeName
-# Text goes to PostgreSQL, which stores no NUL character.
-NO_NUL = r"^[^\x00]*$"
+NO_NUL = rules.NO_NUL
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 MAX_INT32 = 2**31 - 1
+# An address without quotes or brackets: no quoted local part, no domain literal.
+EMAIL_PLAIN = r'^[^"\[\]]*$'
 
 NoNul = Annotated[str, Field(pattern=NO_NUL)]
 # The values of `variables` and `metadata`, as documented (validated by _carriable).
@@ -59,15 +60,17 @@ def text(
     *,
     min_length: int | None = None,
     max_length: int,
+    pattern: str = rules.NO_NUL,
     description: str | None = None,
     examples: list[Any] | None = None,
 ) -> Any:
-    """A bounded text field without NUL characters (lone surrogates fail as non-text)."""
+    """A bounded text field following one of `mesh.rules`' text patterns: without NUL
+    characters at least (lone surrogates fail as non-text)."""
     return Field(
         default,
         min_length=min_length,
         max_length=max_length,
-        pattern=NO_NUL,
+        pattern=pattern,
         description=description,
         examples=examples,
     )
@@ -157,20 +160,29 @@ def _carriable(value: object) -> dict[str, Any]:
 
 
 def _email(value: str) -> str:
-    """An address as JSON Schema's `format: email` means it (RFC 5321, ASCII). Whether
-    Herald can deliver to it (special-use domains, ...) is userd's policy, not the edge's."""
+    """An address as JSON Schema's `format: email` means it (RFC 5321, ASCII), less what
+    userd refuses by syntax (EMAIL_PLAIN: quoted local parts, domain literals). Whether
+    Herald can deliver to it (special-use domains) is userd's policy, not the edge's."""
     try:
         email_validator.validate_email(
             value,
             check_deliverability=False,
             globally_deliverable=False,
             allow_smtputf8=False,
-            allow_quoted_local=True,
-            allow_domain_literal=True,
+            allow_quoted_local=False,
+            allow_domain_literal=False,
         )
     except email_validator.EmailNotValidError as exc:
         raise ValueError(f"not an email address: {exc}") from None
     return value
+
+
+# What a pattern mismatch means, for messages that name the rule rather than the regex.
+PATTERN_RULES = {
+    **rules.PATTERN_RULES,
+    EMAIL_PLAIN: "must not have a quoted local part or a domain literal",
+    outbound.PUBLIC_HTTPS_URL: outbound.PUBLIC_HTTPS_URL_RULE,
+}
 
 
 def integer(*, ge: int, le: int) -> Any:
@@ -179,7 +191,9 @@ def integer(*, ge: int, le: int) -> Any:
 
 
 Email = Annotated[
-    str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(_email)
+    str,
+    Field(max_length=320, pattern=EMAIL_PLAIN, json_schema_extra={"format": "email"}),
+    AfterValidator(_email),
 ]
 Uuid = Annotated[UUID, BeforeValidator(_string_only), Field(strict=False)]
 Timestamp = Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,7 +16,6 @@ from pydantic import (
 
 from gateway.http.schemas.common import (
     MAX_INT32,
-    NO_NUL,
     JsonObject,
     Language,
     NotificationType,
@@ -25,39 +25,81 @@ from gateway.http.schemas.common import (
     integer,
     text,
 )
+from mesh import rules
 
 # The last segment a code cannot have: the edge's action routes end in them.
 RESERVED_SEGMENTS = ("versions", "render", "active-version")
+RESERVED_LAST_SEGMENT = rf"(^|/)({'|'.join(RESERVED_SEGMENTS)})$"
 Version = integer(ge=1, le=MAX_INT32)
 PushData = Annotated[
     dict[
-        Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)],
-        Annotated[str, Field(max_length=1000, pattern=NO_NUL)],
+        Annotated[str, Field(max_length=64, pattern=rules.PUSH_DATA_KEY)],
+        Annotated[str, text(max_length=1000)],
     ],
-    Field(max_length=50),
+    Field(max_length=rules.MAX_PUSH_DATA),
 ]
+# A template source (Jinja2).
+Source = Annotated[str, text(max_length=rules.MAX_TEMPLATE_PART)]
+Author = Annotated[str, text(max_length=rules.MAX_AUTHOR, pattern=rules.NOT_BLANK)]
 
 
 def _addressable(code: str) -> str:
-    if code.rsplit("/", 1)[-1] in RESERVED_SEGMENTS:
+    if re.search(RESERVED_LAST_SEGMENT, code):
         raise ValueError(f"the last segment cannot be {', '.join(RESERVED_SEGMENTS)}")
     return code
 
 
+def _some_of(*fields: str) -> dict[str, Any]:
+    """The schema of "at least one of `fields` is given and not blank"."""
+    return {
+        "anyOf": [
+            {
+                "required": [field],
+                "properties": {field: {"type": "string", "pattern": rules.NOT_BLANK}},
+            }
+            for field in fields
+        ]
+    }
+
+
+def _blank(value: str | None) -> bool:
+    return not (value or "").strip()
+
+
 class EmailPart(RequestModel):
-    subject: str = text(min_length=1, max_length=998)
-    html_body: str | None = text(None, max_length=100_000)
-    text_body: str | None = text(None, max_length=100_000)
+    """A subject, and an html_body, a text_body or both (not blank)."""
+
+    model_config = ConfigDict(json_schema_extra=_some_of("html_body", "text_body"))
+
+    subject: str = text(max_length=998, pattern=rules.NOT_BLANK)
+    html_body: Source | None = None
+    text_body: Source | None = None
+
+    @model_validator(mode="after")
+    def _some_body(self) -> EmailPart:
+        if _blank(self.html_body) and _blank(self.text_body):
+            raise ValueError("needs an html_body, a text_body or both")
+        return self
 
 
 class SmsPart(RequestModel):
-    text: str = text(min_length=1, max_length=1600)
+    text: str = text(max_length=1600, pattern=rules.NOT_BLANK)
 
 
 class PushPart(RequestModel):
-    title: str = text(min_length=1, max_length=250)
-    body: str = text(min_length=1, max_length=4000)
+    """A title and a body, one of them at least not blank."""
+
+    model_config = ConfigDict(json_schema_extra=_some_of("title", "body"))
+
+    title: str = text(max_length=250)
+    body: str = text(max_length=4000)
     data: PushData = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _some_text(self) -> PushPart:
+        if _blank(self.title) and _blank(self.body):
+            raise ValueError("needs a title, a body or both")
+        return self
 
 
 def _one_channel(schema: dict[str, Any]) -> None:
@@ -108,21 +150,25 @@ class TemplateCreate(RequestModel):
         }
     )
 
-    code: Annotated[TemplateCode, AfterValidator(_addressable)]
-    name: str = text(min_length=1, max_length=200)
-    description: str | None = text(None, max_length=2000)
+    code: Annotated[
+        TemplateCode,
+        Field(json_schema_extra={"not": {"pattern": RESERVED_LAST_SEGMENT}}),
+        AfterValidator(_addressable),
+    ]
+    name: str = text(max_length=rules.MAX_TEMPLATE_NAME, pattern=rules.NOT_BLANK)
+    description: str | None = text(None, max_length=rules.MAX_TEMPLATE_DESCRIPTION)
     default_language: Language | None = Field(
         None, description="The contents' first when left out."
     )
-    contents: list[ContentIn] = Field(min_length=1, max_length=50)
-    author: str | None = text(None, max_length=200, description="The API key when left out.")
-    change_note: str | None = text(None, max_length=2000)
+    contents: list[ContentIn] = Field(min_length=1, max_length=rules.MAX_TEMPLATE_LANGUAGES)
+    author: Author | None = Field(None, description="The API key when left out.")
+    change_note: str | None = text(None, max_length=rules.MAX_CHANGE_NOTE)
 
 
 class VersionPublish(RequestModel):
-    contents: list[ContentIn] = Field(min_length=1, max_length=50)
-    author: str | None = text(None, max_length=200, description="The API key when left out.")
-    change_note: str | None = text(None, max_length=2000)
+    contents: list[ContentIn] = Field(min_length=1, max_length=rules.MAX_TEMPLATE_LANGUAGES)
+    author: Author | None = Field(None, description="The API key when left out.")
+    change_note: str | None = text(None, max_length=rules.MAX_CHANGE_NOTE)
 
 
 class ActiveVersionSet(RequestModel):
@@ -205,7 +251,7 @@ class Rendered(BaseModel):
 
 
 class TemplateQuery(QueryModel):
-    code_prefix: str | None = text(None, min_length=1, max_length=200)
+    code_prefix: str | None = text(None, min_length=1, max_length=rules.MAX_TEMPLATE_CODE)
     include_archived: bool = False
     page_size: int = Field(50, ge=1, le=500)
     page_token: str | None = text(None, min_length=1, max_length=1024)

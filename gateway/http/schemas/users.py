@@ -5,15 +5,54 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
-from gateway.http.schemas.common import Email, Language, RequestModel, text
+from gateway.http.schemas.common import Email, Language, RequestModel, Uuid, text
+from mesh import outbound, rules
 
 Platform = Literal["fcm", "onesignal", "webpush"]
 E164 = r"^\+[1-9][0-9]{1,14}$"
-TIME_ZONE = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"
 _AT_LEAST_ONE: JsonDict = {"minProperties": 1}
+_PUBLIC = outbound.OutboundRule()
+
+
+def _time_zone(value: str) -> str:
+    if value not in rules.time_zones():
+        raise ValueError('must be an IANA time zone such as "UTC" or "America/Sao_Paulo"')
+    return value
+
+
+def _public(value: str) -> str:
+    try:
+        _PUBLIC.check_url(value)
+    except outbound.OutboundRefused as exc:
+        raise ValueError(f"{exc}: Web Push endpoints are https URLs of public hosts") from None
+    return value
+
+
+# The names this machine's time zone database has, as userd checks them.
+TimeZone = Annotated[
+    str,
+    Field(json_schema_extra={"enum": sorted(rules.time_zones())}, examples=["Europe/Lisbon"]),
+    AfterValidator(_time_zone),
+]
+# A public https URL by name; loopback and private hosts, which a deployment may let
+# userd take (HERALD_OUTBOUND_ALLOW_LOOPBACK), are gRPC-only.
+Endpoint = Annotated[
+    str,
+    Field(
+        max_length=rules.MAX_WEB_PUSH_ENDPOINT,
+        pattern=outbound.PUBLIC_HTTPS_URL,
+        json_schema_extra={"not": {"pattern": outbound.LOCAL_HOST_URL}},
+        examples=["https://fcm.googleapis.com/fcm/send/dGVzdA"],
+    ),
+    AfterValidator(_public),
+]
+FcmToken = Annotated[str, Field(max_length=rules.MAX_PUSH_TOKEN, pattern=rules.FCM_TOKEN)]
+UserName = Annotated[str, text(max_length=rules.MAX_USER_NAME, pattern=rules.PRINTABLE_NOT_BLANK)]
+Password = Annotated[str, text(min_length=rules.MIN_PASSWORD, max_length=rules.MAX_PASSWORD)]
+Label = Annotated[str, text(max_length=rules.MAX_LABEL, pattern=rules.PRINTABLE)]
 
 
 class PreferencesIn(RequestModel):
@@ -36,28 +75,35 @@ class PreferencesIn(RequestModel):
 class WebPushIn(RequestModel):
     """A browser PushSubscription: endpoint and keys.p256dh / keys.auth."""
 
-    endpoint: str = Field(min_length=9, max_length=2048, pattern=r"^https://[^\x00]+$")
-    p256dh: str = text(min_length=1, max_length=256)
-    auth: str = text(min_length=1, max_length=256)
+    endpoint: Endpoint
+    p256dh: str = Field(
+        max_length=rules.MAX_WEB_PUSH_KEY,
+        pattern=rules.WEB_PUSH_P256DH,
+        description=f"base64url of the {rules.P256DH_BYTES}-byte public key.",
+    )
+    auth: str = Field(
+        max_length=rules.MAX_WEB_PUSH_KEY,
+        pattern=rules.WEB_PUSH_AUTH,
+        description=f"base64url of the {rules.AUTH_BYTES}-byte secret.",
+    )
 
 
-class _TokenTarget(RequestModel):
-    token: str = text(min_length=1, max_length=4096)
-    label: str | None = text(None, max_length=100)
-
-
-class FcmTarget(_TokenTarget):
+class FcmTarget(RequestModel):
     platform: Literal["fcm"]
+    token: FcmToken
+    label: Label | None = None
 
 
-class OneSignalTarget(_TokenTarget):
+class OneSignalTarget(RequestModel):
     platform: Literal["onesignal"]
+    token: Uuid = Field(description="The OneSignal subscription id.")
+    label: Label | None = None
 
 
 class WebPushTarget(RequestModel):
     platform: Literal["webpush"]
     web_push: WebPushIn
-    label: str | None = text(None, max_length=100)
+    label: Label | None = None
 
 
 PushTargetIn = Annotated[
@@ -82,17 +128,17 @@ class UserCreate(RequestModel):
         }
     )
 
-    name: str = text(min_length=1, max_length=200)
+    name: UserName
     email: Email
-    push_token: str | None = text(
-        None, min_length=1, max_length=4096, description="Becomes one FCM push target."
-    )
+    push_token: FcmToken | None = Field(None, description="Becomes one FCM push target.")
     preferences: PreferencesIn | None = None
-    password: str = text(min_length=1, max_length=1024, description="Write-only.")
+    password: Password = Field(description="Write-only.")
     phone: str | None = Field(None, pattern=E164, description="E.164, e.g. +5511987654321.")
     locale: Language | None = None
-    time_zone: str | None = Field(None, max_length=64, pattern=TIME_ZONE)
-    push_targets: list[PushTargetIn] = Field(default_factory=list, max_length=20)
+    time_zone: TimeZone | None = None
+    push_targets: list[PushTargetIn] = Field(
+        default_factory=list, max_length=rules.MAX_PUSH_TARGETS
+    )
 
 
 class UserUpdate(RequestModel):
@@ -103,12 +149,12 @@ class UserUpdate(RequestModel):
 
     # Fields that cannot be cleared are typed non-null with a None default: left out,
     # they do not change; sent as null, they are refused naming the field.
-    name: str = text(None, min_length=1, max_length=200)
+    name: UserName = Field(None)  # type: ignore[assignment]
     email: Email = Field(None)  # type: ignore[assignment]
-    password: str = text(None, min_length=1, max_length=1024)
+    password: Password = Field(None)  # type: ignore[assignment]
     phone: str | None = Field(None, pattern=E164)
     locale: Language = Field(None)  # type: ignore[assignment]
-    time_zone: str | None = Field(None, max_length=64, pattern=TIME_ZONE)
+    time_zone: TimeZone | None = None
     preferences: PreferencesIn = Field(None)  # type: ignore[assignment]
 
     @model_validator(mode="after")

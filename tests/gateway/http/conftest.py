@@ -38,7 +38,15 @@ KEY_CACHE_SECONDS = 300  # the longest the setting allows
 
 
 @pytest.fixture(scope="package")
-def stack(service_factory: ServiceFactory, isolation: Isolation) -> Iterator[Core]:
+def edge_timeout() -> str:
+    """HERALD_GATEWAY_RPC_TIMEOUT_SECONDS of the package's edge."""
+    return EDGE_TIMEOUT_SECONDS
+
+
+@pytest.fixture(scope="package")
+def stack(
+    service_factory: ServiceFactory, isolation: Isolation, edge_timeout: str
+) -> Iterator[Core]:
     """userd, templated and the gateway, anew for each package that uses them."""
     name = f"http_{uuid.uuid4().hex[:6]}"
     vhost = f"{isolation.vhost}-{name}"
@@ -50,7 +58,7 @@ def stack(service_factory: ServiceFactory, isolation: Isolation) -> Iterator[Cor
             amqp_url=add_vhost(vhost),
             allow_loopback=False,
             gateway_env={
-                "HERALD_GATEWAY_RPC_TIMEOUT_SECONDS": EDGE_TIMEOUT_SECONDS,
+                "HERALD_GATEWAY_RPC_TIMEOUT_SECONDS": edge_timeout,
                 "HERALD_GATEWAY_MAX_BODY_BYTES": str(64 * 1024),
                 # Revocations must reach the cache through PostgreSQL's NOTIFY, not expiry.
                 "HERALD_GATEWAY_API_KEY_CACHE_SECONDS": str(KEY_CACHE_SECONDS),

@@ -49,13 +49,18 @@ def test_taken_email_is_409_and_service_field_errors_are_named(
     again = admin.post("/api/v1/users/", json=SEED_USER)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "ALREADY_EXISTS"
-    # The edge lets any password through; userd refuses a short one, naming it.
+    # The document's rules are the edge's: a short password is refused there, naming it.
     fresh = f"u{uuid.uuid4().hex[:10]}@example.com"
     refused = admin.post("/api/v1/users/", json={**SEED_USER, "email": fresh, "password": "p"})
     assert refused.status_code == 400
     assert refused.json()["error"]["fields"] == [
-        {"field": "password", "description": "must be at least 8 characters"}
+        {"field": "password", "description": "String should have at least 8 characters"}
     ]
+    # What no schema says is userd's to refuse, naming the field just the same.
+    invalid = admin.post("/api/v1/users/", json={**SEED_USER, "email": fresh, "phone": "+10"})
+    assert invalid.status_code == 400
+    [problem] = invalid.json()["error"]["fields"]
+    assert problem["field"] == "phone"
 
 
 def test_unknown_user_is_404(http: httpx.Client, keys: Keys) -> None:
@@ -107,6 +112,14 @@ def test_preferences_push_targets_list_and_delete(admin: httpx.Client) -> None:
         f"/api/v1/users/{user['id']}/push-targets", json={"platform": "fcm", "label": "x"}
     )
     assert mixed.status_code == 400
+    # A key of the wrong size is refused by the document's pattern, named as the body has it.
+    keys = {"endpoint": "https://push.example.com/x", "p256dh": p256dh, "auth": auth[:-1]}
+    short = {**web, "web_push": keys}
+    refused = admin.post(f"/api/v1/users/{user['id']}/push-targets", json=short)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == [
+        {"field": "web_push.auth", "description": "must be base64url of a 16-byte key"}
+    ]
 
     path = f"/api/v1/users/{user['id']}/push-targets/{target['id']}"
     assert admin.delete(path).status_code == 204

@@ -3,6 +3,16 @@ schema-driven run creates, updates and deletes at random, so it gets a stack of 
 (userd, templated and a gateway on databases of their own, keys and seed data) and never
 disturbs the state other tests read."""
 
+import pytest
+
 from tests.gateway.http.conftest import admin, edge, http, keys, seeded, stack
 
 __all__ = ["admin", "edge", "http", "keys", "seeded", "stack"]
+
+
+@pytest.fixture(scope="package")
+def edge_timeout() -> str:
+    """Every schema-valid password is hashed with argon2 here, thousands of requests on a
+    busy machine: a deadline for slow answers, not the 504 test's one second. Within
+    schemathesis' --request-timeout (10 s), so a late answer is still the edge's."""
+    return "5"
