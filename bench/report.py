@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -122,7 +123,8 @@ def method(params: Params) -> dict[str, str]:
         "(no-key: no Authorization header; malformed-key: a key that is not one; "
         "unknown-key: a well-formed key with a new random id each time, which the cache of "
         "unknown ids never answers; bad-json: a live key and a body that is not JSON); "
-        "any answer but 401 (400 or 422 for bad-json) fails the run",
+        "any answer but 401 (400 or 422 for bad-json) fails the run; `--scenarios "
+        "rejected,rejected,...` alternates the pair and prints the median p50 added",
         "accept stages": "what each scenario added to the gateways' herald_accept_* "
         "histograms (each gateway's own /metrics before and after, summed): runs of the accept "
         "pipeline, items per run, and the mean ms a run spent in each stage (a run that "
@@ -270,11 +272,12 @@ def against_floor_lines(summary: dict[str, dict[str, Any]]) -> str:
     )
 
 
-def rejected(rows: list[Row]) -> dict[str, dict[str, Any]]:
+def rejected(rows: list[Row]) -> list[dict[str, Any]]:
     """Per rejected-flood row, its authenticated accept latency against the rejected-alone
-    row before it at the same rate, and what the flood saw."""
+    row before it at the same rate, and what the flood saw, in run order (`--scenarios
+    rejected,rejected` alternates the two, for a host whose other load comes and goes)."""
     alone: dict[float | None, Row] = {}
-    out: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
     for row in rows:
         base = open_loop_scenario(row.scenario)
         if base == REJECTED_ALONE:
@@ -283,27 +286,30 @@ def rejected(rows: list[Row]) -> dict[str, dict[str, Any]]:
             continue
         before = alone[row.offered_rate]
         flooded, quiet = row.accept_latency_ms.get("p50"), before.accept_latency_ms.get("p50")
-        out[row.scenario] = {
-            "offered_rate": row.offered_rate,
-            "accept_ms": _three(row.accept_latency_ms),
-            "alone": before.scenario,
-            "alone_accept_ms": _three(before.accept_latency_ms),
-            "p50_added_ms": round(flooded - quiet, 2)
-            if flooded is not None and quiet is not None
-            else None,
-            "flood": row.notes.get("flood", {}),
-        }
+        added = round(flooded - quiet, 2) if flooded is not None and quiet is not None else None
+        out.append(
+            {
+                "scenario": row.scenario,
+                "offered_rate": row.offered_rate,
+                "accept_ms": _three(row.accept_latency_ms),
+                "alone": before.scenario,
+                "alone_accept_ms": _three(before.accept_latency_ms),
+                "p50_added_ms": added,
+                "flood": row.notes.get("flood", {}),
+            }
+        )
     return out
 
 
-def rejected_lines(summary: dict[str, dict[str, Any]]) -> str:
-    """`rejected(rows)` in words, two lines per flooded row; empty when none ran."""
+def rejected_lines(summary: list[dict[str, Any]]) -> str:
+    """`rejected(rows)` in words, two lines per flooded row, then the median p50 added
+    when the scenario ran more than once; empty when it did not run."""
     lines = []
-    for name, seen in summary.items():
+    for seen in summary:
         flood = seen["flood"]
         lines.append(
-            f"  {name}: accept p50/p95/p99 {_three_text(seen['accept_ms'])} ms; alone "
-            f"({seen['alone']}) {_three_text(seen['alone_accept_ms'])} ms; p50 "
+            f"  {seen['scenario']}: accept p50/p95/p99 {_three_text(seen['accept_ms'])} ms; "
+            f"alone ({seen['alone']}) {_three_text(seen['alone_accept_ms'])} ms; p50 "
             f"{_signed(seen['p50_added_ms'])} ms"
         )
         answers = ", ".join(f"{answer}={count}" for answer, count in flood["answers"].items())
@@ -321,6 +327,12 @@ def rejected_lines(summary: dict[str, dict[str, Any]]) -> str:
             lines.append(
                 f"    flood late={flood['late']} (due beyond the cap on requests in flight)"
             )
+    added = [seen["p50_added_ms"] for seen in summary if seen["p50_added_ms"] is not None]
+    if len(added) > 1:
+        lines.append(
+            f"  over {len(added)} pairs: p50 added {_signed(statistics.median(added))} ms "
+            f"at the median ({_signed(min(added))} to {_signed(max(added))})"
+        )
     return "\n".join(lines)
 
 

@@ -84,15 +84,28 @@ def test_a_flooded_row_reads_against_the_same_load_alone_before_it() -> None:
         _row("rejected-flood@200", 200, 39.0, {"flood": refused}),
     ]
     summary = rejected(rows)
-    assert set(summary) == {"rejected-flood@100", "rejected-flood@200"}
-    assert summary["rejected-flood@100"]["alone"] == "rejected-alone@100"
-    assert summary["rejected-flood@100"]["p50_added_ms"] == 3.5
-    assert summary["rejected-flood@200"]["p50_added_ms"] == -1.0
+    assert [seen["scenario"] for seen in summary] == ["rejected-flood@100", "rejected-flood@200"]
+    assert [seen["alone"] for seen in summary] == ["rejected-alone@100", "rejected-alone@200"]
+    assert [seen["p50_added_ms"] for seen in summary] == [3.5, -1.0]
     text = rejected_lines(summary)
     assert "rejected-flood@100: accept p50/p95/p99 24/24/24 ms" in text
     assert "alone (rejected-alone@100) 20/20/20 ms; p50 +3.5 ms" in text
     assert "365/s offered, 364/s answered (no-key 401=10, bad-json 400=10)" in text
     assert "NOT REFUSED" not in text
+    assert "over 2 pairs: p50 added +1.2 ms at the median (-1.0 to +3.5)" in text
+
+
+def test_a_scenario_run_again_alternates_alone_and_flooded() -> None:
+    refused = _flood({"no-key 401": 10})
+    rows = [
+        _row("rejected-alone@100", 100, 20.0),
+        _row("rejected-flood@100", 100, 26.0, {"flood": refused}),
+        _row("rejected-alone@100", 100, 30.0),
+        _row("rejected-flood@100", 100, 31.0, {"flood": refused}),
+    ]
+    summary = rejected(rows)
+    assert [seen["p50_added_ms"] for seen in summary] == [6.0, 1.0]
+    assert "over 2 pairs: p50 added +3.5 ms at the median (+1.0 to +6.0)" in rejected_lines(summary)
 
 
 def test_an_answer_that_is_not_a_refusal_is_named() -> None:
