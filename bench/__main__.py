@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench import report
-from bench.model import SCENARIOS, Params
+from bench.model import REFUSALS, SCENARIOS, Params
 from bench.processes import ROOT, Servers
 from bench.report import say
 from bench.scenarios import Bench
@@ -51,6 +51,16 @@ def _names(text: str) -> tuple[str, ...]:
             f"unknown scenario {', '.join(unknown)} (known: {', '.join(SCENARIOS)})"
         )
     return names
+
+
+def _refusals(text: str) -> tuple[str, ...]:
+    kinds = tuple(x.strip() for x in text.split(",") if x.strip())
+    unknown = [k for k in kinds if k not in REFUSALS]
+    if not kinds or unknown:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: want kinds of refused requests among {', '.join(REFUSALS)}"
+        )
+    return kinds
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -96,6 +106,24 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
         help="HERALD_DELIVERYD_BREAKER_THRESHOLD in the failover scenario (high: every "
         "message pays for the failing provider; 5, the default, lets the breaker open)",
     )
+    add(
+        "--flood-send-rate",
+        type=float,
+        default=d.flood_send_rate,
+        help="authenticated REST POSTs/s of the rejected scenario, alone and beside the flood",
+    )
+    add(
+        "--flood-rate",
+        type=float,
+        default=d.flood_rate,
+        help="requests/s the rejected scenario's flood sends, all of which must be refused",
+    )
+    add(
+        "--flood-kinds",
+        type=_refusals,
+        default=",".join(d.flood_kinds),
+        help="what the flood sends, in turn",
+    )
     add("--users", type=int, default=d.users, help="users notifications are spread over")
     add("--load-procs", type=int, default=d.load_procs, help="load generator processes")
     add(
@@ -132,6 +160,8 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
         parser.error("--gateways: at least 1")
     if args.grpc_connections < 1:
         parser.error("--grpc-connections: at least 1")
+    if args.flood_send_rate <= 0 or args.flood_rate <= 0:
+        parser.error("--flood-send-rate and --flood-rate: more than 0")
     params = Params(
         scenarios=args.scenarios,
         duration=args.duration,
@@ -145,6 +175,9 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
         failover_rate=args.failover_rate,
         fail_ratio=args.fail_ratio,
         failover_breaker_threshold=args.failover_breaker_threshold,
+        flood_send_rate=args.flood_send_rate,
+        flood_rate=args.flood_rate,
+        flood_kinds=args.flood_kinds,
         users=args.users,
         load_procs=args.load_procs,
         grpc_connections=args.grpc_connections,

@@ -36,6 +36,17 @@ def cpu_per_notification(resources: dict[str, dict[str, Any]], count: int) -> fl
     return round(cpu * 1000 / count, 2)
 
 
+def load_usage(load: LoadResult, wall: float) -> dict[str, Any]:
+    """A load process's `resources` entry (it is not sampled: it measures itself)."""
+    return {
+        "cpu_seconds": round(load.cpu_seconds, 2),
+        "cores": round(load.cpu_seconds / wall, 2),
+        "peak_rss_mb": round(load.peak_rss_mb, 1),
+        "start_rss_mb": None,
+        "end_rss_mb": None,
+    }
+
+
 class Watch:
     """What `Harness._watch` saw; read it after the block."""
 
@@ -112,15 +123,16 @@ class Harness:
             grpc_connections=self.params.grpc_connections,
         )
 
-    def _drive(self, spec: LoadSpec) -> LoadResult:
-        """Splits `spec` over the load processes, runs them together, merges the results."""
+    def _drive(self, spec: LoadSpec, *, delay: float = 0.3) -> LoadResult:
+        """Splits `spec` over the load processes, runs them together from `delay` seconds
+        on, merges the results."""
         procs = self.params.load_procs
         part = replace(
             spec,
             rate=spec.rate / procs,
             concurrency=max(1, math.ceil(spec.concurrency / procs)),
             max_requests=math.ceil(spec.max_requests / procs) if spec.max_requests else 0,
-            start_at=time.time() + 0.3,
+            start_at=time.time() + delay,
         )
         futures = [self.pool.submit(run_load, part) for _ in range(procs)]
         return merge([f.result() for f in futures])
@@ -200,13 +212,7 @@ class Harness:
         if watch.stages:
             notes["accept_stages"] = watch.stages
         if sent:
-            resources["load"] = {
-                "cpu_seconds": round(load.cpu_seconds, 2),
-                "cores": round(load.cpu_seconds / wall, 2),
-                "peak_rss_mb": round(load.peak_rss_mb, 1),
-                "start_rss_mb": None,
-                "end_rss_mb": None,
-            }
+            resources["load"] = load_usage(load, wall)
         return Row(
             scenario=name,
             kind=kind or spec.kind,

@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import aiohttp
 import grpc
@@ -25,7 +25,7 @@ from google.protobuf import struct_pb2
 
 from herald.v1 import common_pb2, notification_pb2, notification_pb2_grpc
 
-Kind = Literal["rest", "grpc", "batch"]
+Kind = Literal["rest", "grpc", "batch", "refused"]
 CHANNEL = {
     "email": common_pb2.CHANNEL_EMAIL,
     "sms": common_pb2.CHANNEL_SMS,
@@ -55,6 +55,8 @@ class LoadSpec:
     # gRPC: client connections, calls spread round-robin (several clients, as a fleet of
     # callers is; one connection reaches one gateway process when several share the port).
     grpc_connections: int = 1
+    # refused (`bench.flood`): what is sent, in turn (names of `bench.model.REFUSALS`).
+    refusals: tuple[str, ...] = ()
 
 
 @dataclass
@@ -66,6 +68,7 @@ class LoadResult:
     accepted_items: int = 0
     late: int = 0  # open loop: due while `concurrency` requests were already in flight
     errors: Counter[str] = field(default_factory=Counter)
+    answers: Counter[str] = field(default_factory=Counter)  # refused: `<what> <status>`
     latencies_ms: list[float] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
@@ -76,16 +79,26 @@ class LoadResult:
 Sender = Callable[[int], Awaitable[int]]  # request number → accepted items (raises on error)
 
 
+class Client(Protocol):
+    """Opens what a load needs and yields its send function (`async with client as send`)."""
+
+    item_errors: Counter[str]  # refusals inside successful calls (SendBatch items)
+
+    async def __aenter__(self) -> Sender: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+
 def run_load(spec: LoadSpec) -> LoadResult:
     """Entry point of a load process."""
     import uvloop  # noqa: PLC0415 - the load process picks its own loop
 
-    return uvloop.run(_run(spec))
+    return uvloop.run(drive(spec, _sender(spec)))
 
 
-async def _run(spec: LoadSpec) -> LoadResult:
+async def drive(spec: LoadSpec, sender: Client) -> LoadResult:
+    """Sends with `sender` as `spec` says (open or closed loop); what it saw."""
     result = LoadResult()
-    sender = _sender(spec)
     async with sender as send:
         await asyncio.sleep(max(0.0, spec.start_at - time.time()))
         cpu = time.process_time()
@@ -177,6 +190,7 @@ def merge(results: list[LoadResult]) -> LoadResult:
         merged.accepted_items += part.accepted_items
         merged.late += part.late
         merged.errors.update(part.errors)
+        merged.answers.update(part.answers)
         merged.latencies_ms.extend(part.latencies_ms)
         merged.cpu_seconds += part.cpu_seconds
         merged.peak_rss_mb = max(merged.peak_rss_mb, part.peak_rss_mb)
@@ -191,6 +205,21 @@ def warm() -> None:
 
 def _variables(number: int) -> dict[str, str]:
     return {"name": f"user {number}", "link": f"https://example.com/n/{number}"}
+
+
+def rest_body(spec: LoadSpec, number: int, request_id: str) -> bytes:
+    """The JSON body of REST Send number `number`."""
+    return orjson.dumps(
+        {
+            "notification_type": spec.channel,
+            "user_id": spec.user_ids[number % len(spec.user_ids)],
+            "template_code": spec.template_code,
+            "variables": _variables(number),
+            "request_id": request_id,
+            "priority": 2,
+            "metadata": {"bench": spec.tag},
+        }
+    )
 
 
 class _sender:  # noqa: N801 - used as `async with _sender(spec) as send`
@@ -244,17 +273,7 @@ class _sender:  # noqa: N801 - used as `async with _sender(spec) as send`
 
     async def _send_rest(self, number: int) -> int:
         assert self._session is not None
-        body = orjson.dumps(
-            {
-                "notification_type": self._spec.channel,
-                "user_id": self._user(number),
-                "template_code": self._spec.template_code,
-                "variables": _variables(number),
-                "request_id": self._request_id(number),
-                "priority": 2,
-                "metadata": {"bench": self._spec.tag},
-            }
-        )
+        body = rest_body(self._spec, number, self._request_id(number))
         async with self._session.post(
             f"{self._spec.rest_url}/api/v1/notifications/", data=body
         ) as response:

@@ -19,15 +19,23 @@ SCENARIOS = (
     "batch",
     "backlog",
     "failover",
+    "rejected",
 )
 
-# Processes a row watches that are not the system measured (the load, a fake provider).
-NOT_MEASURED = frozenset({"load", "fake-sendgrid"})
+# Processes a row watches that are not the system measured (the loads, a fake provider).
+NOT_MEASURED = frozenset({"load", "flood", "fake-sendgrid"})
 
 # The floor's open-loop rows, `floor-rate@<rate>`, one per REST rate.
 FLOOR_RATE = "floor-rate"
+# The rejected scenario's rows: its authenticated send load alone, then beside the flood.
+REJECTED_ALONE = "rejected-alone"
+REJECTED_FLOOD = "rejected-flood"
 # Herald's open-loop scenarios, each read against the floor's row at the same rate.
-OPEN_LOOPS = ("rest-rate", "grpc-rate")
+OPEN_LOOPS = ("rest-rate", "grpc-rate", REJECTED_ALONE, REJECTED_FLOOD)
+# What the rejected scenario's flood sends, in turn (`bench.flood`): no Authorization
+# header, a key that is not one, a well-formed key of an unknown id, a live key with a body
+# that is not JSON.
+REFUSALS = ("no-key", "malformed-key", "unknown-key", "bad-json")
 
 
 def open_loop_name(scenario: str, rate: float) -> str:
@@ -71,6 +79,11 @@ class Params:
     failover_rate: float = 200.0
     fail_ratio: float = 0.5
     failover_breaker_threshold: int = 1000
+    # The rejected scenario: authenticated REST POSTs/s, measured alone and beside a flood
+    # of `flood_rate` refused requests/s made of `flood_kinds` in turn.
+    flood_send_rate: float = 100.0
+    flood_rate: float = 365.0
+    flood_kinds: tuple[str, ...] = REFUSALS
     users: int = 100
     load_procs: int = 1
     grpc_connections: int = 8  # per load process (REST opens one per caller)
@@ -81,6 +94,14 @@ class Params:
     warmup: float = 2.0
     profile: Path | None = None  # py-spy every scenario into this folder
     profile_native: bool = False  # with C frames (uvloop, grpc core, psycopg's libpq)
+
+    @property
+    def floor_rates(self) -> tuple[float, ...]:
+        """The floor's open-loop rates: rest-rate's, and the rejected scenario's if it runs."""
+        rates = self.rest_rates
+        if "rejected" in self.scenarios:
+            rates = (*rates, self.flood_send_rate)
+        return tuple(dict.fromkeys(rates))
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -16,6 +17,8 @@ import psutil
 from bench.model import (
     FLOOR_RATE,
     OPEN_LOOPS,
+    REJECTED_ALONE,
+    REJECTED_FLOOD,
     Params,
     Row,
     closed_loop_scenario,
@@ -34,6 +37,7 @@ PROCESS_ORDER = (
     "deliveryd-push",
     "fake-sendgrid",
     "load",
+    "flood",
     "postgres",
     "rabbitmq",
     "redis",
@@ -80,8 +84,8 @@ def method(params: Params) -> dict[str, str]:
         "floor": "the `floor` row is not Herald: bench/floor.py, the minimal pipeline "
         "(POST -> INSERT -> publish with confirm -> consume -> UPDATE -> ack) in one process "
         "on the same servers and libraries, driven like rest-sat (`floor@c<callers>`) and "
-        f"like rest-rate (`{FLOOR_RATE}@<rate>`); Herald's rows read against it, on this "
-        "machine",
+        f"like rest-rate and rejected (`{FLOOR_RATE}@<rate>`); Herald's rows read against "
+        "it, on this machine",
         "load": f"{procs} separate load process{'es' if procs > 1 else ''} on the same "
         "machine (uvloop; aiohttp for REST, a connection per caller; grpc.aio for gRPC, "
         f"{params.grpc_connections} connection{'s' if params.grpc_connections > 1 else ''} "
@@ -111,6 +115,16 @@ def method(params: Params) -> dict[str, str]:
         "generator and fake providers (the servers included) per notification accepted "
         "(backlog drain: delivered), so it covers accepting and delivering, except in the "
         "backlog rows, which split them",
+        "rejected": f"an authenticated REST send load at {params.flood_send_rate:g}/s "
+        f"(open loop), alone (`{REJECTED_ALONE}@<rate>`), then beside a flood of "
+        f"{params.flood_rate:g} requests/s the edge must refuse (`{REJECTED_FLOOD}@<rate>`), "
+        "sent from a load process of its own from 1 s before the measured load to 1 s after "
+        f"it, each a POST of a notification, in turn: {', '.join(params.flood_kinds)} "
+        "(no-key: no Authorization header; malformed-key: a key that is not one; "
+        "unknown-key: a well-formed key with a new random id each time, which the cache of "
+        "unknown ids never answers; bad-json: a live key and a body that is not JSON); "
+        "any answer but 401 (400 or 422 for bad-json) fails the run; `--scenarios "
+        "rejected,rejected,...` alternates the pair and prints the median p50 added",
         "accept stages": "what each scenario added to the gateways' herald_accept_* "
         "histograms (each gateway's own /metrics before and after, summed): runs of the accept "
         "pipeline, items per run, and the mean ms a run spent in each stage (a run that "
@@ -258,6 +272,82 @@ def against_floor_lines(summary: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def rejected(rows: list[Row]) -> list[dict[str, Any]]:
+    """Per rejected-flood row, its authenticated accept latency against the rejected-alone
+    row before it at the same rate, and what the flood saw, in run order (`--scenarios
+    rejected,rejected` alternates the two, for a host whose other load comes and goes)."""
+    alone: dict[float | None, Row] = {}
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        base = open_loop_scenario(row.scenario)
+        if base == REJECTED_ALONE:
+            alone[row.offered_rate] = row
+        if base != REJECTED_FLOOD or row.offered_rate not in alone:
+            continue
+        before = alone[row.offered_rate]
+        flooded, quiet = row.accept_latency_ms.get("p50"), before.accept_latency_ms.get("p50")
+        added = round(flooded - quiet, 2) if flooded is not None and quiet is not None else None
+        out.append(
+            {
+                "scenario": row.scenario,
+                "offered_rate": row.offered_rate,
+                "accept_ms": _three(row.accept_latency_ms),
+                "alone": before.scenario,
+                "alone_accept_ms": _three(before.accept_latency_ms),
+                "p50_added_ms": added,
+                "flood": row.notes.get("flood", {}),
+            }
+        )
+    return out
+
+
+def rejected_lines(summary: list[dict[str, Any]]) -> str:
+    """`rejected(rows)` in words, two lines per flooded row, then the median p50 added
+    when the scenario ran more than once; empty when it did not run."""
+    lines = []
+    for seen in summary:
+        flood = seen["flood"]
+        lines.append(
+            f"  {seen['scenario']}: accept p50/p95/p99 {_three_text(seen['accept_ms'])} ms; "
+            f"alone ({seen['alone']}) {_three_text(seen['alone_accept_ms'])} ms; p50 "
+            f"{_signed(seen['p50_added_ms'])} ms"
+        )
+        answers = ", ".join(f"{answer}={count}" for answer, count in flood["answers"].items())
+        refused = flood["refusal_latency_ms"]
+        lines.append(
+            f"    flood: {num(flood['offered_rate'])}/s offered, {num(flood['achieved_rate'])}/s "
+            f"answered ({answers or 'none'}), refused in p50/p99 {num(refused['p50'])}/"
+            f"{num(refused['p99'])} ms"
+        )
+        wrong = {**flood["unexpected"], **flood["errors"]}
+        if wrong:
+            missed = ", ".join(f"{what}={count}" for what, count in wrong.items())
+            lines.append(f"    NOT REFUSED: {missed}")
+        if flood["late"]:
+            lines.append(
+                f"    flood late={flood['late']} (due beyond the cap on requests in flight)"
+            )
+    added = [seen["p50_added_ms"] for seen in summary if seen["p50_added_ms"] is not None]
+    if len(added) > 1:
+        lines.append(
+            f"  over {len(added)} pairs: p50 added {_signed(statistics.median(added))} ms "
+            f"at the median ({_signed(min(added))} to {_signed(max(added))})"
+        )
+    return "\n".join(lines)
+
+
+def _three(latency: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: latency.get(k) for k in ("p50", "p95", "p99")}
+
+
+def _three_text(latency: dict[str, float | None]) -> str:
+    return "/".join(num(v) for v in latency.values())
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}"
+
+
 def stages(rows: list[Row]) -> str:
     """The gateway's accept pipeline per scenario (`bench.stages`); empty if not measured."""
     lines = [("scenario", "runs", "items/run", *(f"{s} ms" for s in STAGES))]
@@ -331,6 +421,10 @@ def text(
             "Open loop, against the floor at the same offered rate:",
             against_floor_lines(doc["against_floor"]),
         ),
+        (
+            "Rejected traffic, the authenticated load beside the flood against it alone:",
+            rejected_lines(doc["rejected"]),
+        ),
         ("Accept pipeline in the gateways (summed over them), mean per run:", stages(rows)),
     )
     out += [f"{title}\n{body}" for title, body in sections if body]
@@ -358,6 +452,7 @@ def document(
         "scenarios": [asdict(row) for row in rows],
         "saturation": saturation(rows),
         "against_floor": against_floor(rows),
+        "rejected": rejected(rows),
     }
 
 

@@ -1,26 +1,41 @@
 """The scenarios: each drives load at the running stack and says what happened.
 
 `Bench.run` runs one by name; the accept scenarios are a load and its `Row`, backlog and
-failover also stop or reconfigure the email worker.
+failover also stop or reconfigure the email worker, rejected adds a flood beside a load.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 import httpx
 import orjson
 
-from bench.harness import Harness
-from bench.load import Kind, LoadResult, request_prefix
+from bench import flood
+from bench.harness import Harness, load_usage
+from bench.load import Kind, LoadResult, LoadSpec, request_prefix, warm
 from bench.measure import Ledger
-from bench.model import FLOOR_RATE, SCENARIOS, Row, closed_loop_name, open_loop_name
+from bench.model import (
+    FLOOR_RATE,
+    REJECTED_ALONE,
+    REJECTED_FLOOD,
+    SCENARIOS,
+    Row,
+    closed_loop_name,
+    open_loop_name,
+)
 from bench.processes import ROOT, StackError, free_port, rabbitmqctl
 from mesh.probe import accepts
+
+# The flood runs from this long before the measured load to this long after it.
+FLOOD_LEAD_S = 1.0
 
 
 class Bench(Harness):
@@ -67,6 +82,8 @@ class Bench(Harness):
             self._backlog()
         elif scenario == "failover":
             self._failover()
+        elif scenario == "rejected":
+            self._rejected()
         else:
             raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
         return self.rows[before:]
@@ -95,7 +112,7 @@ class Bench(Harness):
             # Closed loops at rest-sat's levels (capacity), then open loops at rest-rate's
             # rates (the latency the servers alone give at the offered rates of the targets).
             loads = [(closed_loop_name("floor", c), 0.0, c) for c in p.concurrency]
-            loads += [(open_loop_name(FLOOR_RATE, r), r, p.max_in_flight) for r in p.rest_rates]
+            loads += [(open_loop_name(FLOOR_RATE, r), r, p.max_in_flight) for r in p.floor_rates]
             for name, rate, concurrency in loads:
                 spec = self._spec(
                     "rest",
@@ -252,6 +269,63 @@ class Bench(Harness):
             fake.terminate()
             fake.wait(10)
         self.stack.start_worker("email")
+
+    def _rejected(self) -> None:
+        """An authenticated REST send load at `flood_send_rate`, alone, then beside a flood
+        of `flood_rate` requests/s the edge must refuse (`bench.flood`), sent from a load
+        process of its own from a second before the measured load to a second after it.
+        The flood's rate and answers are the second row's `notes["flood"]`; an answer that
+        is not a refusal fails the scenario (after its rows are kept)."""
+        p = self.params
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            pool.submit(warm).result()
+            alone = open_loop_name(REJECTED_ALONE, p.flood_send_rate)
+            self._measured(alone, self._send_load(alone))
+            name = open_loop_name(REJECTED_FLOOD, p.flood_send_rate)
+            spec = self._send_load(name)
+            flood_spec = replace(
+                spec,
+                kind="refused",
+                tag=self._tag("flood"),
+                rate=p.flood_rate,
+                duration=p.duration + 2 * FLOOD_LEAD_S,
+                refusals=p.flood_kinds,
+            )
+            prefix = request_prefix(spec.tag)
+            with self._watch(name, self.stack.pids()) as watch:
+                flooding = pool.submit(
+                    flood.run_flood, replace(flood_spec, start_at=time.time() + 0.3)
+                )
+                load = self._drive(spec, delay=0.3 + FLOOD_LEAD_S)
+                flooded = flooding.result()
+                self.ledger.wait_settled(prefix, load.accepted_items, p.drain_timeout)
+        seen = flood.summary(flood_spec, flooded)
+        row = self._row(
+            name,
+            spec,
+            load,
+            outcomes=self.ledger.outcomes(prefix),
+            watch=watch,
+            notes={"flood": seen},
+        )
+        row.resources["flood"] = load_usage(flooded, seen["duration_s"])
+        self.rows.append(row)
+        if seen["unexpected"] or seen["errors"]:
+            raise flood.NotRefused(
+                f"{name}: the flood was answered otherwise than refused: "
+                f"{seen['unexpected']}, errors {seen['errors']}"
+            )
+
+    def _send_load(self, name: str) -> LoadSpec:
+        p = self.params
+        return self._spec(
+            "rest",
+            self._tag(name),
+            rate=p.flood_send_rate,
+            concurrency=p.max_in_flight,
+            duration=p.duration,
+        )
 
 
 def _wait_listening(

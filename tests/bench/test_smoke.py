@@ -16,7 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from bench.model import SCENARIOS, Row
+from bench.flood import EXPECTED
+from bench.model import NOT_MEASURED, REFUSALS, SCENARIOS, Row
 from tests.support.infra import POSTGRES_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         *("--concurrency", "2,4", "--batch-size", "10", "--batch-concurrency", "2"),
         *("--backlog", "200", "--failover-rate", "20", "--users", "3", "--warmup", "0.5"),
         *("--drain-timeout", "30", "--backlog-timeout", "30"),
-        *("--gateways", "2"),
+        *("--gateways", "2", "--flood-send-rate", "20", "--flood-rate", "40"),
     )
 
 
@@ -79,6 +80,8 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
         "backlog-fill",
         "backlog-drain",
         "failover@20",
+        "rejected-alone@20",
+        "rejected-flood@20",
     }
     fields = set(Row.__dataclass_fields__)
     for name, row in rows.items():
@@ -99,7 +102,7 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
     # Two gateways share the HTTP port: the stages are read from each one's own /metrics
     # and summed, so every accepted item is counted whichever gateway took it.
     for name, row in rows.items():
-        if name.startswith(("rest-", "grpc-", "batch", "failover")):
+        if name.startswith(("rest-", "grpc-", "batch", "failover", "rejected-")):
             seen = row["notes"]["accept_stages"]
             assert seen["runs"] > 0, name
             assert seen["items_per_run"] * seen["runs"] == pytest.approx(
@@ -116,7 +119,12 @@ def test_open_loops_read_against_the_floor_at_their_rate(results: dict[str, Any]
     rows = {row["scenario"]: row for row in results["scenarios"]}
     floor = rows["floor-rate@20"]["accept_latency_ms"]
     compared = results["against_floor"]
-    assert set(compared) == {"rest-rate@20", "grpc-rate@20"}
+    assert set(compared) == {
+        "rest-rate@20",
+        "grpc-rate@20",
+        "rejected-alone@20",
+        "rejected-flood@20",
+    }
     for name, seen in compared.items():
         assert seen["floor"] == "floor-rate@20", name
         assert seen["offered_rate"] == rows[name]["offered_rate"] == 20, name
@@ -181,14 +189,36 @@ def test_cpu_per_notification_leaves_out_the_load_and_fake_providers(
     rows = {row["scenario"]: row for row in results["scenarios"]}
     for name, row in rows.items():
         count = row["delivered"] if name == "backlog-drain" else row["accepted"]
-        measured = {k: u for k, u in row["resources"].items() if k not in {"load", "fake-sendgrid"}}
+        measured = {k: u for k, u in row["resources"].items() if k not in NOT_MEASURED}
         cpu = sum(u["cpu_seconds"] for u in measured.values())
         seen = (name, row["cpu_ms_per_notification"], count, measured)
         assert row["cpu_ms_per_notification"] == round(cpu * 1000 / count, 2), seen
         assert row["cpu_ms_per_notification"] > 0, seen
     assert "fake-sendgrid" in rows["failover@20"]["resources"]
     assert "load" in rows["rest-rate@20"]["resources"]
+    assert "flood" in rows["rejected-flood@20"]["resources"]
     assert "cpu ms/notif" in results["stdout"]
+
+
+@pytest.mark.timeout(180)
+def test_the_flood_is_refused_beside_an_authenticated_load(results: dict[str, Any]) -> None:
+    [seen] = results["rejected"]
+    assert seen["scenario"] == "rejected-flood@20"
+    assert seen["alone"] == "rejected-alone@20"
+    rows = {row["scenario"]: row for row in results["scenarios"]}
+    assert seen["accept_ms"]["p50"] == rows["rejected-flood@20"]["accept_latency_ms"]["p50"]
+    flood = seen["flood"]
+    assert flood["offered_rate"] == 40
+    assert flood["achieved_rate"] > 0
+    assert flood["unexpected"] == {} and flood["errors"] == {}
+    # Every kind was sent, and each got the refusal it must get.
+    kinds = {answer.partition(" ")[0] for answer in flood["answers"]}
+    assert kinds == set(REFUSALS)
+    for answer in flood["answers"]:
+        kind, _, status = answer.partition(" ")
+        assert int(status) in EXPECTED[kind], answer
+    assert sum(flood["answers"].values()) == flood["requests"]
+    assert "Rejected traffic, the authenticated load beside the flood" in results["stdout"]
 
 
 @pytest.mark.timeout(180)
