@@ -156,8 +156,10 @@ class Pipeline:
         audience = await resolve(
             users=self._users, recipient=job.recipient, timeout=self._rpc_timeout
         )
-        hop = await self._send(job, audience, deadline)
-        verdict = await self._report(job, self._report_request(job, audience, hop))
+        # Named before the send, which carries it: the provider's receipts come back with it.
+        attempt_id = str(uuid.uuid4())
+        hop = await self._send(job, audience, deadline, attempt_id)
+        verdict = await self._report(job, self._report_request(job, audience, hop, attempt_id))
         log.info(
             "hop done",
             notification_id=job.notification_id,
@@ -218,7 +220,7 @@ class Pipeline:
         return Verdict(Action.REQUEUE, reason="claim unspecified")
 
     async def _send(
-        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float
+        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float, attempt_id: str
     ) -> HopResult:
         name = self.sender.name
         if deadline_passed(job, datetime.now(UTC)):
@@ -231,14 +233,18 @@ class Pipeline:
         missing = self.sender.missing(job, audience)
         if missing:
             return skipped(missing)
-        return await self.sender.deliver(job, audience, deadline)
+        return await self.sender.deliver(job, audience, deadline, attempt_id=attempt_id)
 
     def _report_request(
-        self, job: delivery_pb2.DeliveryJob, audience: Audience, hop: HopResult
+        self,
+        job: delivery_pb2.DeliveryJob,
+        audience: Audience,
+        hop: HopResult,
+        attempt_id: str,
     ) -> status_pb2.ReportStatusRequest:
         """What the attempt came to; the status is the gateway's to decide."""
         attempt = delivery_pb2.DeliveryAttempt(
-            id=str(uuid.uuid4()),
+            id=attempt_id,
             notification_id=job.notification_id,
             channel=job.channel,
             provider=hop.provider,
