@@ -111,7 +111,13 @@ async def start_core(
         policy=retry_policy(settings),
         receipt_providers=settings.receipt_providers,
     )
-    receipts = Receipts(pool=pool, outbox=outbox, window_seconds=settings.receipt_window_seconds)
+    receipts = Receipts(
+        pool=pool,
+        outbox=outbox,
+        window_seconds=settings.receipt_window_seconds,
+        # A signature older than twice the tolerance is refused as stale anyway.
+        nonce_seconds=2 * settings.receipt_tolerance_seconds,
+    )
     sweeper = receipts.start_sweeper(RECEIPT_SWEEP_SECONDS)
 
     async def stop_sweeper() -> None:

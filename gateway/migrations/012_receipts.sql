@@ -33,3 +33,12 @@ CREATE INDEX receipts_by_notification ON receipts (notification_id, occur_time);
 -- A receipt without Herald's ids finds its attempt by the provider's message id.
 CREATE INDEX delivery_attempts_by_provider_message
     ON delivery_attempts (provider, provider_message_id) WHERE provider_message_id <> '';
+
+-- Single-use values of webhook signatures (Mailgun's token): a signature seen once is a
+-- replay the second time. Kept a little longer than the signature tolerance.
+CREATE TABLE webhook_nonces (
+    provider text NOT NULL,
+    nonce text NOT NULL,
+    seen_time timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, nonce)
+);

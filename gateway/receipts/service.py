@@ -69,12 +69,19 @@ class Receipts:
         pool: AsyncConnectionPool,
         outbox: Outbox,
         window_seconds: float,
+        nonce_seconds: float,
         wait_seconds: float = 3600.0,
     ) -> None:
         self._pool = pool
         self._outbox = outbox
         self._window = timedelta(seconds=window_seconds)
+        self._nonces = timedelta(seconds=nonce_seconds)
         self._wait = timedelta(seconds=wait_seconds)
+
+    async def first_use(self, provider: str, nonce: str) -> bool:
+        """False when a signature's single-use value was seen before (a replay)."""
+        async with db.transaction(self._pool) as conn:
+            return await receipts.first_use(conn, provider, nonce)
 
     async def ingest(self, batch: Sequence[Receipt]) -> Ingested:
         """Keeps and applies verified receipts, each on its own."""
@@ -99,7 +106,7 @@ class Receipts:
                 log.warning(
                     "receipt for no known message",
                     provider=receipt.provider,
-                    event=receipt.event.value,
+                    receipt=receipt.event.value,
                     provider_message_id=receipt.provider_message_id,
                 )
                 return "unknown"
@@ -136,7 +143,7 @@ class Receipts:
             "receipt applied",
             notification_id=str(attempt.notification_id),
             provider=receipt.provider,
-            event=receipt.event.value,
+            receipt=receipt.event.value,
             effect=effect,
         )
         return publication
@@ -162,7 +169,9 @@ class Receipts:
                         conn, waiting.row_id, effect="unmatched", attempt=None
                     )
                     done += 1
-            await hops.settle_unreceipted(conn, sent_before=datetime.now(UTC) - self._window)
+            now = datetime.now(UTC)
+            await hops.settle_unreceipted(conn, sent_before=now - self._window)
+            await receipts.forget_nonces(conn, seen_before=now - self._nonces)
         if publications:
             await self._outbox.dispatch(publications)
         return done

@@ -169,3 +169,17 @@ async def for_notification(conn: Conn, notification_id: UUID) -> list[ReceiptRec
         (notification_id,),
     )
     return [ReceiptRecord(**row) for row in await cur.fetchall()]
+
+
+async def first_use(conn: Conn, provider: str, nonce: str) -> bool:
+    """Remembers a signature's single-use value; False when it was seen before."""
+    cur = await conn.execute(
+        """INSERT INTO webhook_nonces (provider, nonce) VALUES (%s, %s)
+           ON CONFLICT DO NOTHING RETURNING 1""",
+        (provider, nonce[:200]),
+    )
+    return await cur.fetchone() is not None
+
+
+async def forget_nonces(conn: Conn, *, seen_before: datetime) -> None:
+    await conn.execute("DELETE FROM webhook_nonces WHERE seen_time < %s", (seen_before,))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 import structlog
@@ -20,7 +21,6 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, SecretStr
 
 from gateway.http.errors import http_error
-from gateway.receipts.model import Receipt
 from gateway.receipts.service import SIGNATURE_FAILURES, Ingested, Receipts
 from gateway.receipts.verify import BadSignature, MalformedReceipt, Stale
 from gateway.receipts.verify import mailgun as mailgun_receipts
@@ -29,6 +29,7 @@ from gateway.receipts.verify import twilio as twilio_receipts
 from gateway.settings import GatewaySettings
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -59,7 +60,7 @@ def _secret(value: SecretStr | None, provider: str) -> str:
     return value.get_secret_value()
 
 
-def _verified(provider: str, read: Callable[[], list[Receipt]]) -> list[Receipt]:
+def _verified(provider: str, read: Callable[[], T]) -> T:
     """The receipts `read` verifies and parses; 401 for a signature that does not prove
     the provider sent it now, 400 for a signed body in no shape the provider documents."""
     try:
@@ -105,12 +106,18 @@ def router(receipts: Receipts, settings: GatewaySettings) -> APIRouter:
     async def mailgun(request: Request) -> ReceiptsTaken:
         key = _secret(settings.mailgun_webhook_signing_key, "Mailgun")
         body = await request.body()
-        found = _verified(
+        # Mailgun signs its timestamp and token, not the event: a token used twice is a
+        # signature lifted onto another body, refused like any bad signature.
+        signed = _verified(
             "mailgun",
-            lambda: mailgun_receipts.parse(
+            lambda: mailgun_receipts.verify(
                 body, signing_key=key, now=datetime.now(UTC), tolerance=tolerance
             ),
         )
+        if not await receipts.first_use("mailgun", signed.token):
+            SIGNATURE_FAILURES.labels("mailgun", "replayed").inc()
+            raise http_error(401, "the Mailgun signature was used before")
+        found = _verified("mailgun", lambda: mailgun_receipts.read(signed))
         return _taken(await receipts.ingest(found))
 
     @api.post("/twilio", responses=_RESPONSES, summary="Twilio status callback (signed)")

@@ -1,0 +1,158 @@
+"""Receipts end to end: the stack of `e2e_stack` with SendGrid's and Twilio's receipts
+configured; the fakes sign their callbacks as the providers do (keys made by the fakes)
+and post them to the gateway's /webhooks routes.
+
+An email SendGrid took is `sent` until a receipt settles it; a bounce fails the hop over
+to SMS, whose Twilio delivery receipt makes it `delivered`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from herald.v1 import common_pb2, notification_pb2
+from tests.conftest import ServiceFactory
+from tests.deliveryd.conftest import Fakes
+from tests.deliveryd.e2e_stack import DELIVERED, FAILED, OUTCOME, Stack, open_stack
+from tests.fakes.base import post_webhook, wait_until
+from tests.fakes.signing import SendGridSigner
+from tests.support.infra import Isolation
+
+SENT = common_pb2.NOTIFICATION_STATUS_SENT
+EMAIL, SMS = common_pb2.CHANNEL_EMAIL, common_pb2.CHANNEL_SMS
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    service_factory: ServiceFactory, isolation: Isolation, session_fakes: Fakes
+) -> AsyncIterator[Stack]:
+    gateway_env = {
+        "HERALD_SENDGRID_WEBHOOK_PUBLIC_KEY": session_fakes.sendgrid.public_key,
+        "HERALD_TWILIO_WEBHOOK_AUTH_TOKEN": session_fakes.twilio.auth_token,
+    }
+    async with open_stack(
+        service_factory, isolation, session_fakes, name="dlv-rcpt", gateway_env=gateway_env
+    ) as built:
+        # Twilio's StatusCallback points at the gateway's edge (known once it started).
+        edge = f"http://127.0.0.1:{built.gateway.http_port}"
+        await built.stop_worker("sms")
+        await built.start_worker("sms", HERALD_RECEIPTS_BASE_URL=edge)
+        yield built
+
+
+@pytest.fixture
+async def e2e(stack: Stack, fakes: Fakes) -> Stack:
+    stack.webhook.reset()
+    await stack.dead_letters()
+    return stack
+
+
+def _edge(stack: Stack, provider: str) -> str:
+    return f"http://127.0.0.1:{stack.gateway.http_port}/webhooks/{provider}"
+
+
+async def _sent(e2e: Stack, notification_id: str) -> notification_pb2.Notification:
+    return await e2e.settled(notification_id, status=SENT)
+
+
+def _receipts(found: notification_pb2.Notification) -> list[tuple[int, str, str]]:
+    return [(a.channel, r.event, r.effect) for a in found.attempts for r in a.receipts]
+
+
+async def test_a_bounced_email_fails_over_to_sms_and_its_receipt_delivers_it(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    user = await e2e.create_user()
+    nid = await e2e.send(user)
+    await _sent(e2e, nid)  # SendGrid took it; its receipts settle it
+    [mail] = fakes.sendgrid.deliveries
+    bounced = await fakes.sendgrid.send_event(
+        _edge(e2e, "sendgrid"), mail["message_id"], "bounce", reason="550 5.1.1 no such user"
+    )
+    assert bounced.status == 200, bounced.text
+
+    await wait_until(lambda: fakes.twilio.deliveries)  # the route's next channel
+    [sms] = fakes.twilio.deliveries
+    await _sent(e2e, nid)  # Twilio took it
+    answer = await fakes.twilio.status_callback(sms["sid"], "delivered")
+    assert answer.status == 200, answer.text
+    done = await e2e.settled(nid)
+
+    assert done.status == DELIVERED and done.delivered_channel == SMS
+    assert [(a.channel, a.outcome) for a in done.attempts] == [
+        (EMAIL, OUTCOME.ATTEMPT_OUTCOME_DELIVERED),
+        (SMS, OUTCOME.ATTEMPT_OUTCOME_DELIVERED),
+    ]
+    assert _receipts(done) == [
+        (EMAIL, "bounced", "failed over to sms"),
+        (SMS, "delivered", "delivered"),
+    ]
+    [bounce] = done.attempts[0].receipts
+    assert "no such user" in bounce.reason
+
+
+async def test_forged_stale_and_duplicated_callbacks(e2e: Stack, fakes: Fakes) -> None:
+    user = await e2e.create_user()
+    nid = await e2e.send(user)
+    await _sent(e2e, nid)
+    [mail] = fakes.sendgrid.deliveries
+    url = _edge(e2e, "sendgrid")
+    event = fakes.sendgrid.event(mail["message_id"], "delivered")
+
+    # Forged: signed with another key. Stale: signed ten minutes ago. Nothing changes.
+    body = orjson.dumps([event])
+    headers = {"Content-Type": "application/json", **SendGridSigner().headers(body)}
+    forged = await post_webhook(url, body, headers)
+    stale = await fakes.sendgrid.post_events(url, [event], timestamp=str(int(time.time()) - 600))
+    assert (forged.status, stale.status) == (401, 401), (forged.text, stale.text)
+    assert (await e2e.notification(nid)).status == SENT
+
+    # The same receipt twice: one effect.
+    first = await fakes.sendgrid.post_events(url, [event])
+    again = await fakes.sendgrid.post_events(url, [event])
+    assert (first.status, again.status) == (200, 200)
+    assert _counts(first.text) == {"applied": 1, "waiting": 0, "duplicate": 0, "unknown": 0}
+    assert _counts(again.text)["duplicate"] == 1
+    done = await e2e.settled(nid)
+    assert _receipts(done) == [(EMAIL, "delivered", "delivered")]
+
+
+async def test_twilio_undelivered_with_no_channel_left_fails_with_its_reason(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    user = await e2e.create_user()
+    nid = await e2e.send(user, channel=SMS, message_type=common_pb2.MESSAGE_TYPE_MARKETING)
+    await _sent(e2e, nid)
+    [sms] = fakes.twilio.deliveries
+    answer = await fakes.twilio.status_callback(sms["sid"], "undelivered", error_code="30003")
+    assert answer.status == 200, answer.text
+    done = await e2e.settled(nid, status=FAILED)
+    assert "undelivered" in done.status_reason and "30003" in done.status_reason
+    assert _receipts(done) == [(SMS, "undelivered", "failed")]
+
+
+async def test_a_receipt_for_an_unknown_message_is_taken_and_counted(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    unknown = {
+        "email": "someone@example.com",
+        "timestamp": int(time.time()),
+        "event": "delivered",
+        "sg_event_id": uuid.uuid4().hex,
+        "sg_message_id": "not-sent-by-herald.filter0001.0",
+    }
+    answer = await fakes.sendgrid.post_events(_edge(e2e, "sendgrid"), [unknown])
+    assert answer.status == 200, answer.text
+    assert _counts(answer.text)["unknown"] == 1
+
+
+def _counts(text: str) -> dict[str, Any]:
+    counts: dict[str, Any] = json.loads(text)
+    return counts
