@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from herald.v1 import common_pb2, notification_pb2
+from herald.v1 import common_pb2, delivery_pb2, notification_pb2, status_pb2, status_pb2_grpc
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.e2e_stack import DELIVERED, FAILED, OUTCOME, Stack, open_stack
@@ -156,3 +156,47 @@ async def test_a_receipt_for_an_unknown_message_is_taken_and_counted(
 def _counts(text: str) -> dict[str, Any]:
     counts: dict[str, Any] = json.loads(text)
     return counts
+
+
+async def test_a_receipt_that_races_the_workers_report_is_applied_once_it_is_recorded(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    """The provider's callback can arrive before the worker reported the attempt it is
+    about: it waits, and is applied as soon as the attempt is in the trail."""
+    user = await e2e.create_user()
+    async with e2e.replaced_worker("email"):  # no worker: this test plays it
+        nid = await e2e.send(user)
+        attempt_id = str(uuid.uuid4())
+        early = {
+            "email": user.email,
+            "timestamp": int(time.time()),
+            "event": "delivered",
+            "sg_event_id": uuid.uuid4().hex,
+            "sg_message_id": "raced-message.filter0001.0",
+            "herald_attempt_id": attempt_id,
+            "herald_notification_id": nid,
+        }
+        answer = await fakes.sendgrid.post_events(_edge(e2e, "sendgrid"), [early])
+        assert answer.status == 200, answer.text
+        assert _counts(answer.text)["waiting"] == 1
+        assert (await e2e.notification(nid)).status == common_pb2.NOTIFICATION_STATUS_PENDING
+
+        statuses = e2e.stub(e2e.gateway, status_pb2_grpc.StatusServiceStub)
+        await statuses.ReportStatus(
+            status_pb2.ReportStatusRequest(
+                notification_id=nid,
+                attempt=delivery_pb2.DeliveryAttempt(
+                    id=attempt_id,
+                    channel=EMAIL,
+                    provider="sendgrid",
+                    outcome=OUTCOME.ATTEMPT_OUTCOME_DELIVERED,
+                    provider_message_id="raced-message",
+                    attempt=1,
+                    generation=1,
+                    worker="test",
+                ),
+            ),
+            timeout=10,
+        )
+        done = await e2e.settled(nid)  # sent, then the waiting receipt delivers it
+    assert _receipts(done) == [(EMAIL, "delivered", "delivered")]
