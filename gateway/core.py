@@ -27,6 +27,7 @@ from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
 from gateway.outbox import start_outbox
 from gateway.receipts.service import Receipts
+from gateway.receipts.suppressions import SuppressionList
 from gateway.settings import GatewaySettings
 from gateway.status import servicer as status_servicer
 from gateway.status.claims import Claims
@@ -50,6 +51,7 @@ class Core:
     authenticator: Authenticator
     keys: ApiKeys
     receipts: Receipts
+    suppressions: SuppressionList
     services: list[GrpcService]
 
 
@@ -139,6 +141,7 @@ async def start_core(
         authenticator=authenticator,
         keys=ApiKeys(pool, authenticator),
         receipts=receipts,
+        suppressions=SuppressionList(pool),
         services=[
             notification_servicer.service(
                 notification_servicer.NotificationServicer(acceptor, notifications, authenticator)

@@ -16,10 +16,19 @@ from gateway.http.backends import Backends
 from gateway.http.health import Peer, aggregate
 from gateway.http.middleware import ApiKeyGate, BodyLimit, RequestContext
 from gateway.http.openapi import EdgeApp
-from gateway.http.routes import apikeys, notifications, status, templates, users, webhooks
+from gateway.http.routes import (
+    apikeys,
+    notifications,
+    status,
+    suppressions,
+    templates,
+    users,
+    webhooks,
+)
 from gateway.notifications.accept import Acceptor
 from gateway.notifications.service import Notifications
 from gateway.receipts.service import Receipts
+from gateway.receipts.suppressions import SuppressionList
 from gateway.settings import GatewaySettings
 from gateway.status.service import Statuses
 from mesh.health import HealthMonitor
@@ -79,6 +88,7 @@ def create_app(
     authenticator: Authenticator,
     keys: ApiKeys,
     receipts: Receipts,
+    suppression_list: SuppressionList,
 ) -> FastAPI:
     """The edge, wired to the process's health monitor, domain, gRPC peers and API keys."""
     app = EdgeApp(
@@ -96,6 +106,7 @@ def create_app(
         status.router(statuses, API_PREFIX),
         apikeys.router(keys, API_PREFIX),
         webhooks.router(receipts, settings),
+        suppressions.router(suppression_list, API_PREFIX),
         _operations(monitor, peers),
     ]
     for router in routers:

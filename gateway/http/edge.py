@@ -39,6 +39,7 @@ async def start_edge(
         authenticator=core.authenticator,
         keys=core.keys,
         receipts=core.receipts,
+        suppression_list=core.suppressions,
     )
     http = HttpServer(app, settings.host, settings.http_port)
     await http.start()

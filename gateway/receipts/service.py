@@ -29,7 +29,7 @@ from gateway import jobs, lifecycle
 from gateway.outbox import Outbox, Publication
 from gateway.receipts.model import Receipt
 from gateway.status.settle import DeliveredBy, settle
-from gateway.store import db, hops, receipts
+from gateway.store import db, hops, receipts, suppressions
 from gateway.store.receipts import AttemptRef
 from gateway.wire import CHANNEL_NAMES
 
@@ -44,6 +44,11 @@ SIGNATURE_FAILURES = Counter(
     "herald_receipt_signature_failures_total",
     "Webhook calls refused: a missing, wrong or stale signature, by provider and reason.",
     ["provider", "reason"],
+)
+SUPPRESSIONS = Counter(
+    "herald_suppressions_total",
+    "Suppression list changes, by channel, reason and change (added, removed).",
+    ["channel", "reason", "change"],
 )
 RECEIPT_FAILOVERS = Counter(
     "herald_receipt_failovers_total",
@@ -136,6 +141,8 @@ class Receipts:
         )
         publication = await settle(conn, state, job, decision, by=by, grace=self._outbox.grace)
         effect = str(decision.note.get("effect", "recorded"))
+        if receipt.event.suppresses:
+            await self._suppress(conn, row_id, receipt, attempt, job)
         await receipts.mark_applied(conn, row_id, effect=effect, attempt=attempt)
         if effect.startswith("failed over"):
             RECEIPT_FAILOVERS.labels(receipt.provider).inc()
@@ -147,6 +154,33 @@ class Receipts:
             effect=effect,
         )
         return publication
+
+    async def _suppress(
+        self, conn: db.Conn, row_id: UUID, receipt: Receipt, attempt: AttemptRef, job: jobs.Job
+    ) -> None:
+        """A hard bounce, a complaint or an opt-out puts the contact point on the list."""
+        channel = CHANNEL_NAMES.get(attempt.channel, "")
+        contact = receipt.contact or jobs.contact_of(job, attempt.channel)
+        if not contact:
+            return
+        added = await suppressions.add(
+            conn,
+            channel=attempt.channel,
+            contact=suppressions.normalized(channel, contact),
+            reason=receipt.event.value,
+            detail=" ".join(p for p in (receipt.code, receipt.reason) if p),
+            provider=receipt.provider,
+            receipt_id=row_id,
+            notification_id=attempt.notification_id,
+        )
+        if added:
+            SUPPRESSIONS.labels(channel, receipt.event.value, "added").inc()
+            log.info(
+                "contact point suppressed",
+                notification_id=str(attempt.notification_id),
+                channel=channel,
+                receipt=receipt.event.value,
+            )
 
     async def sweep(self, *, limit: int = 200) -> int:
         """Applies waiting receipts whose attempt is recorded now, gives up on those older

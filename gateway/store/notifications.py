@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from psycopg import sql
@@ -244,7 +244,17 @@ async def get(
     )
 
 
-def encode_page_token(record: NotificationRecord) -> str:
+class Paged(Protocol):
+    """A row of a list paged newest first."""
+
+    @property
+    def create_time(self) -> datetime: ...
+
+    @property
+    def id(self) -> UUID: ...
+
+
+def encode_page_token(record: Paged) -> str:
     raw = f"{record.create_time.isoformat()}|{record.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -8,12 +8,14 @@ to SMS, whose Twilio delivery receipt makes it `delivered`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -23,6 +25,7 @@ from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.e2e_stack import DELIVERED, FAILED, OUTCOME, Stack, open_stack
 from tests.fakes.base import post_webhook, wait_until
 from tests.fakes.signing import SendGridSigner
+from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation
 
 SENT = common_pb2.NOTIFICATION_STATUS_SENT
@@ -200,3 +203,80 @@ async def test_a_receipt_that_races_the_workers_report_is_applied_once_it_is_rec
         )
         done = await e2e.settled(nid)  # sent, then the waiting receipt delivers it
     assert _receipts(done) == [(EMAIL, "delivered", "delivered")]
+
+
+async def test_a_bounced_address_is_suppressed_until_an_operator_lifts_it(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    user = await e2e.create_user()
+    first = await e2e.send(user)
+    await _sent(e2e, first)
+    [mail] = fakes.sendgrid.deliveries
+    await fakes.sendgrid.send_event(_edge(e2e, "sendgrid"), mail["message_id"], "bounce")
+    await wait_until(lambda: fakes.twilio.deliveries)
+
+    # The next notification to that address skips email without calling SendGrid.
+    second = await e2e.send(user)
+    await wait_until(lambda: len(fakes.twilio.deliveries) == 2)
+    found = await _sent(e2e, second)
+    assert len(fakes.sendgrid.requests) == 1
+    skipped, by_sms = found.attempts
+    assert (skipped.channel, skipped.outcome) == (EMAIL, OUTCOME.ATTEMPT_OUTCOME_SKIPPED)
+    assert skipped.provider == "" and "suppressed (bounced" in skipped.error
+    assert by_sms.channel == SMS
+
+    # An operator sees the entry and lifts it; email is used again.
+    key = await asyncio.to_thread(create_key, e2e.gateway, "e2e-ops", "admin")
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{e2e.gateway.http_port}",
+        headers={"Authorization": f"Bearer {key['key']}"},
+        timeout=10,
+    ) as http:
+        listed = await http.get(
+            "/api/v1/suppressions/", params={"channel": "email", "contact": user.email.upper()}
+        )
+        assert listed.status_code == 200, listed.text
+        [entry] = listed.json()["items"]
+        assert (entry["contact"], entry["reason"], entry["provider"]) == (
+            user.email.lower(),
+            "bounced",
+            "sendgrid",
+        )
+        assert entry["notification_id"] == first
+        lifted = await http.request(
+            "DELETE", f"/api/v1/suppressions/{entry['id']}", json={"reason": "mailbox fixed"}
+        )
+        assert lifted.status_code == 204, lifted.text
+        again = await http.get(
+            "/api/v1/suppressions/",
+            params={"contact": user.email, "channel": "email", "include_removed": "true"},
+        )
+        [removed] = again.json()["items"]
+        assert removed["remove_reason"] == "mailbox fixed"
+        assert removed["removed_by"].startswith("apikey:")
+    third = await e2e.send(user)
+    await _sent(e2e, third)
+    assert len(fakes.sendgrid.requests) == 2
+
+
+async def test_a_complaint_suppresses_without_moving_the_notification(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    user = await e2e.create_user()
+    nid = await e2e.send(user)
+    await _sent(e2e, nid)
+    [mail] = fakes.sendgrid.deliveries
+    url = _edge(e2e, "sendgrid")
+    await fakes.sendgrid.send_event(url, mail["message_id"], "delivered")
+    complained = await fakes.sendgrid.send_event(url, mail["message_id"], "spamreport")
+    assert complained.status == 200, complained.text
+    done = await e2e.settled(nid)
+    assert _receipts(done) == [
+        (EMAIL, "delivered", "delivered"),
+        (EMAIL, "complained", "recorded"),
+    ]
+    later = await e2e.send(user)
+    await wait_until(lambda: fakes.twilio.deliveries)
+    found = await _sent(e2e, later)
+    assert found.attempts[0].outcome == OUTCOME.ATTEMPT_OUTCOME_SKIPPED
+    assert "complained" in found.attempts[0].error
