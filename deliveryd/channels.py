@@ -100,9 +100,9 @@ class ChannelSender(ABC):
 
     @abstractmethod
     async def deliver(
-        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float
+        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float, *, attempt_id: str
     ) -> HopResult:
-        """Sends the hop; never raises for a provider's failure."""
+        """Sends the hop as attempt `attempt_id`; never raises for a provider's failure."""
 
 
 class EmailSender(ChannelSender):
@@ -119,7 +119,7 @@ class EmailSender(ChannelSender):
         return None
 
     async def deliver(
-        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float
+        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float, *, attempt_id: str
     ) -> HopResult:
         began, start = time.monotonic(), datetime.now(UTC)
         part = job.content.email
@@ -130,6 +130,7 @@ class EmailSender(ChannelSender):
             text=part.text_body,
             key=hop_key(job),
             notification_id=job.notification_id,
+            attempt_id=attempt_id,
         )
         return from_chain(await self.chain.send(message, deadline=deadline), began, start)
 
@@ -148,7 +149,7 @@ class SmsSender(ChannelSender):
         return None
 
     async def deliver(
-        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float
+        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float, *, attempt_id: str
     ) -> HopResult:
         began, start = time.monotonic(), datetime.now(UTC)
         message = SmsMessage(
@@ -156,6 +157,7 @@ class SmsSender(ChannelSender):
             text=job.content.sms.text,
             key=hop_key(job),
             notification_id=job.notification_id,
+            attempt_id=attempt_id,
         )
         return from_chain(await self.chain.send(message, deadline=deadline), began, start)
 
@@ -192,7 +194,7 @@ class PushSender(ChannelSender):
         return None
 
     async def deliver(
-        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float
+        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float, *, attempt_id: str
     ) -> HopResult:
         began, start = time.monotonic(), datetime.now(UTC)
         messages = self._messages(job, audience)

@@ -97,6 +97,22 @@ def _detail(parts: dict[str, Any]) -> str:
     return orjson.dumps(small).decode()[:MAX_DETAIL_CHARS]
 
 
+@dataclass(frozen=True)
+class Granted:
+    """The claim is ours; `suppressed` says why the contact point must not be sent to."""
+
+    suppressed: str = ""
+
+
+def _contact(job: delivery_pb2.DeliveryJob) -> str:
+    """The contact point the hop would send to, for the suppression list ("" for push)."""
+    if job.channel == common_pb2.CHANNEL_EMAIL:
+        return job.recipient.email
+    if job.channel == common_pb2.CHANNEL_SMS:
+        return job.recipient.phone
+    return ""
+
+
 class Pipeline:
     """Runs jobs of one channel; shared by every message of the consumer."""
 
@@ -150,14 +166,20 @@ class Pipeline:
             # Sent before, report lost: report again, never send again.
             return self._count(await self._report(job, kept))
         verdict = await self._claim(job)
-        if verdict is not None:
+        if isinstance(verdict, Verdict):
             return self._count(verdict)
         deadline = time.monotonic() + self._lease_seconds * SEND_SHARE_OF_LEASE
         audience = await resolve(
             users=self._users, recipient=job.recipient, timeout=self._rpc_timeout
         )
-        hop = await self._send(job, audience, deadline)
-        verdict = await self._report(job, self._report_request(job, audience, hop))
+        # Named before the send, which carries it: the provider's receipts come back with it.
+        attempt_id = str(uuid.uuid4())
+        if verdict.suppressed:
+            # The contact point is on the suppression list: no provider is called.
+            hop = skipped(f"contact point suppressed ({verdict.suppressed})")
+        else:
+            hop = await self._send(job, audience, deadline, attempt_id)
+        verdict = await self._report(job, self._report_request(job, audience, hop, attempt_id))
         log.info(
             "hop done",
             notification_id=job.notification_id,
@@ -171,8 +193,8 @@ class Pipeline:
         )
         return self._count(verdict)
 
-    async def _claim(self, job: delivery_pb2.DeliveryJob) -> Verdict | None:
-        """None when the job is ours to work; else what to do with the message."""
+    async def _claim(self, job: delivery_pb2.DeliveryJob) -> Verdict | Granted:
+        """Granted when the job is ours to work; else what to do with the message."""
         request = status_pb2.ClaimRequest(
             notification_id=job.notification_id,
             generation=job.generation,
@@ -180,6 +202,7 @@ class Pipeline:
             attempt=job.attempt,
             worker=self._worker,
             lease_seconds=self._lease_seconds,
+            contact=_contact(job),
         )
         try:
             claim = await self._status.Claim(request, timeout=self._rpc_timeout)
@@ -192,7 +215,7 @@ class Pipeline:
                 log.warning(
                     "took over a job from an expired lease", notification_id=job.notification_id
                 )
-            return None
+            return Granted(suppressed=claim.suppressed)
         name = status_pb2.ClaimResult.Name(result).removeprefix("CLAIM_RESULT_").lower()
         if result == status_pb2.CLAIM_RESULT_LEASED:
             expires = claim.lease_expire_time.ToDatetime(tzinfo=UTC)
@@ -218,7 +241,7 @@ class Pipeline:
         return Verdict(Action.REQUEUE, reason="claim unspecified")
 
     async def _send(
-        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float
+        self, job: delivery_pb2.DeliveryJob, audience: Audience, deadline: float, attempt_id: str
     ) -> HopResult:
         name = self.sender.name
         if deadline_passed(job, datetime.now(UTC)):
@@ -231,14 +254,18 @@ class Pipeline:
         missing = self.sender.missing(job, audience)
         if missing:
             return skipped(missing)
-        return await self.sender.deliver(job, audience, deadline)
+        return await self.sender.deliver(job, audience, deadline, attempt_id=attempt_id)
 
     def _report_request(
-        self, job: delivery_pb2.DeliveryJob, audience: Audience, hop: HopResult
+        self,
+        job: delivery_pb2.DeliveryJob,
+        audience: Audience,
+        hop: HopResult,
+        attempt_id: str,
     ) -> status_pb2.ReportStatusRequest:
         """What the attempt came to; the status is the gateway's to decide."""
         attempt = delivery_pb2.DeliveryAttempt(
-            id=str(uuid.uuid4()),
+            id=attempt_id,
             notification_id=job.notification_id,
             channel=job.channel,
             provider=hop.provider,

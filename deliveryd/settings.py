@@ -8,6 +8,7 @@ With nothing configured every chain is the sandbox, so Herald runs out of the bo
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
@@ -137,6 +138,15 @@ class DeliverydSettings(UserCacheSettings):
     )
     twilio_timeout: Timeout = Field(10.0, validation_alias="HERALD_TWILIO_TIMEOUT")
 
+    # Delivery receipts.
+    receipts_base_url: str | None = Field(
+        None,
+        validation_alias="HERALD_RECEIPTS_BASE_URL",
+        description="The gateway's public base URL, as providers reach it (e.g. "
+        "https://herald.example.com): when set, each Twilio message asks for status callbacks "
+        "to <this>/webhooks/twilio. Unset: no callbacks are asked for.",
+    )
+
     # Push.
     fcm_project_id: str | None = _alias("HERALD_FCM_PROJECT_ID")
     fcm_credentials_file: str | None = _alias("HERALD_FCM_CREDENTIALS_FILE")
@@ -175,6 +185,18 @@ class DeliverydSettings(UserCacheSettings):
                 " (HERALD_ALERT_WEBHOOK_ALLOW_PRIVATE=true allows a private one)"
             ) from None
         return value
+
+    @field_validator("receipts_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if not value:  # unset, or empty as in .env.example: no callbacks
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must have no query or fragment: Herald appends its own")
+        return value.rstrip("/")
 
     @field_validator("email_providers", "sms_providers", "push_providers", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ REST routes are two doors to the same domain objects.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import grpc
@@ -25,6 +26,8 @@ from gateway.notifications.routing import RoutePolicy
 from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
 from gateway.outbox import start_outbox
+from gateway.receipts.service import Receipts
+from gateway.receipts.suppressions import SuppressionList
 from gateway.settings import GatewaySettings
 from gateway.status import servicer as status_servicer
 from gateway.status.claims import Claims
@@ -33,6 +36,9 @@ from gateway.wire import CHANNELS_BY_NAME
 from mesh.health import Dependency
 from mesh.runtime import GrpcService, Runtime
 from userd.client_cache import LocalUsers
+
+# How often waiting receipts are retried and `sent` notifications past the window settled.
+RECEIPT_SWEEP_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Core:
     statuses: Statuses
     authenticator: Authenticator
     keys: ApiKeys
+    receipts: Receipts
+    suppressions: SuppressionList
     services: list[GrpcService]
 
 
@@ -99,7 +107,26 @@ async def start_core(
     notifications = Notifications(
         pool=pool, outbox=outbox, deadline_seconds=settings.delivery_deadline_seconds
     )
-    statuses = Statuses(pool=pool, outbox=outbox, policy=retry_policy(settings))
+    statuses = Statuses(
+        pool=pool,
+        outbox=outbox,
+        policy=retry_policy(settings),
+        receipt_providers=settings.receipt_providers,
+    )
+    receipts = Receipts(
+        pool=pool,
+        outbox=outbox,
+        window_seconds=settings.receipt_window_seconds,
+        # A signature older than twice the tolerance is refused as stale anyway.
+        nonce_seconds=2 * settings.receipt_tolerance_seconds,
+    )
+    sweeper = receipts.start_sweeper(RECEIPT_SWEEP_SECONDS)
+
+    async def stop_sweeper() -> None:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
+
+    runtime.on_shutdown(stop_sweeper)
     authenticator = Authenticator(pool, ttl=settings.api_key_cache_seconds)
     revocations = authenticator.listener(settings.database_url(settings.database))
     await revocations.start()
@@ -113,6 +140,8 @@ async def start_core(
         statuses=statuses,
         authenticator=authenticator,
         keys=ApiKeys(pool, authenticator),
+        receipts=receipts,
+        suppressions=SuppressionList(pool),
         services=[
             notification_servicer.service(
                 notification_servicer.NotificationServicer(acceptor, notifications, authenticator)

@@ -18,6 +18,7 @@ from gateway.lifecycle import NextHop, Position
 from gateway.notifications.model import Recipient, Rendered
 from gateway.notifications.validation import SendCommand
 from gateway.store.hops import HopState
+from gateway.wire import CHANNELS_BY_NAME
 from herald.v1 import common_pb2, delivery_pb2, template_pb2, user_pb2
 
 # The job as the domain passes it around, without reading it (only this module does).
@@ -123,3 +124,13 @@ def dead_letter(
     dead.notification_id = dead.notification_id or notification_id
     dead.last_error = reason
     return dead
+
+
+def contact_of(job: Job, channel: int) -> str:
+    """The contact point the job's recipient is reached at on `channel` ("" for push,
+    whose targets are devices, or when the recipient has none)."""
+    if channel == CHANNELS_BY_NAME["email"]:
+        return str(job.recipient.email)
+    if channel == CHANNELS_BY_NAME["sms"]:
+        return str(job.recipient.phone)
+    return ""

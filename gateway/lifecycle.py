@@ -1,7 +1,9 @@
 """The notification's lifecycle: every state, every fact that moves it, and why.
 
 A notification is `pending` while one hop is current: (generation, route_index, channel,
-attempt). It ends `delivered`, `failed` or `suppressed`. Facts arrive from three places:
+attempt). It ends `delivered`, `failed` or `suppressed`. When the provider that took it
+sends receipts, it is `sent` in between: no worker acts on it any more, and the
+provider's receipt settles it. Facts arrive from three places:
 a delivery worker reports what an attempt came to, an external reporter (the seed's REST
 status route, scope status:report) names a status it saw, and an operator asks for a
 manual retry. Only Herald's own attempts decide a pending notification: an external
@@ -12,7 +14,8 @@ publishes the next hop (or the dead letter) through the outbox in the same trans
 
     state    fact                                          becomes
     -------  --------------------------------------------  ---------------------------------
-    pending  attempt DELIVERED (any hop of its generation)  delivered
+    pending  attempt DELIVERED (any hop of its generation)  delivered; `sent` when the
+                                                            provider sends receipts
     pending  TRANSIENT, tries and time left                 pending: same channel, attempt+1,
                                                             after exponential backoff + jitter
     pending  TRANSIENT, tries or time spent                 as PERMANENT ("gave up after N")
@@ -29,6 +32,14 @@ publishes the next hop (or the dead letter) through the outbox in the same trans
                                                             the trail (outcome REPORTED, with
                                                             its reporter); the hop, its claim
                                                             and the route's fallback go on
+    sent     receipt DELIVERED (its hop)                   delivered
+    sent     receipt of a permanent failure (bounced,       as an attempt's PERMANENT: the
+             dropped, undelivered, opted out) (its hop)     route's next channel, or failed
+    sent     no receipt within the receipt window           delivered ("no receipt")
+    any      any other receipt (accepted, deferred,         nothing moves; the receipt joins
+             complained; a receipt about an older hop;      its attempt in the trail (a
+             one after the notification settled)            bounce or complaint still adds
+                                                            the contact to the suppressions)
     failed   manual retry                                   pending: generation+1, first
                                                             channel, attempt 1, new deadline
     final    the same final status again                    nothing (a repeat)
@@ -45,7 +56,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -57,7 +68,7 @@ from mesh.errors import Conflict
 # Marks a carried error that is a suppression, not a failure.
 SUPPRESSED_PREFIX = "suppressed: "
 FINAL = frozenset({"delivered", "failed", "suppressed"})
-STATUSES = FINAL | {"pending"}
+STATUSES = FINAL | {"pending", "sent"}
 
 
 class Outcome(enum.StrEnum):
@@ -99,7 +110,8 @@ class Position:
 
     @property
     def final(self) -> bool:
-        return self.status in FINAL
+        """No worker acts on it any more: settled, or `sent` and waiting for a receipt."""
+        return self.status != "pending"
 
     @property
     def hop(self) -> Hop:
@@ -181,12 +193,15 @@ def on_attempt(
     policy: RetryPolicy,
     now: datetime,
     channel_names: Mapping[int, str],
+    expects_receipt: bool = False,
 ) -> Decision:
-    """What follows a worker's attempt on `hop`."""
+    """What follows a worker's attempt on `hop` (`expects_receipt`: the provider that
+    took it will report what becomes of it)."""
     if position.final:
-        return _repeat_or_refuse(position, "delivered" if outcome is Outcome.DELIVERED else "")
+        delivered = "sent" if expects_receipt else "delivered"
+        return _repeat_or_refuse(position, delivered if outcome is Outcome.DELIVERED else "")
     if outcome is Outcome.DELIVERED:
-        return Decision(changed=True, status="delivered", close=hop)
+        return Decision(changed=True, status="sent" if expects_receipt else "delivered", close=hop)
     _require_current(position, hop)
 
     reason = error
@@ -210,7 +225,47 @@ def on_attempt(
         earlier = position.last_error
         real_error = bool(earlier) and not earlier.startswith(SUPPRESSED_PREFIX)
         carried = earlier if real_error else SUPPRESSED_PREFIX + reason
+    return _next_channel(
+        position, hop, reason=reason, carried=carried, now=now, channel_names=channel_names
+    )
 
+
+def on_receipt(
+    position: Position,
+    *,
+    hop: Hop,
+    event: str,
+    permanent_failure: bool,
+    reason: str,
+    now: datetime,
+    channel_names: Mapping[int, str],
+) -> Decision:
+    """What follows a provider's receipt (`event`) about the attempt on `hop`."""
+    if position.status != "sent" or hop != position.hop:
+        return Decision(changed=True, note={"effect": "recorded"})
+    if event == "delivered":
+        return Decision(changed=True, status="delivered", note={"effect": "delivered"})
+    if not permanent_failure:
+        return Decision(changed=True, note={"effect": "recorded"})
+    error = f"{event}: {reason}" if reason else event
+    decision = _next_channel(
+        position, hop, reason=error, carried=error, now=now, channel_names=channel_names
+    )
+    nxt = decision.next_hop
+    effect = f"failed over to {channel_names.get(nxt.channel, nxt.channel)}" if nxt else "failed"
+    return replace(decision, close=None, note={**decision.note, "effect": effect})
+
+
+def _next_channel(
+    position: Position,
+    hop: Hop,
+    *,
+    reason: str,
+    carried: str,
+    now: datetime,
+    channel_names: Mapping[int, str],
+) -> Decision:
+    """After the hop's channel failed for good: the route's next channel, or the end."""
     index = position.route_index + 1
     if index < len(position.route) and not position.deadline_passed(now):
         channel = position.route[index]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import NoDecode
 
 from mesh.rules import MAX_BATCH_ITEMS, ChannelName, MessageTypeName
@@ -114,6 +114,59 @@ class GatewaySettings(UserCacheSettings):
         "again. A revocation reaches every gateway at once through PostgreSQL's NOTIFY; "
         "this is the bound while a gateway's listening connection is down.",
     )
+
+    sendgrid_webhook_public_key: SecretStr | None = Field(
+        None,
+        validation_alias="HERALD_SENDGRID_WEBHOOK_PUBLIC_KEY",
+        description="The verification key of SendGrid's signed Event Webhook, as SendGrid's "
+        "settings page shows it (base64). Set: SendGrid's receipts are taken at "
+        "/webhooks/sendgrid and an email SendGrid takes is `sent` until its receipt.",
+    )
+    mailgun_webhook_signing_key: SecretStr | None = Field(
+        None,
+        validation_alias="HERALD_MAILGUN_WEBHOOK_SIGNING_KEY",
+        description="Mailgun's webhook signing key. Set: Mailgun's receipts are taken at "
+        "/webhooks/mailgun.",
+    )
+    twilio_webhook_auth_token: SecretStr | None = Field(
+        None,
+        validation_alias="HERALD_TWILIO_WEBHOOK_AUTH_TOKEN",
+        description="The Twilio account's auth token, which signs its status callbacks. Set "
+        "(with HERALD_RECEIPTS_BASE_URL on the SMS worker): Twilio's receipts are taken at "
+        "/webhooks/twilio.",
+    )
+    receipts_public_url: str = Field(
+        "",
+        validation_alias="HERALD_RECEIPTS_PUBLIC_URL",
+        description="This edge's URL as providers call it (scheme and host, e.g. "
+        "https://herald.example.com), when a proxy in front changes it: Twilio signs the "
+        "URL it called. Empty: the URL of the request as received.",
+    )
+    receipt_tolerance_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        validation_alias="HERALD_RECEIPT_TOLERANCE_SECONDS",
+        description="How far a webhook's signed timestamp may be from now: older ones are "
+        "refused as replays.",
+    )
+    receipt_window_seconds: float = Field(
+        259200.0,
+        gt=0,
+        validation_alias="HERALD_RECEIPT_WINDOW_SECONDS",
+        description="How long a `sent` notification waits for its receipt; then it is taken "
+        "as delivered (reason: no receipt within the window).",
+    )
+
+    @property
+    def receipt_providers(self) -> frozenset[str]:
+        """The providers whose receipts this gateway verifies."""
+        configured = {
+            "sendgrid": self.sendgrid_webhook_public_key,
+            "mailgun": self.mailgun_webhook_signing_key,
+            "twilio": self.twilio_webhook_auth_token,
+        }
+        return frozenset(name for name, secret in configured.items() if secret is not None)
 
     @field_validator("route_policy", mode="before")
     @classmethod

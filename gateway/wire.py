@@ -27,5 +27,6 @@ STATUS_NUMBERS: dict[str, common_pb2.NotificationStatus.ValueType] = {
     "delivered": common_pb2.NOTIFICATION_STATUS_DELIVERED,
     "failed": common_pb2.NOTIFICATION_STATUS_FAILED,
     "suppressed": common_pb2.NOTIFICATION_STATUS_SUPPRESSED,
+    "sent": common_pb2.NOTIFICATION_STATUS_SENT,
 }
 STATUS_NAMES: dict[int, str] = {number: name for name, number in STATUS_NUMBERS.items()}

@@ -65,6 +65,7 @@ def _twilio(s: DeliverydSettings) -> Provider[SmsMessage]:
         sender=s.twilio_from or "",
         base_url=s.twilio_base_url,
         timeout=s.twilio_timeout,
+        receipts_base_url=s.receipts_base_url,
     )
 
 

@@ -63,6 +63,9 @@ class EmailMessage:
     # Stable per notification, generation and channel: marks duplicates at the provider.
     key: str
     notification_id: str
+    # The worker's id of this attempt, sent along so that the provider's receipts name it
+    # (None outside a hop: an admin alert).
+    attempt_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class SmsMessage:
     text: str
     key: str
     notification_id: str
+    attempt_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ def record(message: EmailMessage | SmsMessage | PushMessage) -> str:
     fields = asdict(message)
     fields.pop("key", None)
     fields.pop("notification_id", None)
+    fields.pop("attempt_id", None)
     if isinstance(message, PushMessage):
         fields["data"] = dict(message.data)
     return orjson.dumps({"sandbox": _bounded(fields)}).decode()

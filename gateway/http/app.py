@@ -16,9 +16,19 @@ from gateway.http.backends import Backends
 from gateway.http.health import Peer, aggregate
 from gateway.http.middleware import ApiKeyGate, BodyLimit, RequestContext
 from gateway.http.openapi import EdgeApp
-from gateway.http.routes import apikeys, notifications, status, templates, users
+from gateway.http.routes import (
+    apikeys,
+    notifications,
+    status,
+    suppressions,
+    templates,
+    users,
+    webhooks,
+)
 from gateway.notifications.accept import Acceptor
 from gateway.notifications.service import Notifications
+from gateway.receipts.service import Receipts
+from gateway.receipts.suppressions import SuppressionList
 from gateway.settings import GatewaySettings
 from gateway.status.service import Statuses
 from mesh.health import HealthMonitor
@@ -77,6 +87,8 @@ def create_app(
     statuses: Statuses,
     authenticator: Authenticator,
     keys: ApiKeys,
+    receipts: Receipts,
+    suppression_list: SuppressionList,
 ) -> FastAPI:
     """The edge, wired to the process's health monitor, domain, gRPC peers and API keys."""
     app = EdgeApp(
@@ -93,6 +105,8 @@ def create_app(
         templates.router(backends, API_PREFIX),
         status.router(statuses, API_PREFIX),
         apikeys.router(keys, API_PREFIX),
+        webhooks.router(receipts, settings),
+        suppressions.router(suppression_list, API_PREFIX),
         _operations(monitor, peers),
     ]
     for router in routers:

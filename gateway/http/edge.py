@@ -38,6 +38,8 @@ async def start_edge(
         statuses=core.statuses,
         authenticator=core.authenticator,
         keys=core.keys,
+        receipts=core.receipts,
+        suppression_list=core.suppressions,
     )
     http = HttpServer(app, settings.host, settings.http_port)
     await http.start()

@@ -7,6 +7,7 @@ the domain types (a UUID, a channel name) is refused as INVALID_ARGUMENT naming 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from gateway.notifications.model import Accepted, NewSend, NotificationRecord, Priority
 from gateway.store.notifications import AttemptRecord
+from gateway.store.receipts import ReceiptRecord
 from gateway.wire import CHANNEL_NAMES, MESSAGE_TYPE_NAMES, STATUS_NUMBERS
 from herald.v1 import common_pb2, delivery_pb2, notification_pb2
 from mesh.errors import FieldViolation, InvalidArgument
@@ -107,7 +109,20 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def attempt_to_proto(attempt: AttemptRecord) -> delivery_pb2.DeliveryAttempt:
+def receipt_to_proto(receipt: ReceiptRecord) -> delivery_pb2.DeliveryReceipt:
+    return delivery_pb2.DeliveryReceipt(
+        event=receipt.event,
+        reason=receipt.reason,
+        code=receipt.code,
+        occur_time=timestamp(receipt.occur_time),
+        receive_time=timestamp(receipt.receive_time),
+        effect=receipt.effect,
+    )
+
+
+def attempt_to_proto(
+    attempt: AttemptRecord, receipts: Sequence[ReceiptRecord] = ()
+) -> delivery_pb2.DeliveryAttempt:
     message = delivery_pb2.DeliveryAttempt(
         id=str(attempt.id),
         notification_id=str(attempt.notification_id),
@@ -121,6 +136,7 @@ def attempt_to_proto(attempt: AttemptRecord) -> delivery_pb2.DeliveryAttempt:
         generation=attempt.generation,
         worker=attempt.worker,
         detail=attempt.detail,
+        receipts=[receipt_to_proto(r) for r in receipts],
     )
     message.duration.FromMicroseconds(attempt.duration_us)
     return message
@@ -143,7 +159,7 @@ def notification_to_proto(record: NotificationRecord) -> notification_pb2.Notifi
         delivered_channel=record.delivered_channel,  # type: ignore[arg-type]
         delivered_provider=record.delivered_provider,
         provider_message_id=record.provider_message_id,
-        attempts=[attempt_to_proto(a) for a in record.attempts],
+        attempts=[attempt_to_proto(a, record.receipts_of(a.id)) for a in record.attempts],
         retries=[
             notification_pb2.RetryRecord(
                 requested_by=r.requested_by,

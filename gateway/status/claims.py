@@ -7,7 +7,9 @@ Claim(notification, generation, channel, attempt, worker, lease) answers, checke
   STALE    the hop is not the notification's current hop;
   LEASED   another worker holds a live lease (lease_expire_time says until when);
   GRANTED  no claim yet, or the lease expired (takeover=True when another worker held
-           it), or the caller re-claims its own lease (renewed; idempotent).
+           it), or the caller re-claims its own lease (renewed; idempotent). A granted
+           claim that names its contact point says whether that is suppressed
+           (`suppressed`: why); the worker then reports the hop skipped, unsent.
 The notification row is held FOR SHARE while claiming, so a report cannot move the hop
 underneath; the claim itself is one INSERT … ON CONFLICT DO UPDATE … WHERE lease expired.
 
@@ -22,14 +24,14 @@ import asyncio
 import enum
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.lifecycle import Hop
-from gateway.store import claims, db, hops
+from gateway.store import claims, db, hops, suppressions
 from gateway.wire import CHANNEL_NAMES
 from mesh.errors import DomainError, InvalidArgument
 from mesh.item_errors import domain_outcome
@@ -59,6 +61,8 @@ class ClaimAsk:
     hop: Hop
     worker: str
     lease_seconds: int
+    # The contact point the hop would send to ("" unknown): checked against suppressions.
+    contact: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,12 @@ class ClaimOutcome:
     status: str | None = None
     takeover: bool = False
     lease_until: datetime | None = None
+    # Granted, but the contact point is on the suppression list: why.
+    suppressed: str = ""
+
+
+def _contact(ask: ClaimAsk) -> str:
+    return suppressions.normalized(CHANNEL_NAMES[ask.hop.channel], ask.contact)
 
 
 class Claims:
@@ -107,7 +117,32 @@ class Claims:
         )
         for (index, _), answer in zip(alone, answers, strict=True):
             outcomes[index] = domain_outcome(answer)
-        return [o for o in outcomes if o is not None]
+        done = [o for o in outcomes if o is not None]
+        return await self._with_suppressions(asks, done)
+
+    async def _with_suppressions(
+        self, asks: Sequence[ClaimAsk], outcomes: list[ClaimOutcome | DomainError]
+    ) -> list[ClaimOutcome | DomainError]:
+        """Granted claims whose contact point is suppressed say so (one query a batch)."""
+        wanted = {
+            index: (
+                ask.hop.channel,
+                suppressions.normalized(CHANNEL_NAMES[ask.hop.channel], ask.contact),
+            )
+            for index, (ask, outcome) in enumerate(zip(asks, outcomes, strict=True))
+            if ask.contact
+            and isinstance(outcome, ClaimOutcome)
+            and outcome.result is ClaimResult.GRANTED
+        }
+        if not wanted:
+            return outcomes
+        async with db.transaction(self._pool) as conn:
+            found = await suppressions.active(conn, list(set(wanted.values())))
+        for index, key in wanted.items():
+            outcome = outcomes[index]
+            if key in found and isinstance(outcome, ClaimOutcome):
+                outcomes[index] = replace(outcome, suppressed=found[key])
+        return outcomes
 
     def _wanted(self, ask: ClaimAsk) -> claims.ClaimWanted:
         hop = ask.hop

@@ -25,7 +25,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import structlog
@@ -33,9 +33,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway import jobs, lifecycle
 from gateway.outbox import Outbox, Publication
-from gateway.status.reports import MAX_TEXT, Report, with_note
+from gateway.status.reports import Report, with_note
+from gateway.status.settle import DeliveredBy, settle
 from gateway.store import db, hops
-from gateway.store.notifications import AttemptRecord
 from gateway.wire import CHANNEL_NAMES
 from mesh.errors import Conflict, DomainError, NotFound
 from mesh.item_errors import domain_outcome
@@ -65,10 +65,14 @@ class Statuses:
         pool: AsyncConnectionPool,
         outbox: Outbox,
         policy: lifecycle.RetryPolicy,
+        receipt_providers: frozenset[str] = frozenset(),
     ) -> None:
         self._pool = pool
         self._outbox = outbox
         self._policy = policy
+        # Providers whose receipts Herald verifies: a message they take is `sent` until
+        # their receipt settles it.
+        self._receipt_providers = receipt_providers
 
     async def report(self, report: Report) -> ReportOutcome:
         """Records a fact and moves the notification as `lifecycle` decides."""
@@ -84,7 +88,7 @@ class Statuses:
         deliveries = [
             (index, self._delivery(r))
             for index, r in enumerate(reports)
-            if r.delivered and r.hop is not None
+            if r.delivered and r.hop is not None and not self._expects_receipt(r)
         ]
         moved = await db.together(
             self._pool,
@@ -146,14 +150,22 @@ class Statuses:
             close = (c.generation, c.channel, c.attempt) if c else None
             if not await hops.record_attempt(conn, attempt, close=close):
                 return ReportOutcome(state.status, changed=False)  # a repeated report
-            publication = await self._apply(
-                conn, state, job, report=report, decision=decision, attempt=attempt
+            by = DeliveredBy(
+                attempt.channel,
+                attempt.provider,
+                attempt.provider_message_id,
+                report.timestamp or datetime.now(UTC),
             )
+            publication = await settle(conn, state, job, decision, by=by, grace=self._outbox.grace)
             status = decision.status or state.status
         if publication is not None:
             await self._outbox.dispatch([publication])
         log.info("status reported", notification_id=str(notification_id), status=status)
         return ReportOutcome(status, changed=True)
+
+    def _expects_receipt(self, report: Report) -> bool:
+        attempt = report.attempt
+        return attempt is not None and attempt.provider in self._receipt_providers
 
     def _decide(self, here: lifecycle.Position, report: Report) -> lifecycle.Decision:
         if report.outcome is not None:
@@ -166,68 +178,10 @@ class Statuses:
                 policy=self._policy,
                 now=datetime.now(UTC),
                 channel_names=CHANNEL_NAMES,
+                expects_receipt=self._expects_receipt(report),
             )
         assert report.status is not None
         return lifecycle.on_external(here, status=report.status)
-
-    async def _apply(
-        self,
-        conn: db.Conn,
-        state: hops.HopState,
-        job: jobs.Job,
-        *,
-        report: Report,
-        decision: lifecycle.Decision,
-        attempt: AttemptRecord,
-    ) -> Publication | None:
-        """Writes the decided state; returns the hop (or dead letter) to publish, if any."""
-        if decision.status == "pending" and decision.next_hop is not None:
-            nxt = decision.next_hop
-            moved = jobs.next_job(
-                job, nxt, generation=state.generation, last_error=decision.carried[:MAX_TEXT]
-            )
-            deliver_after = None
-            if nxt.delay > 0:
-                deliver_after = datetime.now(UTC) + timedelta(seconds=nxt.delay)
-            hop = await hops.set_hop(
-                conn,
-                state.id,
-                generation=state.generation,
-                route_index=nxt.route_index,
-                channel=nxt.channel,
-                attempt=nxt.attempt,
-                job=moved.SerializeToString(),
-                status_reason=decision.reason[:MAX_TEXT],
-                deliver_after=deliver_after,
-                grace=self._outbox.grace,
-            )
-            return Publication(state.id, hop, moved, deliver_after)
-        if decision.status == "delivered":
-            await hops.finish(
-                conn,
-                state.id,
-                status="delivered",
-                reason="",
-                delivered_channel=attempt.channel,
-                delivered_provider=attempt.provider,
-                provider_message_id=attempt.provider_message_id,
-                deliver_time=report.timestamp or datetime.now(UTC),
-            )
-        elif decision.status == "suppressed":
-            await hops.finish(conn, state.id, status="suppressed", reason=decision.reason)
-        elif decision.dead_letter:
-            reason = decision.reason[:MAX_TEXT]
-            dead = jobs.dead_letter(job, str(state.id), reason)
-            hop = await hops.finish(
-                conn,
-                state.id,
-                status="failed",
-                reason=reason,
-                dead_letter=dead.SerializeToString(),
-                grace=self._outbox.grace,
-            )
-            return Publication(state.id, hop, dead, dead=True)
-        return None
 
     async def get(self, *, notification_id: uuid.UUID) -> hops.StatusRow:
         async with db.transaction(self._pool) as conn:

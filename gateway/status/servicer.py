@@ -47,6 +47,7 @@ def claim_ask(request: status_pb2.ClaimRequest) -> ClaimAsk:
         hop=Hop(request.generation, request.channel, request.attempt),
         worker=request.worker,
         lease_seconds=request.lease_seconds,
+        contact=request.contact[:320],
     )
 
 
@@ -56,6 +57,7 @@ def claim_response(outcome: ClaimOutcome) -> status_pb2.ClaimResponse:
         status=STATUS_NUMBERS.get(outcome.status or "", 0),  # type: ignore[arg-type]
         takeover=outcome.takeover,
         lease_expire_time=_timestamp(outcome.lease_until),
+        suppressed=outcome.suppressed,
     )
 
 

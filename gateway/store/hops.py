@@ -256,10 +256,12 @@ async def finish(
     delivered_provider: str = "",
     provider_message_id: str = "",
     deliver_time: datetime | None = None,
+    sent_time: datetime | None = None,
     dead_letter: bytes | None = None,
     grace: float = 0.0,
 ) -> int:
-    """Moves the notification to a final status; returns its hop number.
+    """Moves the notification to a final status (or `sent`, with `sent_time`); returns its
+    hop number.
 
     An unpublished hop is no longer due. With `dead_letter` (a failed notification's last
     job) that job becomes the due hop instead, for the outbox to put on failed.queue in the
@@ -278,6 +280,7 @@ async def finish(
             SET status = %(status)s, status_reason = %(reason)s,
                 delivered_channel = %(channel)s, delivered_provider = %(provider)s,
                 provider_message_id = %(message_id)s, deliver_time = %(deliver_time)s,
+                sent_time = CASE WHEN %(status)s = 'sent' THEN %(sent_time)s ELSE sent_time END,
                 update_time = now() {outbox}
             WHERE id = %(id)s
             RETURNING hop""",
@@ -288,6 +291,7 @@ async def finish(
             "provider": delivered_provider,
             "message_id": provider_message_id,
             "deliver_time": deliver_time,
+            "sent_time": sent_time,
             "dead": dead_letter,
             "grace": grace,
             "id": notification_id,
@@ -306,3 +310,18 @@ async def read_status(conn: Conn, notification_id: UUID) -> StatusRow | None:
     )
     row = await cur.fetchone()
     return StatusRow(**row) if row else None
+
+
+NO_RECEIPT = "no receipt within the receipt window: taken as delivered"
+
+
+async def settle_unreceipted(conn: Conn, *, sent_before: datetime) -> int:
+    """`sent` notifications no receipt settled since `sent_before` become delivered."""
+    cur = await conn.execute(
+        """UPDATE notifications
+           SET status = 'delivered', status_reason = %s, deliver_time = sent_time,
+               update_time = now()
+           WHERE status = 'sent' AND sent_time < %s""",
+        (NO_RECEIPT, sent_before),
+    )
+    return cur.rowcount

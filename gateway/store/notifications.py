@@ -8,13 +8,15 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from gateway.store import receipts
 from gateway.store.db import Conn
+from gateway.store.receipts import ReceiptRecord
 from mesh.errors import InvalidArgument
 
 
@@ -130,6 +132,12 @@ class NotificationRecord:
     deliver_time: datetime | None
     attempts: tuple[AttemptRecord, ...] = ()
     retries: tuple[RetryRecord, ...] = ()
+    # The providers' receipts about its attempts (see `receipts_of`).
+    receipts: tuple[ReceiptRecord, ...] = ()
+
+    def receipts_of(self, attempt_id: UUID) -> list[ReceiptRecord]:
+        """The receipts about one attempt, oldest first."""
+        return [r for r in self.receipts if r.attempt_id == attempt_id]
 
 
 _INSERT = """
@@ -230,10 +238,23 @@ async def get(
         (notification_id,),
     )
     retries = [RetryRecord(**r) for r in await cur.fetchall()]
-    return dataclasses.replace(_record(row), attempts=tuple(attempts), retries=tuple(retries))
+    kept = await receipts.for_notification(conn, notification_id)
+    return dataclasses.replace(
+        _record(row), attempts=tuple(attempts), retries=tuple(retries), receipts=tuple(kept)
+    )
 
 
-def encode_page_token(record: NotificationRecord) -> str:
+class Paged(Protocol):
+    """A row of a list paged newest first."""
+
+    @property
+    def create_time(self) -> datetime: ...
+
+    @property
+    def id(self) -> UUID: ...
+
+
+def encode_page_token(record: Paged) -> str:
     raw = f"{record.create_time.isoformat()}|{record.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -49,11 +49,14 @@ def email(to: str = "jane@example.com") -> EmailMessage:
         text="Hello Jane",
         key="n-1:1:email",
         notification_id="n-1",
+        attempt_id="att-1",
     )
 
 
 def sms(to: str = "+5511987654321") -> SmsMessage:
-    return SmsMessage(to=to, text="Your code is 1234", key="n-2:1:sms", notification_id="n-2")
+    return SmsMessage(
+        to=to, text="Your code is 1234", key="n-2:1:sms", notification_id="n-2", attempt_id="att-2"
+    )
 
 
 def push(device: PushDevice, key: str = "n-3:1:push") -> PushMessage:
@@ -88,7 +91,20 @@ async def test_sendgrid_sends_the_exact_message(fakes: Fakes, sendgrid: SendGrid
         "Hello Jane",
         "<p>Hello <b>Jane</b></p>",
     )
-    assert delivery["custom_args"]["herald_key"] == "n-1:1:email"
+    # What the Event Webhook's events come back with, to be matched to the attempt.
+    assert delivery["custom_args"] == {
+        "herald_key": "n-1:1:email",
+        "herald_notification_id": "n-1",
+        "herald_attempt_id": "att-1",
+    }
+
+
+async def test_sendgrid_sends_no_attempt_id_outside_a_hop(
+    fakes: Fakes, sendgrid: SendGridProvider
+) -> None:
+    await sendgrid.send(replace(email(), attempt_id=None))
+    [delivery] = fakes.sendgrid.deliveries
+    assert "herald_attempt_id" not in delivery["custom_args"]
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
@@ -175,7 +191,11 @@ async def test_mailgun_sends_the_exact_message(fakes: Fakes, mailgun: MailgunPro
         "Welcome, Jane",
     )
     assert (delivery["text"], delivery["html"]) == ("Hello Jane", "<p>Hello <b>Jane</b></p>")
-    assert delivery["variables"]["herald_key"] == "n-1:1:email"
+    assert delivery["variables"] == {
+        "herald_key": "n-1:1:email",
+        "herald_notification_id": "n-1",
+        "herald_attempt_id": "att-1",
+    }
 
 
 async def test_mailgun_classifies_failures(fakes: Fakes, mailgun: MailgunProvider) -> None:
@@ -325,7 +345,25 @@ async def test_twilio_sends_the_exact_sms(fakes: Fakes, twilio: TwilioProvider) 
         "to": "+5511987654321",
         "from": "+15550001111",
         "body": "Your code is 1234",
+        # No public URL configured: no status callbacks asked for.
+        "status_callback": "",
     }
+
+
+async def test_twilio_asks_for_status_callbacks_at_the_public_url(fakes: Fakes) -> None:
+    provider = TwilioProvider(
+        account_sid=fakes.twilio.account_sid,
+        auth_token=fakes.twilio.auth_token,
+        sender="+15550001111",
+        base_url=fakes.twilio.url,
+        timeout=TIMEOUT,
+        receipts_base_url="https://herald.example.com/api",
+    )
+    await provider.send(sms())
+    [delivery] = fakes.twilio.deliveries
+    assert delivery["status_callback"] == (
+        "https://herald.example.com/api/webhooks/twilio?attempt=att-2&notification=n-2"
+    )
 
 
 async def test_twilio_invalid_number_is_permanent(fakes: Fakes, twilio: TwilioProvider) -> None:
@@ -649,3 +687,4 @@ async def test_sandbox_records_exactly_what_would_be_sent() -> None:
     assert '"subject":"Welcome, Jane"' in sent.detail
     assert '"html":"<p>Hello <b>Jane</b></p>"' in sent.detail
     assert '"to":"jane@example.com"' in sent.detail
+    assert "att-1" not in sent.detail

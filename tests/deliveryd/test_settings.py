@@ -144,3 +144,35 @@ def test_a_private_alert_webhook_stops_deliveryd_at_start_up_in_one_line() -> No
     assert len(result.stderr.strip().splitlines()) == 1
     assert "private address" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- The gateway's public URL, for providers' callbacks --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "taken"),
+    [
+        ("https://herald.example.com/", "https://herald.example.com"),
+        ("https://herald.example.com/api", "https://herald.example.com/api"),
+        ("", None),  # as .env.example has it: no callbacks
+    ],
+)
+def test_the_receipts_base_url_is_taken_without_its_last_slash(
+    monkeypatch: pytest.MonkeyPatch, value: str, taken: str | None
+) -> None:
+    monkeypatch.setenv("HERALD_RECEIPTS_BASE_URL", value)
+    assert DeliverydSettings().receipts_base_url == taken
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["herald.example.com", "ftp://herald.example.com", "https://", "https://h.example/?a=1"],
+)
+def test_a_receipts_base_url_that_is_no_base_url_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("HERALD_RECEIPTS_BASE_URL", value)
+    with pytest.raises(ValidationError) as refused:
+        DeliverydSettings()
+    [error] = refused.value.errors()
+    assert error["loc"] == ("HERALD_RECEIPTS_BASE_URL",)

@@ -84,6 +84,8 @@ async def test_email_reaches_sendgrid_exactly_and_is_delivered(
     [attempt] = await herald.trail(nid)
     assert (attempt.provider, attempt.outcome) == ("sendgrid", OUTCOME.ATTEMPT_OUTCOME_DELIVERED)
     assert attempt.provider_message_id == delivery["message_id"]
+    # The attempt's id went with the message: SendGrid's events will name it.
+    assert delivery["custom_args"]["herald_attempt_id"] == str(attempt.id)
     assert attempt.worker and attempt.duration_us > 0
     assert orjson.loads(attempt.detail)["recipient"] == "userd"
 

@@ -12,6 +12,9 @@ test's event loop, that records every request and can be told to misbehave.
 fake accepted, i.e. what the provider would have delivered. A request is accepted when
 the fake processed it, whether or not the client was still there to read the answer
 (a real provider does not undo a send because its client hung up).
+
+The email and SMS fakes can also play the provider's receipts: they post a signed webhook
+about one of their deliveries (`send_event`, `status_callback`), see each fake.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 RECORDED = web.RequestKey("recorded", object)
@@ -52,10 +56,29 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What Herald answered a webhook the fake posted."""
+
+    status: int
+    text: str
+
+
+async def post_webhook(url: str, body: bytes, headers: dict[str, str]) -> Answer:
+    """Posts `body` to `url` as a provider's webhook does, and answers what came back."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as response,
+    ):
+        return Answer(response.status, await response.text())
+
+
 class FakeServer:
     """Base of every fake: subclasses add routes and answer like their provider."""
 
     name = "fake"
+    # The field of a delivery that holds the provider's message id.
+    id_field = "message_id"
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -144,6 +167,15 @@ class FakeServer:
         self.heal()
         self.requests.clear()
         self.deliveries.clear()
+
+    def delivery(self, message: str | dict[str, Any]) -> dict[str, Any]:
+        """One of `deliveries`, by its message id (or itself)."""
+        if isinstance(message, dict):
+            return message
+        for delivery in self.deliveries:
+            if delivery[self.id_field] == message:
+                return delivery
+        raise AssertionError(f"{self.name} delivered no message {message!r}")
 
     # --- answering -------------------------------------------------------------------
 

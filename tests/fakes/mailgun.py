@@ -1,14 +1,29 @@
-"""Mailgun Messages API: `POST /v3/{domain}/messages`, Basic `api:KEY`, form data."""
+"""Mailgun Messages API: `POST /v3/{domain}/messages`, Basic `api:KEY`, form data.
+
+Plays its webhooks too, about a message it took, signed with `signing_key`:
+
+    await fakes.mailgun.send_event(url, message_id, "failed", severity="temporary")
+"""
 
 from __future__ import annotations
 
 import base64
+import secrets
+import time
 import uuid
 from typing import Any
 
+import orjson
 from aiohttp import web
 
-from tests.fakes.base import FakeServer
+from tests.fakes.base import Answer, FakeServer, post_webhook
+from tests.fakes.signing import mailgun_signature_block
+
+# How Mailgun words a failure by default: (code, message) per severity.
+FAILURES = {
+    "permanent": (550, "5.1.1 The email account that you tried to reach does not exist."),
+    "temporary": (451, "4.3.0 Mailbox temporarily unavailable, try again later"),
+}
 
 
 class MailgunFake(FakeServer):
@@ -19,6 +34,8 @@ class MailgunFake(FakeServer):
         self.api_key = api_key
         self.domain = domain
         self.invalid_recipients: set[str] = set()
+        # The account's HTTP webhook signing key, kept across resets.
+        self.signing_key = secrets.token_hex(16)
 
     def reset(self) -> None:
         super().reset()
@@ -57,3 +74,71 @@ class MailgunFake(FakeServer):
             }
         )
         return web.json_response({"id": message_id, "message": "Queued. Thank you."})
+
+    # --- webhooks --------------------------------------------------------------------
+
+    def event_data(
+        self,
+        message: str | dict[str, Any],
+        event: str,
+        *,
+        severity: str | None = None,
+        reason: str | None = None,
+        code: int | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """The `event-data` of one event about a message this fake took: the send's `v:`
+        variables as `user-variables`; a failure is permanent (a bounce) unless told."""
+        delivery = self.delivery(message)
+        data: dict[str, Any] = {
+            "id": secrets.token_urlsafe(16),
+            "event": event,
+            "timestamp": time.time(),
+            "recipient": delivery["to"],
+            "message": {"headers": {"message-id": delivery["message_id"].strip("<>")}},
+            "user-variables": dict(delivery["variables"]),
+        }
+        if event == "failed":
+            severity = severity or "permanent"
+            default_code, default_message = FAILURES.get(severity, FAILURES["permanent"])
+            data["severity"] = severity
+            data["reason"] = reason or ("bounce" if severity == "permanent" else "generic")
+            data["delivery-status"] = {
+                "code": code or default_code,
+                "message": default_message,
+                "description": description or "",
+                "attempt-no": 1,
+            }
+        elif event == "delivered":
+            data["delivery-status"] = {"code": 250, "message": "OK", "description": ""}
+        return data
+
+    async def post_event(
+        self, url: str, event_data: dict[str, Any], *, timestamp: str | None = None
+    ) -> Answer:
+        """Posts one event to `url`, signed (at `timestamp`, default now) with a new token."""
+        body = orjson.dumps(
+            {
+                "signature": mailgun_signature_block(self.signing_key, timestamp),
+                "event-data": event_data,
+            }
+        )
+        headers = {"Content-Type": "application/json", "User-Agent": "mailgun/treq-16.12.0"}
+        return await post_webhook(url, body, headers)
+
+    async def send_event(
+        self,
+        url: str,
+        message: str | dict[str, Any],
+        event: str,
+        *,
+        severity: str | None = None,
+        reason: str | None = None,
+        code: int | None = None,
+        description: str | None = None,
+    ) -> Answer:
+        """Posts one signed event about `message` (its id, or the delivery) to `url`."""
+        data = self.event_data(
+            message, event, severity=severity, reason=reason, code=code, description=description
+        )
+        return await self.post_event(url, data)

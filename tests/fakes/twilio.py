@@ -1,4 +1,10 @@
-"""Twilio Messages: `POST /2010-04-01/Accounts/{sid}/Messages.json`, Basic `SID:TOKEN`."""
+"""Twilio Messages: `POST /2010-04-01/Accounts/{sid}/Messages.json`, Basic `SID:TOKEN`.
+
+Plays its status callbacks too: to the `StatusCallback` URL the message was sent with,
+signed with the auth token:
+
+    await fakes.twilio.status_callback(message_sid, "undelivered", error_code="30003")
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,17 @@ import base64
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.fakes.base import FakeServer
+from tests.fakes.base import Answer, FakeServer, post_webhook
+from tests.fakes.signing import TWILIO_SIGNATURE, twilio_signature
 
 
 class TwilioFake(FakeServer):
     name = "twilio"
+    id_field = "sid"
 
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "tw-token") -> None:
         super().__init__()
@@ -66,6 +75,7 @@ class TwilioFake(FakeServer):
                 "to": to,
                 "from": form.get("From", ""),
                 "body": form.get("Body", ""),
+                "status_callback": form.get("StatusCallback", ""),
             }
         )
         return web.json_response(
@@ -84,3 +94,29 @@ class TwilioFake(FakeServer):
             },
             status=201,
         )
+
+    async def status_callback(
+        self, message: str | dict[str, Any], status: str, *, error_code: str | None = None
+    ) -> Answer:
+        """Posts `status` of `message` (its sid, or the delivery) to its StatusCallback URL."""
+        delivery = self.delivery(message)
+        url = delivery["status_callback"]
+        assert url, f"message {delivery['sid']} was sent without a StatusCallback"
+        form = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "From": delivery["from"],
+            "To": delivery["to"],
+            "MessageSid": delivery["sid"],
+            "SmsSid": delivery["sid"],
+            "MessageStatus": status,
+            "SmsStatus": status,
+        }
+        if error_code is not None:
+            form["ErrorCode"] = error_code
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "TwilioProxy/1.1",
+            TWILIO_SIGNATURE: twilio_signature(self.auth_token, url, form),
+        }
+        return await post_webhook(url, urlencode(form).encode(), headers)

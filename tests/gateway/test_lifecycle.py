@@ -13,11 +13,13 @@ from gateway.lifecycle import (
     SUPPRESSED_PREFIX,
     Decision,
     Hop,
+    NextHop,
     Outcome,
     Position,
     RetryPolicy,
     on_attempt,
     on_external,
+    on_receipt,
     on_retry,
 )
 from mesh.errors import Conflict
@@ -179,3 +181,69 @@ def test_only_a_failed_notification_is_retried_from_the_first_channel() -> None:
     assert (nxt.route_index, nxt.channel, nxt.attempt) == (0, EMAIL, 1)
     with pytest.raises(Conflict, match="only a failed notification"):
         on_retry(position())
+
+
+def receipt(
+    here: Position, event: str, *, permanent: bool = False, hop: Hop | None = None
+) -> Decision:
+    return on_receipt(
+        here,
+        hop=hop or here.hop,
+        event=event,
+        permanent_failure=permanent,
+        reason="550 no such user",
+        now=NOW,
+        channel_names=NAMES,
+    )
+
+
+def test_a_provider_with_receipts_makes_a_delivery_sent() -> None:
+    delivered = on_attempt(
+        position(),
+        hop=position().hop,
+        outcome=Outcome.DELIVERED,
+        error="",
+        policy=POLICY,
+        now=NOW,
+        channel_names=NAMES,
+        expects_receipt=True,
+    )
+    assert (delivered.status, delivered.close) == ("sent", position().hop)
+    # `sent` is out of the workers' hands: a later attempt is refused, a repeat is none.
+    sent = position(status="sent")
+    with pytest.raises(Conflict, match="is sent"):
+        attempt(sent, Outcome.TRANSIENT, "503")
+
+
+def test_receipts_settle_a_sent_notification() -> None:
+    sent = position(status="sent")
+    assert receipt(sent, "delivered").status == "delivered"
+    bounced = receipt(sent, "bounced", permanent=True)
+    assert bounced.status == "pending" and bounced.next_hop == NextHop(1, SMS, 1)
+    assert bounced.close is None  # the hop's claim closed when it became sent
+    assert bounced.note["effect"] == "failed over to sms"
+    assert "550 no such user" in bounced.carried
+    last = receipt(
+        position(status="sent", route_index=1, channel=SMS), "undelivered", permanent=True
+    )
+    assert (last.status, last.note["effect"]) == ("failed", "failed")
+    assert last.reason.startswith("undelivered: 550")
+
+
+@pytest.mark.parametrize(
+    ("status", "event", "permanent", "hop"),
+    [
+        ("sent", "deferred", False, None),  # informational
+        ("sent", "complained", False, None),
+        ("sent", "bounced", True, Hop(1, EMAIL, 2)),  # about another hop
+        ("delivered", "bounced", True, None),  # after it settled
+        ("pending", "delivered", False, None),  # its attempt was no delivery
+        ("failed", "delivered", False, None),
+    ],
+)
+def test_other_receipts_are_recorded_and_move_nothing(
+    status: str, event: str, permanent: bool, hop: Hop | None
+) -> None:
+    decision = receipt(position(status=status), event, permanent=permanent, hop=hop)
+    assert decision.changed and decision.status is None and decision.next_hop is None
+    assert decision.note == {"effect": "recorded"}

@@ -43,10 +43,12 @@ class MailgunProvider(Provider[EmailMessage]):
             "to": message.to,
             "subject": message.subject,
             # User variables travel with the message and its events: duplicates are
-            # identifiable by their key.
+            # identifiable by their key, receipts matched to their attempt.
             "v:herald_key": message.key,
             "v:herald_notification_id": message.notification_id,
         }
+        if message.attempt_id:
+            form["v:herald_attempt_id"] = message.attempt_id
         if message.text:
             form["text"] = message.text
         if message.html:

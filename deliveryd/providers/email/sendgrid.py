@@ -54,9 +54,11 @@ class SendGridProvider(Provider[EmailMessage]):
             html_content=message.html or None,
         )
         # Custom args travel with the message and come back in events: a duplicate sent
-        # after a crash is identifiable by its key.
+        # after a crash is identifiable by its key, a receipt matched to its attempt.
         mail.add_custom_arg(CustomArg("herald_key", message.key))
         mail.add_custom_arg(CustomArg("herald_notification_id", message.notification_id))
+        if message.attempt_id:
+            mail.add_custom_arg(CustomArg("herald_attempt_id", message.attempt_id))
         return mail
 
     def _post(self, body: dict[str, Any]) -> Sent:

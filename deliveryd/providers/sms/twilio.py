@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlencode
 
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -27,10 +28,20 @@ RECIPIENT_CODES = frozenset({21211, 21408, 21610, 21612, 21614, 30003, 30005, 30
 # such account); then an invalid, not SMS-capable or foreign 'From' number, and a trial
 # account sending to an unverified number.
 SENDER_CODES = frozenset({21212, 21606, 21608, 21659})
+# Where the gateway takes Twilio's status callbacks, under its public base URL.
+RECEIPTS_PATH = "/webhooks/twilio"
 
 
 def _about_account(code: int | None) -> bool:
     return code is not None and (20000 <= code < 21000 or code in SENDER_CODES)
+
+
+def status_callback(base_url: str, message: SmsMessage) -> str:
+    """The callback URL Twilio reports the message's statuses to: the gateway's, with
+    Herald's ids in the query (Twilio sends back nothing else of ours)."""
+    ids = {"attempt": message.attempt_id, "notification": message.notification_id}
+    query = urlencode({name: value for name, value in ids.items() if value})
+    return f"{base_url.rstrip('/')}{RECEIPTS_PATH}?{query}"
 
 
 class TwilioProvider(Provider[SmsMessage]):
@@ -39,9 +50,18 @@ class TwilioProvider(Provider[SmsMessage]):
     name = "twilio"
 
     def __init__(
-        self, *, account_sid: str, auth_token: str, sender: str, base_url: str, timeout: float
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        sender: str,
+        base_url: str,
+        timeout: float,
+        receipts_base_url: str | None = None,
     ) -> None:
         super().__init__(timeout=timeout)
+        # The gateway's public URL; without it, no status callbacks are asked for.
+        self._receipts_base_url = receipts_base_url
         self._client = Client(
             account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout)
         )
@@ -50,9 +70,14 @@ class TwilioProvider(Provider[SmsMessage]):
         self._sender = sender
 
     def _create(self, message: SmsMessage) -> Sent:
+        receipts = (
+            {"status_callback": status_callback(self._receipts_base_url, message)}
+            if self._receipts_base_url
+            else {}
+        )
         try:
             created = self._client.messages.create(
-                to=message.to, from_=self._sender, body=message.text
+                to=message.to, from_=self._sender, body=message.text, **receipts
             )
         except (TwilioRestException, TwilioServiceException) as exc:
             code = exc.code

@@ -22,6 +22,7 @@ from gateway.http.schemas.notifications import (
     NotificationAccepted,
     NotificationCreate,
     NotificationOut,
+    ReceiptOut,
     RetryOut,
     StatusReport,
     StatusReported,
@@ -36,6 +37,7 @@ from gateway.notifications.model import (
 from gateway.status.reports import Report
 from gateway.status.service import ReportOutcome
 from gateway.store.notifications import AttemptRecord
+from gateway.store.receipts import ReceiptRecord
 from herald.v1 import delivery_pb2
 
 # Domain field names that the JSON spells differently, for error paths.
@@ -114,7 +116,18 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
-def _attempt(attempt: AttemptRecord) -> DeliveryAttemptOut:
+def _receipt(receipt: ReceiptRecord) -> ReceiptOut:
+    return ReceiptOut(
+        event=receipt.event,
+        reason=text(receipt.reason),
+        code=text(receipt.code),
+        occurred_at=receipt.occur_time.astimezone(UTC),
+        received_at=receipt.receive_time.astimezone(UTC),
+        effect=receipt.effect,
+    )
+
+
+def _attempt(attempt: AttemptRecord, receipts: list[ReceiptRecord]) -> DeliveryAttemptOut:
     return DeliveryAttemptOut(
         id=str(attempt.id),
         channel=CHANNEL_NAMES.get(attempt.channel),
@@ -127,6 +140,7 @@ def _attempt(attempt: AttemptRecord) -> DeliveryAttemptOut:
         started_at=_utc(attempt.start_time),
         attempt=attempt.attempt,
         generation=attempt.generation,
+        receipts=[_receipt(r) for r in receipts],
     )
 
 
@@ -148,7 +162,7 @@ def notification(value: NotificationRecord) -> NotificationOut:
         delivered_channel=CHANNEL_NAMES.get(value.delivered_channel),
         delivered_provider=text(value.delivered_provider),
         provider_message_id=text(value.provider_message_id),
-        attempts=[_attempt(a) for a in value.attempts],
+        attempts=[_attempt(a, value.receipts_of(a.id)) for a in value.attempts],
         retries=[
             RetryOut(
                 requested_by=r.requested_by,

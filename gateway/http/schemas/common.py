@@ -28,7 +28,7 @@ MAX_SAFE_NUMBER = 2**53
 MAX_JSON_DEPTH = 16  # protobuf refuses Structs nested much deeper (~48) when decoding
 
 NotificationType = rules.ChannelName
-StatusName = Literal["pending", "delivered", "failed", "suppressed"]
+StatusName = Literal["pending", "sent", "delivered", "failed", "suppressed"]
 MessageTypeName = rules.MessageTypeName
 NO_NUL = rules.NO_NUL
 

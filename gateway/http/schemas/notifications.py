@@ -101,6 +101,22 @@ class RetryBody(RequestModel):
     reason: str | None = text(None, max_length=500)
 
 
+class ReceiptOut(BaseModel):
+    """A provider's receipt (webhook event) about the attempt."""
+
+    event: str = Field(
+        description="accepted, delivered, deferred, bounced, dropped, undelivered, "
+        "complained or opted_out."
+    )
+    reason: str | None
+    code: str | None
+    occurred_at: datetime
+    received_at: datetime
+    effect: str = Field(
+        description="What it did: delivered, failed over to <channel>, failed, recorded."
+    )
+
+
 class DeliveryAttemptOut(BaseModel):
     id: str
     channel: NotificationType | None
@@ -113,6 +129,7 @@ class DeliveryAttemptOut(BaseModel):
     started_at: datetime | None
     attempt: int
     generation: int
+    receipts: list[ReceiptOut] = Field(default_factory=list)
 
 
 class RetryOut(BaseModel):

@@ -50,6 +50,10 @@ class _NotificationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_No
     NOTIFICATION_STATUS_DELIVERED: _NotificationStatus.ValueType  # 2
     NOTIFICATION_STATUS_FAILED: _NotificationStatus.ValueType  # 3
     NOTIFICATION_STATUS_SUPPRESSED: _NotificationStatus.ValueType  # 4
+    NOTIFICATION_STATUS_SENT: _NotificationStatus.ValueType  # 5
+    """The provider took it and reports what becomes of it: a receipt settles it
+    (delivered, or the hop failed and the route goes on).
+    """
 
 class NotificationStatus(_NotificationStatus, metaclass=_NotificationStatusEnumTypeWrapper):
     """Where a notification stands. The seed's statuses are PENDING, DELIVERED and
@@ -62,6 +66,10 @@ NOTIFICATION_STATUS_PENDING: NotificationStatus.ValueType  # 1
 NOTIFICATION_STATUS_DELIVERED: NotificationStatus.ValueType  # 2
 NOTIFICATION_STATUS_FAILED: NotificationStatus.ValueType  # 3
 NOTIFICATION_STATUS_SUPPRESSED: NotificationStatus.ValueType  # 4
+NOTIFICATION_STATUS_SENT: NotificationStatus.ValueType  # 5
+"""The provider took it and reports what becomes of it: a receipt settles it
+(delivered, or the hop failed and the route goes on).
+"""
 Global___NotificationStatus: _TypeAlias = NotificationStatus  # noqa: Y015
 
 class _Priority:

@@ -200,6 +200,7 @@ class DeliveryAttempt(_message.Message):
     GENERATION_FIELD_NUMBER: _builtins.int
     WORKER_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    RECEIPTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     notification_id: _builtins.str
     channel: _common_pb2.Channel.ValueType
@@ -218,6 +219,10 @@ class DeliveryAttempt(_message.Message):
     def duration(self) -> _duration_pb2.Duration: ...
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeliveryReceipt]:
+        """What the provider reported afterwards about this attempt (its webhooks), oldest first."""
+
     def __init__(
         self,
         *,
@@ -234,11 +239,55 @@ class DeliveryAttempt(_message.Message):
         generation: _builtins.int = ...,
         worker: _builtins.str = ...,
         detail: _builtins.str = ...,
+        receipts: _abc.Iterable[Global___DeliveryReceipt] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "channel", b"channel", "detail", b"detail", "duration", b"duration", "error", b"error", "generation", b"generation", "id", b"id", "notification_id", b"notification_id", "outcome", b"outcome", "provider", b"provider", "provider_message_id", b"provider_message_id", "start_time", b"start_time", "worker", b"worker"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "channel", b"channel", "detail", b"detail", "duration", b"duration", "error", b"error", "generation", b"generation", "id", b"id", "notification_id", b"notification_id", "outcome", b"outcome", "provider", b"provider", "provider_message_id", b"provider_message_id", "receipts", b"receipts", "start_time", b"start_time", "worker", b"worker"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeliveryAttempt: _TypeAlias = DeliveryAttempt  # noqa: Y015
+
+@_typing.final
+class DeliveryReceipt(_message.Message):
+    """A provider's receipt (a webhook event) about one attempt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    RECEIVE_TIME_FIELD_NUMBER: _builtins.int
+    EFFECT_FIELD_NUMBER: _builtins.int
+    event: _builtins.str
+    """accepted, delivered, deferred, bounced, dropped, undelivered, complained, opted_out."""
+    reason: _builtins.str
+    """The provider's own words, and its code (SMTP status, Twilio error code)."""
+    code: _builtins.str
+    effect: _builtins.str
+    """What it did: "delivered", "failed over to sms", "failed", "recorded"."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When the provider says it happened, and when Herald received it."""
+
+    @_builtins.property
+    def receive_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        code: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        receive_time: _timestamp_pb2.Timestamp | None = ...,
+        effect: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time", "receive_time", b"receive_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "effect", b"effect", "event", b"event", "occur_time", b"occur_time", "reason", b"reason", "receive_time", b"receive_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliveryReceipt: _TypeAlias = DeliveryReceipt  # noqa: Y015

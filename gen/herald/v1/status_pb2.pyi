@@ -85,6 +85,7 @@ class ClaimRequest(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     WORKER_FIELD_NUMBER: _builtins.int
     LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    CONTACT_FIELD_NUMBER: _builtins.int
     notification_id: _builtins.str
     generation: _builtins.int
     channel: _common_pb2.Channel.ValueType
@@ -93,6 +94,10 @@ class ClaimRequest(_message.Message):
     """host:pid of the worker."""
     lease_seconds: _builtins.int
     """How long the claim holds before another worker may take the job over."""
+    contact: _builtins.str
+    """The contact point the hop would send to (an email address, a phone number): a
+    granted claim says whether it is on the suppression list.
+    """
     def __init__(
         self,
         *,
@@ -102,10 +107,11 @@ class ClaimRequest(_message.Message):
         attempt: _builtins.int = ...,
         worker: _builtins.str = ...,
         lease_seconds: _builtins.int = ...,
+        contact: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "channel", b"channel", "generation", b"generation", "lease_seconds", b"lease_seconds", "notification_id", b"notification_id", "worker", b"worker"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "channel", b"channel", "contact", b"contact", "generation", b"generation", "lease_seconds", b"lease_seconds", "notification_id", b"notification_id", "worker", b"worker"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -119,10 +125,15 @@ class ClaimResponse(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     TAKEOVER_FIELD_NUMBER: _builtins.int
     LEASE_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    SUPPRESSED_FIELD_NUMBER: _builtins.int
     result: Global___ClaimResult.ValueType
     status: _common_pb2.NotificationStatus.ValueType
     takeover: _builtins.bool
     """True when a lease left by a dead worker was taken over."""
+    suppressed: _builtins.str
+    """Granted, but the contact point is suppressed (why: "bounced: 550 ..."): the
+    worker reports the hop skipped without calling a provider.
+    """
     @_builtins.property
     def lease_expire_time(self) -> _timestamp_pb2.Timestamp:
         """When the lease (granted or held by another worker) expires."""
@@ -134,10 +145,11 @@ class ClaimResponse(_message.Message):
         status: _common_pb2.NotificationStatus.ValueType = ...,
         takeover: _builtins.bool = ...,
         lease_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        suppressed: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expire_time", b"lease_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_expire_time", b"lease_expire_time", "result", b"result", "status", b"status", "takeover", b"takeover"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_expire_time", b"lease_expire_time", "result", b"result", "status", b"status", "suppressed", b"suppressed", "takeover", b"takeover"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,1 @@
+"""Delivery receipts: what providers report after they took a message (webhooks)."""
