@@ -44,6 +44,8 @@ SCOPES = {
     ("POST", "/api/v1/api-keys/"): "admin",
     ("GET", "/api/v1/api-keys/"): "admin",
     ("DELETE", "/api/v1/api-keys/{key_id}"): "admin",
+    ("GET", "/api/v1/suppressions/"): "admin",
+    ("DELETE", "/api/v1/suppressions/{suppression_id}"): "admin",
 }
 PARAMS = {
     "notification_id": str(uuid.uuid4()),
@@ -52,6 +54,7 @@ PARAMS = {
     "notification_type": "email",
     "code": "auth/welcome",
     "key_id": "000000000000",
+    "suppression_id": str(uuid.uuid4()),
 }
 # A key (a Keys field) without the scope: least privilege, every scope exactly what it says.
 LACKING = {
