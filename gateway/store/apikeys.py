@@ -62,3 +62,9 @@ async def revoke(conn: Conn, *, key_id: str) -> bool:
         {"id": key_id, "channel": REVOKED_CHANNEL},
     )
     return cur.rowcount == 1
+
+
+async def all_ids(conn: Conn) -> list[str]:
+    """Every key's id, revoked ones included (their rows say they are revoked)."""
+    cur = await conn.execute("SELECT id FROM api_keys")
+    return [row["id"] for row in await cur.fetchall()]

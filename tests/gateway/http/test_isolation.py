@@ -5,6 +5,7 @@ on the others as soon as PostgreSQL's NOTIFY arrives (the cache here lives five 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -171,3 +172,41 @@ def test_a_key_revoked_elsewhere_fails_when_postgres_says_so(
     while http.get("/api/v1/users/", headers=bearer(key["key"])).status_code != 401:
         assert time.monotonic() < deadline, "the revocation never reached the gateway"
         time.sleep(0.05)
+
+
+def _key_reads(http: httpx.Client) -> dict[str, float]:
+    reads = {"ids": 0.0, "row": 0.0}
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith("herald_api_key_reads_total{"):
+            kind = line.split('read="')[1].split('"')[0]
+            reads[kind] = float(line.split()[-1])
+    return reads
+
+
+def test_made_up_key_ids_cost_no_query_each(http: httpx.Client, keys: Keys) -> None:
+    """A flood of well-formed keys with ids no key has, all at once: each is refused, and
+    the database is read for the set of ids at most about once a second (every waiting
+    request shares the read), never for a row. An unknown id waits for that read: that
+    is the price, paid in idle time, not work."""
+    assert http.get("/api/v1/users/", headers=bearer(keys.read)).status_code == 200
+    before = _key_reads(http)
+    started = time.monotonic()
+
+    async def flood() -> list[int]:
+        async with httpx.AsyncClient(base_url=str(http.base_url), timeout=30) as client:
+            answers = await asyncio.gather(
+                *(
+                    client.get(
+                        "/api/v1/users/",
+                        headers=bearer(f"hk_{uuid.uuid4().hex[:12]}_{'A' * 43}"),
+                    )
+                    for _ in range(200)
+                )
+            )
+        return [a.status_code for a in answers]
+
+    assert set(asyncio.run(flood())) == {401}
+    seconds = time.monotonic() - started
+    after = _key_reads(http)
+    assert after["row"] == before["row"]
+    assert after["ids"] - before["ids"] <= seconds + 1
