@@ -1,6 +1,6 @@
 """Documents every environment variable Herald reads, with its default and meaning.
 
-`python scripts/settings_doc.py write` rewrites the README's table (between the
+`python scripts/settings_doc.py write` rewrites docs/configuration.md's table (between the
 `<!-- settings -->` markers) and `.env.example`; `markdown` and `env` print them.
 tests/test_docs.py fails when either file is out of date.
 """
@@ -53,7 +53,7 @@ def variables() -> Iterator[tuple[str, str, str, str]]:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+README = ROOT / "docs" / "configuration.md"
 ENV_EXAMPLE = ROOT / ".env.example"
 BEGIN, END = "<!-- settings -->", "<!-- /settings -->"
 
@@ -83,7 +83,7 @@ def readme(text: str) -> str:
     head, begin, rest = text.partition(BEGIN)
     _, end, tail = rest.partition(END)
     if not begin or not end:
-        raise SystemExit(f"README.md lacks the {BEGIN} ... {END} markers")
+        raise SystemExit(f"docs/configuration.md lacks the {BEGIN} ... {END} markers")
     return f"{head}{BEGIN}\n{markdown()}{END}{tail}"
 
 

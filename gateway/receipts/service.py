@@ -196,9 +196,7 @@ class Receipts:
                     if publication is not None:
                         publications.append(publication)
                     done += 1
-                elif await receipts.received_before(
-                    conn, waiting.row_id, datetime.now(UTC) - self._wait
-                ):
+                elif waiting.receive_time < datetime.now(UTC) - self._wait:
                     await receipts.mark_applied(
                         conn, waiting.row_id, effect="unmatched", attempt=None
                     )

@@ -45,6 +45,7 @@ class Waiting:
 
     row_id: UUID
     receipt: Receipt
+    receive_time: datetime
 
 
 def _uuid(text: str | None) -> UUID | None:
@@ -125,7 +126,7 @@ async def waiting(conn: Conn, *, limit: int) -> list[Waiting]:
     them)."""
     cur = await conn.execute(
         """SELECT id, provider, receipt_id, event, provider_message_id, attempt_id,
-                  notification_id, occur_time, reason, code
+                  notification_id, occur_time, reason, code, receive_time
            FROM receipts WHERE applied_time IS NULL
            ORDER BY receive_time LIMIT %s FOR UPDATE SKIP LOCKED""",
         (limit,),
@@ -148,15 +149,8 @@ def _waiting(row: dict[str, Any]) -> Waiting:
             code=row["code"],
             contact="",
         ),
+        row["receive_time"],
     )
-
-
-async def received_before(conn: Conn, row_id: UUID, when: datetime) -> bool:
-    cur = await conn.execute(
-        "SELECT receive_time < %s AS old FROM receipts WHERE id = %s", (when, row_id)
-    )
-    row = await cur.fetchone()
-    return bool(row and row["old"])
 
 
 async def for_notification(conn: Conn, notification_id: UUID) -> list[ReceiptRecord]:

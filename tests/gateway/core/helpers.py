@@ -12,9 +12,10 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from google.protobuf import struct_pb2
 
-from herald.v1 import common_pb2, delivery_pb2, notification_pb2, status_pb2
+from herald.v1 import common_pb2, delivery_pb2, notification_pb2
 from mesh import amqp
 from mesh.interceptors import CLIENT_HEADER
+from tests.support.reports import failing_every_channel
 
 CLIENT_ID = "client-a"
 CLIENT = ((CLIENT_HEADER, CLIENT_ID),)
@@ -123,18 +124,5 @@ async def fail_every_channel(notifications: Any, statuses: Any, notification_id:
     got = await notifications.GetNotification(
         notification_pb2.GetNotificationRequest(id=notification_id)
     )
-    for channel in got.notification.route:
-        await statuses.ReportStatus(
-            status_pb2.ReportStatusRequest(
-                notification_id=notification_id,
-                attempt=delivery_pb2.DeliveryAttempt(
-                    id=str(uuid.uuid4()),
-                    channel=channel,
-                    provider="test",
-                    outcome=delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE,
-                    error="every provider refused",
-                    attempt=1,
-                    generation=1,
-                ),
-            )
-        )
+    for report in failing_every_channel(notification_id, got.notification.route):
+        await statuses.ReportStatus(report)

@@ -21,16 +21,15 @@ import pytest
 from bench.stages import scrape
 from herald.v1 import (
     common_pb2,
-    delivery_pb2,
     notification_pb2,
     notification_pb2_grpc,
-    status_pb2,
     status_pb2_grpc,
 )
 from mesh.interceptors import CLIENT_HEADER, OPEN_METHOD_PREFIXES, TOKEN_HEADER
 from tests.conftest import ServiceFactory
 from tests.support.infra import SERVICE_TOKEN, Isolation, rabbitmqctl
 from tests.support.processes import ROOT, ServiceProcess
+from tests.support.reports import failing_every_channel
 from tests.support.stack import Core, add_vhost, start_core
 
 EDGE_TIMEOUT_SECONDS = "1"  # a paused userd outlasts it (504 test)
@@ -215,22 +214,9 @@ def fail_every_channel(edge: ServiceProcess, notification_id: str) -> None:
     route = stored(edge, notification_id).route
     with grpc.insecure_channel(edge.address) as channel:
         statuses = status_pb2_grpc.StatusServiceStub(channel)
-        for hop in route:
+        for report in failing_every_channel(notification_id, route):
             statuses.ReportStatus(
-                status_pb2.ReportStatusRequest(
-                    notification_id=notification_id,
-                    attempt=delivery_pb2.DeliveryAttempt(
-                        id=str(uuid.uuid4()),
-                        channel=hop,
-                        provider="test",
-                        outcome=delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE,
-                        error="bounced",
-                        attempt=1,
-                        generation=1,
-                    ),
-                ),
-                metadata=((TOKEN_HEADER, f"Bearer {SERVICE_TOKEN}"),),
-                timeout=10,
+                report, metadata=((TOKEN_HEADER, f"Bearer {SERVICE_TOKEN}"),), timeout=10
             )
     assert stored(edge, notification_id).status == common_pb2.NOTIFICATION_STATUS_FAILED
 
