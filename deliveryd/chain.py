@@ -114,6 +114,7 @@ class Try:
     error: str = ""
     detail: str = ""
     gone: bool = False
+    awaits_receipt: bool = False
 
     def summary(self) -> dict[str, Any]:
         """The try as the trail's detail shows it."""
@@ -234,6 +235,7 @@ class ProviderChain(Generic[M]):
             error=error,
             detail=sent.detail if sent else "",
             gone=gone,
+            awaits_receipt=sent.awaits_receipt if sent else False,
         )
 
 

@@ -44,6 +44,8 @@ class HopResult:
     detail: dict[str, Any] = field(default_factory=dict)
     # Not sent because the user's current choices forbid it (not a failure).
     suppressed: bool = False
+    # Delivered to a provider that will call back with the message's receipts.
+    awaits_receipt: bool = False
 
 
 def skipped(reason: str, *, suppressed: bool = False) -> HopResult:
@@ -73,15 +75,17 @@ def from_chain(result: ChainResult, began: float, start: datetime) -> HopResult:
     outcome = result.outcome
     if len(result.tries) > 1 or outcome is not Outcome.DELIVERED:
         detail["tries"] = [t.summary() for t in result.tries]
-    error = "" if outcome is Outcome.DELIVERED else result.error or "no provider can carry it"
+    delivered = outcome is Outcome.DELIVERED
+    error = "" if delivered else result.error or "no provider can carry it"
     return HopResult(
         outcome=outcome,
         start=start,
         duration=time.monotonic() - began,
         provider=decisive.provider if decisive else "",
-        message_id=decisive.message_id if decisive and outcome is Outcome.DELIVERED else "",
+        message_id=decisive.message_id if decisive and delivered else "",
         error=error,
         detail=detail,
+        awaits_receipt=bool(decisive and delivered and decisive.awaits_receipt),
     )
 
 

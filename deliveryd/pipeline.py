@@ -285,6 +285,7 @@ class Pipeline:
             channel=job.channel,
             error=hop.error,
             suppressed=hop.suppressed,
+            awaits_receipt=hop.awaits_receipt,
         )
         request.timestamp.GetCurrentTime()
         return request

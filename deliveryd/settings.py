@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from mesh.outbound import OutboundRefused, OutboundRule
-from mesh.settings import Port, UserCacheSettings
+from mesh.settings import Port, SharedSettings
 
 EMAIL_PROVIDERS = ("sandbox", "sendgrid", "mailgun", "smtp")
 SMS_PROVIDERS = ("sandbox", "twilio")
@@ -59,7 +59,7 @@ def _alias(name: str) -> Any:
     return Field(None, validation_alias=name)
 
 
-class DeliverydSettings(UserCacheSettings):
+class DeliverydSettings(SharedSettings):
     email_grpc_port: Port = Field(50053, validation_alias="HERALD_DELIVERYD_EMAIL_GRPC_PORT")
     sms_grpc_port: Port = Field(50054, validation_alias="HERALD_DELIVERYD_SMS_GRPC_PORT")
     push_grpc_port: Port = Field(50055, validation_alias="HERALD_DELIVERYD_PUSH_GRPC_PORT")
@@ -144,7 +144,16 @@ class DeliverydSettings(UserCacheSettings):
         validation_alias="HERALD_RECEIPTS_BASE_URL",
         description="The gateway's public base URL, as providers reach it (e.g. "
         "https://herald.example.com): when set, each Twilio message asks for status callbacks "
-        "to <this>/webhooks/twilio. Unset: no callbacks are asked for.",
+        "to <this>/webhooks/twilio, and the sandbox posts its receipts to "
+        "<this>/webhooks/sandbox. Unset: no callbacks are asked for.",
+    )
+    sandbox_receipt_delay_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        validation_alias="HERALD_SANDBOX_RECEIPT_DELAY_SECONDS",
+        description="How long after taking a message the sandbox sends each of its receipts "
+        "(a real provider's callback comes later than its answer).",
     )
 
     # Push.
@@ -225,6 +234,15 @@ class DeliverydSettings(UserCacheSettings):
                 raise ValueError(f"{name} needs {', '.join(missing)}")
         _check_timeouts(value, info.data)
         return value
+
+    @model_validator(mode="after")
+    def _sandbox_receipts_go_somewhere(self) -> DeliverydSettings:
+        if self.sandbox_receipts_secret is not None and not self.receipts_base_url:
+            raise ValueError(
+                "HERALD_SANDBOX_RECEIPTS_SECRET needs HERALD_RECEIPTS_BASE_URL "
+                "(where the sandbox posts its receipts)"
+            )
+        return self
 
     def grpc_port(self, channel: str) -> int:
         """The health/reflection port of the worker for `channel`."""

@@ -69,6 +69,24 @@ from mesh.errors import Conflict
 SUPPRESSED_PREFIX = "suppressed: "
 FINAL = frozenset({"delivered", "failed", "suppressed"})
 STATUSES = FINAL | {"pending", "sent"}
+# What each status means to a caller: the one table the README and OpenAPI show.
+STATUS_MEANINGS: dict[str, str] = {
+    "pending": "Accepted; a hop is queued, being sent, or waiting for its retry.",
+    "sent": "A provider took it and will call back with receipts Herald verifies; a "
+    "receipt settles it.",
+    "delivered": "The provider took it (and sends no receipts Herald takes), or its receipt "
+    "says delivered, or no receipt came within the receipt window.",
+    "failed": "Every channel of its route failed (receipts of hard bounces, drops and "
+    "undelivered SMS included); on the dead-letter queue, can be retried by hand.",
+    "suppressed": "The user's own choices (preferences, deletion) forbid every channel "
+    "of its route.",
+}
+
+
+def status_table() -> str:
+    """STATUS_MEANINGS as a Markdown table."""
+    rows = "".join(f"| `{name}` | {meaning} |\n" for name, meaning in STATUS_MEANINGS.items())
+    return "| status | meaning |\n|---|---|\n" + rows
 
 
 class Outcome(enum.StrEnum):

@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import NoDecode
 
 from mesh.rules import MAX_BATCH_ITEMS, ChannelName, MessageTypeName
-from mesh.settings import Port, UserCacheSettings
+from mesh.settings import Port, SharedSettings
 
 # The channel order per message type: the requested channel goes first, then these
 # (skipping the requested one) as fallbacks. The seed's flow is email → SMS.
@@ -21,7 +21,7 @@ DEFAULT_ROUTE_POLICY: dict[MessageTypeName, list[ChannelName]] = {
 _POLICY = TypeAdapter(dict[MessageTypeName, list[ChannelName]])
 
 
-class GatewaySettings(UserCacheSettings):
+class GatewaySettings(SharedSettings):
     http_port: Port = Field(8000, validation_alias="HERALD_GATEWAY_HTTP_PORT")
     grpc_port: Port = Field(50050, validation_alias="HERALD_GATEWAY_GRPC_PORT")
     metrics_port: Port = Field(
@@ -165,6 +165,7 @@ class GatewaySettings(UserCacheSettings):
             "sendgrid": self.sendgrid_webhook_public_key,
             "mailgun": self.mailgun_webhook_signing_key,
             "twilio": self.twilio_webhook_auth_token,
+            "sandbox": self.sandbox_receipts_secret,
         }
         return frozenset(name for name, secret in configured.items() if secret is not None)
 

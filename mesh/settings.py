@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mesh.outbound import OutboundRule
+from mesh.sandbox_receipts import check_secret
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -122,8 +123,18 @@ class CommonSettings(BaseSettings):
         return f"{self.postgres_url.rstrip('/')}/{name}"
 
 
-class UserCacheSettings(CommonSettings):
-    """A process that keeps users locally (`userd.client_cache`): the gateway, deliveryd."""
+class SharedSettings(CommonSettings):
+    """What the gateway and deliveryd both read: the users they keep locally
+    (`userd.client_cache`), and the secret of the sandbox's receipts."""
+
+    sandbox_receipts_secret: SecretStr | None = Field(
+        None,
+        validation_alias="HERALD_SANDBOX_RECEIPTS_SECRET",
+        description="Signs the sandbox provider's receipts (Standard Webhooks, `whsec_` and "
+        "base64; `make up` makes one). Set on the gateway and deliveryd, with "
+        "HERALD_RECEIPTS_BASE_URL on deliveryd: the sandbox's reserved addresses and numbers "
+        "(docs/receipts.md) get receipts through /webhooks/sandbox. Unset: none do.",
+    )
 
     user_cache_seconds: float = Field(
         60.0,
@@ -141,6 +152,14 @@ class UserCacheSettings(CommonSettings):
         description="Most users the gateway and deliveryd keep each (least recently used go).",
     )
 
+    @field_validator("sandbox_receipts_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # unset, or empty as in .env.example
+        check_secret(value.get_secret_value())
+        return value
+
 
 def load_settings(cls: type[S]) -> S:
     """Builds settings from the environment, or stops the process with a one-line reason."""
@@ -148,7 +167,9 @@ def load_settings(cls: type[S]) -> S:
         return cls()
     except ValidationError as exc:
         reasons = "; ".join(
-            f"{_env_name(cls, err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            # A check across settings (a model validator) names them in its message.
+            (f"{_env_name(cls, err['loc'])}: " if err["loc"] else "")
+            + err["msg"].removeprefix("Value error, ")
             for err in exc.errors()
         )
         sys.stderr.write(f"herald: bad configuration: {reasons}\n")

@@ -17,13 +17,13 @@ from pydantic_settings import BaseSettings
 
 from deliveryd.settings import DeliverydSettings
 from gateway.settings import GatewaySettings
-from mesh.settings import CommonSettings, UserCacheSettings
+from mesh.settings import CommonSettings, SharedSettings
 from templated.settings import TemplatedSettings
 from userd.settings import UserdSettings
 
 SECTIONS: list[tuple[str, type[BaseSettings]]] = [
     ("every process", CommonSettings),
-    ("gateway, deliveryd", UserCacheSettings),
+    ("gateway, deliveryd", SharedSettings),
     ("gateway", GatewaySettings),
     ("userd", UserdSettings),
     ("templated", TemplatedSettings),

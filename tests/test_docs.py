@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from types import ModuleType
 
+from gateway import lifecycle
 from tests.support.processes import ROOT
 
 
@@ -33,3 +34,11 @@ def test_env_example_lists_every_setting() -> None:
     assert doc.env_file() == example, ".env.example is stale: scripts/settings_doc.py write"
     names = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line[:80]}
     assert {env for _, env, _, _ in doc.variables()} <= names
+
+
+def test_readme_shows_the_statuses_as_the_lifecycle_defines_them() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert lifecycle.status_table() in readme, (
+        "README.md's status table differs from gateway/lifecycle.py STATUS_MEANINGS"
+    )
+    assert set(lifecycle.STATUS_MEANINGS) == lifecycle.STATUSES

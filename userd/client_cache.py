@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from herald.v1 import user_pb2
 from mesh.runtime import Runtime
-from mesh.settings import UserCacheSettings
+from mesh.settings import SharedSettings
 
 CHANNEL_FORMAT = "{prefix}users:changed"
 _PING = b"herald-user-cache"
@@ -213,7 +213,7 @@ class LocalUsers:
             self._task = None
 
 
-def start_local_users(runtime: Runtime, settings: UserCacheSettings) -> LocalUsers | None:
+def start_local_users(runtime: Runtime, settings: SharedSettings) -> LocalUsers | None:
     """The process's local user cache, subscribed in the background (None when
     HERALD_USER_CACHE_SECONDS is 0); an outage of Redis only turns it off meanwhile."""
     if not settings.user_cache_seconds:

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from deliveryd.providers.base import EmailMessage, Provider, PushMessage, SmsMessage
 from deliveryd.providers.sandbox import SandboxProvider
+from deliveryd.providers.sandbox_receipts import SandboxReceipts
 from deliveryd.settings import DeliverydSettings
 
 M = TypeVar("M")
@@ -103,6 +104,17 @@ def _webpush(s: DeliverydSettings) -> Provider[PushMessage]:
     )
 
 
+def _receipts(s: DeliverydSettings) -> SandboxReceipts | None:
+    """The sandbox's receipts, when configured (secret and the gateway's URL)."""
+    if s.sandbox_receipts_secret is None or not s.receipts_base_url:
+        return None
+    return SandboxReceipts(
+        url=f"{s.receipts_base_url}/webhooks/sandbox",
+        secret=_secret(s.sandbox_receipts_secret),
+        delay=s.sandbox_receipt_delay_seconds,
+    )
+
+
 # Only the SDKs a chain names are imported: firebase-admin alone takes a while to load.
 EMAIL: dict[str, Callable[[DeliverydSettings], Provider[EmailMessage]]] = {
     "sendgrid": _sendgrid,
@@ -126,7 +138,7 @@ def _chain(
     chain: list[Provider[M]] = []
     for name in names:
         if name == "sandbox":
-            chain.append(SandboxProvider[M](timeout=SANDBOX_TIMEOUT))
+            chain.append(SandboxProvider[M](timeout=SANDBOX_TIMEOUT, receipts=_receipts(settings)))
         else:
             chain.append(factories[name](settings))
     return chain

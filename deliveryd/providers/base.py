@@ -117,6 +117,8 @@ class Sent:
     message_id: str
     # A note for the trail (the sandbox puts the whole message here).
     detail: str = ""
+    # The provider was asked to call back with this message's receipts.
+    awaits_receipt: bool = False
 
 
 M = TypeVar("M")

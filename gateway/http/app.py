@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from gateway import lifecycle
 from gateway.apikeys import ApiKeys, Authenticator
 from gateway.http import errors
 from gateway.http.backends import Backends
@@ -44,7 +45,10 @@ route's summary. Each key belongs to a client and sees only that client's notifi
 everything. Errors answer
 `{"error": {"code", "message", "fields": [{"field", "description"}]}}`. Send
 `X-Request-ID` to choose the correlation id; every answer carries it back.
-"""
+
+A notification's `status`:
+
+""" + lifecycle.status_table()
 
 
 class HealthOut(BaseModel):

@@ -56,6 +56,8 @@ class Report:
     # client whose notifications it may report on (None: any).
     reporter: str = MESH_REPORTER
     owner: str | None = None
+    # A worker's delivery to a provider asked to call back with receipts.
+    awaits_receipt: bool = False
 
     @classmethod
     def external(
@@ -165,6 +167,8 @@ def parse_report(request: status_pb2.ReportStatusRequest) -> Report:
             if outcome is not Outcome.SKIPPED:
                 raise InvalidArgument.field("suppressed", "only with an attempt that skipped")
             outcome = Outcome.SUPPRESSED
+    if request.awaits_receipt and outcome is not Outcome.DELIVERED:
+        raise InvalidArgument.field("awaits_receipt", "only with an attempt that was delivered")
     channel = a.channel or request.channel
     hop = None
     if given and a.attempt > 0 and a.generation > 0 and channel:
@@ -185,6 +189,7 @@ def parse_report(request: status_pb2.ReportStatusRequest) -> Report:
         timestamp=timestamp,
         attempt=_attempt(request, notification_id, attempt_id) if given else None,
         attempt_id=attempt_id,
+        awaits_receipt=request.awaits_receipt,
     )
 
 

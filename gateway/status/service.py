@@ -164,8 +164,13 @@ class Statuses:
         return ReportOutcome(status, changed=True)
 
     def _expects_receipt(self, report: Report) -> bool:
+        """The provider was asked for receipts and this gateway can verify them."""
         attempt = report.attempt
-        return attempt is not None and attempt.provider in self._receipt_providers
+        return (
+            report.awaits_receipt
+            and attempt is not None
+            and attempt.provider in self._receipt_providers
+        )
 
     def _decide(self, here: lifecycle.Position, report: Report) -> lifecycle.Decision:
         if report.outcome is not None:

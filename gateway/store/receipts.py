@@ -88,10 +88,14 @@ _ATTEMPT = """SELECT id, notification_id, generation, channel, attempt, provider
 
 async def find_attempt(conn: Conn, receipt: Receipt) -> AttemptRef | None:
     """The recorded attempt the receipt is about: by the attempt id the message carried,
-    else by the provider's message id; None when it is not (yet) in the trail."""
+    else by the provider's message id; None when it is not (yet) in the trail. Only an
+    attempt the receipt's provider made: one provider's signature vouches for nothing
+    another provider was given."""
     attempt_id = _uuid(receipt.attempt_id)
     if attempt_id is not None:
-        cur = await conn.execute(f"{_ATTEMPT} WHERE id = %s", (attempt_id,))
+        cur = await conn.execute(
+            f"{_ATTEMPT} WHERE id = %s AND provider = %s", (attempt_id, receipt.provider)
+        )
     elif receipt.provider_message_id:
         cur = await conn.execute(
             f"""{_ATTEMPT} WHERE provider = %s AND provider_message_id = %s

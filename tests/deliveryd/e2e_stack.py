@@ -172,10 +172,11 @@ async def open_stack(
     name: str,
     gateway_env: dict[str, str] | None = None,
     worker_env: dict[str, str] | None = None,
+    workers: tuple[str, ...] = ("email", "sms", "push"),
 ) -> AsyncIterator[Stack]:
-    """userd, templated, the gateway and a worker per channel, on a vhost and databases of
-    their own (`name`), the fakes as providers; `gateway_env` and `worker_env` add to the
-    processes' environments."""
+    """userd, templated, the gateway and a worker per channel of `workers`, on a vhost and
+    databases of their own (`name`), the fakes as providers; `gateway_env` and
+    `worker_env` add to the processes' environments."""
     vhost = f"{isolation.vhost}-{name}"
     amqp_url = await asyncio.to_thread(add_vhost, vhost)
     webhook = AlertWebhook()
@@ -240,7 +241,7 @@ async def open_stack(
         ),
         timeout=10,
     )
-    for channel in ("email", "sms", "push"):
+    for channel in workers:
         await built.start_worker(channel)
     try:
         yield built

@@ -24,7 +24,7 @@ from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.e2e_stack import DELIVERED, FAILED, OUTCOME, Stack, open_stack
 from tests.fakes.base import post_webhook, wait_until
-from tests.fakes.signing import SendGridSigner
+from tests.fakes.signing import SendGridSigner, mailgun_signature_block
 from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation
 
@@ -39,6 +39,7 @@ async def stack(
     gateway_env = {
         "HERALD_SENDGRID_WEBHOOK_PUBLIC_KEY": session_fakes.sendgrid.public_key,
         "HERALD_TWILIO_WEBHOOK_AUTH_TOKEN": session_fakes.twilio.auth_token,
+        "HERALD_MAILGUN_WEBHOOK_SIGNING_KEY": session_fakes.mailgun.signing_key,
     }
     async with open_stack(
         service_factory, isolation, session_fakes, name="dlv-rcpt", gateway_env=gateway_env
@@ -198,6 +199,7 @@ async def test_a_receipt_that_races_the_workers_report_is_applied_once_it_is_rec
                     generation=1,
                     worker="test",
                 ),
+                awaits_receipt=True,  # SendGrid was given the attempt's id
             ),
             timeout=10,
         )
@@ -280,3 +282,40 @@ async def test_a_complaint_suppresses_without_moving_the_notification(
     found = await _sent(e2e, later)
     assert found.attempts[0].outcome == OUTCOME.ATTEMPT_OUTCOME_SKIPPED
     assert "complained" in found.attempts[0].error
+
+
+async def test_mailgun_deferred_then_bounced_fails_over_and_a_replayed_token_is_refused(
+    e2e: Stack, fakes: Fakes
+) -> None:
+    user = await e2e.create_user()
+    async with e2e.replaced_worker("email", HERALD_EMAIL_PROVIDERS="mailgun"):
+        nid = await e2e.send(user)
+        await _sent(e2e, nid)
+    [mail] = fakes.mailgun.deliveries
+    url = _edge(e2e, "mailgun")
+
+    # Mailgun signs its timestamp and token only: the same token again is a replay.
+    signature = mailgun_signature_block(fakes.mailgun.signing_key, None)
+    json_type = {"Content-Type": "application/json"}
+    deferred = fakes.mailgun.event_data(mail, "failed", severity="temporary")
+    body = {"signature": signature, "event-data": deferred}
+    answer = await post_webhook(url, orjson.dumps(body), json_type)
+    assert answer.status == 200, answer.text
+    assert (await e2e.notification(nid)).status == SENT  # still trying: moves nothing
+    body["event-data"] = fakes.mailgun.event_data(mail, "delivered")
+    replayed = await post_webhook(url, orjson.dumps(body), json_type)
+    assert replayed.status == 401, replayed.text
+
+    bounced = await fakes.mailgun.send_event(url, mail, "failed", reason="bounce")
+    assert bounced.status == 200, bounced.text
+    await wait_until(lambda: fakes.twilio.deliveries)
+    [sms] = fakes.twilio.deliveries
+    await _sent(e2e, nid)
+    assert (await fakes.twilio.status_callback(sms["sid"], "delivered")).status == 200
+    done = await e2e.settled(nid)
+    assert done.delivered_channel == SMS
+    assert _receipts(done) == [
+        (EMAIL, "deferred", "recorded"),
+        (EMAIL, "bounced", "failed over to sms"),
+        (SMS, "delivered", "delivered"),
+    ]

@@ -71,8 +71,13 @@ class MailgunProvider(Provider[EmailMessage]):
             message_id = str(response.json().get("id", ""))
         except ValueError:
             # Accepted all the same: sending it again would be a duplicate.
-            return Sent(message_id="", detail="mailgun answered 200 without JSON")
-        return Sent(message_id=message_id)
+            return Sent(
+                message_id="",
+                detail="mailgun answered 200 without JSON",
+                awaits_receipt=bool(message.attempt_id),
+            )
+        # Its webhooks' events name the attempt through the v: variable.
+        return Sent(message_id=message_id, awaits_receipt=bool(message.attempt_id))
 
     async def close(self) -> None:
         await self._client.aclose()

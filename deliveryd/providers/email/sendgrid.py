@@ -81,7 +81,8 @@ class SendGridProvider(Provider[EmailMessage]):
         except OSError as exc:
             raise TransientError(f"sendgrid connection failed: {exc}") from exc
         message_id = response.headers.get("X-Message-Id", "") if response.headers else ""
-        return Sent(message_id=str(message_id))
+        # The Event Webhook's receipts name the attempt through its custom argument.
+        return Sent(message_id=str(message_id), awaits_receipt="custom_args" in body)
 
     async def send(self, message: EmailMessage) -> Sent:
         return await asyncio.to_thread(self._post, self._mail(message).get())

@@ -96,7 +96,11 @@ class TwilioProvider(Provider[SmsMessage]):
             raise TransientError(f"twilio timed out after {self.timeout}s") from exc
         except requests.RequestException as exc:
             raise TransientError(f"twilio unreachable: {exc.__class__.__name__}") from exc
-        return Sent(message_id=str(created.sid or ""), detail=f"twilio status {created.status}")
+        return Sent(
+            message_id=str(created.sid or ""),
+            detail=f"twilio status {created.status}",
+            awaits_receipt=bool(receipts),
+        )
 
     async def send(self, message: SmsMessage) -> Sent:
         return await asyncio.to_thread(self._create, message)

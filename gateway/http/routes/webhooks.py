@@ -1,6 +1,7 @@
 """`/webhooks/{provider}`: providers' receipts (SendGrid Event Webhook, Mailgun webhooks,
-Twilio status callbacks). No API key: each provider's own signature is the
-authentication, verified before anything is read (`gateway.receipts.verify`).
+Twilio status callbacks, and the sandbox's simulated ones). No API key: each provider's
+own signature is the authentication, verified before anything is read
+(`gateway.receipts.verify`).
 
 A missing, wrong or stale signature is a 401 and changes nothing; a signed body that is
 not in the provider's documented shape is a 400; everything signed is answered 200 once
@@ -24,6 +25,7 @@ from gateway.http.errors import http_error
 from gateway.receipts.service import SIGNATURE_FAILURES, Ingested, Receipts
 from gateway.receipts.verify import BadSignature, MalformedReceipt, Stale
 from gateway.receipts.verify import mailgun as mailgun_receipts
+from gateway.receipts.verify import sandbox as sandbox_receipts
 from gateway.receipts.verify import sendgrid as sendgrid_receipts
 from gateway.receipts.verify import twilio as twilio_receipts
 from gateway.settings import GatewaySettings
@@ -140,6 +142,22 @@ def router(receipts: Receipts, settings: GatewaySettings) -> APIRouter:
                 request.headers.get(TWILIO_SIGNATURE, ""),
                 auth_token=token,
                 now=datetime.now(UTC),
+            ),
+        )
+        return _taken(await receipts.ingest(found))
+
+    @api.post("/sandbox", responses=_RESPONSES, summary="The sandbox provider's receipts (signed)")
+    async def sandbox(request: Request) -> ReceiptsTaken:
+        secret = _secret(settings.sandbox_receipts_secret, "Sandbox")
+        body = await request.body()
+        found = _verified(
+            "sandbox",
+            lambda: sandbox_receipts.parse(
+                body,
+                request.headers,
+                secret=secret,
+                now=datetime.now(UTC),
+                tolerance=tolerance,
             ),
         )
         return _taken(await receipts.ingest(found))

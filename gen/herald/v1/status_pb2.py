@@ -28,7 +28,7 @@ from herald.v1 import common_pb2 as herald_dot_v1_dot_common__pb2
 from herald.v1 import delivery_pb2 as herald_dot_v1_dot_delivery__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16herald/v1/status.proto\x12\therald.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16herald/v1/common.proto\x1a\x18herald/v1/delivery.proto\"\xa9\x01\n\x0c\x43laimRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x05\x12#\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x12.herald.v1.Channel\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\x0e\n\x06worker\x18\x05 \x01(\t\x12\x15\n\rlease_seconds\x18\x06 \x01(\x05\x12\x0f\n\x07\x63ontact\x18\x07 \x01(\t\"\xc3\x01\n\rClaimResponse\x12&\n\x06result\x18\x01 \x01(\x0e\x32\x16.herald.v1.ClaimResult\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12\x10\n\x08takeover\x18\x03 \x01(\x08\x12\x35\n\x11lease_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsuppressed\x18\x05 \x01(\t\"\xe2\x02\n\x13ReportStatusRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12+\n\x07\x61ttempt\x18\x03 \x01(\x0b\x32\x1a.herald.v1.DeliveryAttempt\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12#\n\x07\x63hannel\x18\x06 \x01(\x0e\x32\x12.herald.v1.Channel\x12,\n\x08next_job\x18\x07 \x01(\x0b\x32\x16.herald.v1.DeliveryJobB\x02\x18\x01\x12\x31\n\nnext_delay\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationB\x02\x18\x01\x12\x12\n\nsuppressed\x18\t \x01(\x08\"V\n\x14ReportStatusResponse\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\">\n\x11\x42\x61tchClaimRequest\x12)\n\x08requests\x18\x01 \x03(\x0b\x32\x17.herald.v1.ClaimRequest\"\x7f\n\x10\x42\x61tchClaimResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12+\n\x07\x63laimed\x18\x02 \x01(\x0b\x32\x18.herald.v1.ClaimResponseH\x00\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.herald.v1.ItemErrorH\x00\x42\x08\n\x06result\"B\n\x12\x42\x61tchClaimResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.herald.v1.BatchClaimResult\"L\n\x18\x42\x61tchReportStatusRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.herald.v1.ReportStatusRequest\"\x8e\x01\n\x17\x42\x61tchReportStatusResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x33\n\x08reported\x18\x02 \x01(\x0b\x32\x1f.herald.v1.ReportStatusResponseH\x00\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.herald.v1.ItemErrorH\x00\x42\x08\n\x06result\"P\n\x19\x42\x61tchReportStatusResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".herald.v1.BatchReportStatusResult\"+\n\x10GetStatusRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\"\xee\x01\n\x11GetStatusResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12\x15\n\rstatus_reason\x18\x03 \x01(\t\x12-\n\x11\x64\x65livered_channel\x18\x04 \x01(\x0e\x32\x12.herald.v1.Channel\x12\x1a\n\x12\x64\x65livered_provider\x18\x05 \x01(\t\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xc0\x01\n\x0b\x43laimResult\x12\x1c\n\x18\x43LAIM_RESULT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43LAIM_RESULT_GRANTED\x10\x01\x12\x16\n\x12\x43LAIM_RESULT_TAKEN\x10\x02\x12\x16\n\x12\x43LAIM_RESULT_FINAL\x10\x03\x12\x18\n\x14\x43LAIM_RESULT_UNKNOWN\x10\x04\x12\x17\n\x13\x43LAIM_RESULT_LEASED\x10\x05\x12\x16\n\x12\x43LAIM_RESULT_STALE\x10\x06\x32\x8f\x03\n\rStatusService\x12:\n\x05\x43laim\x12\x17.herald.v1.ClaimRequest\x1a\x18.herald.v1.ClaimResponse\x12O\n\x0cReportStatus\x12\x1e.herald.v1.ReportStatusRequest\x1a\x1f.herald.v1.ReportStatusResponse\x12I\n\nBatchClaim\x12\x1c.herald.v1.BatchClaimRequest\x1a\x1d.herald.v1.BatchClaimResponse\x12^\n\x11\x42\x61tchReportStatus\x12#.herald.v1.BatchReportStatusRequest\x1a$.herald.v1.BatchReportStatusResponse\x12\x46\n\tGetStatus\x12\x1b.herald.v1.GetStatusRequest\x1a\x1c.herald.v1.GetStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16herald/v1/status.proto\x12\therald.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16herald/v1/common.proto\x1a\x18herald/v1/delivery.proto\"\xa9\x01\n\x0c\x43laimRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x05\x12#\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x12.herald.v1.Channel\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\x0e\n\x06worker\x18\x05 \x01(\t\x12\x15\n\rlease_seconds\x18\x06 \x01(\x05\x12\x0f\n\x07\x63ontact\x18\x07 \x01(\t\"\xc3\x01\n\rClaimResponse\x12&\n\x06result\x18\x01 \x01(\x0e\x32\x16.herald.v1.ClaimResult\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12\x10\n\x08takeover\x18\x03 \x01(\x08\x12\x35\n\x11lease_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsuppressed\x18\x05 \x01(\t\"\xfa\x02\n\x13ReportStatusRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12+\n\x07\x61ttempt\x18\x03 \x01(\x0b\x32\x1a.herald.v1.DeliveryAttempt\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12#\n\x07\x63hannel\x18\x06 \x01(\x0e\x32\x12.herald.v1.Channel\x12,\n\x08next_job\x18\x07 \x01(\x0b\x32\x16.herald.v1.DeliveryJobB\x02\x18\x01\x12\x31\n\nnext_delay\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationB\x02\x18\x01\x12\x12\n\nsuppressed\x18\t \x01(\x08\x12\x16\n\x0e\x61waits_receipt\x18\n \x01(\x08\"V\n\x14ReportStatusResponse\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\">\n\x11\x42\x61tchClaimRequest\x12)\n\x08requests\x18\x01 \x03(\x0b\x32\x17.herald.v1.ClaimRequest\"\x7f\n\x10\x42\x61tchClaimResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12+\n\x07\x63laimed\x18\x02 \x01(\x0b\x32\x18.herald.v1.ClaimResponseH\x00\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.herald.v1.ItemErrorH\x00\x42\x08\n\x06result\"B\n\x12\x42\x61tchClaimResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.herald.v1.BatchClaimResult\"L\n\x18\x42\x61tchReportStatusRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.herald.v1.ReportStatusRequest\"\x8e\x01\n\x17\x42\x61tchReportStatusResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x33\n\x08reported\x18\x02 \x01(\x0b\x32\x1f.herald.v1.ReportStatusResponseH\x00\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.herald.v1.ItemErrorH\x00\x42\x08\n\x06result\"P\n\x19\x42\x61tchReportStatusResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".herald.v1.BatchReportStatusResult\"+\n\x10GetStatusRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\"\xee\x01\n\x11GetStatusResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12\x15\n\rstatus_reason\x18\x03 \x01(\t\x12-\n\x11\x64\x65livered_channel\x18\x04 \x01(\x0e\x32\x12.herald.v1.Channel\x12\x1a\n\x12\x64\x65livered_provider\x18\x05 \x01(\t\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xc0\x01\n\x0b\x43laimResult\x12\x1c\n\x18\x43LAIM_RESULT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43LAIM_RESULT_GRANTED\x10\x01\x12\x16\n\x12\x43LAIM_RESULT_TAKEN\x10\x02\x12\x16\n\x12\x43LAIM_RESULT_FINAL\x10\x03\x12\x18\n\x14\x43LAIM_RESULT_UNKNOWN\x10\x04\x12\x17\n\x13\x43LAIM_RESULT_LEASED\x10\x05\x12\x16\n\x12\x43LAIM_RESULT_STALE\x10\x06\x32\x8f\x03\n\rStatusService\x12:\n\x05\x43laim\x12\x17.herald.v1.ClaimRequest\x1a\x18.herald.v1.ClaimResponse\x12O\n\x0cReportStatus\x12\x1e.herald.v1.ReportStatusRequest\x1a\x1f.herald.v1.ReportStatusResponse\x12I\n\nBatchClaim\x12\x1c.herald.v1.BatchClaimRequest\x1a\x1d.herald.v1.BatchClaimResponse\x12^\n\x11\x42\x61tchReportStatus\x12#.herald.v1.BatchReportStatusRequest\x1a$.herald.v1.BatchReportStatusResponse\x12\x46\n\tGetStatus\x12\x1b.herald.v1.GetStatusRequest\x1a\x1c.herald.v1.GetStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,32 +39,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTSTATUSREQUEST'].fields_by_name['next_job']._serialized_options = b'\030\001'
   _globals['_REPORTSTATUSREQUEST'].fields_by_name['next_delay']._loaded_options = None
   _globals['_REPORTSTATUSREQUEST'].fields_by_name['next_delay']._serialized_options = b'\030\001'
-  _globals['_CLAIMRESULT']._serialized_start=1820
-  _globals['_CLAIMRESULT']._serialized_end=2012
+  _globals['_CLAIMRESULT']._serialized_start=1844
+  _globals['_CLAIMRESULT']._serialized_end=2036
   _globals['_CLAIMREQUEST']._serialized_start=153
   _globals['_CLAIMREQUEST']._serialized_end=322
   _globals['_CLAIMRESPONSE']._serialized_start=325
   _globals['_CLAIMRESPONSE']._serialized_end=520
   _globals['_REPORTSTATUSREQUEST']._serialized_start=523
-  _globals['_REPORTSTATUSREQUEST']._serialized_end=877
-  _globals['_REPORTSTATUSRESPONSE']._serialized_start=879
-  _globals['_REPORTSTATUSRESPONSE']._serialized_end=965
-  _globals['_BATCHCLAIMREQUEST']._serialized_start=967
-  _globals['_BATCHCLAIMREQUEST']._serialized_end=1029
-  _globals['_BATCHCLAIMRESULT']._serialized_start=1031
-  _globals['_BATCHCLAIMRESULT']._serialized_end=1158
-  _globals['_BATCHCLAIMRESPONSE']._serialized_start=1160
-  _globals['_BATCHCLAIMRESPONSE']._serialized_end=1226
-  _globals['_BATCHREPORTSTATUSREQUEST']._serialized_start=1228
-  _globals['_BATCHREPORTSTATUSREQUEST']._serialized_end=1304
-  _globals['_BATCHREPORTSTATUSRESULT']._serialized_start=1307
-  _globals['_BATCHREPORTSTATUSRESULT']._serialized_end=1449
-  _globals['_BATCHREPORTSTATUSRESPONSE']._serialized_start=1451
-  _globals['_BATCHREPORTSTATUSRESPONSE']._serialized_end=1531
-  _globals['_GETSTATUSREQUEST']._serialized_start=1533
-  _globals['_GETSTATUSREQUEST']._serialized_end=1576
-  _globals['_GETSTATUSRESPONSE']._serialized_start=1579
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1817
-  _globals['_STATUSSERVICE']._serialized_start=2015
-  _globals['_STATUSSERVICE']._serialized_end=2414
+  _globals['_REPORTSTATUSREQUEST']._serialized_end=901
+  _globals['_REPORTSTATUSRESPONSE']._serialized_start=903
+  _globals['_REPORTSTATUSRESPONSE']._serialized_end=989
+  _globals['_BATCHCLAIMREQUEST']._serialized_start=991
+  _globals['_BATCHCLAIMREQUEST']._serialized_end=1053
+  _globals['_BATCHCLAIMRESULT']._serialized_start=1055
+  _globals['_BATCHCLAIMRESULT']._serialized_end=1182
+  _globals['_BATCHCLAIMRESPONSE']._serialized_start=1184
+  _globals['_BATCHCLAIMRESPONSE']._serialized_end=1250
+  _globals['_BATCHREPORTSTATUSREQUEST']._serialized_start=1252
+  _globals['_BATCHREPORTSTATUSREQUEST']._serialized_end=1328
+  _globals['_BATCHREPORTSTATUSRESULT']._serialized_start=1331
+  _globals['_BATCHREPORTSTATUSRESULT']._serialized_end=1473
+  _globals['_BATCHREPORTSTATUSRESPONSE']._serialized_start=1475
+  _globals['_BATCHREPORTSTATUSRESPONSE']._serialized_end=1555
+  _globals['_GETSTATUSREQUEST']._serialized_start=1557
+  _globals['_GETSTATUSREQUEST']._serialized_end=1600
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1603
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1841
+  _globals['_STATUSSERVICE']._serialized_start=2039
+  _globals['_STATUSSERVICE']._serialized_end=2438
 # @@protoc_insertion_point(module_scope)

@@ -176,6 +176,7 @@ class ReportStatusRequest(_message.Message):
     NEXT_JOB_FIELD_NUMBER: _builtins.int
     NEXT_DELAY_FIELD_NUMBER: _builtins.int
     SUPPRESSED_FIELD_NUMBER: _builtins.int
+    AWAITS_RECEIPT_FIELD_NUMBER: _builtins.int
     notification_id: _builtins.str
     status: _common_pb2.NotificationStatus.ValueType
     """An external report: the status the notification is seen in. A worker
@@ -188,6 +189,13 @@ class ReportStatusRequest(_message.Message):
     """With an attempt whose outcome is SKIPPED: the hop was not sent because the
     user's current choices forbid it (preference off, user deleted), which is
     a suppression rather than a failure.
+    """
+    awaits_receipt: _builtins.bool
+    """With an attempt whose outcome is DELIVERED: the provider was asked to call
+    back with receipts for this message (SendGrid's custom args, Mailgun's
+    variables, a Twilio StatusCallback, a sandbox address that simulates one).
+    When the gateway also verifies that provider's receipts, the notification
+    is SENT until a receipt settles it; otherwise DELIVERED at once.
     """
     @_builtins.property
     def attempt(self) -> _delivery_pb2.DeliveryAttempt:
@@ -221,10 +229,11 @@ class ReportStatusRequest(_message.Message):
         next_job: _delivery_pb2.DeliveryJob | None = ...,
         next_delay: _duration_pb2.Duration | None = ...,
         suppressed: _builtins.bool = ...,
+        awaits_receipt: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "next_delay", b"next_delay", "next_job", b"next_job", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "channel", b"channel", "error", b"error", "next_delay", b"next_delay", "next_job", b"next_job", "notification_id", b"notification_id", "status", b"status", "suppressed", b"suppressed", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "awaits_receipt", b"awaits_receipt", "channel", b"channel", "error", b"error", "next_delay", b"next_delay", "next_job", b"next_job", "notification_id", b"notification_id", "status", b"status", "suppressed", b"suppressed", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -569,3 +569,21 @@ async def test_batch_claim_and_batch_report_answer_each_item_as_its_own_call_wou
     with pytest.raises(grpc.aio.AioRpcError) as empty:
         await statuses.BatchClaim(status_pb2.BatchClaimRequest())
     assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_awaiting_a_receipt_this_gateway_cannot_verify_is_delivered_at_once(
+    notifications, statuses, queues: Queues, peers: Peers
+) -> None:
+    """A worker says the provider will call back, but this gateway has no key for that
+    provider's receipts: none could ever be taken, so the delivery stands as today."""
+    job = await accepted_job(notifications, queues, peers)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await statuses.ReportStatus(
+            outcome(job, attempt(job, TRANSIENT, error="HTTP 503"), awaits_receipt=True)
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "awaits_receipt" in str(caught.value.details())
+    answer = await statuses.ReportStatus(
+        outcome(job, attempt(job, DELIVERED_OUTCOME), awaits_receipt=True)
+    )
+    assert answer.status == DELIVERED
