@@ -18,6 +18,9 @@ from aio_pika.abc import AbstractRobustConnection
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.apikeys import ApiKeys, Authenticator
+from gateway.callbacks.dispatcher import Dispatcher
+from gateway.callbacks.endpoints import CallbackEndpoints
+from gateway.callbacks.history import CallbackHistory
 from gateway.lifecycle import RetryPolicy
 from gateway.notifications import servicer as notification_servicer
 from gateway.notifications.accept import Acceptor
@@ -52,6 +55,8 @@ class Core:
     keys: ApiKeys
     receipts: Receipts
     suppressions: SuppressionList
+    callbacks: CallbackEndpoints
+    callback_history: CallbackHistory
     services: list[GrpcService]
 
 
@@ -127,6 +132,25 @@ async def start_core(
         await asyncio.gather(sweeper, return_exceptions=True)
 
     runtime.on_shutdown(stop_sweeper)
+    dispatcher = asyncio.create_task(
+        Dispatcher(
+            pool,
+            rule=settings.outbound_rule(),
+            timeout=settings.callback_timeout_seconds,
+            retry_for=settings.callback_retry_seconds,
+            backoff_base=settings.callback_backoff_base_seconds,
+            backoff_max=settings.callback_backoff_max_seconds,
+            interval=settings.callback_interval_seconds,
+            concurrency=settings.callback_concurrency,
+            per_endpoint=settings.callback_per_endpoint,
+        ).run()
+    )
+
+    async def stop_dispatcher() -> None:
+        dispatcher.cancel()
+        await asyncio.gather(dispatcher, return_exceptions=True)
+
+    runtime.on_shutdown(stop_dispatcher)
     authenticator = Authenticator(pool, ttl=settings.api_key_cache_seconds)
     revocations = authenticator.listener(settings.database_url(settings.database))
     await revocations.start()
@@ -142,6 +166,10 @@ async def start_core(
         keys=ApiKeys(pool, authenticator),
         receipts=receipts,
         suppressions=SuppressionList(pool),
+        callbacks=CallbackEndpoints(
+            pool, rule=settings.outbound_rule(), max_per_client=settings.callback_max_endpoints
+        ),
+        callback_history=CallbackHistory(pool),
         services=[
             notification_servicer.service(
                 notification_servicer.NotificationServicer(acceptor, notifications, authenticator)

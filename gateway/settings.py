@@ -158,6 +158,63 @@ class GatewaySettings(SharedSettings):
         "as delivered (reason: no receipt within the window).",
     )
 
+    callback_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        validation_alias="HERALD_CALLBACK_TIMEOUT_SECONDS",
+        description="How long a status callback's receiver has to answer.",
+    )
+    callback_retry_seconds: float = Field(
+        86400.0,
+        gt=0,
+        validation_alias="HERALD_CALLBACK_RETRY_SECONDS",
+        description="How long a status callback is retried (5xx, timeouts, refused "
+        "connections) before it is marked failed.",
+    )
+    callback_backoff_base_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        validation_alias="HERALD_CALLBACK_BACKOFF_BASE_SECONDS",
+        description="The first retry delay of a status callback, and of a failing "
+        "endpoint; each further failure doubles it.",
+    )
+    callback_backoff_max_seconds: float = Field(
+        3600.0,
+        gt=0,
+        validation_alias="HERALD_CALLBACK_BACKOFF_MAX_SECONDS",
+        description="The longest delay between two tries of a callback or an endpoint.",
+    )
+    callback_interval_seconds: float = Field(
+        0.25,
+        gt=0,
+        le=60,
+        validation_alias="HERALD_CALLBACK_INTERVAL_SECONDS",
+        description="How often an idle dispatcher looks for status callbacks due.",
+    )
+    callback_concurrency: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        validation_alias="HERALD_CALLBACK_CONCURRENCY",
+        description="Status callbacks one gateway posts at once.",
+    )
+    callback_per_endpoint: int = Field(
+        4,
+        ge=1,
+        le=100,
+        validation_alias="HERALD_CALLBACK_PER_ENDPOINT",
+        description="Of those, at most this many to one endpoint.",
+    )
+    callback_max_endpoints: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        validation_alias="HERALD_CALLBACK_MAX_ENDPOINTS",
+        description="Callback endpoints one client may register.",
+    )
+
     @property
     def receipt_providers(self) -> frozenset[str]:
         """The providers whose receipts this gateway verifies."""

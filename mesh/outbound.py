@@ -8,7 +8,7 @@ NAT64) that is not. `localhost` and other local names are refused too.
 
 Two checks share the rule: `OutboundRule.check_url` on the URL alone (no DNS: at
 registration, at start-up, before every request) and `OutboundRule.check_address` on
-every address a name resolves to when a connection is made (`deliveryd.providers.public`),
+every address a name resolves to when a connection is made (`mesh.public_http`),
 so a name cannot be pointed elsewhere between the check and the connection.
 """
 

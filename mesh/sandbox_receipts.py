@@ -17,24 +17,16 @@ Any other contact point gets no receipt: the sandbox's notification is delivered
 as before receipts. `.example` is reserved (RFC 2606) and 555-01xx numbers are fictional,
 so no real provider ever carries these to a person.
 
-The callback is signed as Standard Webhooks specify (`webhook-id`, `webhook-timestamp`,
-`webhook-signature`: HMAC-SHA256 over id, timestamp and body, under a `whsec_` secret),
-with the `standardwebhooks` library; its body is `{"events": [Event, ...]}`.
+The callback is signed as Standard Webhooks specify (`mesh.signing`); its body is
+`{"events": [Event, ...]}`.
 """
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import EmptyWebhookSecretError
-
 DOMAIN = "simulator.herald.example"
-ID_HEADER = "webhook-id"
-TIMESTAMP_HEADER = "webhook-timestamp"
-SIGNATURE_HEADER = "webhook-signature"
 
 
 @dataclass(frozen=True)
@@ -71,20 +63,3 @@ def simulated(channel: str, contact: str) -> tuple[Simulated, ...]:
     for any other contact point or channel."""
     table = _BY_CHANNEL.get(channel, {})
     return table.get(contact.strip().lower() if channel == "email" else contact.strip(), ())
-
-
-def signer(secret: str) -> Webhook:
-    """The Standard Webhooks signer/verifier of a `whsec_…` secret; ValueError when the
-    secret is not one (settings check it at start)."""
-    if not secret.startswith("whsec_"):
-        raise ValueError("must be a Standard Webhooks secret: whsec_ and base64")
-    try:
-        return Webhook(secret)
-    except (binascii.Error, ValueError, EmptyWebhookSecretError) as exc:
-        raise ValueError(f"must be whsec_ and base64: {exc}") from None
-
-
-def check_secret(value: str) -> str:
-    """A settings validator's check of the secret."""
-    signer(value)
-    return value

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mesh.outbound import OutboundRule
-from mesh.sandbox_receipts import check_secret
+from mesh.signing import check_secret
 
 S = TypeVar("S", bound=BaseSettings)
 

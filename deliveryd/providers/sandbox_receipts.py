@@ -27,14 +27,8 @@ from tenacity import (
 )
 
 from deliveryd.providers.base import EmailMessage, SmsMessage
-from mesh.sandbox_receipts import (
-    ID_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    Simulated,
-    signer,
-    simulated,
-)
+from mesh.sandbox_receipts import Simulated, simulated
+from mesh.signing import signed_headers, signer
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +48,8 @@ class SandboxReceipts:
 
     def __init__(self, *, url: str, secret: str, delay: float, timeout: float = 5.0) -> None:
         self._url = url
-        self._webhook = signer(secret)
+        signer(secret)  # a bad one fails here, at start
+        self._secret = secret
         self._delay = delay
         self._client = httpx.AsyncClient(timeout=timeout)
         self._posts: set[asyncio.Task[None]] = set()
@@ -106,14 +101,10 @@ class SandboxReceipts:
                 return
 
     async def _post(self, body: bytes) -> None:
-        webhook_id = f"msg_{uuid.uuid4().hex}"
-        now = datetime.now(UTC)
-        headers = {
-            ID_HEADER: webhook_id,
-            TIMESTAMP_HEADER: str(int(now.timestamp())),
-            SIGNATURE_HEADER: self._webhook.sign(webhook_id, now, body),
-            "Content-Type": "application/json",
-        }
+        headers = signed_headers(
+            body, [self._secret], webhook_id=f"msg_{uuid.uuid4().hex}", at=datetime.now(UTC)
+        )
+        headers["Content-Type"] = "application/json"
         response = await self._client.post(self._url, content=body, headers=headers)
         response.raise_for_status()
 

@@ -14,6 +14,8 @@ that sent it. A key's scopes are a short list of least-privilege grants:
     templates:write      create templates and their versions (includes templates:read)
     status:report        report a status for its own client's notifications (recorded
                          as an external report; it never decides a pending one)
+    callbacks:write      register, list, rotate and delete its own client's status
+                         callback endpoints
     operator:read        read everything, every client's notifications included (the
                          console's viewer); changes nothing
     admin                everything, for every client, and API keys
@@ -46,6 +48,7 @@ class Scope(StrEnum):
     TEMPLATES_READ = "templates:read"
     TEMPLATES_WRITE = "templates:write"
     STATUS_REPORT = "status:report"
+    CALLBACKS_WRITE = "callbacks:write"
     OPERATOR_READ = "operator:read"
     ADMIN = "admin"
 

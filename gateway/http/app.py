@@ -12,6 +12,8 @@ from pydantic import BaseModel
 
 from gateway import lifecycle
 from gateway.apikeys import ApiKeys, Authenticator
+from gateway.callbacks.endpoints import CallbackEndpoints
+from gateway.callbacks.history import CallbackHistory
 from gateway.http import errors
 from gateway.http.backends import Backends
 from gateway.http.health import Peer, aggregate
@@ -19,6 +21,7 @@ from gateway.http.middleware import ApiKeyGate, BodyLimit, RequestContext
 from gateway.http.openapi import EdgeApp
 from gateway.http.routes import (
     apikeys,
+    callbacks,
     notifications,
     status,
     suppressions,
@@ -93,6 +96,8 @@ def create_app(
     keys: ApiKeys,
     receipts: Receipts,
     suppression_list: SuppressionList,
+    callback_endpoints: CallbackEndpoints,
+    callback_history: CallbackHistory,
 ) -> FastAPI:
     """The edge, wired to the process's health monitor, domain, gRPC peers and API keys."""
     app = EdgeApp(
@@ -111,10 +116,12 @@ def create_app(
         apikeys.router(keys, API_PREFIX),
         webhooks.router(receipts, settings),
         suppressions.router(suppression_list, API_PREFIX),
+        callbacks.router(callback_endpoints, callback_history, API_PREFIX),
         _operations(monitor, peers),
     ]
     for router in routers:
         app.include_router(router)
+    callbacks.document_webhook(app)
     errors.install(app, errors.AllowedMethods([r for router in routers for r in router.routes]))
     # add_middleware wraps: the last added runs first.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -40,6 +40,8 @@ async def start_edge(
         keys=core.keys,
         receipts=core.receipts,
         suppression_list=core.suppressions,
+        callback_endpoints=core.callbacks,
+        callback_history=core.callback_history,
     )
     http = HttpServer(app, settings.host, settings.http_port)
     await http.start()

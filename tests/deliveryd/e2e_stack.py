@@ -112,8 +112,10 @@ class Stack:
         self,
         user: user_pb2.User,
         channel: int = common_pb2.CHANNEL_EMAIL,
+        client: str = "",
         **fields: Any,
     ) -> str:
+        """Sends as a service acting for `client` (default: the "internal" client)."""
         variables = struct_pb2.Struct()
         variables.update({"name": "Ada"})
         request = notification_pb2.SendRequest(
@@ -124,7 +126,9 @@ class Stack:
             request_id=f"e2e-{uuid.uuid4().hex}",
             **fields,
         )
-        answer = await self.notifications.Send(request, timeout=10)
+        answer = await self.notifications.Send(
+            request, metadata=((CLIENT_HEADER, client),) if client else None, timeout=10
+        )
         return answer.notification_id
 
     async def notification(

@@ -13,9 +13,9 @@ import pytest
 
 from deliveryd.chain import CLOSED, Breakers, Outcome, ProviderChain
 from deliveryd.providers.base import PermanentError, Platform, PushDevice, PushMessage
-from deliveryd.providers.public import PublicResolver
 from deliveryd.providers.push.webpush import WebPushProvider
 from mesh.outbound import OutboundRefused, OutboundRule
+from mesh.public_http import PublicResolver
 from tests.deliveryd.conftest import Fakes
 
 TIMEOUT = 2.0

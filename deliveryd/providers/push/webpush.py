@@ -21,8 +21,8 @@ from deliveryd.providers.base import (
     TransientError,
     classify_http,
 )
-from deliveryd.providers.public import public_session
 from mesh.outbound import OutboundRefused, OutboundRule
+from mesh.public_http import public_session
 
 
 class WebPushProvider(Provider[PushMessage]):

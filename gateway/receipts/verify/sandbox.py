@@ -18,7 +18,7 @@ from typing import Any
 from gateway.receipts.model import Receipt, ReceiptEvent
 from gateway.receipts.verify import BadSignature, MalformedReceipt, check_fresh
 from gateway.receipts.verify._fields import instant, load_json, optional_id, text
-from mesh.sandbox_receipts import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signer
+from mesh.signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signer
 
 PROVIDER = "sandbox"
 

@@ -14,7 +14,8 @@ from standardwebhooks import Webhook
 from gateway.receipts.model import Receipt, ReceiptEvent
 from gateway.receipts.verify import BadSignature, MalformedReceipt, Stale
 from gateway.receipts.verify import sandbox as verifier
-from mesh.sandbox_receipts import signer, simulated
+from mesh.sandbox_receipts import simulated
+from mesh.signing import signer
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()

@@ -1,0 +1,233 @@
+"""Status callbacks end to end: clients register endpoints over REST, real processes
+deliver notifications (the sandbox, with its simulated receipts, so a notification goes
+`sent` then `delivered`), and the gateway's dispatcher posts each status change, signed,
+to local receivers that verify as a client would (`tests.deliveryd.receiver`)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from google.protobuf import struct_pb2
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from tests.conftest import ServiceFactory
+from tests.deliveryd.conftest import Fakes
+from tests.deliveryd.e2e_stack import Stack, open_stack
+from tests.deliveryd.receiver import CallbackReceiver, sign_as
+from tests.fakes.base import wait_until
+from tests.gateway.http.conftest import create_key
+from tests.support.infra import Isolation
+
+SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+RECEIPTED = "delivered@simulator.herald.example"  # sent, then delivered by its receipt
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    service_factory: ServiceFactory, isolation: Isolation, session_fakes: Fakes
+) -> AsyncIterator[Stack]:
+    async with open_stack(
+        service_factory,
+        isolation,
+        session_fakes,
+        name="dlv-cb",
+        gateway_env={
+            "HERALD_SANDBOX_RECEIPTS_SECRET": SECRET,
+            "HERALD_OUTBOUND_ALLOW_LOOPBACK": "true",  # the receivers are local
+            "HERALD_CALLBACK_TIMEOUT_SECONDS": "1",
+            "HERALD_CALLBACK_BACKOFF_BASE_SECONDS": "0.2",
+            "HERALD_CALLBACK_BACKOFF_MAX_SECONDS": "1",
+            "HERALD_CALLBACK_INTERVAL_SECONDS": "0.05",
+        },
+        workers=(),
+    ) as built:
+        env = {
+            "HERALD_EMAIL_PROVIDERS": "sandbox",
+            "HERALD_SMS_PROVIDERS": "sandbox",
+            "HERALD_SANDBOX_RECEIPTS_SECRET": SECRET,
+            "HERALD_SANDBOX_RECEIPT_DELAY_SECONDS": "0.2",
+            "HERALD_RECEIPTS_BASE_URL": f"http://127.0.0.1:{built.gateway.http_port}",
+        }
+        for channel in ("email", "sms"):
+            await built.start_worker(channel, **env)
+        yield built
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[CallbackReceiver]:
+    server = CallbackReceiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class Client:
+    """One API client: its key (callbacks:write, notifications:read) over REST."""
+
+    def __init__(self, stack: Stack, client_id: str) -> None:
+        self.stack = stack
+        self.id = client_id
+        key = create_key(stack.gateway, client_id, "callbacks:write,notifications:read", client_id)
+        self._headers = {"Authorization": f"Bearer {key['key']}"}
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{self.stack.gateway.http_port}/api/v1",
+            headers=self._headers,
+            timeout=10,
+        ) as http:
+            return await http.request(method, path, **kwargs)
+
+    async def register(self, receiver: CallbackReceiver, events: str = "all") -> dict[str, Any]:
+        answer = await self.call(
+            "POST", "/callbacks/", json={"url": receiver.endpoint, "events": events}
+        )
+        assert answer.status_code == 201, answer.text
+        created: dict[str, Any] = answer.json()
+        receiver.secret = created["secret"]
+        return created
+
+    async def send(self, email: str | None = None) -> str:
+        user = await self.stack.create_user(**({"email": email} if email else {}))
+        metadata = struct_pb2.Struct()
+        metadata.update({"order": "42"})
+        return await self.stack.send(user, client=self.id, metadata=metadata)
+
+    async def callbacks(self, notification_id: str) -> list[dict[str, Any]]:
+        answer = await self.call("GET", f"/notifications/{notification_id}/callbacks")
+        assert answer.status_code == 200, answer.text
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items
+
+
+async def client(stack: Stack, client_id: str) -> Client:
+    return await asyncio.to_thread(Client, stack, client_id)
+
+
+async def test_a_receiver_gets_sent_then_delivered_each_signed(
+    stack: Stack, receiver: CallbackReceiver
+) -> None:
+    acme = await client(stack, "acme")
+    await acme.register(receiver)
+    nid = await acme.send(RECEIPTED)
+
+    await wait_until(lambda: len(receiver.deliveries) >= 2)
+    sent, delivered = receiver.deliveries
+    assert [(e["status"], e["previous_status"]) for e in (sent, delivered)] == [
+        ("sent", "pending"),
+        ("delivered", "sent"),
+    ]
+    assert {e["notification_id"] for e in (sent, delivered)} == {nid}
+    assert delivered["channel"] == "email" and delivered["provider"] == "sandbox"
+    assert delivered["metadata"] == {"order": "42"} and delivered["request_id"]
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [sent["id"], delivered["id"]]
+
+    # What a receiver must refuse: a body another secret signed, and a replay.
+    posted = receiver.requests[-1]
+    forged = dict(posted.headers)
+    forged["webhook-signature"] = sign_as(
+        "whsec_" + base64.b64encode(os.urandom(24)).decode(), posted
+    )
+    with pytest.raises(WebhookVerificationError):
+        receiver.verify(posted.body, forged)
+    old = int(posted.headers["webhook-timestamp"]) - 3600
+    replayed = {**posted.headers, "webhook-timestamp": str(old)}
+    with pytest.raises(WebhookVerificationError):
+        receiver.verify(posted.body, replayed)
+    tampered = posted.body.replace(b'"delivered"', b'"failed"', 1)
+    with pytest.raises(WebhookVerificationError):
+        receiver.verify(tampered, posted.headers)
+
+
+async def test_a_failing_receiver_gets_the_same_event_until_it_takes_it(
+    stack: Stack, receiver: CallbackReceiver
+) -> None:
+    retried = await client(stack, "retried")
+    await retried.register(receiver, events="final")
+    receiver.fail_next(3, status=500)
+    nid = await retried.send()
+
+    await wait_until(lambda: receiver.deliveries, timeout=30)
+    [event] = receiver.deliveries
+    assert event["status"] == "delivered"
+    assert len(receiver.requests) == 4
+    assert {r.headers["webhook-id"] for r in receiver.requests} == {event["id"]}
+    assert {r.body for r in receiver.requests} == {receiver.requests[0].body}
+
+    [recorded] = await retried.callbacks(nid)
+    assert recorded["state"] == "delivered" and recorded["id"] == event["id"]
+    assert [a["status_code"] for a in recorded["attempts"]] == [500, 500, 500, 204]
+    assert recorded["body"] == orjson.loads(receiver.requests[0].body)
+
+
+async def test_a_rotated_secret_signs_beside_the_old_one_for_the_overlap(
+    stack: Stack, receiver: CallbackReceiver
+) -> None:
+    rotating = await client(stack, "rotating")
+    created = await rotating.register(receiver, events="final")
+    old = receiver.secret
+    answer = await rotating.call(
+        "POST", f"/callbacks/{created['id']}/rotate-secret", json={"overlap_seconds": 3600}
+    )
+    assert answer.status_code == 200, answer.text
+    new = answer.json()["secret"]
+    assert new != old
+    await rotating.send()
+    await wait_until(lambda: receiver.deliveries)
+    posted = receiver.requests[-1]
+    for secret in (old, new):  # a receiver holding either secret verifies it
+        receiver.secret = secret
+        assert receiver.verify(posted.body, posted.headers)["status"] == "delivered"
+
+
+async def test_a_receiver_that_never_answers_holds_up_no_one_else(
+    stack: Stack, receiver: CallbackReceiver
+) -> None:
+    stuck = CallbackReceiver()
+    await stuck.start()
+    try:
+        slow, fast = await client(stack, "slow"), await client(stack, "fast")
+        await slow.register(stuck)
+        await fast.register(receiver, events="final")
+        # Takes each request and answers long after Herald's timeout (1 s here): to Herald
+        # it never answers. (Longer would only make stopping it wait longer.)
+        stuck.fail_always(status=200, delay=3)
+        slow_ids = [await slow.send() for _ in range(6)]
+        nid = await fast.send()
+        await wait_until(lambda: receiver.deliveries, timeout=30)
+        assert receiver.deliveries[0]["notification_id"] == nid
+        for sid in slow_ids:  # the notifications themselves went on
+            await stack.settled(sid, client="slow")
+        assert stuck.deliveries == []
+    finally:
+        await stuck.stop()
+
+
+async def test_a_callback_decided_before_the_gateway_died_is_posted_after_restart(
+    stack: Stack, receiver: CallbackReceiver
+) -> None:
+    durable = await client(stack, "durable")
+    await durable.register(receiver, events="final")
+    await receiver.refuse()  # down when the status changes: the callback waits
+    nid = await durable.send()
+    await stack.settled(nid, client="durable")
+    await wait_until(lambda: _attempted(durable, nid), timeout=30)  # tried once at least, refused
+
+    await asyncio.to_thread(stack.gateway.kill)  # a crash: nothing flushed, nothing said
+    await receiver.resume()
+    await asyncio.to_thread(stack.gateway.start)
+    await wait_until(lambda: receiver.deliveries, timeout=30)
+    [event] = receiver.deliveries
+    assert (event["notification_id"], event["status"]) == (nid, "delivered")
+
+
+async def _attempted(durable: Client, nid: str) -> bool:
+    items = await durable.callbacks(nid)
+    return bool(items and items[0]["attempts"])
