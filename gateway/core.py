@@ -1,4 +1,5 @@
-"""The core of the gateway, assembled: the notification and status domains, the outbox.
+"""The core of the gateway, assembled: the notification, status and suppression domains,
+the outbox.
 
 `start_core` builds the domain objects over the process's pool, broker connection and
 peer channels, starts the outbox's background tasks (relay, batched published-marks) and
@@ -26,6 +27,7 @@ from gateway.notifications.routing import RoutePolicy
 from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
 from gateway.outbox import start_outbox
+from gateway.receipts import servicer as suppression_servicer
 from gateway.receipts.service import Receipts
 from gateway.receipts.suppressions import SuppressionList
 from gateway.settings import GatewaySettings
@@ -78,7 +80,7 @@ async def start_core(
     templated: grpc.aio.Channel,
     users: LocalUsers | None,
 ) -> Core:
-    """Starts the outbox and returns the domain and the two gRPC services to serve."""
+    """Starts the outbox and returns the domain and the gRPC services to serve."""
     running = await start_outbox(
         pool,
         connection,
@@ -134,6 +136,7 @@ async def start_core(
     runtime.health.add_dependency(
         Dependency("api-key-revocations", revocations.ping, required=False)
     )
+    suppressions = SuppressionList(pool)
     return Core(
         acceptor=acceptor,
         notifications=notifications,
@@ -141,11 +144,14 @@ async def start_core(
         authenticator=authenticator,
         keys=ApiKeys(pool, authenticator),
         receipts=receipts,
-        suppressions=SuppressionList(pool),
+        suppressions=suppressions,
         services=[
             notification_servicer.service(
                 notification_servicer.NotificationServicer(acceptor, notifications, authenticator)
             ),
             status_servicer.service(status_servicer.StatusServicer(statuses, Claims(pool=pool))),
+            suppression_servicer.service(
+                suppression_servicer.SuppressionServicer(suppressions, authenticator)
+            ),
         ],
     )
