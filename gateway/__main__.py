@@ -1,4 +1,4 @@
-"""`python -m gateway`: the REST edge, NotificationService and StatusService."""
+"""`python -m gateway`: the REST edge, NotificationService, StatusService and SuppressionService."""
 
 from __future__ import annotations
 

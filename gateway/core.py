@@ -1,4 +1,5 @@
-"""The core of the gateway, assembled: the notification and status domains, the outbox.
+"""The core of the gateway, assembled: the notification, status and suppression domains,
+the outbox.
 
 `start_core` builds the domain objects over the process's pool, broker connection and
 peer channels, starts the outbox's background tasks (relay, batched published-marks) and
@@ -29,6 +30,7 @@ from gateway.notifications.routing import RoutePolicy
 from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
 from gateway.outbox import start_outbox
+from gateway.receipts import servicer as suppression_servicer
 from gateway.receipts.service import Receipts
 from gateway.receipts.suppressions import SuppressionList
 from gateway.settings import GatewaySettings
@@ -83,7 +85,7 @@ async def start_core(
     templated: grpc.aio.Channel,
     users: LocalUsers | None,
 ) -> Core:
-    """Starts the outbox and returns the domain and the two gRPC services to serve."""
+    """Starts the outbox and returns the domain and the gRPC services to serve."""
     running = await start_outbox(
         pool,
         connection,
@@ -158,6 +160,7 @@ async def start_core(
     runtime.health.add_dependency(
         Dependency("api-key-revocations", revocations.ping, required=False)
     )
+    suppressions = SuppressionList(pool)
     return Core(
         acceptor=acceptor,
         notifications=notifications,
@@ -165,7 +168,7 @@ async def start_core(
         authenticator=authenticator,
         keys=ApiKeys(pool, authenticator),
         receipts=receipts,
-        suppressions=SuppressionList(pool),
+        suppressions=suppressions,
         callbacks=CallbackEndpoints(
             pool, rule=settings.outbound_rule(), max_per_client=settings.callback_max_endpoints
         ),
@@ -175,5 +178,8 @@ async def start_core(
                 notification_servicer.NotificationServicer(acceptor, notifications, authenticator)
             ),
             status_servicer.service(status_servicer.StatusServicer(statuses, Claims(pool=pool))),
+            suppression_servicer.service(
+                suppression_servicer.SuppressionServicer(suppressions, authenticator)
+            ),
         ],
     )

@@ -1,4 +1,4 @@
-"""gateway configuration: the REST edge and the NotificationService/StatusService."""
+"""gateway configuration: the REST edge and its gRPC services."""
 
 from __future__ import annotations
 

@@ -1,77 +1,38 @@
 """herald.v1.NotificationService over gRPC: protobuf in, a domain call, protobuf out.
 
-Who calls (beside the service token every mesh call carries): an API key in metadata
-`x-herald-api-key` makes the call the key's, with its client and scopes, exactly as on the
-REST edge. Without one, an internal service names the client it acts for in
-`x-herald-client-id` (default "internal") and may send, read and retry that client's
-notifications, nobody else's: the service token vouches for the service, the client id
-only scopes what it sees. The correlation id is the caller's `x-correlation-id`, else the
-notification's request_id, else a new one; it is bound to every log line of the call and
-answered in the response's initial metadata.
+Who calls is `gateway.callers`: an API key's principal, else an internal service acting
+for the client it names (sending, reading and retrying that client's notifications only).
+The correlation id is the caller's `x-correlation-id`, else the notification's request_id,
+else a new one; it is bound to every log line of the call and answered in the response's
+initial metadata.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC
-from typing import Any
 
 import grpc
 
 from gateway.apikeys import Authenticator
-from gateway.apikeys.scopes import CLIENT_ID, CLIENT_ID_RULE, Principal, Scope
+from gateway.apikeys.scopes import Scope
+from gateway.callers import Context, metadata_of, principal_in, principal_of
 from gateway.notifications import protos
 from gateway.notifications.accept import Acceptor
 from gateway.notifications.model import Caller, NewSend, Outcome
 from gateway.notifications.service import Notifications
 from herald.v1 import notification_pb2, notification_pb2_grpc
 from mesh import rules
-from mesh.errors import (
-    DomainError,
-    FieldViolation,
-    InvalidArgument,
-    PermissionDenied,
-    Unauthenticated,
-)
-from mesh.interceptors import CLIENT_HEADER, CORRELATION_HEADER
+from mesh.errors import DomainError, FieldViolation, InvalidArgument
+from mesh.interceptors import CORRELATION_HEADER
 from mesh.item_errors import to_item_error
 from mesh.logging import bind_correlation_id, current_correlation_id
 from mesh.runtime import GrpcService
 
 SERVICE_NAME = notification_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
-API_KEY_HEADER = "x-herald-api-key"
-INTERNAL_CLIENT = "internal"
-# What an internal service may do for the client it names.
-SERVICE_SCOPES = frozenset({Scope.NOTIFICATIONS_SEND, Scope.NOTIFICATIONS_READ})
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def _correlation(value: str) -> bool:
     return rules.matches(rules.REQUEST_ID, value, rules.MAX_REQUEST_ID)
-
-
-async def principal_of(metadata: Mapping[str, str], authenticator: Authenticator) -> Principal:
-    """The caller: its API key's principal, else the internal service's named client."""
-    token = metadata.get(API_KEY_HEADER)
-    client_id = metadata.get(CLIENT_HEADER) or INTERNAL_CLIENT
-    if token is not None:
-        key = await authenticator.authenticate(token)
-        if key is None:
-            raise Unauthenticated(f"{API_KEY_HEADER}: not a live API key")
-        if CLIENT_HEADER in metadata and client_id != key.client_id:
-            raise PermissionDenied(f"{CLIENT_HEADER} names another client than the API key's")
-        return key.principal
-    if not CLIENT_ID.match(client_id):
-        raise InvalidArgument.field(CLIENT_HEADER, f"must be {CLIENT_ID_RULE}")
-    return Principal(client_id=client_id, scopes=SERVICE_SCOPES, label=f"service:{client_id}")
-
-
-def _metadata(context: Context) -> dict[str, str]:
-    return {
-        key: value if isinstance(value, str) else value.decode()
-        for key, value in context.invocation_metadata() or ()
-    }
 
 
 async def caller_of(
@@ -79,7 +40,7 @@ async def caller_of(
 ) -> Caller:
     """The caller, holding `needs` (checked before the request is read), and the
     correlation id; answers the id in initial metadata."""
-    metadata = _metadata(context)
+    metadata = metadata_of(context)
     principal = await principal_of(metadata, authenticator)
     principal.require(needs)
     given = metadata.get(CORRELATION_HEADER, "")
@@ -173,7 +134,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     async def GetNotification(
         self, request: notification_pb2.GetNotificationRequest, context: Context
     ) -> notification_pb2.GetNotificationResponse:
-        principal = await principal_of(_metadata(context), self._authenticator)
+        principal = await principal_in(context, self._authenticator)
         record = await self._notifications.get(
             notification_id=protos.parse_uuid(request.id, "id"), principal=principal
         )
@@ -184,7 +145,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     async def ListNotifications(
         self, request: notification_pb2.ListNotificationsRequest, context: Context
     ) -> notification_pb2.ListNotificationsResponse:
-        principal = await principal_of(_metadata(context), self._authenticator)
+        principal = await principal_in(context, self._authenticator)
         page = await self._notifications.list(
             principal=principal,
             user_id=protos.parse_uuid(request.user_id, "user_id") if request.user_id else None,

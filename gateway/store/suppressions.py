@@ -116,6 +116,15 @@ async def page(
     return [Suppression(**row) for row in await cur.fetchall()]
 
 
+async def get(conn: Conn, suppression_id: UUID) -> Suppression | None:
+    """One entry, active or lifted; None when there is none with that id."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM suppressions WHERE id = %s", (suppression_id,)
+    )
+    row = await cur.fetchone()
+    return Suppression(**row) if row else None
+
+
 async def remove(
     conn: Conn, suppression_id: UUID, *, removed_by: str, reason: str
 ) -> Suppression | None:

@@ -19,6 +19,9 @@ ADAPTERS = {
     # gRPC doors: wire messages in, domain calls, wire messages out.
     "gateway/notifications/servicer.py",
     "gateway/status/servicer.py",
+    "gateway/receipts/servicer.py",
+    # Who calls a gRPC door, from the call's metadata.
+    "gateway/callers.py",
     # protobuf ⇄ domain converters the servicers use.
     "gateway/notifications/protos.py",
     "gateway/status/reports.py",

@@ -14,7 +14,7 @@ from gateway.http.auth import Admin
 from gateway.http.errors import domain_errors
 from gateway.http.routes import error_responses
 from gateway.http.schemas.common import PageQuery, RequestModel, text
-from gateway.receipts.suppressions import SuppressionList
+from gateway.receipts.suppressions import MAX_CONTACT, MAX_REMOVE_REASON, SuppressionList
 from gateway.store.suppressions import Suppression
 from gateway.wire import CHANNEL_NAMES
 from mesh import rules
@@ -23,7 +23,10 @@ from mesh import rules
 class SuppressionQuery(PageQuery):
     channel: rules.ChannelName | None = None
     contact: str | None = text(
-        None, min_length=1, max_length=320, description="One email address or phone number."
+        None,
+        min_length=1,
+        max_length=MAX_CONTACT,
+        description="One email address or phone number.",
     )
     include_removed: bool = Field(False, description="Lifted entries too.")
 
@@ -48,7 +51,7 @@ class SuppressionPage(BaseModel):
 
 
 class SuppressionRemove(RequestModel):
-    reason: str | None = text(None, max_length=500)
+    reason: str | None = text(None, max_length=MAX_REMOVE_REASON)
 
 
 def _out(entry: Suppression) -> SuppressionOut:
@@ -85,6 +88,15 @@ def router(entries: SuppressionList, prefix: str) -> APIRouter:
         return SuppressionPage(
             items=[_out(e) for e in page.entries], next_page_token=page.next_page_token or None
         )
+
+    @api.get(
+        "/{suppression_id:uuid}",
+        responses=error_responses(404),
+        summary="Get a suppression, active or lifted (scope: admin)",
+    )
+    async def get_suppression(_: Admin, suppression_id: UUID) -> SuppressionOut:
+        with domain_errors():
+            return _out(await entries.get(suppression_id))
 
     @api.delete(
         "/{suppression_id:uuid}",

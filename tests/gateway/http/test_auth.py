@@ -45,6 +45,7 @@ SCOPES = {
     ("GET", "/api/v1/api-keys/"): "admin",
     ("DELETE", "/api/v1/api-keys/{key_id}"): "admin",
     ("GET", "/api/v1/suppressions/"): "admin",
+    ("GET", "/api/v1/suppressions/{suppression_id}"): "admin",
     ("DELETE", "/api/v1/suppressions/{suppression_id}"): "admin",
 }
 PARAMS = {

@@ -14,7 +14,7 @@ import grpc
 import httpx
 import pytest
 
-from gateway.notifications.servicer import API_KEY_HEADER
+from gateway.callers import API_KEY_HEADER
 from herald.v1 import notification_pb2, notification_pb2_grpc
 from mesh.interceptors import CLIENT_HEADER, TOKEN_HEADER
 from tests.gateway.http.conftest import (
