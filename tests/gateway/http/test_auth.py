@@ -47,6 +47,12 @@ SCOPES = {
     ("GET", "/api/v1/suppressions/"): "admin",
     ("GET", "/api/v1/suppressions/{suppression_id}"): "admin",
     ("DELETE", "/api/v1/suppressions/{suppression_id}"): "admin",
+    ("GET", "/api/v1/notifications/{notification_id}/callbacks"): "notifications:read",
+    ("POST", "/api/v1/callbacks/"): "callbacks:write",
+    ("GET", "/api/v1/callbacks/"): "callbacks:write",
+    ("GET", "/api/v1/callbacks/{callback_id}"): "callbacks:write",
+    ("DELETE", "/api/v1/callbacks/{callback_id}"): "callbacks:write",
+    ("POST", "/api/v1/callbacks/{callback_id}/rotate-secret"): "callbacks:write",
 }
 PARAMS = {
     "notification_id": str(uuid.uuid4()),
@@ -56,6 +62,7 @@ PARAMS = {
     "code": "auth/welcome",
     "key_id": "000000000000",
     "suppression_id": str(uuid.uuid4()),
+    "callback_id": str(uuid.uuid4()),
 }
 # A key (a Keys field) without the scope: least privilege, every scope exactly what it says.
 LACKING = {
@@ -66,6 +73,7 @@ LACKING = {
     "templates:read": "send",
     "templates:write": "read",
     "status:report": "send_read",
+    "callbacks:write": "send_read",
     "admin": "operator",
 }
 

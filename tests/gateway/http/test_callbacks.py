@@ -53,9 +53,9 @@ def test_another_clients_endpoint_is_not_there_but_admin_sees_it(
     owner, stranger = _key(edge, "cb-a"), _key(edge, "cb-b")
     endpoint = _register(http, owner).json()
     path = f"/api/v1/callbacks/{endpoint['id']}"
-    for method, extra in (("GET", {}), ("DELETE", {}), ("POST", {"json": {}})):
-        url = path + ("/rotate-secret" if method == "POST" else "")
-        answer = http.request(method, url, headers=stranger, **extra)
+    for method, url in (("GET", path), ("DELETE", path), ("POST", f"{path}/rotate-secret")):
+        body: dict[str, int] | None = {} if method == "POST" else None
+        answer = http.request(method, url, headers=stranger, json=body)
         assert answer.status_code == 404, (method, answer.text)
     assert endpoint["id"] not in [
         e["id"] for e in http.get("/api/v1/callbacks/", headers=stranger).json()["items"]
