@@ -1,5 +1,5 @@
 """The core of the gateway, assembled: the notification, status and suppression domains,
-the outbox.
+the outbox, the watches behind WatchNotification(s).
 
 `start_core` builds the domain objects over the process's pool, broker connection and
 peer channels, starts the outbox's background tasks (relay, batched published-marks) and
@@ -12,7 +12,9 @@ REST routes are two doors to the same domain objects.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from aio_pika.abc import AbstractRobustConnection
@@ -22,6 +24,7 @@ from gateway.apikeys import ApiKeys, Authenticator
 from gateway.callbacks.dispatcher import Dispatcher
 from gateway.callbacks.endpoints import CallbackEndpoints
 from gateway.callbacks.history import CallbackHistory
+from gateway.callbacks.watches import Watches
 from gateway.lifecycle import RetryPolicy
 from gateway.notifications import servicer as notification_servicer
 from gateway.notifications.accept import Acceptor
@@ -29,6 +32,7 @@ from gateway.notifications.peers import Peers
 from gateway.notifications.routing import RoutePolicy
 from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
+from gateway.notifications.watch import Watching
 from gateway.outbox import start_outbox
 from gateway.receipts import servicer as suppression_servicer
 from gateway.receipts.service import Receipts
@@ -161,6 +165,8 @@ async def start_core(
         Dependency("api-key-revocations", revocations.ping, required=False)
     )
     suppressions = SuppressionList(pool)
+    watches = await start_watches(runtime, settings, pool)
+    watching = Watching(pool=pool, notifications=notifications, watches=watches)
     return Core(
         acceptor=acceptor,
         notifications=notifications,
@@ -175,7 +181,9 @@ async def start_core(
         callback_history=CallbackHistory(pool),
         services=[
             notification_servicer.service(
-                notification_servicer.NotificationServicer(acceptor, notifications, authenticator)
+                notification_servicer.NotificationServicer(
+                    acceptor, notifications, authenticator, watching
+                )
             ),
             status_servicer.service(status_servicer.StatusServicer(statuses, Claims(pool=pool))),
             suppression_servicer.service(
@@ -183,3 +191,36 @@ async def start_core(
             ),
         ],
     )
+
+
+async def start_watches(
+    runtime: Runtime, settings: GatewaySettings, pool: AsyncConnectionPool
+) -> Watches:
+    """The watches behind WatchNotification(s): their LISTEN (a degraded dependency: the
+    periodic check still serves one-notification watches), their leases' upkeep, and
+    their end as soon as shutdown begins, so open streams do not hold the gRPC server's
+    grace period."""
+    watches = Watches(pool, check_seconds=settings.watch_check_seconds)
+    listener = watches.listener(settings.database_url(settings.database))
+    await listener.start()
+    runtime.on_shutdown(listener.stop)
+    runtime.health.add_dependency(Dependency("status-changes", listener.ping, required=False))
+    _in_background(runtime, watches.run(), "watch-upkeep")
+
+    async def end_on_shutdown() -> None:
+        await runtime.wait_for_shutdown()
+        watches.close()
+
+    _in_background(runtime, end_on_shutdown(), "watch-shutdown")
+    return watches
+
+
+def _in_background(runtime: Runtime, work: Coroutine[Any, Any, None], name: str) -> None:
+    """Runs `work` as a task, cancelled at shutdown if still running."""
+    task = asyncio.create_task(work, name=name)
+
+    async def stop() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    runtime.on_shutdown(stop)

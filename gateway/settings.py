@@ -214,6 +214,15 @@ class GatewaySettings(SharedSettings):
         validation_alias="HERALD_CALLBACK_MAX_ENDPOINTS",
         description="Callback endpoints one client may register.",
     )
+    watch_check_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        validation_alias="HERALD_WATCH_CHECK_SECONDS",
+        description="How often a gateway reads the statuses its WatchNotification streams "
+        "watch, besides PostgreSQL's NOTIFY waking them at once: the longest a change waits "
+        "should a NOTIFY be lost.",
+    )
 
     @property
     def receipt_providers(self) -> frozenset[str]:

@@ -1,15 +1,19 @@
 """gRPC server interceptors: correlation id, access log, service token, error mapping.
 
-Each wraps the unary-unary behaviour of a handler; streaming handlers (health Watch,
-reflection) pass through untouched.
+Each wraps the unary-unary behaviour of a handler, and the server-streaming one written
+as an async generator (WatchNotification); other streaming handlers (health Watch,
+reflection, both open to every caller) pass through untouched.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import inspect
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
@@ -28,7 +32,10 @@ TOKEN_HEADER = "authorization"
 CLIENT_HEADER = "x-herald-client-id"
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+Context = grpc.aio.ServicerContext[Any, Any]
+# What an interceptor does around one call, unary or streaming: it may refuse the call
+# (abort before yielding), set up its context, and see how the call ended.
+Around = Callable[[Context], AbstractAsyncContextManager[None]]
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
 else:
@@ -45,18 +52,39 @@ def _metadata(details: grpc.HandlerCallDetails, key: str) -> str | None:
     return None
 
 
-def _wrap(
-    handler: Handler | None,
-    wrapper: Callable[[Behavior], Behavior],
-) -> Handler | None:
-    if handler is None or handler.unary_unary is None:
+def _wrap(handler: Handler | None, around: Around) -> Handler | None:
+    """The handler run inside `around`: a unary-unary one, or a server-streaming one
+    written as an async generator (the stream's every message inside it). Others (the
+    health Watch, reflection) are returned as they are."""
+    if handler is None:
         return handler
-    behavior: Behavior = handler.unary_unary  # type: ignore[assignment]
-    return grpc.unary_unary_rpc_method_handler(
-        wrapper(behavior),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    if handler.unary_unary is not None:
+        behavior: Callable[[Any, Context], Awaitable[Any]] = handler.unary_unary  # type: ignore[assignment]
+
+        async def unary(request: Any, context: Context) -> Any:
+            async with around(context):
+                return await behavior(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
+        stream: Callable[[Any, Context], AsyncGenerator[Any]] = handler.unary_stream  # type: ignore[assignment]
+
+        async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
+            # aclosing: a stream abandoned between messages still runs its `finally`.
+            async with around(context), aclosing(stream(request, context)) as responses:
+                async for response in responses:
+                    yield response
+
+        return grpc.unary_stream_rpc_method_handler(
+            streaming,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
 
 
 class CorrelationIdInterceptor(grpc.aio.ServerInterceptor):
@@ -67,18 +95,17 @@ class CorrelationIdInterceptor(grpc.aio.ServerInterceptor):
     ) -> Handler | None:
         correlation_id = _metadata(handler_call_details, CORRELATION_HEADER) or uuid.uuid4().hex
 
-        def wrapper(behavior: Behavior) -> Behavior:
-            async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                bind_correlation_id(correlation_id)
-                return await behavior(request, context)
+        @asynccontextmanager
+        async def around(context: Context) -> AsyncIterator[None]:
+            bind_correlation_id(correlation_id)
+            yield
 
-            return run
-
-        return _wrap(await continuation(handler_call_details), wrapper)
+        return _wrap(await continuation(handler_call_details), around)
 
 
 class AccessLogInterceptor(grpc.aio.ServerInterceptor):
-    """One log line and one metric sample per call: method, code, duration."""
+    """One log line and one metric sample per call (a stream's when it ends): method,
+    code, duration."""
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -87,26 +114,28 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         # Probes call health every few seconds: count them, but keep them out of the log.
         quiet = method.startswith(OPEN_METHOD_PREFIXES)
 
-        def wrapper(behavior: Behavior) -> Behavior:
-            async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                started = time.perf_counter()
-                code = grpc.StatusCode.OK
-                try:
-                    return await behavior(request, context)
-                except BaseException:
-                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[unreachable]
-                    raise
-                finally:
-                    elapsed = time.perf_counter() - started
-                    name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-                    GRPC_REQUESTS.labels(method=method, code=name).inc()
-                    GRPC_LATENCY.labels(method=method).observe(elapsed)
-                    if not quiet:
-                        log.info("rpc", method=method, code=name, ms=round(elapsed * 1000, 2))
+        @asynccontextmanager
+        async def around(context: Context) -> AsyncIterator[None]:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                yield
+            except asyncio.CancelledError:
+                # The caller went away (or its deadline passed): gRPC cancels the handler.
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except BaseException:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[unreachable]
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                GRPC_REQUESTS.labels(method=method, code=name).inc()
+                GRPC_LATENCY.labels(method=method).observe(elapsed)
+                if not quiet:
+                    log.info("rpc", method=method, code=name, ms=round(elapsed * 1000, 2))
 
-            return run
-
-        return _wrap(await continuation(handler_call_details), wrapper)
+        return _wrap(await continuation(handler_call_details), around)
 
 
 class ServiceTokenInterceptor(grpc.aio.ServerInterceptor):
@@ -125,15 +154,12 @@ class ServiceTokenInterceptor(grpc.aio.ServerInterceptor):
         if hmac.compare_digest(presented, self._expected):
             return handler
 
-        def wrapper(_: Behavior) -> Behavior:
-            async def deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                await context.abort(
-                    grpc.StatusCode.UNAUTHENTICATED, "missing or invalid service token"
-                )
+        @asynccontextmanager
+        async def deny(context: Context) -> AsyncIterator[None]:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid service token")
+            yield  # type: ignore[unreachable]  # abort raises: the call never runs
 
-            return deny
-
-        return _wrap(handler, wrapper)
+        return _wrap(handler, deny)
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
@@ -145,22 +171,20 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     ) -> Handler | None:
         method = handler_call_details.method
 
-        def wrapper(behavior: Behavior) -> Behavior:
-            async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                try:
-                    return await behavior(request, context)
-                except DomainError as exc:
-                    status = to_grpc_status(exc)
-                    await context.abort(status.code, status.details, status.trailing_metadata)
-                except grpc.aio.AbortError:
-                    raise
-                except Exception:
-                    log.exception("unhandled error", method=method)
-                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        @asynccontextmanager
+        async def around(context: Context) -> AsyncIterator[None]:
+            try:
+                yield
+            except DomainError as exc:
+                status = to_grpc_status(exc)
+                await context.abort(status.code, status.details, status.trailing_metadata)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("unhandled error", method=method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
-            return run
-
-        return _wrap(await continuation(handler_call_details), wrapper)
+        return _wrap(await continuation(handler_call_details), around)
 
 
 # Violations one answer names: a status travels in trailing metadata, which a client

@@ -186,3 +186,19 @@ def status_name(number: int) -> str | None:
         if known == number:
             return name
     raise InvalidArgument.field("status", "unknown status")
+
+
+def status_names(numbers: Sequence[int]) -> frozenset[str]:
+    """A repeated NotificationStatus filter as the domain names it (empty: no filter);
+    INVALID_ARGUMENT names each entry that is no status."""
+    names: set[str] = set()
+    problems: list[FieldViolation] = []
+    by_number = {int(number): name for name, number in STATUS_NUMBERS.items()}
+    for index, number in enumerate(numbers):
+        if number in by_number:
+            names.add(by_number[number])
+        else:
+            problems.append(FieldViolation(f"statuses[{index}]", "not a status"))
+    if problems:
+        raise InvalidArgument(problems)
+    return frozenset(names)

@@ -55,7 +55,7 @@ class Notifications:
         async with transaction(self._pool) as conn:
             record = await notifications.get(conn, notification_id, client_id=owner)
         if record is None:
-            raise _not_found(notification_id)
+            raise not_found(notification_id)
         return record
 
     async def list(
@@ -110,7 +110,7 @@ class Notifications:
         async with transaction(self._pool) as conn:
             state = await lock(conn, parsed)
             if state is None or (owner is not None and state.client_id != owner):
-                raise _not_found(parsed)
+                raise not_found(parsed)
             bind_correlation_id(state.correlation_id)
             job = jobs.stored_job(state)
             nxt = lifecycle.on_retry(jobs.position(state, job))
@@ -142,6 +142,6 @@ class Notifications:
         return await self._get(notification_id, owner)
 
 
-def _not_found(notification_id: uuid.UUID) -> NotFound:
+def not_found(notification_id: uuid.UUID) -> NotFound:
     """The one answer for a notification that does not exist and for another client's."""
     return NotFound(f"notification {notification_id} not found")

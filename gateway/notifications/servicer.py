@@ -9,6 +9,8 @@ initial metadata.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import UTC
 
 import grpc
@@ -20,6 +22,7 @@ from gateway.notifications import protos
 from gateway.notifications.accept import Acceptor
 from gateway.notifications.model import Caller, NewSend, Outcome
 from gateway.notifications.service import Notifications
+from gateway.notifications.watch import Watching
 from herald.v1 import notification_pb2, notification_pb2_grpc
 from mesh import rules
 from mesh.errors import DomainError, FieldViolation, InvalidArgument
@@ -78,11 +81,16 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     """Errors are `mesh.errors` exceptions, mapped to status codes by the interceptor."""
 
     def __init__(
-        self, acceptor: Acceptor, notifications: Notifications, authenticator: Authenticator
+        self,
+        acceptor: Acceptor,
+        notifications: Notifications,
+        authenticator: Authenticator,
+        watching: Watching,
     ) -> None:
         self._acceptor = acceptor
         self._notifications = notifications
         self._authenticator = authenticator
+        self._watching = watching
 
     def _from_proto(self, request: notification_pb2.SendRequest, prefix: str = "") -> NewSend:
         """The request as the domain's NewSend, or INVALID_ARGUMENT naming every field at
@@ -173,6 +181,35 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             principal=caller.principal,
         )
         return notification_pb2.RetryResponse(notification=protos.notification_to_proto(record))
+
+    async def WatchNotification(
+        self, request: notification_pb2.WatchNotificationRequest, context: Context
+    ) -> AsyncIterator[notification_pb2.WatchNotificationResponse]:
+        principal = await principal_in(context, self._authenticator)
+        records = self._watching.notification(
+            notification_id=protos.parse_uuid(request.id, "id"), principal=principal
+        )
+        async with aclosing(records):
+            async for record in records:
+                yield notification_pb2.WatchNotificationResponse(
+                    notification=protos.notification_to_proto(record)
+                )
+
+    async def WatchNotifications(
+        self, request: notification_pb2.WatchNotificationsRequest, context: Context
+    ) -> AsyncIterator[notification_pb2.WatchNotificationsResponse]:
+        principal = await principal_in(context, self._authenticator)
+        records = self._watching.client(
+            principal=principal,
+            statuses=protos.status_names(request.statuses),
+            # The response headers tell the caller the watch is in place.
+            registered=lambda: context.send_initial_metadata(()),
+        )
+        async with aclosing(records):
+            async for record in records:
+                yield notification_pb2.WatchNotificationsResponse(
+                    notification=protos.notification_to_proto(record)
+                )
 
 
 def service(servicer: NotificationServicer) -> GrpcService:

@@ -244,6 +244,19 @@ async def get(
     )
 
 
+async def get_many(
+    conn: Conn, notification_ids: Sequence[UUID], *, client_id: str
+) -> list[NotificationRecord]:
+    """Those of these notifications that are the client's, without their trails, least
+    recently updated first."""
+    cur = await conn.execute(
+        f"""SELECT {_RECORD_COLUMNS} FROM notifications
+            WHERE id = ANY(%s) AND client_id = %s ORDER BY update_time, id""",
+        (list(notification_ids), client_id),
+    )
+    return [_record(row) for row in await cur.fetchall()]
+
+
 class Paged(Protocol):
     """A row of a list paged newest first."""
 

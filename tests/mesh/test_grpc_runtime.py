@@ -15,7 +15,7 @@ import redis
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from herald.v1 import user_pb2, user_pb2_grpc
+from herald.v1 import notification_pb2, notification_pb2_grpc, user_pb2, user_pb2_grpc
 from mesh.errors import InvalidArgument, NotFound
 from mesh.health import HealthMonitor
 from mesh.interceptors import CORRELATION_HEADER, field_violations
@@ -44,8 +44,26 @@ class ProbeUsers(user_pb2_grpc.UserServiceServicer):
         return user_pb2.GetUserResponse(user=user_pb2.User(id=current_correlation_id() or ""))
 
 
+class ProbeWatch(notification_pb2_grpc.NotificationServiceServicer):
+    """A NotificationService whose WatchNotification streams the call's correlation id,
+    then ends as the id it gets says."""
+
+    async def WatchNotification(
+        self, request: notification_pb2.WatchNotificationRequest, context: Any
+    ) -> AsyncIterator[notification_pb2.WatchNotificationResponse]:
+        correlation_id = current_correlation_id() or ""
+        yield notification_pb2.WatchNotificationResponse(
+            notification=notification_pb2.Notification(id=correlation_id)
+        )
+        if request.id == "missing":
+            raise NotFound("notification missing not found")
+        if request.id == "boom":
+            raise RuntimeError("secret internals")
+
+
 def _register(server: grpc.aio.Server) -> None:
     user_pb2_grpc.add_UserServiceServicer_to_server(ProbeUsers(), server)
+    notification_pb2_grpc.add_NotificationServiceServicer_to_server(ProbeWatch(), server)
 
 
 @pytest.fixture
@@ -130,6 +148,41 @@ async def test_access_log_line_per_call(server: str) -> None:
     lines = [entry for entry in logs if entry["event"] == "rpc"]
     assert [line["code"] for line in lines] == ["OK", "NOT_FOUND"]
     assert all(line["method"] == "/herald.v1.UserService/GetUser" for line in lines)
+
+
+async def test_server_streams_pass_the_same_interceptors(server: str) -> None:
+    def watch(channel: grpc.aio.Channel, watched: str, metadata: Any = None) -> Any:
+        stub = notification_pb2_grpc.NotificationServiceStub(channel)
+        return stub.WatchNotification(
+            notification_pb2.WatchNotificationRequest(id=watched), metadata=metadata
+        )
+
+    async with grpc.aio.insecure_channel(server) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await watch(channel, "x").read()
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        with structlog.testing.capture_logs() as logs:
+            ok = watch(channel, "x", _auth(((CORRELATION_HEADER, "c-9"),)))
+            assert [m.notification.id async for m in ok] == ["c-9"]
+            missing = watch(channel, "missing", _auth())
+            assert len((await missing.read()).notification.id) == 32
+            with pytest.raises(grpc.aio.AioRpcError) as not_found:
+                await missing.read()
+            boom = watch(channel, "boom", _auth())
+            await boom.read()
+            with pytest.raises(grpc.aio.AioRpcError) as internal:
+                await boom.read()
+            for _ in range(100):
+                if sum(entry["event"] == "rpc" for entry in logs) >= 3:
+                    break
+                await asyncio.sleep(0.01)
+
+    assert not_found.value.code() == grpc.StatusCode.NOT_FOUND
+    assert internal.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (internal.value.details() or "")
+    codes = sorted(entry["code"] for entry in logs if entry["event"] == "rpc")
+    assert codes == ["INTERNAL", "NOT_FOUND", "OK"]
 
 
 @pytest.fixture

@@ -61,6 +61,16 @@ class NotificationServiceStub:
                 request_serializer=herald_dot_v1_dot_notification__pb2.RetryRequest.SerializeToString,
                 response_deserializer=herald_dot_v1_dot_notification__pb2.RetryResponse.FromString,
                 _registered_method=True)
+        self.WatchNotification = channel.unary_stream(
+                '/herald.v1.NotificationService/WatchNotification',
+                request_serializer=herald_dot_v1_dot_notification__pb2.WatchNotificationRequest.SerializeToString,
+                response_deserializer=herald_dot_v1_dot_notification__pb2.WatchNotificationResponse.FromString,
+                _registered_method=True)
+        self.WatchNotifications = channel.unary_stream(
+                '/herald.v1.NotificationService/WatchNotifications',
+                request_serializer=herald_dot_v1_dot_notification__pb2.WatchNotificationsRequest.SerializeToString,
+                response_deserializer=herald_dot_v1_dot_notification__pb2.WatchNotificationsResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -103,6 +113,32 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchNotification(self, request, context):
+        """Streams one notification: its current state at once, then the notification
+        again after each change of its status, and ends when the status is final
+        (delivered, failed, suppressed). A notification already final is sent once.
+        Who may watch it is who may get it: another client's is NOT_FOUND. Changes in
+        quick succession may arrive as the latest of them (each message is the state
+        when read); none is missed at the start, the watch being registered before the
+        current state is read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchNotifications(self, request, context):
+        """Streams the status changes of the caller's own client's notifications from now
+        on, until the caller closes the stream. Each message is the notification as
+        ListNotifications answers it (without its trail; GetNotification has it).
+        The response headers come once the watch is in place: every change committed
+        after them is sent. UNAVAILABLE ends it when changes may have been missed (the gateway lost its
+        database notifications, or is shutting down) and RESOURCE_EXHAUSTED when the
+        caller reads too slowly: watch again, and list what changed meanwhile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +166,16 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.Retry,
                     request_deserializer=herald_dot_v1_dot_notification__pb2.RetryRequest.FromString,
                     response_serializer=herald_dot_v1_dot_notification__pb2.RetryResponse.SerializeToString,
+            ),
+            'WatchNotification': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchNotification,
+                    request_deserializer=herald_dot_v1_dot_notification__pb2.WatchNotificationRequest.FromString,
+                    response_serializer=herald_dot_v1_dot_notification__pb2.WatchNotificationResponse.SerializeToString,
+            ),
+            'WatchNotifications': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchNotifications,
+                    request_deserializer=herald_dot_v1_dot_notification__pb2.WatchNotificationsRequest.FromString,
+                    response_serializer=herald_dot_v1_dot_notification__pb2.WatchNotificationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +315,60 @@ class NotificationService:
             '/herald.v1.NotificationService/Retry',
             herald_dot_v1_dot_notification__pb2.RetryRequest.SerializeToString,
             herald_dot_v1_dot_notification__pb2.RetryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchNotification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/herald.v1.NotificationService/WatchNotification',
+            herald_dot_v1_dot_notification__pb2.WatchNotificationRequest.SerializeToString,
+            herald_dot_v1_dot_notification__pb2.WatchNotificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/herald.v1.NotificationService/WatchNotifications',
+            herald_dot_v1_dot_notification__pb2.WatchNotificationsRequest.SerializeToString,
+            herald_dot_v1_dot_notification__pb2.WatchNotificationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,24 @@ class NotificationServiceStub:
     """Lists notifications by user, status and time range, paged."""
     Retry: _grpc.UnaryUnaryMultiCallable[_notification_pb2.RetryRequest, _notification_pb2.RetryResponse]
     """Re-queues a failed notification (manual retry) and records who asked."""
+    WatchNotification: _grpc.UnaryStreamMultiCallable[_notification_pb2.WatchNotificationRequest, _notification_pb2.WatchNotificationResponse]
+    """Streams one notification: its current state at once, then the notification
+    again after each change of its status, and ends when the status is final
+    (delivered, failed, suppressed). A notification already final is sent once.
+    Who may watch it is who may get it: another client's is NOT_FOUND. Changes in
+    quick succession may arrive as the latest of them (each message is the state
+    when read); none is missed at the start, the watch being registered before the
+    current state is read.
+    """
+    WatchNotifications: _grpc.UnaryStreamMultiCallable[_notification_pb2.WatchNotificationsRequest, _notification_pb2.WatchNotificationsResponse]
+    """Streams the status changes of the caller's own client's notifications from now
+    on, until the caller closes the stream. Each message is the notification as
+    ListNotifications answers it (without its trail; GetNotification has it).
+    The response headers come once the watch is in place: every change committed
+    after them is sent. UNAVAILABLE ends it when changes may have been missed (the gateway lost its
+    database notifications, or is shutting down) and RESOURCE_EXHAUSTED when the
+    caller reads too slowly: watch again, and list what changed meanwhile.
+    """
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -63,6 +81,24 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """Lists notifications by user, status and time range, paged."""
     Retry: _aio.UnaryUnaryMultiCallable[_notification_pb2.RetryRequest, _notification_pb2.RetryResponse]  # type: ignore[assignment]
     """Re-queues a failed notification (manual retry) and records who asked."""
+    WatchNotification: _aio.UnaryStreamMultiCallable[_notification_pb2.WatchNotificationRequest, _notification_pb2.WatchNotificationResponse]  # type: ignore[assignment]
+    """Streams one notification: its current state at once, then the notification
+    again after each change of its status, and ends when the status is final
+    (delivered, failed, suppressed). A notification already final is sent once.
+    Who may watch it is who may get it: another client's is NOT_FOUND. Changes in
+    quick succession may arrive as the latest of them (each message is the state
+    when read); none is missed at the start, the watch being registered before the
+    current state is read.
+    """
+    WatchNotifications: _aio.UnaryStreamMultiCallable[_notification_pb2.WatchNotificationsRequest, _notification_pb2.WatchNotificationsResponse]  # type: ignore[assignment]
+    """Streams the status changes of the caller's own client's notifications from now
+    on, until the caller closes the stream. Each message is the notification as
+    ListNotifications answers it (without its trail; GetNotification has it).
+    The response headers come once the watch is in place: every change committed
+    after them is sent. UNAVAILABLE ends it when changes may have been missed (the gateway lost its
+    database notifications, or is shutting down) and RESOURCE_EXHAUSTED when the
+    caller reads too slowly: watch again, and list what changed meanwhile.
+    """
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     """NotificationService accepts notifications and answers what happened to
@@ -108,5 +144,35 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_notification_pb2.RetryResponse, _abc.Awaitable[_notification_pb2.RetryResponse]]:
         """Re-queues a failed notification (manual retry) and records who asked."""
+
+    @_abc_1.abstractmethod
+    def WatchNotification(
+        self,
+        request: _notification_pb2.WatchNotificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_notification_pb2.WatchNotificationResponse], _abc.AsyncIterator[_notification_pb2.WatchNotificationResponse]]:
+        """Streams one notification: its current state at once, then the notification
+        again after each change of its status, and ends when the status is final
+        (delivered, failed, suppressed). A notification already final is sent once.
+        Who may watch it is who may get it: another client's is NOT_FOUND. Changes in
+        quick succession may arrive as the latest of them (each message is the state
+        when read); none is missed at the start, the watch being registered before the
+        current state is read.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchNotifications(
+        self,
+        request: _notification_pb2.WatchNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_notification_pb2.WatchNotificationsResponse], _abc.AsyncIterator[_notification_pb2.WatchNotificationsResponse]]:
+        """Streams the status changes of the caller's own client's notifications from now
+        on, until the caller closes the stream. Each message is the notification as
+        ListNotifications answers it (without its trail; GetNotification has it).
+        The response headers come once the watch is in place: every change committed
+        after them is sent. UNAVAILABLE ends it when changes may have been missed (the gateway lost its
+        database notifications, or is shutting down) and RESOURCE_EXHAUSTED when the
+        caller reads too slowly: watch again, and list what changed meanwhile.
+        """
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -67,6 +67,8 @@ def gateway_env(peers: Peers, **extra: str) -> dict[str, str]:
         # The retry policy test_status.py expects (BACKOFF_BASE, EMAIL_ATTEMPTS).
         "HERALD_RETRY_BACKOFF_BASE_SECONDS": "0.5",
         "HERALD_EMAIL_MAX_ATTEMPTS": "3",
+        # Watches woken by NOTIFY alone (test_watch.py): the periodic check never comes.
+        "HERALD_WATCH_CHECK_SECONDS": "300",
         **extra,
     }
 
