@@ -412,7 +412,7 @@ async def test_a_notifications_callbacks_with_their_attempts_and_no_one_elses(
 
 
 def test_grpcurl_finds_and_calls_it_as_the_docs_show(edge: ServiceProcess) -> None:
-    """Reflection and health list the service, and docs/callbacks-grpc.md's call works."""
+    """Reflection and health list the service, and docs/callbacks.md's call works."""
     assert health_status(edge.grpc_port, SERVICE_NAME) == SERVING
     key = create_key(edge, "cbg-grpcurl", "callbacks:write", "cbg-grpcurl")["key"]
 
