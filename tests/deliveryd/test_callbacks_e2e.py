@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from herald.v1 import user_pb2
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
-from tests.deliveryd.e2e_stack import Stack, open_stack
+from tests.deliveryd.e2e_stack import Stack, open_sandbox_stack
 from tests.deliveryd.receiver import CallbackReceiver, sign_as
 from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import create_key
@@ -34,30 +34,21 @@ RECEIPTED = "delivered@simulator.herald.example"  # sent, then delivered by its 
 async def stack(
     service_factory: ServiceFactory, isolation: Isolation, session_fakes: Fakes
 ) -> AsyncIterator[Stack]:
-    async with open_stack(
+    gateway_env = {
+        "HERALD_OUTBOUND_ALLOW_LOOPBACK": "true",  # the receivers are local
+        "HERALD_CALLBACK_TIMEOUT_SECONDS": "1",
+        "HERALD_CALLBACK_BACKOFF_BASE_SECONDS": "0.2",
+        "HERALD_CALLBACK_BACKOFF_MAX_SECONDS": "1",
+        "HERALD_CALLBACK_INTERVAL_SECONDS": "0.05",
+    }
+    async with open_sandbox_stack(
         service_factory,
         isolation,
         session_fakes,
         name="dlv-cb",
-        gateway_env={
-            "HERALD_SANDBOX_RECEIPTS_SECRET": SECRET,
-            "HERALD_OUTBOUND_ALLOW_LOOPBACK": "true",  # the receivers are local
-            "HERALD_CALLBACK_TIMEOUT_SECONDS": "1",
-            "HERALD_CALLBACK_BACKOFF_BASE_SECONDS": "0.2",
-            "HERALD_CALLBACK_BACKOFF_MAX_SECONDS": "1",
-            "HERALD_CALLBACK_INTERVAL_SECONDS": "0.05",
-        },
-        workers=(),
+        secret=SECRET,
+        gateway_env=gateway_env,
     ) as built:
-        env = {
-            "HERALD_EMAIL_PROVIDERS": "sandbox",
-            "HERALD_SMS_PROVIDERS": "sandbox",
-            "HERALD_SANDBOX_RECEIPTS_SECRET": SECRET,
-            "HERALD_SANDBOX_RECEIPT_DELAY_SECONDS": "0.2",
-            "HERALD_RECEIPTS_BASE_URL": f"http://127.0.0.1:{built.gateway.http_port}",
-        }
-        for channel in ("email", "sms"):
-            await built.start_worker(channel, **env)
         yield built
 
 
