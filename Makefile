@@ -21,6 +21,7 @@ setup: ## Install the locked Python and npm dependencies.
 	$(UV) sync --frozen
 	@# npm ci refuses lockfiles without every platform's optional package; install honours the lock.
 	@[ -x $(BUF) ] || npm install --no-audit --no-fund --no-save
+	@./scripts/tools.sh
 
 gen: setup ## Regenerate gen/ from proto/.
 	./scripts/gen.sh
@@ -33,6 +34,7 @@ lint: setup ## buf lint/format/breaking, generated code up to date, ruff, mypy.
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy .
+	promtool check rules ops/prometheus/herald-alerts.yml
 
 test: lint ## Run every check and the whole test suite (needs PostgreSQL, Redis, RabbitMQ).
 	./scripts/services.sh

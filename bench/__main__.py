@@ -98,6 +98,12 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
     add("--batch-concurrency", type=int, default=d.batch_concurrency, help="SendBatch callers")
     add("--backlog", type=int, default=d.backlog, help="notifications queued, then drained")
     add("--failover-rate", type=float, default=d.failover_rate, help="offered POSTs/s")
+    add(
+        "--callback-rate",
+        type=float,
+        default=d.callback_rate,
+        help="offered POSTs/s of the callbacks scenario, with and without an endpoint",
+    )
     add("--fail-ratio", type=float, default=d.fail_ratio, help="share of SendGrid sends failing")
     add(
         "--failover-breaker-threshold",
@@ -173,6 +179,7 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
         batch_concurrency=args.batch_concurrency,
         backlog=args.backlog,
         failover_rate=args.failover_rate,
+        callback_rate=args.callback_rate,
         fail_ratio=args.fail_ratio,
         failover_breaker_threshold=args.failover_breaker_threshold,
         flood_send_rate=args.flood_send_rate,

@@ -20,6 +20,7 @@ SCENARIOS = (
     "backlog",
     "failover",
     "rejected",
+    "callbacks",
 )
 
 # Processes a row watches that are not the system measured (the loads, a fake provider).
@@ -30,8 +31,12 @@ FLOOR_RATE = "floor-rate"
 # The rejected scenario's rows: its authenticated send load alone, then beside the flood.
 REJECTED_ALONE = "rejected-alone"
 REJECTED_FLOOD = "rejected-flood"
+# The callbacks scenario's rows: a REST send load with no callback endpoint registered,
+# then the same load with one (every status change posted to a local receiver).
+CALLBACKS_OFF = "callbacks-off"
+CALLBACKS_ON = "callbacks-on"
 # Herald's open-loop scenarios, each read against the floor's row at the same rate.
-OPEN_LOOPS = ("rest-rate", "grpc-rate", REJECTED_ALONE, REJECTED_FLOOD)
+OPEN_LOOPS = ("rest-rate", "grpc-rate", REJECTED_ALONE, REJECTED_FLOOD, CALLBACKS_OFF, CALLBACKS_ON)
 # What the rejected scenario's flood sends, in turn (`bench.flood`): no Authorization
 # header, a key that is not one, a well-formed key of an unknown id, a live key with a body
 # that is not JSON.
@@ -84,6 +89,8 @@ class Params:
     flood_send_rate: float = 100.0
     flood_rate: float = 365.0
     flood_kinds: tuple[str, ...] = REFUSALS
+    # The callbacks scenario: REST POSTs/s, with and without a callback endpoint.
+    callback_rate: float = 300.0
     users: int = 100
     load_procs: int = 1
     grpc_connections: int = 8  # per load process (REST opens one per caller)
@@ -101,6 +108,8 @@ class Params:
         rates = self.rest_rates
         if "rejected" in self.scenarios:
             rates = (*rates, self.flood_send_rate)
+        if "callbacks" in self.scenarios:
+            rates = (*rates, self.callback_rate)
         return tuple(dict.fromkeys(rates))
 
 

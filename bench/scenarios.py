@@ -23,6 +23,8 @@ from bench.harness import Harness, load_usage
 from bench.load import Kind, LoadResult, LoadSpec, request_prefix, warm
 from bench.measure import Ledger
 from bench.model import (
+    CALLBACKS_OFF,
+    CALLBACKS_ON,
     FLOOR_RATE,
     REJECTED_ALONE,
     REJECTED_FLOOD,
@@ -84,6 +86,8 @@ class Bench(Harness):
             self._failover()
         elif scenario == "rejected":
             self._rejected()
+        elif scenario == "callbacks":
+            self._callbacks()
         else:
             raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
         return self.rows[before:]
@@ -316,6 +320,61 @@ class Bench(Harness):
                 f"{name}: the flood was answered otherwise than refused: "
                 f"{seen['unexpected']}, errors {seen['errors']}"
             )
+
+    def _callbacks(self) -> None:
+        """The same REST send load at `callback_rate`, first with no callback endpoint,
+        then with one registered for the bench's client (a local receiver answering 204,
+        `bench.receiver`): what callbacks cost the accept path, and that each status
+        change reached the receiver once."""
+        p = self.params
+        port = free_port()
+        receiver = subprocess.Popen(
+            [sys.executable, "-m", "bench.receiver", "--port", str(port)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.stack.logs_dir / "receiver.log").open("ab"),
+        )
+        edge = httpx.Client(
+            base_url=self.stack.rest_url,
+            headers={"Authorization": f"Bearer {self.seed.api_key}"},
+            timeout=10,
+        )
+        try:
+            _wait_listening(port, receiver, "the callback receiver")
+            off = open_loop_name(CALLBACKS_OFF, p.callback_rate)
+            self._measured(off, self._rate_load(off, p.callback_rate))
+            created = edge.post(
+                "/api/v1/callbacks/",
+                json={"url": f"http://127.0.0.1:{port}/callbacks", "events": "all"},
+            )
+            if created.status_code != 201:
+                raise StackError(f"registering the callback failed: {created.text}")
+            on = open_loop_name(CALLBACKS_ON, p.callback_rate)
+            row = self._measured(on, self._rate_load(on, p.callback_rate))
+            # Every accepted notification changes status once (pending → delivered).
+            expected = row.accepted
+            deadline = time.monotonic() + p.drain_timeout
+            stats: dict[str, int] = {}
+            while time.monotonic() < deadline:
+                stats = orjson.loads(httpx.get(f"http://127.0.0.1:{port}/stats").content)
+                if stats["events"] >= expected:
+                    break
+                time.sleep(0.2)
+            row.notes["callbacks"] = {"expected": expected, **stats}
+            edge.delete(f"/api/v1/callbacks/{created.json()['id']}")
+        finally:
+            edge.close()
+            receiver.terminate()
+            receiver.wait(10)
+
+    def _rate_load(self, name: str, rate: float) -> LoadSpec:
+        return self._spec(
+            "rest",
+            self._tag(name),
+            rate=rate,
+            concurrency=self.params.max_in_flight,
+            duration=self.params.duration,
+        )
 
     def _send_load(self, name: str) -> LoadSpec:
         p = self.params

@@ -4,8 +4,9 @@ mesh call carries is checked before, by mesh's token interceptor).
 An API key in metadata `x-herald-api-key` makes the call the key's, with its client and
 scopes, exactly as on the REST edge. Without one, an internal service names the client it
 acts for in `x-herald-client-id` (default "internal") and may send and read that client's
-notifications, nothing else: the service token vouches for the service, the client id
-only scopes what it sees. So what needs `admin` (the suppression list) needs a key.
+notifications and manage its status callback endpoints, nothing else: the service token
+vouches for the service, the client id only scopes what it sees. So what needs `admin`
+(the suppression list, another client's callbacks) needs a key.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from mesh.interceptors import CLIENT_HEADER
 
 API_KEY_HEADER = "x-herald-api-key"
 INTERNAL_CLIENT = "internal"
-# What an internal service may do for the client it names.
-SERVICE_SCOPES = frozenset({Scope.NOTIFICATIONS_SEND, Scope.NOTIFICATIONS_READ})
+# What an internal service may do for the client it names. The mesh's services send that
+# client's notifications, so they may also say where its status changes are posted.
+SERVICE_SCOPES = frozenset(
+    {Scope.NOTIFICATIONS_SEND, Scope.NOTIFICATIONS_READ, Scope.CALLBACKS_WRITE}
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -1,5 +1,5 @@
-"""The core of the gateway, assembled: the notification, status and suppression domains,
-the outbox, the watches behind WatchNotification(s).
+"""The core of the gateway, assembled: the notification, status, suppression and callback
+domains, the outbox, the watches behind WatchNotification(s).
 
 `start_core` builds the domain objects over the process's pool, broker connection and
 peer channels, starts the outbox's background tasks (relay, batched published-marks) and
@@ -21,6 +21,7 @@ from aio_pika.abc import AbstractRobustConnection
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.apikeys import ApiKeys, Authenticator
+from gateway.callbacks import servicer as callback_servicer
 from gateway.callbacks.dispatcher import Dispatcher
 from gateway.callbacks.endpoints import CallbackEndpoints
 from gateway.callbacks.history import CallbackHistory
@@ -165,6 +166,10 @@ async def start_core(
         Dependency("api-key-revocations", revocations.ping, required=False)
     )
     suppressions = SuppressionList(pool)
+    callbacks = CallbackEndpoints(
+        pool, rule=settings.outbound_rule(), max_per_client=settings.callback_max_endpoints
+    )
+    callback_history = CallbackHistory(pool)
     watches = await start_watches(runtime, settings, pool)
     watching = Watching(pool=pool, notifications=notifications, watches=watches)
     return Core(
@@ -175,10 +180,8 @@ async def start_core(
         keys=ApiKeys(pool, authenticator),
         receipts=receipts,
         suppressions=suppressions,
-        callbacks=CallbackEndpoints(
-            pool, rule=settings.outbound_rule(), max_per_client=settings.callback_max_endpoints
-        ),
-        callback_history=CallbackHistory(pool),
+        callbacks=callbacks,
+        callback_history=callback_history,
         services=[
             notification_servicer.service(
                 notification_servicer.NotificationServicer(
@@ -188,6 +191,9 @@ async def start_core(
             status_servicer.service(status_servicer.StatusServicer(statuses, Claims(pool=pool))),
             suppression_servicer.service(
                 suppression_servicer.SuppressionServicer(suppressions, authenticator)
+            ),
+            callback_servicer.service(
+                callback_servicer.CallbackServicer(callbacks, callback_history, authenticator)
             ),
         ],
     )

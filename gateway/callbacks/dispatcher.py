@@ -130,7 +130,7 @@ class Dispatcher:
                     limit=free,
                     per_endpoint=self._per_endpoint,
                     busy=busy,
-                    lease=timedelta(seconds=2 * self._timeout + 30),
+                    lease=timedelta(seconds=2 * self._timeout + 5),
                 )
         except Exception:  # the database is away: try again on the next round
             log.exception("callbacks: taking due events failed")

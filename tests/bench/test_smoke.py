@@ -41,7 +41,7 @@ def run_bench(output: Path, *args: str) -> dict[str, Any]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=200,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     doc: dict[str, Any] = json.loads(output.read_text())
@@ -60,10 +60,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         *("--backlog", "200", "--failover-rate", "20", "--users", "3", "--warmup", "0.5"),
         *("--drain-timeout", "30", "--backlog-timeout", "30"),
         *("--gateways", "2", "--flood-send-rate", "20", "--flood-rate", "40"),
+        *("--callback-rate", "20"),
     )
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
     rows = {row["scenario"]: row for row in results["scenarios"]}
     assert set(rows) == {
@@ -82,6 +83,8 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
         "failover@20",
         "rejected-alone@20",
         "rejected-flood@20",
+        "callbacks-off@20",
+        "callbacks-on@20",
     }
     fields = set(Row.__dataclass_fields__)
     for name, row in rows.items():
@@ -102,7 +105,7 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
     # Two gateways share the HTTP port: the stages are read from each one's own /metrics
     # and summed, so every accepted item is counted whichever gateway took it.
     for name, row in rows.items():
-        if name.startswith(("rest-", "grpc-", "batch", "failover", "rejected-")):
+        if name.startswith(("rest-", "grpc-", "batch", "failover", "rejected-", "callbacks-")):
             seen = row["notes"]["accept_stages"]
             assert seen["runs"] > 0, name
             assert seen["items_per_run"] * seen["runs"] == pytest.approx(
@@ -112,9 +115,12 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
     assert "bench/floor.py" in rows["floor@c4"]["notes"]["system"]
     assert rows["floor-rate@20"]["method"] == "open loop"
     assert rows["floor-rate@20"]["offered_rate"] == 20
+    # With an endpoint registered, every status change reached the receiver, once each.
+    posted = rows["callbacks-on@20"]["notes"]["callbacks"]
+    assert posted["events"] == posted["expected"] == rows["callbacks-on@20"]["accepted"] > 0
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_open_loops_read_against_the_floor_at_their_rate(results: dict[str, Any]) -> None:
     rows = {row["scenario"]: row for row in results["scenarios"]}
     floor = rows["floor-rate@20"]["accept_latency_ms"]
@@ -124,6 +130,8 @@ def test_open_loops_read_against_the_floor_at_their_rate(results: dict[str, Any]
         "grpc-rate@20",
         "rejected-alone@20",
         "rejected-flood@20",
+        "callbacks-off@20",
+        "callbacks-on@20",
     }
     for name, seen in compared.items():
         assert seen["floor"] == "floor-rate@20", name
@@ -137,7 +145,7 @@ def test_open_loops_read_against_the_floor_at_their_rate(results: dict[str, Any]
     assert "floor-rate@20: " in results["stdout"]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_saturation_is_the_highest_level_of_callers(results: dict[str, Any]) -> None:
     rows = {row["scenario"]: row for row in results["scenarios"]}
     peaks = results["saturation"]
@@ -157,7 +165,7 @@ def test_saturation_is_the_highest_level_of_callers(results: dict[str, Any]) -> 
     assert "of the floor's highest" in results["stdout"]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_a_small_run_delivers_everything_it_accepted(results: dict[str, Any]) -> None:
     for row in results["scenarios"]:
         name = row["scenario"]
@@ -182,7 +190,7 @@ def test_a_small_run_delivers_everything_it_accepted(results: dict[str, Any]) ->
     assert failover["notes"]["fake_sendgrid"]["requests"] >= failover["delivered"]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_cpu_per_notification_leaves_out_the_load_and_fake_providers(
     results: dict[str, Any],
 ) -> None:
@@ -200,7 +208,7 @@ def test_cpu_per_notification_leaves_out_the_load_and_fake_providers(
     assert "cpu ms/notif" in results["stdout"]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_the_flood_is_refused_beside_an_authenticated_load(results: dict[str, Any]) -> None:
     [seen] = results["rejected"]
     assert seen["scenario"] == "rejected-flood@20"
@@ -221,7 +229,7 @@ def test_the_flood_is_refused_beside_an_authenticated_load(results: dict[str, An
     assert "Rejected traffic, the authenticated load beside the flood" in results["stdout"]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_the_table_is_printed_and_the_stack_is_gone(results: dict[str, Any]) -> None:
     out = results["stdout"]
     assert "machine:" in out and "method:" in out and "accept ms p50/p95/p99/max" in out
@@ -240,7 +248,7 @@ def test_the_table_is_printed_and_the_stack_is_gone(results: dict[str, Any]) -> 
     assert f"herald-bench-{run}" not in vhosts
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_one_gateway_and_a_setting_given_with_set(tmp_path: Path) -> None:
     """With one gateway, each stage of the accept pipeline is timed; a setting given with
     --set reaches the stack and the method."""

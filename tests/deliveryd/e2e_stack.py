@@ -253,6 +253,40 @@ async def open_stack(
         await _close(built, core, webhook, vhost)
 
 
+@contextlib.asynccontextmanager
+async def open_sandbox_stack(
+    service_factory: ServiceFactory,
+    isolation: Isolation,
+    session_fakes: Fakes,
+    *,
+    name: str,
+    secret: str,
+    gateway_env: dict[str, str] | None = None,
+) -> AsyncIterator[Stack]:
+    """The stack as `make up` runs it: the sandbox is the email and SMS chains, and posts
+    its receipts (signed with `secret`) to the gateway's /webhooks/sandbox. No push
+    worker."""
+    async with open_stack(
+        service_factory,
+        isolation,
+        session_fakes,
+        name=name,
+        gateway_env={"HERALD_SANDBOX_RECEIPTS_SECRET": secret, **(gateway_env or {})},
+        workers=(),
+    ) as built:
+        env = {
+            "HERALD_EMAIL_PROVIDERS": "sandbox",
+            "HERALD_SMS_PROVIDERS": "sandbox",
+            "HERALD_SANDBOX_RECEIPTS_SECRET": secret,
+            "HERALD_SANDBOX_RECEIPT_DELAY_SECONDS": "0.2",
+            # The gateway's edge, known once it started.
+            "HERALD_RECEIPTS_BASE_URL": f"http://127.0.0.1:{built.gateway.http_port}",
+        }
+        for channel in ("email", "sms"):
+            await built.start_worker(channel, **env)
+        yield built
+
+
 async def _close(built: Stack, core: Any, webhook: AlertWebhook, vhost: str) -> None:
     for channel in list(built.workers):
         await built.stop_worker(channel)

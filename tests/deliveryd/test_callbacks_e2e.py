@@ -17,9 +17,10 @@ import pytest
 from google.protobuf import struct_pb2
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from herald.v1 import user_pb2
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
-from tests.deliveryd.e2e_stack import Stack, open_stack
+from tests.deliveryd.e2e_stack import Stack, open_sandbox_stack
 from tests.deliveryd.receiver import CallbackReceiver, sign_as
 from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import create_key
@@ -33,31 +34,29 @@ RECEIPTED = "delivered@simulator.herald.example"  # sent, then delivered by its 
 async def stack(
     service_factory: ServiceFactory, isolation: Isolation, session_fakes: Fakes
 ) -> AsyncIterator[Stack]:
-    async with open_stack(
+    gateway_env = {
+        "HERALD_OUTBOUND_ALLOW_LOOPBACK": "true",  # the receivers are local
+        "HERALD_CALLBACK_TIMEOUT_SECONDS": "1",
+        "HERALD_CALLBACK_BACKOFF_BASE_SECONDS": "0.2",
+        "HERALD_CALLBACK_BACKOFF_MAX_SECONDS": "1",
+        "HERALD_CALLBACK_INTERVAL_SECONDS": "0.05",
+    }
+    async with open_sandbox_stack(
         service_factory,
         isolation,
         session_fakes,
         name="dlv-cb",
-        gateway_env={
-            "HERALD_SANDBOX_RECEIPTS_SECRET": SECRET,
-            "HERALD_OUTBOUND_ALLOW_LOOPBACK": "true",  # the receivers are local
-            "HERALD_CALLBACK_TIMEOUT_SECONDS": "1",
-            "HERALD_CALLBACK_BACKOFF_BASE_SECONDS": "0.2",
-            "HERALD_CALLBACK_BACKOFF_MAX_SECONDS": "1",
-            "HERALD_CALLBACK_INTERVAL_SECONDS": "0.05",
-        },
-        workers=(),
+        secret=SECRET,
+        gateway_env=gateway_env,
     ) as built:
-        env = {
-            "HERALD_EMAIL_PROVIDERS": "sandbox",
-            "HERALD_SMS_PROVIDERS": "sandbox",
-            "HERALD_SANDBOX_RECEIPTS_SECRET": SECRET,
-            "HERALD_SANDBOX_RECEIPT_DELAY_SECONDS": "0.2",
-            "HERALD_RECEIPTS_BASE_URL": f"http://127.0.0.1:{built.gateway.http_port}",
-        }
-        for channel in ("email", "sms"):
-            await built.start_worker(channel, **env)
         yield built
+
+
+@pytest.fixture(scope="module")
+async def receipted(stack: Stack) -> user_pb2.User:
+    """A user whose email the sandbox answers with a delivery receipt: each notification
+    to it goes `sent`, then `delivered`."""
+    return await stack.create_user(email=RECEIPTED)
 
 
 @pytest.fixture
@@ -94,8 +93,9 @@ class Client:
         receiver.secret = created["secret"]
         return created
 
-    async def send(self, email: str | None = None) -> str:
-        user = await self.stack.create_user(**({"email": email} if email else {}))
+    async def send(self, user: user_pb2.User | None = None) -> str:
+        """Sends to `user` (default: a new one, at an address without receipts)."""
+        user = user or await self.stack.create_user()
         metadata = struct_pb2.Struct()
         metadata.update({"order": "42"})
         return await self.stack.send(user, client=self.id, metadata=metadata)
@@ -112,11 +112,11 @@ async def client(stack: Stack, client_id: str) -> Client:
 
 
 async def test_a_receiver_gets_sent_then_delivered_each_signed(
-    stack: Stack, receiver: CallbackReceiver
+    stack: Stack, receiver: CallbackReceiver, receipted: user_pb2.User
 ) -> None:
     acme = await client(stack, "acme")
     await acme.register(receiver)
-    nid = await acme.send(RECEIPTED)
+    nid = await acme.send(receipted)
 
     await wait_until(lambda: len(receiver.deliveries) >= 2)
     sent, delivered = receiver.deliveries
@@ -165,6 +165,21 @@ async def test_a_failing_receiver_gets_the_same_event_until_it_takes_it(
     assert recorded["state"] == "delivered" and recorded["id"] == event["id"]
     assert [a["status_code"] for a in recorded["attempts"]] == [500, 500, 500, 204]
     assert recorded["body"] == orjson.loads(receiver.requests[0].body)
+
+
+async def test_a_later_status_waits_for_the_earlier_ones_retries(
+    stack: Stack, receiver: CallbackReceiver, receipted: user_pb2.User
+) -> None:
+    ordered = await client(stack, "ordered")
+    await ordered.register(receiver)
+    receiver.fail_next(2, status=503)  # `sent` is refused twice; `delivered` comes meanwhile
+    nid = await ordered.send(receipted)
+    await stack.settled(nid, client="ordered")
+    await wait_until(lambda: len(receiver.deliveries) >= 2, timeout=30)
+    assert [e["status"] for e in receiver.deliveries] == ["sent", "delivered"]
+    sent_id = receiver.deliveries[0]["id"]
+    posted = [r.headers["webhook-id"] for r in receiver.requests]
+    assert posted == [sent_id, sent_id, sent_id, receiver.deliveries[1]["id"]]
 
 
 async def test_a_rotated_secret_signs_beside_the_old_one_for_the_overlap(

@@ -16,7 +16,7 @@ import pytest
 from herald.v1 import common_pb2, notification_pb2
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
-from tests.deliveryd.e2e_stack import DELIVERED, FAILED, OUTCOME, Stack, open_stack
+from tests.deliveryd.e2e_stack import DELIVERED, FAILED, OUTCOME, Stack, open_sandbox_stack
 from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation
 
@@ -31,24 +31,9 @@ DELIVERS, UNREACHABLE = "+14155550190", "+14155550191"
 async def stack(
     service_factory: ServiceFactory, isolation: Isolation, session_fakes: Fakes
 ) -> AsyncIterator[Stack]:
-    async with open_stack(
-        service_factory,
-        isolation,
-        session_fakes,
-        name="dlv-sbx",
-        gateway_env={"HERALD_SANDBOX_RECEIPTS_SECRET": SECRET},
-        workers=(),
+    async with open_sandbox_stack(
+        service_factory, isolation, session_fakes, name="dlv-sbx", secret=SECRET
     ) as built:
-        # The sandbox posts to the gateway's edge (known once it started).
-        env = {
-            "HERALD_EMAIL_PROVIDERS": "sandbox",
-            "HERALD_SMS_PROVIDERS": "sandbox",
-            "HERALD_SANDBOX_RECEIPTS_SECRET": SECRET,
-            "HERALD_SANDBOX_RECEIPT_DELAY_SECONDS": "0.2",
-            "HERALD_RECEIPTS_BASE_URL": f"http://127.0.0.1:{built.gateway.http_port}",
-        }
-        for channel in ("email", "sms"):
-            await built.start_worker(channel, **env)
         yield built
 
 

@@ -20,6 +20,7 @@ ADAPTERS = {
     "gateway/notifications/servicer.py",
     "gateway/status/servicer.py",
     "gateway/receipts/servicer.py",
+    "gateway/callbacks/servicer.py",
     # Who calls a gRPC door, from the call's metadata.
     "gateway/callers.py",
     # protobuf ⇄ domain converters the servicers use.

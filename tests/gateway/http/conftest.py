@@ -208,17 +208,17 @@ def stored(
     return answer.notification
 
 
-def fail_every_channel(edge: ServiceProcess, notification_id: str) -> None:
-    """Makes a notification `failed` the way workers do (no worker runs here): a permanent
-    failure of each channel of its route in turn, reported over StatusService."""
-    route = stored(edge, notification_id).route
+def fail_every_channel(edge: ServiceProcess, notification_id: str, client: str = CLIENT) -> None:
+    """Makes a notification of `client` `failed` the way workers do (no worker runs here):
+    a permanent failure of each channel of its route in turn, reported over StatusService."""
+    route = stored(edge, notification_id, client).route
     with grpc.insecure_channel(edge.address) as channel:
         statuses = status_pb2_grpc.StatusServiceStub(channel)
         for report in failing_every_channel(notification_id, route):
             statuses.ReportStatus(
                 report, metadata=((TOKEN_HEADER, f"Bearer {SERVICE_TOKEN}"),), timeout=10
             )
-    assert stored(edge, notification_id).status == common_pb2.NOTIFICATION_STATUS_FAILED
+    assert stored(edge, notification_id, client).status == common_pb2.NOTIFICATION_STATUS_FAILED
 
 
 def log_lines(process: ServiceProcess, event: str) -> list[dict[str, Any]]:

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System tools the checks need beyond Python and npm: promtool (Prometheus's rule checker).
+# Installs it from Debian when missing and this user can; says what to install otherwise.
+set -euo pipefail
+command -v promtool >/dev/null && exit 0
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing promtool (Debian package prometheus)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null \
+    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+  # The package starts a Prometheus server; Herald's checks need only its promtool.
+  (systemctl stop prometheus || pkill -x prometheus) >/dev/null 2>&1 || true
+  exit 0
+fi
+echo "promtool is missing: install Prometheus's tools (Debian: apt-get install prometheus)" >&2
+exit 1
