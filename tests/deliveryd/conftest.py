@@ -51,6 +51,7 @@ class Fakes:
 
     async def reset(self) -> None:
         for fake in self.http:
+            await fake.settle()
             fake.reset()
             await fake.resume()
         self.smtp.reset()

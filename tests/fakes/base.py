@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,9 @@ class FakeServer:
         self._always: Fault | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -162,6 +166,12 @@ class FakeServer:
         self._faults.clear()
         self._always = None
 
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Waits (up to `timeout`) for requests still being answered, such as one a test
+        delayed past its client's timeout, so they land before the next test, not in it."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
     def reset(self) -> None:
         """Heals and forgets everything received."""
         self.heal()
@@ -201,6 +211,18 @@ class FakeServer:
             recorded.form = {k: str(v) for k, v in (await request.post()).items()}
         self.requests.append(recorded)
         request[RECORDED] = recorded
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._answer(request, handler, recorded)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _answer(
+        self, request: web.Request, handler: Any, recorded: Recorded
+    ) -> web.StreamResponse:
         fault = self._faults.popleft() if self._faults else self._always
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
