@@ -12,7 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 import httpx
@@ -36,17 +36,15 @@ EDGE_TIMEOUT_SECONDS = "1"  # a paused userd outlasts it (504 test)
 KEY_CACHE_SECONDS = 300  # the longest the setting allows
 
 
-@pytest.fixture(scope="package")
-def edge_timeout() -> str:
+def _edge_timeout() -> str:
     """HERALD_GATEWAY_RPC_TIMEOUT_SECONDS of the package's edge."""
     return EDGE_TIMEOUT_SECONDS
 
 
-@pytest.fixture(scope="package")
-def stack(
+def _stack(
     service_factory: ServiceFactory, isolation: Isolation, edge_timeout: str
 ) -> Iterator[Core]:
-    """userd, templated and the gateway, anew for each package that uses them."""
+    """userd, templated and the gateway (see STACK_FIXTURES for how long they live)."""
     name = f"http_{uuid.uuid4().hex[:6]}"
     vhost = f"{isolation.vhost}-{name}"
     core = asyncio.run(
@@ -69,8 +67,7 @@ def stack(
     rabbitmqctl("delete_vhost", vhost)
 
 
-@pytest.fixture(scope="package")
-def edge(stack: Core) -> ServiceProcess:
+def _edge(stack: Core) -> ServiceProcess:
     return stack.gateway  # started: its gRPC server serves and its HTTP port answers
 
 
@@ -121,8 +118,7 @@ class Keys:
     send_id: str
 
 
-@pytest.fixture(scope="package")
-def keys(edge: ServiceProcess) -> Keys:
+def _keys(edge: ServiceProcess) -> Keys:
     made = {
         name: create_key(edge, f"test-{name}", scopes, client)
         for name, scopes, client in [
@@ -150,14 +146,12 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture(scope="package")
-def http(edge: ServiceProcess) -> Iterator[httpx.Client]:
+def _http(edge: ServiceProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"http://127.0.0.1:{edge.http_port}", timeout=10) as client:
         yield client
 
 
-@pytest.fixture(scope="package")
-def admin(http: httpx.Client, keys: Keys) -> httpx.Client:
+def _admin(http: httpx.Client, keys: Keys) -> httpx.Client:
     """A client speaking with the admin key (every scope)."""
     return httpx.Client(base_url=str(http.base_url), headers=bearer(keys.admin), timeout=10)
 
@@ -184,8 +178,7 @@ WELCOME = {
 }
 
 
-@pytest.fixture(scope="package")
-def seeded(admin: httpx.Client) -> dict[str, Any]:
+def _seeded(admin: httpx.Client) -> dict[str, Any]:
     """A user (the seed's payload) and the `auth/welcome` template, made through the edge."""
     user = admin.post("/api/v1/users/", json=SEED_USER)
     assert user.status_code == 201, user.text
@@ -243,3 +236,26 @@ def service_work(stack: Core) -> float:
         )
     runs = scrape(f"http://127.0.0.1:{stack.gateway.http_port}", "herald_accept_run_items")
     return total + runs.get(("herald_accept_run_items_sum", ""), 0.0)
+
+
+# The package's fixtures, one stack for the whole run: were they package-scoped, pytest
+# would tear the stack down whenever xdist handed this worker another package's file and
+# start it again on the next file of this one. tests/gateway/openapi makes its own
+# (package-scoped: its random writes stay out of what these tests read).
+STACK_FIXTURES: dict[str, Any] = {
+    "edge_timeout": _edge_timeout,
+    "stack": _stack,
+    "edge": _edge,
+    "keys": _keys,
+    "http": _http,
+    "admin": _admin,
+    "seeded": _seeded,
+}
+
+
+def stack_fixtures(scope: Literal["session", "package"]) -> list[Any]:
+    """The fixtures above at `scope`, in STACK_FIXTURES' order."""
+    return [pytest.fixture(scope=scope, name=name)(fn) for name, fn in STACK_FIXTURES.items()]
+
+
+edge_timeout, stack, edge, keys, http, admin, seeded = stack_fixtures("session")

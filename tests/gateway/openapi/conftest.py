@@ -5,9 +5,9 @@ disturbs the state other tests read."""
 
 import pytest
 
-from tests.gateway.http.conftest import admin, edge, http, keys, seeded, stack
+from tests.gateway.http.conftest import stack_fixtures
 
-__all__ = ["admin", "edge", "http", "keys", "seeded", "stack"]
+stack, edge, keys, http, admin, seeded = stack_fixtures("package")[1:]
 
 
 @pytest.fixture(scope="package")
