@@ -6,7 +6,6 @@ BUF := node_modules/.bin/buf
 PYTEST_ARGS ?=
 # Test files run on this many pytest-xdist workers (each with its own isolation); most of
 # the suite waits on processes, brokers and timeouts, so two workers halve the wall time.
-# Each file is a group, and so is each package sharing one stack (tests/conftest.py).
 TEST_WORKERS ?= 2
 # Gateway processes `make up` runs; they share the HTTP and gRPC ports (SO_REUSEPORT).
 # On two cores, two take ~20% more at saturation (README, Performance); `make bench` runs two.
@@ -39,7 +38,7 @@ lint: setup ## buf lint/format/breaking, generated code up to date, ruff, mypy.
 
 test: lint ## Run every check and the whole test suite (needs PostgreSQL, Redis, RabbitMQ).
 	./scripts/services.sh
-	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 services: ## Make sure PostgreSQL, Redis and RabbitMQ answer (starting installed ones).
 	./scripts/services.sh

@@ -10,24 +10,6 @@ import pytest
 from tests.support.infra import InfrastructureMissing, Isolation, check_servers, free_port
 from tests.support.processes import ServiceProcess
 
-# Packages whose stack is a package-scoped fixture: their files run on one xdist worker,
-# one after another, so the stack starts once. Were they spread over workers between other
-# packages' files, pytest would tear the package's fixtures down and start them again each
-# time it came back to the package.
-SHARED_STACK_PACKAGES = ("tests/gateway/http", "tests/gateway/core", "tests/gateway/openapi")
-TESTS_ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each test's xdist group (`--dist loadgroup`): its package's when that package shares
-    a stack, else its file's (as `--dist loadfile` would)."""
-    for item in items:
-        path = item.path.relative_to(TESTS_ROOT).as_posix()
-        package = path.rsplit("/", 1)[0]
-        group = package if package in SHARED_STACK_PACKAGES else path
-        item.add_marker(pytest.mark.xdist_group(group))
-
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     try:

@@ -55,7 +55,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return run_bench(
         tmp_path_factory.mktemp("bench") / "smoke.json",
         *("--scenarios", ",".join(SCENARIOS)),
-        *("--duration", "1.5", "--rest-rates", "20", "--grpc-rates", "20"),
+        *("--duration", "1", "--rest-rates", "20", "--grpc-rates", "20"),
         *("--concurrency", "2,4", "--batch-size", "10", "--batch-concurrency", "2"),
         *("--backlog", "200", "--failover-rate", "20", "--users", "3", "--warmup", "0.5"),
         *("--drain-timeout", "30", "--backlog-timeout", "30"),

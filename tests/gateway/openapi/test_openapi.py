@@ -22,7 +22,7 @@ from tests.support.processes import ServiceProcess
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-MAX_EXAMPLES = "15"
+MAX_EXAMPLES = "10"
 SEED = "20261123"
 
 
