@@ -33,6 +33,7 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 ServiceFactory = Callable[..., ServiceProcess]
+TEST_DB_POOL_SIZE = "8"
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +61,10 @@ def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFac
             f"HERALD_DELIVERYD_{args[0].upper()}_METRICS_PORT" if module == "deliveryd" else ""
         )
         full_env = {**isolation.env(), port_env: str(port)}
+        if module == "gateway":
+            # Stacks live for a module or the run beside one another on both xdist workers:
+            # a gateway's 20 connections each would crowd PostgreSQL's 100.
+            full_env["HERALD_GATEWAY_DB_POOL_SIZE"] = TEST_DB_POOL_SIZE
         if metrics_env:
             full_env[metrics_env] = str(free_port())
         if module == "gateway":
