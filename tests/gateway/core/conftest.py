@@ -1,6 +1,5 @@
 """Gateway core fixtures: the real userd and templated in process (`peers`), one gateway
-process for the run (session-scoped: started once per xdist worker, whichever files it
-runs in between).
+process for the package.
 
 The gateway gets a RabbitMQ vhost and a notifications database of its own (named after
 the run, so the run's clean-up drops them): another gateway process of the same test run
@@ -37,7 +36,7 @@ GRACE_SECONDS = 1.0
 RELAY_INTERVAL = 0.2
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def peers(isolation: Isolation) -> Iterator[Peers]:
     started = Peers(isolation).start()
     started.templates.add("welcome", WELCOME)
@@ -45,7 +44,7 @@ def peers(isolation: Isolation) -> Iterator[Peers]:
     started.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def core_amqp_url(isolation: Isolation) -> Iterator[str]:
     vhost = f"{isolation.vhost}-core"
     rabbitmqctl("add_vhost", vhost)
@@ -54,7 +53,7 @@ def core_amqp_url(isolation: Isolation) -> Iterator[str]:
     rabbitmqctl("delete_vhost", vhost)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def core_database(isolation: Isolation) -> str:
     return isolation.database("notifications_core")
 
@@ -74,7 +73,7 @@ def gateway_env(peers: Peers, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def gateway(
     service_factory: ServiceFactory, peers: Peers, core_amqp_url: str, core_database: str
 ) -> AsyncIterator[ServiceProcess]:
@@ -84,7 +83,7 @@ async def gateway(
     await asyncio.to_thread(proc.stop)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def channel(gateway: ServiceProcess) -> AsyncIterator[grpc.aio.Channel]:
     """Calls act for client CLIENT_ID (helpers.CLIENT), whose notifications they see."""
     ch = gateway.channel(CLIENT_ID)
@@ -102,7 +101,7 @@ def statuses(channel: grpc.aio.Channel) -> status_pb2_grpc.StatusServiceStub:
     return status_pb2_grpc.StatusServiceStub(channel)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def package_queues(gateway: ServiceProcess, core_amqp_url: str) -> AsyncIterator[Queues]:
     connection, queues = await open_queues(core_amqp_url)
     yield queues
@@ -116,7 +115,7 @@ async def queues(package_queues: Queues) -> Queues:
     return package_queues
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def db(gateway: ServiceProcess, core_database: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     """An autocommit connection to the gateway's notifications database."""
     with psycopg.connect(

@@ -238,10 +238,11 @@ def service_work(stack: Core) -> float:
     return total + runs.get(("herald_accept_run_items_sum", ""), 0.0)
 
 
-# The package's fixtures, one stack for the whole run: were they package-scoped, pytest
-# would tear the stack down whenever xdist handed this worker another package's file and
-# start it again on the next file of this one. tests/gateway/openapi makes its own
-# (package-scoped: its random writes stay out of what these tests read).
+# The package's fixtures. tests/gateway/openapi makes its own (its random writes stay out
+# of what these tests read). Package-scoped: pytest tears them down when xdist hands this
+# worker another package's file and starts them again on the way back, which costs time;
+# living for the whole run instead, beside the module stacks and the bench smoke's, they
+# exhausted PostgreSQL's 100 connections.
 STACK_FIXTURES: dict[str, Any] = {
     "edge_timeout": _edge_timeout,
     "stack": _stack,
@@ -258,4 +259,4 @@ def stack_fixtures(scope: Literal["session", "package"]) -> list[Any]:
     return [pytest.fixture(scope=scope, name=name)(fn) for name, fn in STACK_FIXTURES.items()]
 
 
-edge_timeout, stack, edge, keys, http, admin, seeded = stack_fixtures("session")
+edge_timeout, stack, edge, keys, http, admin, seeded = stack_fixtures("package")
