@@ -377,14 +377,7 @@ class Bench(Harness):
         )
 
     def _send_load(self, name: str) -> LoadSpec:
-        p = self.params
-        return self._spec(
-            "rest",
-            self._tag(name),
-            rate=p.flood_send_rate,
-            concurrency=p.max_in_flight,
-            duration=p.duration,
-        )
+        return self._rate_load(name, self.params.flood_send_rate)
 
 
 def _wait_listening(

@@ -132,32 +132,19 @@ async def start_core(
         # A signature older than twice the tolerance is refused as stale anyway.
         nonce_seconds=2 * settings.receipt_tolerance_seconds,
     )
-    sweeper = receipts.start_sweeper(RECEIPT_SWEEP_SECONDS)
-
-    async def stop_sweeper() -> None:
-        sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)
-
-    runtime.on_shutdown(stop_sweeper)
-    dispatcher = asyncio.create_task(
-        Dispatcher(
-            pool,
-            rule=settings.outbound_rule(),
-            timeout=settings.callback_timeout_seconds,
-            retry_for=settings.callback_retry_seconds,
-            backoff_base=settings.callback_backoff_base_seconds,
-            backoff_max=settings.callback_backoff_max_seconds,
-            interval=settings.callback_interval_seconds,
-            concurrency=settings.callback_concurrency,
-            per_endpoint=settings.callback_per_endpoint,
-        ).run()
+    _in_background(runtime, receipts.sweep_forever(RECEIPT_SWEEP_SECONDS), "receipt-sweeper")
+    dispatcher = Dispatcher(
+        pool,
+        rule=settings.outbound_rule(),
+        timeout=settings.callback_timeout_seconds,
+        retry_for=settings.callback_retry_seconds,
+        backoff_base=settings.callback_backoff_base_seconds,
+        backoff_max=settings.callback_backoff_max_seconds,
+        interval=settings.callback_interval_seconds,
+        concurrency=settings.callback_concurrency,
+        per_endpoint=settings.callback_per_endpoint,
     )
-
-    async def stop_dispatcher() -> None:
-        dispatcher.cancel()
-        await asyncio.gather(dispatcher, return_exceptions=True)
-
-    runtime.on_shutdown(stop_dispatcher)
+    _in_background(runtime, dispatcher.run(), "callback-dispatcher")
     authenticator = Authenticator(pool, ttl=settings.api_key_cache_seconds)
     revocations = authenticator.listener(settings.database_url(settings.database))
     await revocations.start()

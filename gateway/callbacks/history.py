@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.apikeys.scopes import Principal, Scope
+from gateway.notifications.service import not_found
 from gateway.store import callbacks, db
 from gateway.store.callbacks import Attempt, Event
-from mesh.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class CallbackHistory:
         async with db.transaction(self._pool) as conn:
             owner = await callbacks.notification_owner(conn, notification_id)
             if owner is None or principal.reading_owner not in (None, owner):
-                raise NotFound(f"notification {notification_id} not found")
+                raise not_found(notification_id)
             events = await callbacks.for_notification(conn, notification_id)
             attempts = await callbacks.attempts_for_notification(conn, notification_id)
         by_event: dict[uuid.UUID, list[Attempt]] = {}

@@ -208,11 +208,8 @@ class Receipts:
             await self._outbox.dispatch(publications)
         return done
 
-    def start_sweeper(self, interval: float) -> asyncio.Task[None]:
-        """Sweeps every `interval` seconds until the task is cancelled."""
-        return asyncio.create_task(self._sweep_forever(interval), name="receipt-sweeper")
-
-    async def _sweep_forever(self, interval: float) -> None:
+    async def sweep_forever(self, interval: float) -> None:
+        """Sweeps every `interval` seconds until cancelled."""
         while True:
             try:
                 await self.sweep()

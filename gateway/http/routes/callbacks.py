@@ -18,7 +18,7 @@ from gateway.callbacks.model import payload
 from gateway.http.auth import CallbacksWrite, NotificationsRead
 from gateway.http.errors import domain_errors
 from gateway.http.routes import error_responses
-from gateway.http.schemas.common import QueryModel, RequestModel, integer, text
+from gateway.http.schemas.common import QueryModel, RequestModel, StatusName, integer, text
 from gateway.store.callbacks import Endpoint
 from mesh.signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -82,7 +82,7 @@ class StatusCallback(BaseModel):
     type: Literal["notification.status"]
     notification_id: str
     request_id: str | None
-    status: Literal["pending", "sent", "delivered", "failed", "suppressed"]
+    status: StatusName
     previous_status: str
     channel: str | None
     provider: str | None
