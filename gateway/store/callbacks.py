@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -167,8 +168,8 @@ async def take_due(
 ) -> list[Due]:
     """Leases up to `limit` events due now: each the earliest pending one of its
     (endpoint, notification), at most `per_endpoint` per endpoint, none of an endpoint
-    backing off or in `busy` (at its limit here). The lease is taken by a conditional
-    UPDATE, so two dispatchers never take one event."""
+    backing off or in `busy` (holding all it may here). The lease is taken by a
+    conditional UPDATE, so two dispatchers never take one event."""
     cur = await conn.execute(
         f"""WITH candidates AS (
                 SELECT id FROM (
@@ -189,15 +190,14 @@ async def take_due(
                 WHERE n <= %(per_endpoint)s
                 ORDER BY next_attempt_time, seq
                 LIMIT %(limit)s)
-            UPDATE callback_events c SET lease_until = now() + %(lease)s,
-                   attempts = c.attempts + 1
+            UPDATE callback_events c SET lease_until = now() + %(lease)s
             FROM candidates
             WHERE c.id = candidates.id AND c.state = 'pending'
               AND (c.lease_until IS NULL OR c.lease_until < now())
             RETURNING {", ".join(f"c.{col.strip()}" for col in _EVENT.split(","))}""",
         {"busy": list(busy), "per_endpoint": per_endpoint, "limit": limit, "lease": lease},
     )
-    events = [Event(**row) for row in await cur.fetchall()]
+    events = sorted((Event(**row) for row in await cur.fetchall()), key=lambda e: e.seq)
     if not events:
         return []
     ids = list({e.endpoint_id for e in events})
@@ -213,65 +213,91 @@ async def take_due(
     return [Due(e, *where[e.endpoint_id]) for e in events if e.endpoint_id in where]
 
 
-async def record_attempt(
-    conn: Conn,
-    event: Event,
-    *,
-    url: str,
-    status_code: int | None,
-    duration_ms: float,
-    error: str,
+class Result(StrEnum):
+    """What became of one leased event."""
+
+    DELIVERED = "delivered"  # the receiver took it
+    FAILED = "failed"  # never to be posted again
+    RETRY = "retry"  # posted and not taken: again after a delay
+    RELEASED = "released"  # not posted (its endpoint began to fail): the lease given back
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event: Event
+    url: str
+    result: Result
+    status_code: int | None = None
+    duration_ms: float = 0.0
+    error: str = ""
+    delay: timedelta = timedelta(0)
+
+    @property
+    def posted(self) -> bool:
+        return self.result is not Result.RELEASED
+
+
+async def record(
+    conn: Conn, outcomes: Sequence[Outcome], *, backoff_base: float, backoff_max: float
 ) -> None:
+    """Records a batch of outcomes in four statements whatever its size: the attempts, the
+    events' new states, the endpoints that failed (backed off: `backoff_base` doubling
+    per consecutive failure, up to `backoff_max` seconds) and those that recovered."""
+    posted = [o for o in outcomes if o.posted]
+    if posted:
+        await conn.execute(
+            """INSERT INTO callback_attempts (event_id, notification_id, url, status_code,
+                   duration_ms, error)
+               SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::int[],
+                   %s::float8[], %s::text[])""",
+            (
+                [o.event.id for o in posted],
+                [o.event.notification_id for o in posted],
+                [o.url for o in posted],
+                [o.status_code for o in posted],
+                [o.duration_ms for o in posted],
+                [o.error[:1000] for o in posted],
+            ),
+        )
     await conn.execute(
-        """INSERT INTO callback_attempts (event_id, notification_id, url, status_code,
-               duration_ms, error) VALUES (%s, %s, %s, %s, %s, %s)""",
-        (event.id, event.notification_id, url, status_code, duration_ms, error[:1000]),
+        """UPDATE callback_events c SET
+               state = CASE WHEN o.result IN ('delivered', 'failed') THEN o.result
+                            ELSE 'pending' END,
+               attempts = c.attempts + CASE WHEN o.result = 'released' THEN 0 ELSE 1 END,
+               next_attempt_time = CASE WHEN o.result = 'retry' THEN now() + o.delay
+                                        ELSE c.next_attempt_time END,
+               finish_time = CASE WHEN o.result IN ('delivered', 'failed') THEN now() END,
+               last_error = CASE WHEN o.result = 'released' THEN c.last_error
+                                 ELSE o.error END,
+               lease_until = NULL
+           FROM unnest(%s::uuid[], %s::text[], %s::interval[], %s::text[])
+               AS o(id, result, delay, error)
+           WHERE c.id = o.id AND c.state = 'pending'""",
+        (
+            [o.event.id for o in outcomes],
+            [o.result.value for o in outcomes],
+            [o.delay for o in outcomes],
+            [o.error[:1000] for o in outcomes],
+        ),
     )
-
-
-async def delivered(conn: Conn, event: Event) -> None:
-    await conn.execute(
-        """UPDATE callback_events SET state = 'delivered', finish_time = now(),
-               lease_until = NULL, last_error = '' WHERE id = %s""",
-        (event.id,),
-    )
-    await conn.execute(
-        """UPDATE callback_endpoints SET failing_since = NULL, consecutive_failures = 0,
-               next_attempt_time = now() WHERE id = %s AND consecutive_failures > 0""",
-        (event.endpoint_id,),
-    )
-
-
-async def failed(conn: Conn, event: Event, error: str) -> None:
-    """The event will not be posted again."""
-    await conn.execute(
-        """UPDATE callback_events SET state = 'failed', finish_time = now(),
-               lease_until = NULL, last_error = %s WHERE id = %s""",
-        (error[:1000], event.id),
-    )
-
-
-async def retry_later(conn: Conn, event: Event, error: str, delay: timedelta) -> None:
-    await conn.execute(
-        """UPDATE callback_events SET next_attempt_time = now() + %s, lease_until = NULL,
-               last_error = %s WHERE id = %s""",
-        (delay, error[:1000], event.id),
-    )
-
-
-async def endpoint_failed(conn: Conn, endpoint_id: UUID, *, base: float, maximum: float) -> int:
-    """Counts a failure of the endpoint and backs it off (base doubling per consecutive
-    failure, up to maximum seconds); answers its consecutive failures."""
-    cur = await conn.execute(
-        """UPDATE callback_endpoints SET consecutive_failures = consecutive_failures + 1,
-               failing_since = COALESCE(failing_since, now()),
-               next_attempt_time = now() + make_interval(
-                   secs => LEAST(%s * power(2, LEAST(consecutive_failures, 30)), %s))
-           WHERE id = %s RETURNING consecutive_failures""",
-        (base, maximum, endpoint_id),
-    )
-    row = await cur.fetchone()
-    return int(row["consecutive_failures"]) if row else 0
+    failing = {o.event.endpoint_id for o in outcomes if o.result is Result.RETRY}
+    if failing:
+        await conn.execute(
+            """UPDATE callback_endpoints SET consecutive_failures = consecutive_failures + 1,
+                   failing_since = COALESCE(failing_since, now()),
+                   next_attempt_time = now() + make_interval(
+                       secs => LEAST(%s * power(2, LEAST(consecutive_failures, 30)), %s))
+               WHERE id = ANY(%s::uuid[])""",
+            (backoff_base, backoff_max, list(failing)),
+        )
+    recovered = {o.event.endpoint_id for o in outcomes if o.result is Result.DELIVERED} - failing
+    if recovered:
+        await conn.execute(
+            """UPDATE callback_endpoints SET failing_since = NULL, consecutive_failures = 0,
+                   next_attempt_time = now()
+               WHERE id = ANY(%s::uuid[]) AND consecutive_failures > 0""",
+            (list(recovered),),
+        )
 
 
 async def for_notification(conn: Conn, notification_id: UUID) -> list[Event]:
