@@ -11,7 +11,35 @@ from tests.support.infra import InfrastructureMissing, Isolation, check_servers,
 from tests.support.processes import ServiceProcess
 
 
+# The pyramid's tiers (README, "Tests"), told apart by what a test's fixtures need:
+#   unit         no server at all: pure logic (`make test-fast`, `-m unit`)
+#   integration  the real PostgreSQL, Redis and RabbitMQ (this run's `isolation`), in process
+#   e2e          Herald's own processes too (`service_factory`)
+# A test that reaches a server some other way says so with its own mark.
+TIERS = ("unit", "integration", "e2e")
+E2E_FIXTURES = frozenset({"service_factory"})
+SERVER_FIXTURES = frozenset({"isolation"})
+
+
+def tier_of(item: pytest.Item) -> str:
+    marked = [m.name for m in item.iter_markers() if m.name in TIERS]
+    if marked:
+        return marked[0]
+    needs = set(getattr(item, "fixturenames", ()))
+    if needs & E2E_FIXTURES:
+        return "e2e"
+    return "integration" if needs & SERVER_FIXTURES else "unit"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(tier_of(item))
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if session.config.getoption("markexpr") == "unit":
+        return  # the fast loop needs no server
     try:
         check_servers()
     except InfrastructureMissing as exc:

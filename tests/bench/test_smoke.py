@@ -16,6 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
+# Runs the whole bench stack (its own servers check and isolation).
+pytestmark = pytest.mark.e2e
+
 from bench.flood import EXPECTED
 from bench.model import NOT_MEASURED, REFUSALS, SCENARIOS, Row
 from tests.support.infra import POSTGRES_URL

@@ -155,6 +155,7 @@ async def test_other_services_read_the_cache_with_the_reader_alone(
         assert await reader.get(uuid.uuid4()) is None
 
 
+@pytest.mark.integration  # the shared Redis, with a prefix of its own
 async def test_an_older_version_never_replaces_a_newer_one_nor_a_deleted_user() -> None:
     prefix = f"herald-cache-test-{uuid.uuid4().hex[:8]}:"
     user_id = str(uuid.uuid4())

@@ -20,6 +20,9 @@ from tests.support.redis_server import RedisServer
 from userd.cache import UserCache
 from userd.client_cache import LocalUsers, channel
 
+# A redis-server of its own (the installed binary), not the shared one.
+pytestmark = pytest.mark.integration
+
 PREFIX = "herald-local-users-test:"
 
 
