@@ -41,6 +41,9 @@ from userd.models import User
 
 T = TypeVar("T")
 REPAIR_BATCH = 100
+# Seconds between repair passes: how long a change userd could not write through waits once
+# Redis is back (docs/guarantees.md).
+REPAIR_SECONDS = 1.0
 # What a Redis outage looks like to us: redis-py errors, or our own deadline (TimeoutError
 # is an OSError).
 CACHE_ERRORS = (RedisError, OSError)
@@ -68,7 +71,7 @@ class CacheSync:
         cache: UserCache,
         pool: AsyncConnectionPool,
         timeout: float,
-        repair_interval: float,
+        repair_interval: float = REPAIR_SECONDS,
     ) -> None:
         self._cache = cache
         self._pool = pool
