@@ -16,7 +16,7 @@ from pydantic_settings import NoDecode
 from mesh.outbound import OutboundRefused, OutboundRule
 from mesh.settings import Concern, Port, SharedSettings, concern
 
-EMAIL_PROVIDERS = ("sandbox", "sendgrid", "mailgun", "smtp")
+EMAIL_PROVIDERS = ("sandbox", "sendgrid", "mailgun", "smtp", "gmail")
 SMS_PROVIDERS = ("sandbox", "twilio")
 PUSH_PROVIDERS = ("sandbox", "fcm", "onesignal", "webpush")
 
@@ -28,6 +28,10 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
         ("mailgun_domain", "HERALD_MAILGUN_DOMAIN"),
     ),
     "smtp": (("smtp_host", "HERALD_SMTP_HOST"),),
+    "gmail": (
+        ("gmail_account", "HERALD_GMAIL_ACCOUNT"),
+        ("gmail_app_password", "HERALD_GMAIL_APP_PASSWORD"),
+    ),
     "twilio": (
         ("twilio_account_sid", "HERALD_TWILIO_ACCOUNT_SID"),
         ("twilio_auth_token", "HERALD_TWILIO_AUTH_TOKEN"),
@@ -49,6 +53,10 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
 SEND_SHARE_OF_LEASE = 0.8
 # What a hop spends before its first provider (the user look-up), on top of the timeout.
 FIRST_PROVIDER_MARGIN = 0.25
+
+# The `gmail` preset: Gmail's SMTP submission server, STARTTLS then AUTH with an app password.
+GMAIL_HOST = "smtp.gmail.com"
+GMAIL_PORT = 587
 
 Timeout = Annotated[float, Field(gt=0, le=120)]
 ProviderList = Annotated[tuple[str, ...], NoDecode]
@@ -294,6 +302,37 @@ class DeliverydSettings(SharedSettings):
         description="Seconds the SMTP exchange of one message may take before the chain moves on.",
         json_schema_extra=concern("providers"),
     )
+    gmail_account: str | None = _alias(
+        "HERALD_GMAIL_ACCOUNT",
+        "The Gmail or Google Workspace address `gmail` sends as (SMTP with STARTTLS, "
+        "smtp.gmail.com:587); needed by `gmail`, and the From unless HERALD_EMAIL_FROM is set.",
+    )
+    gmail_app_password: SecretStr | None = _alias(
+        "HERALD_GMAIL_APP_PASSWORD",
+        "An app password of that account (Google Account → Security → App passwords; 2-Step "
+        "Verification on), spaces or not; needed by `gmail`.",
+    )
+    gmail_host: str = Field(
+        GMAIL_HOST,
+        validation_alias="HERALD_GMAIL_HOST",
+        description="Gmail's SMTP host (tests point it at a local server).",
+        json_schema_extra=concern("providers"),
+    )
+    gmail_port: int = Field(
+        GMAIL_PORT,
+        ge=1,
+        le=65535,
+        validation_alias="HERALD_GMAIL_PORT",
+        description="Gmail's SMTP submission port (STARTTLS).",
+        json_schema_extra=concern("providers"),
+    )
+    gmail_timeout: Timeout = Field(
+        10.0,
+        validation_alias="HERALD_GMAIL_TIMEOUT",
+        description="Seconds Gmail's SMTP exchange of one message may take before the chain "
+        "moves on.",
+        json_schema_extra=concern("providers"),
+    )
 
     # SMS.
     twilio_account_sid: str | None = _alias(
@@ -408,7 +447,7 @@ class DeliverydSettings(SharedSettings):
         ("sandbox",),
         validation_alias="HERALD_EMAIL_PROVIDERS",
         description="The email chain, comma-separated, tried in order: sandbox, sendgrid, "
-        "mailgun, smtp.",
+        "mailgun, smtp, gmail.",
         json_schema_extra=concern("providers"),
     )
     sms_providers: ProviderList = Field(
