@@ -98,6 +98,7 @@ async def main() -> None:
         users = UserClient(
             user_pb2_grpc.UserServiceStub(userd),
             max_batch=batch,
+            max_running=settings.batch_calls,
             kept=start_local_users(runtime, settings),
         )
 
@@ -128,7 +129,11 @@ async def main() -> None:
         runtime.on_shutdown(alerter.close)
         pipeline = Pipeline(
             sender=sender,
-            status=StatusClient(status_pb2_grpc.StatusServiceStub(gateway), max_batch=batch),
+            status=StatusClient(
+                status_pb2_grpc.StatusServiceStub(gateway),
+                max_batch=batch,
+                max_running=settings.batch_calls,
+            ),
             users=users,
             worker=f"{socket.gethostname()}:{os.getpid()}",
             lease_seconds=settings.lease_seconds,

@@ -24,14 +24,12 @@ if TYPE_CHECKING:
 
 
 MAX_BATCH = 500  # items the batch methods take in one call
-# Batch calls of one method in flight at a time; calls made meanwhile wait and go together.
-MAX_RUNNING = 2
 
 
 class StatusClient:
     """StatusService's Claim and ReportStatus, coalesced."""
 
-    def __init__(self, stub: StatusServiceAsyncStub, *, max_batch: int) -> None:
+    def __init__(self, stub: StatusServiceAsyncStub, *, max_batch: int, max_running: int) -> None:
         async def claim(
             request: status_pb2.ClaimRequest, timeout: float | None
         ) -> status_pb2.ClaimResponse:
@@ -58,11 +56,13 @@ class StatusClient:
             )
             return [r.reported if r.HasField("reported") else r.error for r in answer.results]
 
+        # At most `max_running` batch calls of a method in flight; calls made meanwhile
+        # wait and go together.
         self.Claim = Coalescer(
-            single=claim, batch=claims, max_batch=max_batch, max_running=MAX_RUNNING
+            single=claim, batch=claims, max_batch=max_batch, max_running=max_running
         )
         self.ReportStatus = Coalescer(
-            single=report, batch=reports, max_batch=max_batch, max_running=MAX_RUNNING
+            single=report, batch=reports, max_batch=max_batch, max_running=max_running
         )
 
 
@@ -71,7 +71,12 @@ class UserClient:
     process keeps when it has them (`userd.client_cache`); RemovePushTarget as is."""
 
     def __init__(
-        self, stub: UserServiceAsyncStub, *, max_batch: int, kept: LocalUsers | None = None
+        self,
+        stub: UserServiceAsyncStub,
+        *,
+        max_batch: int,
+        max_running: int,
+        kept: LocalUsers | None = None,
     ) -> None:
         async def get(
             request: user_pb2.GetUserRequest, timeout: float | None
@@ -105,7 +110,7 @@ class UserClient:
 
         self._kept = kept
         self._get = Coalescer(
-            single=get, batch=get_many, max_batch=max_batch, max_running=MAX_RUNNING
+            single=get, batch=get_many, max_batch=max_batch, max_running=max_running
         )
         self.RemovePushTarget = stub.RemovePushTarget
 

@@ -44,6 +44,7 @@ from gateway.status.claims import Claims
 from gateway.status.service import Statuses
 from gateway.wire import CHANNELS_BY_NAME
 from mesh.health import Dependency
+from mesh.rules import MAX_BATCH_ITEMS
 from mesh.runtime import GrpcService, Runtime
 from userd.client_cache import LocalUsers
 
@@ -114,7 +115,9 @@ async def start_core(
         policy=RoutePolicy.from_names(settings.route_policy),
         limits=Limits(settings.max_variables_bytes, settings.max_metadata_bytes),
         deadline_seconds=settings.delivery_deadline_seconds,
-        max_batch=settings.max_batch_items,
+        max_batch=MAX_BATCH_ITEMS,
+        concurrency=settings.accept_concurrency,
+        runs=settings.accept_runs,
     )
     notifications = Notifications(
         pool=pool, outbox=outbox, deadline_seconds=settings.delivery_deadline_seconds

@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import NoDecode
 
-from mesh.rules import MAX_BATCH_ITEMS, ChannelName, MessageTypeName
-from mesh.settings import Port, SharedSettings
+from mesh.rules import ChannelName, MessageTypeName
+from mesh.settings import Port, SharedSettings, concern
 
 # The channel order per message type: the requested channel goes first, then these
 # (skipping the requested one) as fallbacks. The seed's flow is email → SMS.
@@ -22,26 +22,62 @@ _POLICY = TypeAdapter(dict[MessageTypeName, list[ChannelName]])
 
 
 class GatewaySettings(SharedSettings):
-    http_port: Port = Field(8000, validation_alias="HERALD_GATEWAY_HTTP_PORT")
-    grpc_port: Port = Field(50050, validation_alias="HERALD_GATEWAY_GRPC_PORT")
+    http_port: Port = Field(
+        8000,
+        validation_alias="HERALD_GATEWAY_HTTP_PORT",
+        description="Port of the REST edge (/api/v1, /webhooks, /docs, /metrics); several "
+        "gateways on one machine may share it (SO_REUSEPORT).",
+        json_schema_extra=concern("servers"),
+    )
+    grpc_port: Port = Field(
+        50050,
+        validation_alias="HERALD_GATEWAY_GRPC_PORT",
+        description="Port of the gateway's gRPC services (notifications, statuses for the "
+        "workers, suppressions, callbacks); several gateways may share it.",
+        json_schema_extra=concern("servers"),
+    )
     metrics_port: Port = Field(
         0,
         validation_alias="HERALD_GATEWAY_METRICS_PORT",
         description="This process's own Prometheus /metrics (0: none; /metrics on the HTTP "
         "port answers either way). Give each of several gateways sharing the HTTP port its "
         "own, to scrape each process.",
+        json_schema_extra=concern("servers"),
     )
-    database: str = Field("herald_notifications", validation_alias="HERALD_GATEWAY_DATABASE")
-    userd_addr: str = Field("127.0.0.1:50051", validation_alias="HERALD_USERD_ADDR")
-    templated_addr: str = Field("127.0.0.1:50052", validation_alias="HERALD_TEMPLATED_ADDR")
+    database: str = Field(
+        "herald_notifications",
+        validation_alias="HERALD_GATEWAY_DATABASE",
+        description="The gateway's PostgreSQL database on HERALD_POSTGRES_URL (created and "
+        "migrated at start-up): notifications, attempts, API keys, callbacks.",
+        json_schema_extra=concern("servers"),
+    )
+    userd_addr: str = Field(
+        "127.0.0.1:50051",
+        validation_alias="HERALD_USERD_ADDR",
+        description="host:port of userd's gRPC server (read by the gateway and deliveryd).",
+        json_schema_extra=concern("servers"),
+    )
+    templated_addr: str = Field(
+        "127.0.0.1:50052",
+        validation_alias="HERALD_TEMPLATED_ADDR",
+        description="host:port of templated's gRPC server.",
+        json_schema_extra=concern("servers"),
+    )
     max_body_bytes: int = Field(
-        256 * 1024, ge=1024, le=16 * 1024 * 1024, validation_alias="HERALD_GATEWAY_MAX_BODY_BYTES"
+        256 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        validation_alias="HERALD_GATEWAY_MAX_BODY_BYTES",
+        description="Largest REST request body in bytes; a larger one is refused with 413 "
+        "(at once when its Content-Length says so).",
+        json_schema_extra=concern("security"),
     )
     route_policy: Annotated[dict[MessageTypeName, list[ChannelName]], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_ROUTE_POLICY),
         validation_alias="HERALD_ROUTE_POLICY",
         description='Fallback channels per message type, JSON: {"transactional": ["email", '
         '"sms"], ...}. Types left out get no fallback.',
+        json_schema_extra=concern("delivery"),
     )
     delivery_deadline_seconds: int = Field(
         3600,
@@ -49,12 +85,37 @@ class GatewaySettings(SharedSettings):
         le=7 * 86400,
         validation_alias="HERALD_DELIVERY_DEADLINE_SECONDS",
         description="After this long no retry is scheduled on a channel (DeliveryJob.deadline).",
+        json_schema_extra=concern("delivery"),
     )
     # Retries of a hop whose attempt failed transiently: decided by the gateway
     # (gateway/lifecycle.py), sent through the channel's delay queues.
-    email_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_EMAIL_MAX_ATTEMPTS")
-    sms_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_SMS_MAX_ATTEMPTS")
-    push_max_attempts: int = Field(5, ge=1, le=50, validation_alias="HERALD_PUSH_MAX_ATTEMPTS")
+    email_max_attempts: int = Field(
+        5,
+        ge=1,
+        le=50,
+        validation_alias="HERALD_EMAIL_MAX_ATTEMPTS",
+        description="Attempts of one notification on the email channel (the first "
+        "included) before it fails over to the route's next channel, or fails.",
+        json_schema_extra=concern("delivery"),
+    )
+    sms_max_attempts: int = Field(
+        5,
+        ge=1,
+        le=50,
+        validation_alias="HERALD_SMS_MAX_ATTEMPTS",
+        description="Attempts of one notification on the SMS channel, as "
+        "HERALD_EMAIL_MAX_ATTEMPTS.",
+        json_schema_extra=concern("delivery"),
+    )
+    push_max_attempts: int = Field(
+        5,
+        ge=1,
+        le=50,
+        validation_alias="HERALD_PUSH_MAX_ATTEMPTS",
+        description="Attempts of one notification on the push channel, as "
+        "HERALD_EMAIL_MAX_ATTEMPTS.",
+        json_schema_extra=concern("delivery"),
+    )
     backoff_base_seconds: float = Field(
         2.0,
         gt=0,
@@ -62,12 +123,26 @@ class GatewaySettings(SharedSettings):
         validation_alias="HERALD_RETRY_BACKOFF_BASE_SECONDS",
         description="The first retry's delay; each next one doubles, plus up to half this "
         "in jitter.",
+        json_schema_extra=concern("delivery"),
     )
     backoff_max_seconds: float = Field(
-        300.0, gt=0, le=86400, validation_alias="HERALD_RETRY_BACKOFF_MAX_SECONDS"
+        300.0,
+        gt=0,
+        le=86400,
+        validation_alias="HERALD_RETRY_BACKOFF_MAX_SECONDS",
+        description="The longest delay in seconds between two attempts on a channel, "
+        "however many doublings HERALD_RETRY_BACKOFF_BASE_SECONDS has had.",
+        json_schema_extra=concern("delivery"),
     )
     outbox_interval_seconds: float = Field(
-        1.0, gt=0, le=60, validation_alias="HERALD_OUTBOX_INTERVAL_SECONDS"
+        1.0,
+        gt=0,
+        le=60,
+        validation_alias="HERALD_OUTBOX_INTERVAL_SECONDS",
+        description="Seconds between two rounds of the outbox relay, which publishes the "
+        "jobs whose inline publish did not complete (broker away, process crash): the "
+        "longest such a job waits once the broker is back.",
+        json_schema_extra=concern("delivery"),
     )
     outbox_grace_seconds: float = Field(
         3.0,
@@ -75,28 +150,82 @@ class GatewaySettings(SharedSettings):
         le=300,
         validation_alias="HERALD_OUTBOX_GRACE_SECONDS",
         description="How long the relay leaves a fresh hop to the inline publish.",
+        json_schema_extra=concern("delivery"),
     )
-    outbox_batch_size: int = Field(200, ge=1, le=5000, validation_alias="HERALD_OUTBOX_BATCH_SIZE")
+    outbox_batch_size: int = Field(
+        200,
+        ge=1,
+        le=5000,
+        validation_alias="HERALD_OUTBOX_BATCH_SIZE",
+        description="Jobs one relay round takes and publishes in one transaction; a full "
+        "round is followed at once by the next, so it bounds a transaction, not the "
+        "relay's rate (effect not measured).",
+        json_schema_extra=concern("performance"),
+    )
     publish_timeout_seconds: float = Field(
-        5.0, gt=0, le=60, validation_alias="HERALD_PUBLISH_TIMEOUT_SECONDS"
+        5.0,
+        gt=0,
+        le=60,
+        validation_alias="HERALD_PUBLISH_TIMEOUT_SECONDS",
+        description="How long a publish waits for RabbitMQ's confirm before the job is "
+        "left to the outbox relay (the Send is still accepted: the job is in PostgreSQL).",
+        json_schema_extra=concern("delivery"),
     )
     peer_timeout_seconds: float = Field(
         5.0,
         gt=0,
         le=60,
         validation_alias="HERALD_PEER_TIMEOUT_SECONDS",
-        description="Deadline of each call to userd and templated.",
+        description="Deadline in seconds of each call a Send makes to userd and templated "
+        "(the user, the rendering).",
+        json_schema_extra=concern("delivery"),
     )
-    max_batch_items: int = Field(
-        MAX_BATCH_ITEMS, ge=1, le=MAX_BATCH_ITEMS, validation_alias="HERALD_MAX_BATCH_ITEMS"
+    accept_runs: int = Field(
+        4,
+        ge=1,
+        le=64,
+        validation_alias="HERALD_ACCEPT_RUNS",
+        description="Accept runs one gateway has in flight; Sends arriving meanwhile gather "
+        "into the next run (one lookup, render, INSERT and publish for all). Measured: 1, "
+        "2, 4 and 8 did not separate from the noise (docs/performance.md).",
+        json_schema_extra=concern("performance"),
+    )
+    accept_concurrency: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        validation_alias="HERALD_ACCEPT_CONCURRENCY",
+        description="Items of the runs in flight that one gateway prepares at once (user, "
+        "route, rendering of each); effect not measured.",
+        json_schema_extra=concern("performance"),
     )
     max_variables_bytes: int = Field(
-        32 * 1024, ge=256, le=1024 * 1024, validation_alias="HERALD_MAX_VARIABLES_BYTES"
+        32 * 1024,
+        ge=256,
+        le=1024 * 1024,
+        validation_alias="HERALD_MAX_VARIABLES_BYTES",
+        description="Largest `variables` of one notification, in bytes serialized "
+        "(protobuf Struct); a larger one is refused (INVALID_ARGUMENT / 400 naming the field).",
+        json_schema_extra=concern("security"),
     )
     max_metadata_bytes: int = Field(
-        8 * 1024, ge=256, le=1024 * 1024, validation_alias="HERALD_MAX_METADATA_BYTES"
+        8 * 1024,
+        ge=256,
+        le=1024 * 1024,
+        validation_alias="HERALD_MAX_METADATA_BYTES",
+        description="Largest `metadata` of one notification, in bytes serialized; a larger "
+        "one is refused as `variables` is.",
+        json_schema_extra=concern("security"),
     )
-    db_pool_size: int = Field(20, ge=2, le=200, validation_alias="HERALD_GATEWAY_DB_POOL_SIZE")
+    db_pool_size: int = Field(
+        20,
+        ge=2,
+        le=200,
+        validation_alias="HERALD_GATEWAY_DB_POOL_SIZE",
+        description="Most PostgreSQL connections one gateway holds; keep gateways x this "
+        "below the server's max_connections (effect on throughput not measured).",
+        json_schema_extra=concern("performance"),
+    )
     # The REST edge.
     rpc_timeout_seconds: float = Field(
         5.0,
@@ -104,6 +233,7 @@ class GatewaySettings(SharedSettings):
         le=60,
         validation_alias="HERALD_GATEWAY_RPC_TIMEOUT_SECONDS",
         description="Deadline of each gRPC call the REST edge makes (to userd and templated).",
+        json_schema_extra=concern("servers"),
     )
     api_key_cache_seconds: float = Field(
         10.0,
@@ -113,6 +243,7 @@ class GatewaySettings(SharedSettings):
         description="How long a verified API key is kept without reading the database "
         "again. A revocation reaches every gateway at once through PostgreSQL's NOTIFY; "
         "this is the bound while a gateway's listening connection is down.",
+        json_schema_extra=concern("security"),
     )
 
     sendgrid_webhook_public_key: SecretStr | None = Field(
@@ -121,12 +252,14 @@ class GatewaySettings(SharedSettings):
         description="The verification key of SendGrid's signed Event Webhook, as SendGrid's "
         "settings page shows it (base64). Set: SendGrid's receipts are taken at "
         "/webhooks/sendgrid and an email SendGrid takes is `sent` until its receipt.",
+        json_schema_extra=concern("providers"),
     )
     mailgun_webhook_signing_key: SecretStr | None = Field(
         None,
         validation_alias="HERALD_MAILGUN_WEBHOOK_SIGNING_KEY",
         description="Mailgun's webhook signing key. Set: Mailgun's receipts are taken at "
         "/webhooks/mailgun.",
+        json_schema_extra=concern("providers"),
     )
     twilio_webhook_auth_token: SecretStr | None = Field(
         None,
@@ -134,6 +267,7 @@ class GatewaySettings(SharedSettings):
         description="The Twilio account's auth token, which signs its status callbacks. Set "
         "(with HERALD_RECEIPTS_BASE_URL on the SMS worker): Twilio's receipts are taken at "
         "/webhooks/twilio.",
+        json_schema_extra=concern("providers"),
     )
     receipts_public_url: str = Field(
         "",
@@ -141,6 +275,7 @@ class GatewaySettings(SharedSettings):
         description="This edge's URL as providers call it (scheme and host, e.g. "
         "https://herald.example.com), when a proxy in front changes it: Twilio signs the "
         "URL it called. Empty: the URL of the request as received.",
+        json_schema_extra=concern("providers"),
     )
     receipt_tolerance_seconds: float = Field(
         300.0,
@@ -149,6 +284,7 @@ class GatewaySettings(SharedSettings):
         validation_alias="HERALD_RECEIPT_TOLERANCE_SECONDS",
         description="How far a webhook's signed timestamp may be from now: older ones are "
         "refused as replays.",
+        json_schema_extra=concern("security"),
     )
     receipt_window_seconds: float = Field(
         259200.0,
@@ -156,6 +292,7 @@ class GatewaySettings(SharedSettings):
         validation_alias="HERALD_RECEIPT_WINDOW_SECONDS",
         description="How long a `sent` notification waits for its receipt; then it is taken "
         "as delivered (reason: no receipt within the window).",
+        json_schema_extra=concern("delivery"),
     )
 
     callback_timeout_seconds: float = Field(
@@ -164,6 +301,7 @@ class GatewaySettings(SharedSettings):
         le=60,
         validation_alias="HERALD_CALLBACK_TIMEOUT_SECONDS",
         description="How long a status callback's receiver has to answer.",
+        json_schema_extra=concern("delivery"),
     )
     callback_retry_seconds: float = Field(
         86400.0,
@@ -171,6 +309,7 @@ class GatewaySettings(SharedSettings):
         validation_alias="HERALD_CALLBACK_RETRY_SECONDS",
         description="How long a status callback is retried (5xx, timeouts, refused "
         "connections) before it is marked failed.",
+        json_schema_extra=concern("delivery"),
     )
     callback_backoff_base_seconds: float = Field(
         1.0,
@@ -179,12 +318,14 @@ class GatewaySettings(SharedSettings):
         validation_alias="HERALD_CALLBACK_BACKOFF_BASE_SECONDS",
         description="The first retry delay of a status callback, and of a failing "
         "endpoint; each further failure doubles it.",
+        json_schema_extra=concern("delivery"),
     )
     callback_backoff_max_seconds: float = Field(
         3600.0,
         gt=0,
         validation_alias="HERALD_CALLBACK_BACKOFF_MAX_SECONDS",
         description="The longest delay between two tries of a callback or an endpoint.",
+        json_schema_extra=concern("delivery"),
     )
     callback_interval_seconds: float = Field(
         0.25,
@@ -192,20 +333,23 @@ class GatewaySettings(SharedSettings):
         le=60,
         validation_alias="HERALD_CALLBACK_INTERVAL_SECONDS",
         description="How often an idle dispatcher looks for status callbacks due.",
+        json_schema_extra=concern("performance"),
     )
     callback_concurrency: int = Field(
         32,
         ge=1,
         le=1000,
         validation_alias="HERALD_CALLBACK_CONCURRENCY",
-        description="Status callbacks one gateway posts at once.",
+        description="Status callbacks one gateway posts at once (effect not measured).",
+        json_schema_extra=concern("performance"),
     )
     callback_per_endpoint: int = Field(
         4,
         ge=1,
         le=100,
         validation_alias="HERALD_CALLBACK_PER_ENDPOINT",
-        description="Of those, at most this many to one endpoint.",
+        description="Of those, at most this many to one endpoint (effect not measured).",
+        json_schema_extra=concern("performance"),
     )
     callback_max_endpoints: int = Field(
         10,
@@ -213,6 +357,7 @@ class GatewaySettings(SharedSettings):
         le=1000,
         validation_alias="HERALD_CALLBACK_MAX_ENDPOINTS",
         description="Callback endpoints one client may register.",
+        json_schema_extra=concern("security"),
     )
     watch_check_seconds: float = Field(
         5.0,
@@ -222,6 +367,7 @@ class GatewaySettings(SharedSettings):
         description="How often a gateway reads the statuses its WatchNotification streams "
         "watch, besides PostgreSQL's NOTIFY waking them at once: the longest a change waits "
         "should a NOTIFY be lost.",
+        json_schema_extra=concern("delivery"),
     )
 
     @property

@@ -55,12 +55,6 @@ class Conflict(DomainError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
-class Aborted(DomainError):
-    """A concurrent change won; the caller may retry."""
-
-    code = grpc.StatusCode.ABORTED
-
-
 class Unauthenticated(DomainError):
     code = grpc.StatusCode.UNAUTHENTICATED
 

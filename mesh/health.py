@@ -56,9 +56,6 @@ class HealthMonitor:
         """True when every required dependency answered its last check."""
         return all(self._up.get(d.name, False) for d in self._dependencies if d.required)
 
-    def dependency_up(self, name: str) -> bool:
-        return self._up.get(name, False)
-
     async def start(self) -> None:
         """Checks once (so the first answer is real), then keeps checking in the background."""
         await self.check_all()

@@ -61,14 +61,3 @@ def current_correlation_id() -> str | None:
     """The correlation id bound to this task, if any."""
     value = structlog.contextvars.get_contextvars().get(CORRELATION_KEY)
     return str(value) if value else None
-
-
-def mask_email(email: str) -> str:
-    """`jane.doe@example.com` → `j***@example.com`, for logs."""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
-
-
-def mask_phone(phone: str) -> str:
-    """`+5511987654321` → `+55*******4321`, for logs."""
-    return f"{phone[:3]}{'*' * max(len(phone) - 7, 0)}{phone[-4:]}" if len(phone) > 7 else "***"

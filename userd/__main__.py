@@ -32,7 +32,6 @@ async def main() -> None:
             cache=UserCache(redis, settings.redis_prefix, settings.cache_ttl_seconds),
             pool=pool,
             timeout=settings.cache_timeout_seconds,
-            repair_interval=settings.cache_repair_interval_seconds,
         )
         await cache.start()
         runtime.on_shutdown(cache.stop)

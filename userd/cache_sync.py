@@ -3,7 +3,7 @@
 Every change is written through after its transaction commits. When that write fails
 (Redis down, paused, or too slow), the change still succeeds: the user is recorded in the
 `cache_repairs` table and userd stops *trusting* the cache, i.e. reads go to PostgreSQL.
-A background pass (every HERALD_USERD_CACHE_REPAIR_INTERVAL_SECONDS) refreshes the recorded
+A background pass (every REPAIR_SECONDS) refreshes the recorded
 users once Redis takes writes, and trusts the cache again only when none is left and
 nothing failed meanwhile. The table outlives a crash; every userd process of the database
 works it off, and stops trusting the cache while it finds entries there, so a failure seen
@@ -41,6 +41,9 @@ from userd.models import User
 
 T = TypeVar("T")
 REPAIR_BATCH = 100
+# Seconds between repair passes: how long a change userd could not write through waits once
+# Redis is back (docs/guarantees.md).
+REPAIR_SECONDS = 1.0
 # What a Redis outage looks like to us: redis-py errors, or our own deadline (TimeoutError
 # is an OSError).
 CACHE_ERRORS = (RedisError, OSError)
@@ -68,7 +71,7 @@ class CacheSync:
         cache: UserCache,
         pool: AsyncConnectionPool,
         timeout: float,
-        repair_interval: float,
+        repair_interval: float = REPAIR_SECONDS,
     ) -> None:
         self._cache = cache
         self._pool = pool

@@ -4,19 +4,36 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mesh.settings import CommonSettings, Port
+from mesh.settings import CommonSettings, Port, concern
 
 
 class UserdSettings(CommonSettings):
-    grpc_port: Port = Field(50051, validation_alias="HERALD_USERD_GRPC_PORT")
-    metrics_port: Port = Field(9101, validation_alias="HERALD_USERD_METRICS_PORT")
-    database: str = Field("herald_users", validation_alias="HERALD_USERD_DATABASE")
+    grpc_port: Port = Field(
+        50051,
+        validation_alias="HERALD_USERD_GRPC_PORT",
+        description="Port of userd's gRPC server (UserService, health, reflection).",
+        json_schema_extra=concern("servers"),
+    )
+    metrics_port: Port = Field(
+        9101,
+        validation_alias="HERALD_USERD_METRICS_PORT",
+        description="Port of userd's Prometheus /metrics (0: none).",
+        json_schema_extra=concern("servers"),
+    )
+    database: str = Field(
+        "herald_users",
+        validation_alias="HERALD_USERD_DATABASE",
+        description="userd's PostgreSQL database on HERALD_POSTGRES_URL (created and "
+        "migrated at start-up): users, their contact points and push targets.",
+        json_schema_extra=concern("servers"),
+    )
     cache_ttl_seconds: float = Field(
         3600.0,
         gt=0,
         le=7 * 24 * 3600,
         validation_alias="HERALD_USERD_CACHE_TTL_SECONDS",
         description="How long a cached user (or a deleted user's tombstone) lives in Redis.",
+        json_schema_extra=concern("performance"),
     )
     cache_timeout_seconds: float = Field(
         1.0,
@@ -24,11 +41,5 @@ class UserdSettings(CommonSettings):
         le=30,
         validation_alias="HERALD_USERD_CACHE_TIMEOUT_SECONDS",
         description="Deadline of one cache operation; past it the cache counts as down.",
-    )
-    cache_repair_interval_seconds: float = Field(
-        1.0,
-        gt=0,
-        le=60,
-        validation_alias="HERALD_USERD_CACHE_REPAIR_INTERVAL_SECONDS",
-        description="How often stale cache entries are looked for and refreshed.",
+        json_schema_extra=concern("servers"),
     )

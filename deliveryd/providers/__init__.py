@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from email.utils import formataddr, parseaddr
 from typing import Any, TypeVar
 
 from deliveryd.providers.base import EmailMessage, Provider, PushMessage, SmsMessage
@@ -54,6 +55,24 @@ def _smtp(s: DeliverydSettings) -> Provider[EmailMessage]:
         start_tls=s.smtp_starttls,
         sender=s.email_from,
         timeout=s.smtp_timeout,
+    )
+
+
+def _gmail(s: DeliverydSettings) -> Provider[EmailMessage]:
+    from deliveryd.providers.email.gmail import GmailProvider  # noqa: PLC0415
+
+    account = s.gmail_account or ""
+    # Gmail sends as the account (a From that is not one of its verified aliases is
+    # replaced), so unless HERALD_EMAIL_FROM is set the account is the From.
+    chosen = "email_from" in s.model_fields_set
+    sender = s.email_from if chosen else formataddr((parseaddr(s.email_from)[0], account))
+    return GmailProvider(
+        account=account,
+        app_password=_secret(s.gmail_app_password),
+        sender=sender,
+        host=s.gmail_host,
+        port=s.gmail_port,
+        timeout=s.gmail_timeout,
     )
 
 
@@ -120,6 +139,7 @@ EMAIL: dict[str, Callable[[DeliverydSettings], Provider[EmailMessage]]] = {
     "sendgrid": _sendgrid,
     "mailgun": _mailgun,
     "smtp": _smtp,
+    "gmail": _gmail,
 }
 SMS: dict[str, Callable[[DeliverydSettings], Provider[SmsMessage]]] = {"twilio": _twilio}
 PUSH: dict[str, Callable[[DeliverydSettings], Provider[PushMessage]]] = {

@@ -67,8 +67,8 @@ class Acceptor:
         limits: Limits,
         deadline_seconds: int,
         max_batch: int,
-        concurrency: int = 32,
-        runs: int = 4,
+        concurrency: int,
+        runs: int,
     ) -> None:
         self._pool = pool
         self._peers = peers

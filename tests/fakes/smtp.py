@@ -3,7 +3,8 @@
 Programmable like the HTTP fakes: refuse recipients (550), deny relaying like a server
 that wants authentication (554 5.7.1 at RCPT), answer the next DATA commands with a failure
 (451 unless told otherwise), stall at EHLO (the client is connected, nothing sent yet),
-stop listening.
+stop listening. Given a TLS context and credentials it is a submission server as Gmail's
+is: STARTTLS required before anything else, then AUTH with those credentials only.
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ import asyncio
 import collections
 import email
 import email.policy
+import ssl
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
 class SmtpFake:
     name = "smtp"
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, tls: ssl.SSLContext | None = None, credentials: tuple[str, str] | None = None
+    ) -> None:
+        self._tls = tls
+        self._credentials = credentials
         self.deliveries: list[dict[str, Any]] = []
         self.connections = 0
         self.invalid_recipients: set[str] = set()
@@ -32,11 +38,30 @@ class SmtpFake:
 
     async def start(self, port: int = 0) -> SmtpFake:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(self, hostname="fake-smtp", ident="fake-smtp"), "127.0.0.1", port
-        )
+        self._server = await loop.create_server(self._protocol, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
+
+    def _protocol(self) -> SMTP:
+        return SMTP(
+            self,
+            hostname="fake-smtp",
+            ident="fake-smtp",
+            tls_context=self._tls,
+            require_starttls=self._tls is not None,
+            authenticator=self._authenticate if self._credentials else None,
+            auth_required=self._credentials is not None,
+        )
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        given = (
+            (data.login.decode(), data.password.decode())
+            if isinstance(data, LoginPassword)
+            else None
+        )
+        return AuthResult(success=given == self._credentials, handled=False, auth_data=data)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -107,6 +132,9 @@ class SmtpFake:
                 "to": list(envelope.rcpt_tos),
                 "subject": str(message["Subject"]),
                 "message_id": str(message["Message-ID"]),
+                "from": str(message["From"]),
+                "tls": session.ssl is not None,
+                "login": session.auth_data.login.decode() if session.auth_data else None,
                 "text": text.get_content() if text is not None else "",
                 "html": html.get_content() if html is not None else "",
             }

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import redis
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -23,6 +21,7 @@ from mesh.logging import current_correlation_id
 from mesh.runtime import GrpcService, Runtime, create_grpc_server
 from mesh.settings import CommonSettings
 from tests.support.infra import free_port
+from tests.support.redis_server import RedisServer
 
 TOKEN = "unit-test-token"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -186,34 +185,11 @@ async def test_server_streams_pass_the_same_interceptors(server: str) -> None:
 
 
 @pytest.fixture
-def own_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own, so stopping it disturbs nobody."""
-    port = free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> None:
-        procs.append(
-            subprocess.Popen(
-                [
-                    "redis-server",
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        _wait_for_redis(port)
-
-    start()
-    yield port, procs
-    for proc in procs:
-        _stop(proc)
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.kill()
 
 
 async def _status(address: str, service: str) -> int:
@@ -232,36 +208,12 @@ async def _wait_status(address: str, service: str, wanted: int) -> None:
     raise AssertionError(f"{service!r} never became {wanted}")
 
 
-def _wait_for_redis(port: int) -> None:
-    client = redis.Redis(port=port, socket_timeout=1)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"redis-server on {port} never answered") from None
-            time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, and SIGKILL if the server has not gone within 10 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.mark.parametrize("required", [True, False])
 async def test_health_follows_a_dependency_down_and_back(
-    own_redis: tuple[int, list[subprocess.Popen[bytes]]], required: bool
+    own_redis: RedisServer, required: bool
 ) -> None:
-    port, procs = own_redis
     settings = CommonSettings(
-        redis_url=f"redis://127.0.0.1:{port}/0",
+        redis_url=own_redis.url,
         health_interval_seconds=0.2,
         service_token=TOKEN,
     )
@@ -271,27 +223,12 @@ async def test_health_follows_a_dependency_down_and_back(
         address = f"127.0.0.1:{grpc_port}"
         await _wait_status(address, "", SERVING)
 
-        _stop(procs[-1])
+        own_redis.kill()
         await _wait_status(address, "herald.dependency.redis", NOT_SERVING)
         # A required dependency takes the process down; an optional one only degrades it.
         assert await _status(address, "") == (NOT_SERVING if required else SERVING)
 
-        procs.append(
-            subprocess.Popen(
-                [
-                    "redis-server",
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
+        own_redis.start()
         await _wait_status(address, "herald.dependency.redis", SERVING)
         await _wait_status(address, "", SERVING)
         runtime.request_shutdown()

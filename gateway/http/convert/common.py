@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from gateway.wire import CHANNELS_BY_NAME, MESSAGE_TYPES_BY_NAME, STATUS_NUMBERS
 from herald.v1 import common_pb2
@@ -73,11 +73,6 @@ def plain_numbers(value: Any) -> Any:
     if isinstance(value, list):
         return [plain_numbers(v) for v in value]
     return value
-
-
-def from_struct(value: struct_pb2.Struct) -> dict[str, Any]:
-    plain: dict[str, Any] = plain_numbers(json_format.MessageToDict(value))
-    return plain
 
 
 def text(value: str) -> str | None:

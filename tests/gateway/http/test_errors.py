@@ -15,7 +15,6 @@ import pytest
 
 from gateway.http.errors import GRPC_TO_HTTP, ApiError, rename_field
 from mesh.errors import (
-    Aborted,
     AlreadyExists,
     Conflict,
     DomainError,
@@ -80,7 +79,6 @@ def test_service_failures_answer_through_the_table(code: grpc.StatusCode, status
         NotFound("x"),
         AlreadyExists("x"),
         Conflict("x"),
-        Aborted("x"),
         Unauthenticated("x"),
         PermissionDenied("x"),
         Unavailable("x"),
