@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.timing.quiet import QuietPolicy, QuietWindow
+from gateway.timing.quiet import QuietChoice, QuietPolicy, QuietWindow
 
 LONDON = ZoneInfo("Europe/London")
 NIGHT = QuietWindow.parse("22:00-07:00")
@@ -76,12 +76,13 @@ def test_the_policy_holds_marketing_and_lets_the_caller_choose() -> None:
         at=at, message_type="marketing", choice="", window=None, time_zone="Europe/London"
     )
     assert held == utc("2025-01-16T07:00:00")
-    for message_type, choice, expected in [
+    cases: list[tuple[str, QuietChoice, datetime | None]] = [
         ("transactional", "", None),
         ("alert", "", None),
         ("marketing", "bypass", None),
         ("transactional", "respect", utc("2025-01-16T07:00:00")),
-    ]:
+    ]
+    for message_type, choice, expected in cases:
         got = policy.held_until(
             at=at, message_type=message_type, choice=choice, window=None, time_zone="Europe/London"
         )
