@@ -18,6 +18,7 @@ from deliveryd.audience import device_remover
 from deliveryd.chain import OPEN, Breakers, ProviderChain, StateListener
 from deliveryd.channels import ChannelSender, EmailSender, PushSender, SmsSender
 from deliveryd.clients import MAX_BATCH, StatusClient, UserClient
+from deliveryd.pacing import Pacer
 from deliveryd.pipeline import Pipeline
 from deliveryd.providers.base import EmailMessage
 from deliveryd.settings import DeliverydSettings
@@ -27,6 +28,7 @@ from mesh import amqp
 from mesh.client import internal_channel
 from mesh.health import NOT_SERVING, SERVING, Dependency, HealthMonitor
 from mesh.logging import configure_logging
+from mesh.ratelimit import SharedLimits
 from mesh.runtime import Runtime, run
 from mesh.settings import load_settings
 from userd.client_cache import start_local_users
@@ -62,15 +64,23 @@ def build_sender(
     settings: DeliverydSettings,
     breakers: Breakers,
     users: UserClient,
+    pacer: Pacer | None = None,
 ) -> tuple[ChannelSender, ProviderChain[Any]]:
     """The channel's sender and its configured provider chain."""
+    wait = settings.provider_throttle_wait_seconds
     if channel == "email":
-        email = ProviderChain("email", providers.email_providers(settings), breakers)
+        email = ProviderChain(
+            "email", providers.email_providers(settings), breakers, pacer=pacer, throttle_wait=wait
+        )
         return EmailSender(email), email
     if channel == "sms":
-        sms = ProviderChain("sms", providers.sms_providers(settings), breakers)
+        sms = ProviderChain(
+            "sms", providers.sms_providers(settings), breakers, pacer=pacer, throttle_wait=wait
+        )
         return SmsSender(sms), sms
-    push = ProviderChain("push", providers.push_providers(settings), breakers)
+    push = ProviderChain(
+        "push", providers.push_providers(settings), breakers, pacer=pacer, throttle_wait=wait
+    )
     return PushSender(push, device_remover(users, settings.rpc_timeout_seconds)), push
 
 
@@ -107,7 +117,15 @@ async def main() -> None:
             cooldown=settings.breaker_cooldown_seconds,
             listener=_circuit_health(runtime.health),
         )
-        sender, chain = build_sender(channel, settings, breakers, users)
+        pacer = Pacer(
+            SharedLimits(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                timeout=settings.rate_limit_timeout_seconds,
+            ),
+            settings.provider_rates,
+        )
+        sender, chain = build_sender(channel, settings, breakers, users, pacer)
         chains: list[ProviderChain[Any]] = [chain]
         alert_chain: ProviderChain[EmailMessage] | None = None
         if settings.alert_email:

@@ -8,6 +8,12 @@ closes on the first success.
 
 Breakers come from `purgatory` (asyncio, in memory, per process): only transient failures
 count against them; a permanent failure proves the provider is up.
+
+Pacing (`deliveryd.pacing`): a provider with a shared rate is sent to only when a slot is
+free. A provider's own 429 (`Throttled`) is neither a failure of the provider (the
+breaker does not count it) nor of the attempt: the chain waits its Retry-After and sends
+again, as long as the hop's time allows (at most `throttle_wait` seconds in all); only
+then is it a transient failure like any other.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
 from deliveryd import metrics
+from deliveryd.pacing import Pacer
 from deliveryd.providers.base import (
     M,
     PermanentError,
     Provider,
     Sent,
     TargetGone,
+    Throttled,
     TransientError,
 )
 
@@ -56,7 +64,7 @@ class Breakers:
         self._factory = AsyncCircuitBreakerFactory(
             default_threshold=threshold,
             default_ttl=cooldown,
-            exclude=[PermanentError, asyncio.CancelledError],
+            exclude=[PermanentError, Throttled, asyncio.CancelledError],
         )
         self._listener = listener
         self._states: dict[str, str] = {}
@@ -115,6 +123,10 @@ class Try:
     detail: str = ""
     gone: bool = False
     awaits_receipt: bool = False
+    # The provider's 429s waited out, and the seconds spent waiting (its Retry-After and
+    # the shared pacing).
+    throttled: int = 0
+    waited: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         """The try as the trail's detail shows it."""
@@ -127,6 +139,10 @@ class Try:
             row["message_id"] = self.message_id
         if self.error:
             row["error"] = self.error
+        if self.throttled:
+            row["throttled"] = self.throttled
+        if self.waited >= 0.001:
+            row["waited_s"] = round(self.waited, 3)
         return row
 
 
@@ -160,10 +176,20 @@ class ChainResult:
 class ProviderChain(Generic[M]):
     """The ordered providers of one channel."""
 
-    def __init__(self, channel: str, providers: Sequence[Provider[M]], breakers: Breakers) -> None:
+    def __init__(
+        self,
+        channel: str,
+        providers: Sequence[Provider[M]],
+        breakers: Breakers,
+        *,
+        pacer: Pacer | None = None,
+        throttle_wait: float = 30.0,
+    ) -> None:
         self.channel = channel
         self.providers = tuple(providers)
         self._breakers = breakers
+        self._pacer = pacer
+        self._throttle_wait = throttle_wait
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -198,18 +224,42 @@ class ProviderChain(Generic[M]):
                     )
                 )
                 continue
-            attempt = await self._try(provider, message)
+            attempt = await self._try(provider, message, deadline)
             tries.append(attempt)
             if attempt.outcome in (Outcome.DELIVERED, Outcome.PERMANENT):
                 break
         return ChainResult(tuple(tries))
 
-    async def _try(self, provider: Provider[M], message: M) -> Try:
+    async def _try(self, provider: Provider[M], message: M, deadline: float | None) -> Try:
         start = datetime.now(UTC)
         began = time.monotonic()
         outcome, sent, error, gone = Outcome.TRANSIENT, None, "", False
+        throttled, waited = 0, 0.0
+        # Waits (pacing, a 429's Retry-After) may last until then, leaving the send its time.
+        wait_until = began + self._throttle_wait
+        if deadline is not None:
+            wait_until = min(wait_until, deadline - provider.timeout)
         try:
-            sent = await self._breakers.call(provider.name, lambda: _bounded(provider, message))
+            while True:
+                if self._pacer is not None:
+                    waited += await self._pacer.wait(provider.name, deadline=wait_until)
+                try:
+                    sent = await self._breakers.call(
+                        provider.name, lambda: _bounded(provider, message)
+                    )
+                    break
+                except Throttled as exc:
+                    if time.monotonic() + exc.retry_after > wait_until:
+                        raise
+                    throttled += 1
+                    metrics.THROTTLED.labels(provider.name).inc()
+                    log.info(
+                        "provider throttled",
+                        provider=provider.name,
+                        retry_after=round(exc.retry_after, 3),
+                    )
+                    await asyncio.sleep(exc.retry_after)
+                    waited += exc.retry_after
             outcome = Outcome.DELIVERED
         except CircuitOpen:
             outcome, error = Outcome.SKIPPED, "circuit open"
@@ -219,7 +269,7 @@ class ProviderChain(Generic[M]):
             outcome, error = Outcome.PERMANENT, exc.message
         except TransientError as exc:
             error = exc.message
-        duration = time.monotonic() - began
+        duration = time.monotonic() - began - waited
         metrics.ATTEMPTS.labels(self.channel, provider.name, outcome.value).inc()
         if outcome is not Outcome.SKIPPED:
             metrics.SEND_SECONDS.labels(provider.name).observe(duration)
@@ -236,6 +286,8 @@ class ProviderChain(Generic[M]):
             detail=sent.detail if sent else "",
             gone=gone,
             awaits_receipt=sent.awaits_receipt if sent else False,
+            throttled=throttled,
+            waited=waited,
         )
 
 

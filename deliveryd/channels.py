@@ -73,7 +73,8 @@ def from_chain(result: ChainResult, began: float, start: datetime) -> HopResult:
     if decisive is not None and decisive.detail:
         detail.update(_provider_detail(decisive.detail))
     outcome = result.outcome
-    if len(result.tries) > 1 or outcome is not Outcome.DELIVERED:
+    waited = any(t.throttled or t.waited for t in result.tries)
+    if len(result.tries) > 1 or outcome is not Outcome.DELIVERED or waited:
         detail["tries"] = [t.summary() for t in result.tries]
     delivered = outcome is Outcome.DELIVERED
     error = "" if delivered else result.error or "no provider can carry it"

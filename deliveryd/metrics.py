@@ -35,3 +35,18 @@ ALERTS = Counter(
     "Admin alerts for critical notifications that failed, by route and result.",
     ["route", "result"],
 )
+PACED = Counter(
+    "herald_provider_paced_total",
+    "Times a send waited for its provider's shared rate (HERALD_PROVIDER_RATES).",
+    ["provider"],
+)
+PACING_UNAVAILABLE = Counter(
+    "herald_provider_pacing_unavailable_total",
+    "Pacing decisions made by the worker alone because Redis did not answer.",
+    ["provider"],
+)
+THROTTLED = Counter(
+    "herald_provider_throttled_total",
+    "A provider's own 429 answers, waited out through their Retry-After (no failure counted).",
+    ["provider"],
+)

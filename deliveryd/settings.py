@@ -7,6 +7,7 @@ With nothing configured every chain is the sandbox, so Herald runs out of the bo
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import NoDecode
 
 from mesh.outbound import OutboundRefused, OutboundRule
+from mesh.ratelimit import check_quota
 from mesh.settings import Concern, Port, SharedSettings, concern
 
 EMAIL_PROVIDERS = ("sandbox", "sendgrid", "mailgun", "smtp", "gmail")
@@ -463,6 +465,46 @@ class DeliverydSettings(SharedSettings):
         "onesignal, webpush (each device goes to the provider of its platform).",
         json_schema_extra=concern("providers"),
     )
+
+    # Pacing (docs/scheduling.md).
+    provider_rates: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        validation_alias="HERALD_PROVIDER_RATES",
+        description="Providers' send rates shared by every worker through Redis, JSON: "
+        '{"twilio": "1/s", "sendgrid": "600/min burst 100"}; a provider left out is not paced.',
+        json_schema_extra=concern("providers"),
+    )
+    provider_throttle_wait_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=600,
+        validation_alias="HERALD_PROVIDER_THROTTLE_WAIT_SECONDS",
+        description="How long one send may wait for its provider (pacing, and a 429's "
+        "Retry-After, which counts as no failure) before it is a transient failure.",
+        json_schema_extra=concern("providers"),
+    )
+    rate_limit_timeout_seconds: float = Field(
+        0.25,
+        gt=0,
+        le=5,
+        validation_alias="HERALD_RATE_LIMIT_TIMEOUT_SECONDS",
+        description="How long a pacing check waits for Redis before the worker paces alone.",
+        json_schema_extra=concern("servers"),
+    )
+
+    @field_validator("provider_rates", mode="before")
+    @classmethod
+    def _parse_rates(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if not isinstance(value, dict):
+            raise ValueError('a JSON object such as {"twilio": "1/s"}')
+        known = set(EMAIL_PROVIDERS + SMS_PROVIDERS + PUSH_PROVIDERS)
+        for name, quota in value.items():
+            if name not in known:
+                raise ValueError(f"unknown provider {name!r}")
+            check_quota(str(quota))
+        return {str(k): str(v) for k, v in value.items()}
 
     @field_validator("alert_webhook_url")
     @classmethod

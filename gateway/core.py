@@ -28,13 +28,13 @@ from gateway.callbacks.history import CallbackHistory
 from gateway.callbacks.watches import Watches
 from gateway.lifecycle import RetryPolicy
 from gateway.notifications import servicer as notification_servicer
-from gateway.notifications.accept import Acceptor
+from gateway.notifications.accept import Acceptor, Timing
 from gateway.notifications.peers import Peers
 from gateway.notifications.routing import RoutePolicy
 from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
 from gateway.notifications.watch import Watching
-from gateway.outbox import start_outbox
+from gateway.outbox import Outbox, start_outbox
 from gateway.receipts import servicer as suppression_servicer
 from gateway.receipts.service import Receipts
 from gateway.receipts.suppressions import SuppressionList
@@ -42,8 +42,12 @@ from gateway.settings import GatewaySettings
 from gateway.status import servicer as status_servicer
 from gateway.status.claims import Claims
 from gateway.status.service import Statuses
+from gateway.timing.limits import ClientLimits, FrequencyCaps
+from gateway.timing.quiet import QuietPolicy, QuietWindow
+from gateway.timing.scheduler import Scheduler
 from gateway.wire import CHANNELS_BY_NAME
 from mesh.health import Dependency
+from mesh.ratelimit import SharedLimits
 from mesh.rules import MAX_BATCH_ITEMS
 from mesh.runtime import GrpcService, Runtime
 from userd.client_cache import LocalUsers
@@ -102,6 +106,12 @@ async def start_core(
     )
     runtime.on_shutdown(running.stop)
     outbox = running.outbox
+    scheduler = await start_scheduler(runtime, settings, pool, outbox)
+    limits = SharedLimits(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        timeout=settings.rate_limit_timeout_seconds,
+    )
 
     acceptor = Acceptor(
         pool=pool,
@@ -113,11 +123,25 @@ async def start_core(
         ),
         outbox=outbox,
         policy=RoutePolicy.from_names(settings.route_policy),
-        limits=Limits(settings.max_variables_bytes, settings.max_metadata_bytes),
+        limits=Limits(
+            settings.max_variables_bytes,
+            settings.max_metadata_bytes,
+            settings.schedule_horizon_seconds,
+        ),
         deadline_seconds=settings.delivery_deadline_seconds,
         max_batch=MAX_BATCH_ITEMS,
         concurrency=settings.accept_concurrency,
         runs=settings.accept_runs,
+        timing=Timing(
+            quiet=QuietPolicy(
+                frozenset(settings.quiet_hours_types), QuietWindow.parse(settings.quiet_hours)
+            ),
+            client_limits=ClientLimits(
+                limits, default=(settings.client_rate_per_second, settings.client_rate_burst)
+            ),
+            caps=FrequencyCaps(limits, settings.frequency_caps),
+            on_scheduled=scheduler.wake,
+        ),
     )
     notifications = Notifications(
         pool=pool, outbox=outbox, deadline_seconds=settings.delivery_deadline_seconds
@@ -187,6 +211,26 @@ async def start_core(
             ),
         ],
     )
+
+
+async def start_scheduler(
+    runtime: Runtime, settings: GatewaySettings, pool: AsyncConnectionPool, outbox: Outbox
+) -> Scheduler:
+    """The scheduler that releases due notifications, and the LISTEN that wakes it when
+    another gateway schedules one (a degraded dependency: it still wakes at least every
+    HERALD_SCHEDULER_IDLE_SECONDS)."""
+    scheduler = Scheduler(
+        pool,
+        outbox,
+        idle=settings.scheduler_idle_seconds,
+        batch_size=settings.scheduler_batch_size,
+    )
+    listener = scheduler.listener(settings.database_url(settings.database))
+    await listener.start()
+    runtime.on_shutdown(listener.stop)
+    runtime.health.add_dependency(Dependency("scheduled-notifications", listener.ping, False))
+    _in_background(runtime, scheduler.run(), "scheduler")
+    return scheduler
 
 
 async def start_watches(

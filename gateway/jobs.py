@@ -34,9 +34,11 @@ def first_job(
     *,
     deadline: timedelta,
     correlation_id: str,
+    start: datetime | None = None,
 ) -> bytes:
     """Hop 0 of the route, as the row stores it: generation 1, attempt 1, recipient and
-    content snapshots (the push targets and content as userd and templated gave them)."""
+    content snapshots (the push targets and content as userd and templated gave them).
+    The deadline counts from `start` (a scheduled notification's due time), else now."""
     send = command.send
     encoded = command.encoded.request
     now = datetime.now(UTC)
@@ -61,7 +63,7 @@ def first_job(
         template_version=rendered.version,
         correlation_id=correlation_id,
     )
-    job.deadline.FromDatetime(now + deadline)
+    job.deadline.FromDatetime(max(start or now, now) + deadline)
     job.create_time.FromDatetime(now)
     return job.SerializeToString()
 

@@ -1,7 +1,9 @@
 """The notification's lifecycle: every state, every fact that moves it, and why.
 
-A notification is `pending` while one hop is current: (generation, route_index, channel,
-attempt). It ends `delivered`, `failed` or `suppressed`. When the provider that took it
+A notification asked for later (`send_at`), or held by the user's quiet hours, is
+`scheduled` until its time: nothing is queued, and it can be cancelled. Then, or at once,
+it is `pending` while one hop is current: (generation, route_index, channel,
+attempt). It ends `delivered`, `failed`, `suppressed` or `cancelled`. When the provider that took it
 sends receipts, it is `sent` in between: no worker acts on it any more, and the
 provider's receipt settles it. Facts arrive from three places:
 a delivery worker reports what an attempt came to, an external reporter (the seed's REST
@@ -14,6 +16,16 @@ publishes the next hop (or the dead letter) through the outbox in the same trans
 
     state    fact                                          becomes
     -------  --------------------------------------------  ---------------------------------
+    (new)    accepted with send_at, or inside the user's    scheduled, due at the later of
+             quiet hours (a type that respects them)        the two ("held by quiet hours
+                                                            until T" in the trail)
+    (new)    over the user's frequency cap for its type     suppressed ("frequency cap: ...")
+    scheduled its time comes (the scheduler)                pending: the first hop is queued
+    scheduled cancel                                        cancelled (who, in the trail)
+    pending  cancel, while no worker has claimed any hop    cancelled; a worker that takes
+                                                            its queued hop finds it final
+    other    cancel                                         refused (FAILED_PRECONDITION,
+                                                            naming the status reached)
     pending  attempt DELIVERED (any hop of its generation)  delivered; `sent` when the
                                                             provider sends receipts
     pending  TRANSIENT, tries and time left                 pending: same channel, attempt+1,
@@ -57,7 +69,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -67,10 +79,14 @@ from mesh.errors import Conflict
 
 # Marks a carried error that is a suppression, not a failure.
 SUPPRESSED_PREFIX = "suppressed: "
-FINAL = frozenset({"delivered", "failed", "suppressed"})
-STATUSES = FINAL | {"pending", "sent"}
+FINAL = frozenset({"delivered", "failed", "suppressed", "cancelled"})
+STATUSES = FINAL | {"scheduled", "pending", "sent"}
+# What a Cancel may stop: a scheduled notification, or a pending one no worker claimed.
+CANCELLABLE = frozenset({"scheduled", "pending"})
 # What each status means to a caller: the one table the README and OpenAPI show.
 STATUS_MEANINGS: dict[str, str] = {
+    "scheduled": "Held until its time (its `send_at`, or the end of the user's quiet "
+    "hours); nothing is queued yet, and it can be cancelled.",
     "pending": "Accepted; a hop is queued, being sent, or waiting for its retry.",
     "sent": "A provider took it and will call back with receipts Herald verifies; a "
     "receipt settles it.",
@@ -79,7 +95,8 @@ STATUS_MEANINGS: dict[str, str] = {
     "failed": "Every channel of its route failed (receipts of hard bounces, drops and "
     "undelivered SMS included); on the dead-letter queue, can be retried by hand.",
     "suppressed": "The user's own choices (preferences, deletion) forbid every channel "
-    "of its route.",
+    "of its route, or it was over the user's frequency cap for its message type.",
+    "cancelled": "Cancelled before it went out; the trail says who cancelled it.",
 }
 
 
@@ -333,6 +350,41 @@ def on_retry(position: Position) -> NextHop:
             "can be retried"
         )
     return NextHop(0, position.route[0], 1)
+
+
+def held_by_quiet_hours(until: datetime) -> str:
+    """The trail's and the status reason's words for a notification quiet hours hold."""
+    return f"held by quiet hours until {until.astimezone(UTC).isoformat()}"
+
+
+def scheduled_for(at: datetime) -> str:
+    """The reason of a notification held for its send_at."""
+    return f"scheduled for {at.astimezone(UTC).isoformat()}"
+
+
+def capped(message_type: str, limit: str) -> str:
+    """The reason of a notification over the user's frequency cap."""
+    return f"frequency cap: at most {limit} {message_type} notifications per user"
+
+
+def cancelled_by(label: str, reason: str) -> str:
+    """The status reason of a cancelled notification: who, and why when they said."""
+    return f"cancelled by {label}" + (f": {reason}" if reason else "")
+
+
+def on_cancel(status: str, *, claimed: bool, notification_id: UUID) -> None:
+    """Whether a cancel may stop a notification in `status` (`claimed`: a worker took
+    one of its hops); raises the conflict that names the status it reached."""
+    if status == "pending" and claimed:
+        raise Conflict(
+            f"notification {notification_id} is pending and a worker has taken it: "
+            "it can no longer be cancelled"
+        )
+    if status not in CANCELLABLE:
+        raise Conflict(
+            f"notification {notification_id} is {status}: only a scheduled notification, "
+            "or a pending one no worker has taken, can be cancelled"
+        )
 
 
 def _repeat_or_refuse(position: Position, status: str) -> Decision:

@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import NoDecode
 
+from gateway.timing.quiet import QuietWindow
+from mesh.ratelimit import check_quota
 from mesh.rules import ChannelName, MessageTypeName
 from mesh.settings import Port, SharedSettings, concern
 
@@ -19,6 +21,9 @@ DEFAULT_ROUTE_POLICY: dict[MessageTypeName, list[ChannelName]] = {
     "marketing": [],
 }
 _POLICY = TypeAdapter(dict[MessageTypeName, list[ChannelName]])
+DEFAULT_QUIET_TYPES: list[MessageTypeName] = ["marketing"]
+DEFAULT_CAPS: dict[MessageTypeName, str] = {"marketing": "3/day"}
+_CAPS = TypeAdapter(dict[MessageTypeName, str])
 
 
 class GatewaySettings(SharedSettings):
@@ -370,6 +375,83 @@ class GatewaySettings(SharedSettings):
         json_schema_extra=concern("delivery"),
     )
 
+    # Time-aware delivery (docs/scheduling.md).
+    schedule_horizon_seconds: int = Field(
+        30 * 86400,
+        ge=60,
+        le=366 * 86400,
+        validation_alias="HERALD_SCHEDULE_HORIZON_SECONDS",
+        description="How far ahead a send_at may be.",
+        json_schema_extra=concern("delivery"),
+    )
+    scheduler_idle_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        validation_alias="HERALD_SCHEDULER_IDLE_SECONDS",
+        description="The longest the scheduler sleeps without looking for due notifications "
+        "(it also wakes at the next due time, and when one is scheduled): the bound on "
+        "lateness should a NOTIFY be lost.",
+        json_schema_extra=concern("delivery"),
+    )
+    scheduler_batch_size: int = Field(
+        500,
+        ge=1,
+        le=5000,
+        validation_alias="HERALD_SCHEDULER_BATCH_SIZE",
+        description="Scheduled notifications released in one transaction.",
+        json_schema_extra=concern("performance"),
+    )
+    quiet_hours: str = Field(
+        "22:00-07:00",
+        validation_alias="HERALD_QUIET_HOURS",
+        description="The default quiet window (HH:MM-HH:MM in each user's time zone) for "
+        "users who did not set their own; equal times: none.",
+        json_schema_extra=concern("delivery"),
+    )
+    quiet_hours_types: Annotated[list[MessageTypeName], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_QUIET_TYPES),
+        validation_alias="HERALD_QUIET_HOURS_TYPES",
+        description="Comma-separated message types that wait for the end of the user's quiet "
+        "hours unless the caller asks to bypass them (the others go at once unless the "
+        "caller asks to respect them).",
+        json_schema_extra=concern("delivery"),
+    )
+    client_rate_per_second: int = Field(
+        100,
+        ge=0,
+        le=1_000_000,
+        validation_alias="HERALD_GATEWAY_CLIENT_RATE_PER_SECOND",
+        description="Each API key's default send rate (notifications a second, a SendBatch "
+        "counting each item; 0: unlimited); a key may have its own (apikeys rate).",
+        json_schema_extra=concern("security"),
+    )
+    client_rate_burst: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        validation_alias="HERALD_GATEWAY_CLIENT_RATE_BURST",
+        description="How many sends a key may make at once above its default rate (at least "
+        "the largest batch, or such a batch is always refused).",
+        json_schema_extra=concern("security"),
+    )
+    frequency_caps: Annotated[dict[MessageTypeName, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_CAPS),
+        validation_alias="HERALD_FREQUENCY_CAPS",
+        description="Per message type, at most this many notifications per user per fixed "
+        'window, JSON: {"marketing": "3/day"}; one over the cap is suppressed.',
+        json_schema_extra=concern("delivery"),
+    )
+    rate_limit_timeout_seconds: float = Field(
+        0.25,
+        gt=0,
+        le=5,
+        validation_alias="HERALD_RATE_LIMIT_TIMEOUT_SECONDS",
+        description="How long a rate limit check waits for Redis before the limit is "
+        "skipped (it fails open: docs/scheduling.md).",
+        json_schema_extra=concern("servers"),
+    )
+
     @property
     def receipt_providers(self) -> frozenset[str]:
         """The providers whose receipts this gateway verifies."""
@@ -380,6 +462,27 @@ class GatewaySettings(SharedSettings):
             "sandbox": self.sandbox_receipts_secret,
         }
         return frozenset(name for name, secret in configured.items() if secret is not None)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str) -> str:
+        QuietWindow.parse(value)
+        return value
+
+    @field_validator("quiet_hours_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("frequency_caps", mode="before")
+    @classmethod
+    def _parse_caps(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        caps = _CAPS.validate_python(value)
+        return {kind: check_quota(quota) for kind, quota in caps.items()}
 
     @field_validator("route_policy", mode="before")
     @classmethod

@@ -28,5 +28,7 @@ STATUS_NUMBERS: dict[str, common_pb2.NotificationStatus.ValueType] = {
     "failed": common_pb2.NOTIFICATION_STATUS_FAILED,
     "suppressed": common_pb2.NOTIFICATION_STATUS_SUPPRESSED,
     "sent": common_pb2.NOTIFICATION_STATUS_SENT,
+    "scheduled": common_pb2.NOTIFICATION_STATUS_SCHEDULED,
+    "cancelled": common_pb2.NOTIFICATION_STATUS_CANCELLED,
 }
 STATUS_NAMES: dict[int, str] = {number: name for name, number in STATUS_NUMBERS.items()}

@@ -70,7 +70,14 @@ class Unavailable(DomainError):
 
 
 class ResourceExhausted(DomainError):
+    """Over a limit; `retry_after` (seconds), when known, is when to try again (gRPC:
+    google.rpc.RetryInfo; REST: Retry-After)."""
+
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def rpc_error(

@@ -22,7 +22,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from mesh.errors import DomainError, InvalidArgument
+from mesh.errors import DomainError, InvalidArgument, ResourceExhausted
 from mesh.logging import bind_correlation_id
 from mesh.metrics import GRPC_LATENCY, GRPC_REQUESTS
 
@@ -213,6 +213,12 @@ def to_grpc_status(exc: DomainError) -> grpc.Status:
         )
         detail = any_pb2.Any()
         detail.Pack(bad_request)
+        status.details.append(detail)
+    if isinstance(exc, ResourceExhausted) and exc.retry_after is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(int(exc.retry_after * 1e9))
+        detail = any_pb2.Any()
+        detail.Pack(retry)
         status.details.append(detail)
     assert code_value != code_pb2.OK
     result: grpc.Status = rpc_status.to_status(status)

@@ -10,7 +10,6 @@ import pytest
 from tests.support.infra import InfrastructureMissing, Isolation, check_servers, free_port
 from tests.support.processes import ServiceProcess
 
-
 # The pyramid's tiers (README, "Tests"), told apart by what a test's fixtures need:
 #   unit         no server at all: pure logic (`make test-fast`, `-m unit`)
 #   integration  the real PostgreSQL, Redis and RabbitMQ (this run's `isolation`), in process

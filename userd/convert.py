@@ -69,6 +69,9 @@ def user_input(
         time_zone=message.time_zone,
         preferences=preferences_patch(message.preferences),
         push_targets=tuple(push_target_input(t) for t in message.push_targets),
+        quiet_hours=(message.quiet_hours.start, message.quiet_hours.end)
+        if message.HasField("quiet_hours")
+        else None,
     )
 
 
@@ -92,7 +95,7 @@ def push_target_to_proto(target: PushTarget) -> user_pb2.PushTarget:
 
 def user_to_proto(user: User) -> user_pb2.User:
     """The user as answers and the cache carry it (there is no password to leave out)."""
-    return user_pb2.User(
+    message = user_pb2.User(
         id=str(user.id),
         name=user.name,
         email=user.email,
@@ -106,6 +109,12 @@ def user_to_proto(user: User) -> user_pb2.User:
         create_time=_timestamp(user.create_time),
         update_time=_timestamp(user.update_time),
     )
+    if user.quiet_hours is not None:
+        start, end = user.quiet_hours
+        message.quiet_hours.CopyFrom(
+            user_pb2.QuietHours(start=f"{start:%H:%M}", end=f"{end:%H:%M}")
+        )
+    return message
 
 
 def user_from_proto(message: user_pb2.User, version: int) -> User:
@@ -137,4 +146,10 @@ def user_from_proto(message: user_pb2.User, version: int) -> User:
         version=version,
         create_time=_datetime(message.create_time),
         update_time=_datetime(message.update_time),
+        quiet_hours=(
+            datetime.strptime(message.quiet_hours.start, "%H:%M").time(),
+            datetime.strptime(message.quiet_hours.end, "%H:%M").time(),
+        )
+        if message.HasField("quiet_hours")
+        else None,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
 from uuid import UUID
 
@@ -79,6 +79,8 @@ class User:
     version: int
     create_time: datetime
     update_time: datetime
+    # The user's own quiet window (start, end) in their time zone; None: the default.
+    quiet_hours: tuple[time, time] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class UserInput:
     time_zone: str = ""
     preferences: PreferencesPatch = field(default_factory=PreferencesPatch)
     push_targets: tuple[PushTargetInput, ...] = ()
+    # ("HH:MM", "HH:MM") as sent; None: not sent.
+    quiet_hours: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ class NewUser:
     preferences: Preferences
     push_targets: tuple[NewPushTarget, ...]
     password: str = field(repr=False)
+    quiet_hours: tuple[time, time] | None = None
 
 
 @dataclass(frozen=True)

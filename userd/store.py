@@ -28,11 +28,13 @@ UPDATABLE_COLUMNS = frozenset(
         "pref_sms",
         "pref_push",
         "password_hash",
+        "quiet_start",
+        "quiet_end",
     }
 )
 _USER_COLUMNS = sql.SQL(
     "id, name, email, phone, locale, time_zone, pref_email, pref_sms, pref_push, version,"
-    " create_time, update_time"
+    " create_time, update_time, quiet_start, quiet_end"
 )
 _TARGET_COLUMNS = sql.SQL("id, user_id, platform, address, p256dh, auth, label, create_time")
 
@@ -69,6 +71,9 @@ def _user(row: dict[str, Any], targets: Iterable[PushTarget]) -> User:
         version=row["version"],
         create_time=row["create_time"],
         update_time=row["update_time"],
+        quiet_hours=(row["quiet_start"], row["quiet_end"])
+        if row.get("quiet_start") is not None
+        else None,
     )
 
 
@@ -76,8 +81,9 @@ async def insert_user(conn: Conn, *, user_id: UUID, user: NewUser, password_hash
     """Raises psycopg.errors.UniqueViolation (constraint EMAIL_CONSTRAINT) for a taken email."""
     await conn.execute(
         """INSERT INTO users (id, name, email, phone, locale, time_zone,
-                              pref_email, pref_sms, pref_push, password_hash)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                              pref_email, pref_sms, pref_push, password_hash,
+                              quiet_start, quiet_end)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (
             user_id,
             user.name,
@@ -89,6 +95,8 @@ async def insert_user(conn: Conn, *, user_id: UUID, user: NewUser, password_hash
             user.preferences.sms,
             user.preferences.push,
             password_hash,
+            user.quiet_hours[0] if user.quiet_hours else None,
+            user.quiet_hours[1] if user.quiet_hours else None,
         ),
     )
 

@@ -7,7 +7,9 @@ bad field at once. Field names are paths in the request ("email", "user.phone",
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import time
 from uuid import UUID
 
 import phonenumbers
@@ -37,7 +39,17 @@ MAX_PUSH_TARGETS = rules.MAX_PUSH_TARGETS
 
 CHANNELS = rules.CHANNEL_NAMES
 MASK_PATHS = frozenset(
-    {"name", "email", "phone", "locale", "time_zone", "preferences", "push_targets", "password"}
+    {
+        "name",
+        "email",
+        "phone",
+        "locale",
+        "time_zone",
+        "preferences",
+        "push_targets",
+        "password",
+        "quiet_hours",
+    }
     | {f"preferences.{channel}" for channel in CHANNELS}
 )
 
@@ -235,6 +247,25 @@ def preference_columns(patch: PreferencesPatch, field: str, errors: Violations) 
     }
 
 
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def quiet_hours(
+    value: tuple[str, str] | None, field: str, errors: Violations
+) -> tuple[time, time] | None:
+    """A quiet window as (start, end) times of day ("HH:MM"); None: unset."""
+    if value is None:
+        return None
+    parsed: list[time] = []
+    for part, text in zip(("start", "end"), value, strict=True):
+        match = _CLOCK.match(text)
+        if match is None:
+            errors.add(f"{field}.{part}", "a time of day as HH:MM (00:00 to 23:59)")
+        else:
+            parsed.append(time(int(match[1]), int(match[2])))
+    return (parsed[0], parsed[1]) if len(parsed) == 2 else None
+
+
 def new_user(data: UserInput, clear_password: str, *, outbound: OutboundRule) -> NewUser:
     """A CreateUser request, validated; unset locale, time zone and channels get defaults."""
     errors = Violations()
@@ -247,6 +278,7 @@ def new_user(data: UserInput, clear_password: str, *, outbound: OutboundRule) ->
         preferences=data.preferences.apply(DEFAULT_PREFERENCES),
         push_targets=push_targets(data.push_targets, "push_targets", errors, outbound=outbound),
         password=password(clear_password, "password", errors),
+        quiet_hours=quiet_hours(data.quiet_hours, "quiet_hours", errors),
     )
     errors.check()
     return user
@@ -282,6 +314,10 @@ def changes(
             if value is None:
                 errors.add(f"user.preferences.{channel}", "named in update_mask but not set")
             columns[f"pref_{channel}"] = value
+    if "quiet_hours" in masked:
+        window = quiet_hours(data.quiet_hours, "user.quiet_hours", errors)
+        columns["quiet_start"] = window[0] if window else None
+        columns["quiet_end"] = window[1] if window else None
     targets = None
     if "push_targets" in masked:
         targets = push_targets(data.push_targets, "user.push_targets", errors, outbound=outbound)

@@ -22,6 +22,8 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import ClassVar, Generic, TypeVar
 
 
@@ -36,6 +38,31 @@ class ProviderError(Exception):
 
 class TransientError(ProviderError):
     """Try again later or elsewhere."""
+
+
+class Throttled(TransientError):
+    """The provider answered 429: too many requests, try again after `retry_after`
+    seconds. Not a failure of the provider (its circuit does not count it) and not an
+    attempt used up: the chain waits and sends again."""
+
+    def __init__(self, message: str, *, retry_after: float, status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
+    """A Retry-After header's delay: seconds, or an HTTP date (RFC 9110)."""
+    if not value:
+        return default
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 class PermanentError(ProviderError):

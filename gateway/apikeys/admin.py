@@ -6,7 +6,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.apikeys.authenticator import Authenticator
 from gateway.apikeys.scopes import Scope
-from gateway.apikeys.service import ApiKey, NewKey, create, list_keys
+from gateway.apikeys.service import ApiKey, NewKey, create, list_keys, set_rate
 
 
 class ApiKeys:
@@ -17,9 +17,23 @@ class ApiKeys:
         self._pool = pool
         self._authenticator = authenticator
 
-    async def create(self, *, name: str, scopes: frozenset[Scope], client_id: str) -> NewKey:
+    async def create(
+        self,
+        *,
+        name: str,
+        scopes: frozenset[Scope],
+        client_id: str,
+        rate: tuple[int, int] | None = None,
+    ) -> NewKey:
         async with self._pool.connection() as conn:
-            return await create(conn, name=name, scopes=scopes, client_id=client_id)
+            return await create(conn, name=name, scopes=scopes, client_id=client_id, rate=rate)
+
+    async def set_rate(self, key_id: str, rate: tuple[int, int] | None) -> bool:
+        """Changes a key's send rate; every gateway reads the key again at once."""
+        async with self._pool.connection() as conn:
+            done = await set_rate(conn, key_id=key_id, rate=rate)
+        self._authenticator.forget(key_id)
+        return done
 
     async def list(self) -> list[ApiKey]:
         async with self._pool.connection() as conn:

@@ -3,6 +3,8 @@
     python -m gateway apikeys create --name billing-prod --client billing \
         --scopes notifications:send,notifications:read
     python -m gateway apikeys list
+    python -m gateway apikeys rate 3f9a1c0b7d2e 100 --burst 200   # 0: unlimited
+    python -m gateway apikeys rate 3f9a1c0b7d2e default
     python -m gateway apikeys revoke 3f9a1c0b7d2e
 
 `create` prints the key once; only its hash is stored. Without `--client` the key starts
@@ -50,9 +52,21 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--client", default="", help="the client the key belongs to (default: a new one)"
     )
+    create.add_argument(
+        "--rate",
+        type=int,
+        default=None,
+        help="sends per second (0: unlimited; default: the "
+        "gateway's HERALD_GATEWAY_CLIENT_RATE_PER_SECOND)",
+    )
+    create.add_argument("--burst", type=int, default=None, help="sends at once (default: rate)")
     create.add_argument("--json", action="store_true", help="print JSON")
     listing = commands.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--json", action="store_true", help="print JSON")
+    rate = commands.add_parser("rate", help="set a key's send rate")
+    rate.add_argument("id", help="the key id (the part after hk_)")
+    rate.add_argument("rate", help="sends per second (0: unlimited), or 'default'")
+    rate.add_argument("--burst", type=int, default=None, help="sends at once (default: rate)")
     revoke = commands.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("id", help="the key id (the part after hk_)")
     return parser
@@ -66,7 +80,18 @@ def _as_dict(key: ApiKey) -> dict[str, Any]:
         "scopes": sorted(s.value for s in key.scopes),
         "created_at": key.create_time.isoformat(),
         "revoked_at": key.revoke_time.isoformat() if key.revoke_time else None,
+        "rate_per_second": key.rate[0] if key.rate else None,
+        "rate_burst": key.rate[1] if key.rate else None,
     }
+
+
+def _number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise service.InvalidKeyRequest(
+            f"rate must be a number or 'default', not {text!r}"
+        ) from None
 
 
 def _out(text: str) -> None:
@@ -85,6 +110,7 @@ async def _run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                 name=args.name,
                 scopes=service.parse_scopes(args.scopes),
                 client_id=args.client,
+                rate=service.check_rate(args.rate, args.burst),
             )
             if args.json:
                 _out(orjson.dumps({**_as_dict(new.key), "key": new.token}).decode())
@@ -110,6 +136,14 @@ async def _run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                         f"{key['created_at']}  {state}"
                     )
             return 0
+        if args.command == "rate":
+            per_second = None if args.rate == "default" else _number(args.rate)
+            rate = service.check_rate(per_second, args.burst)
+            if await service.set_rate(conn, key_id=args.id, rate=rate):
+                _out(f"key {args.id}: " + (f"{rate[0]}/s burst {rate[1]}" if rate else "default"))
+                return 0
+            sys.stderr.write(f"no active key with id {args.id!r}\n")
+            return 1
         if await service.revoke(conn, key_id=args.id):
             _out(f"revoked key {args.id}")
             return 0

@@ -120,6 +120,10 @@ class Principal:
     scopes: frozenset[Scope]
     # How the caller is named in records: `apikey:<id>:<name>`, `service:<client>`.
     label: str
+    # The API key whose send rate this caller draws on ("" for an internal service: not
+    # limited), and that key's own rate (per second, burst); None: the default.
+    rate_key: str = ""
+    rate: tuple[int, int] | None = None
 
     def allows(self, scope: Scope) -> bool:
         return scope in granted(self.scopes)

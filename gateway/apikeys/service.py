@@ -42,6 +42,8 @@ class ApiKey:
     scopes: frozenset[Scope]
     create_time: datetime
     revoke_time: datetime | None
+    # Its own send rate (per second, burst); None: the gateway's default.
+    rate: tuple[int, int] | None = None
 
     def allows(self, scope: Scope) -> bool:
         return self.principal.allows(scope)
@@ -53,7 +55,13 @@ class ApiKey:
 
     @property
     def principal(self) -> Principal:
-        return Principal(client_id=self.client_id, scopes=self.scopes, label=self.label)
+        return Principal(
+            client_id=self.client_id,
+            scopes=self.scopes,
+            label=self.label,
+            rate_key=self.id,
+            rate=self.rate,
+        )
 
 
 @dataclass(frozen=True)
@@ -93,14 +101,46 @@ def from_row(row: ApiKeyRow) -> ApiKey:
         scopes=scope_rules.stored(row["scopes"]),
         create_time=row["create_time"],
         revoke_time=row["revoke_time"],
+        rate=rate_of(row),
     )
 
 
-async def create(conn: Conn, *, name: str, scopes: frozenset[Scope], client_id: str = "") -> NewKey:
+def rate_of(row: ApiKeyRow) -> tuple[int, int] | None:
+    """The key's own rate, or None for the default."""
+    per_second = row.get("rate_per_second")
+    if per_second is None:
+        return None
+    return (per_second, row.get("rate_burst") or max(per_second, 1))
+
+
+def check_rate(per_second: int | None, burst: int | None) -> tuple[int, int] | None:
+    """A key's rate as given (per second, burst: default the rate; 0 per second:
+    unlimited), or None for the default; InvalidKeyRequest when out of range."""
+    if per_second is None:
+        if burst is not None:
+            raise InvalidKeyRequest("a burst needs a rate")
+        return None
+    if not 0 <= per_second <= 1_000_000:
+        raise InvalidKeyRequest("the rate must be between 0 (unlimited) and 1000000 per second")
+    burst = per_second if burst is None else burst
+    if not 1 <= burst <= 1_000_000 and per_second:
+        raise InvalidKeyRequest("the burst must be between 1 and 1000000")
+    return (per_second, max(burst, 1))
+
+
+async def create(
+    conn: Conn,
+    *,
+    name: str,
+    scopes: frozenset[Scope],
+    client_id: str = "",
+    rate: tuple[int, int] | None = None,
+) -> NewKey:
     """Stores a new key and returns it with its plaintext (the only time it exists).
 
     The key belongs to `client_id`; without one it is a new client's first key, and the
-    client is named by the key's id.
+    client is named by the key's id. `rate` (per second, burst; `check_rate`) is its own
+    send rate; None: the gateway's default.
     """
     name = name.strip()
     if not 1 <= len(name) <= MAX_NAME or not NAME.match(name):
@@ -118,12 +158,20 @@ async def create(conn: Conn, *, name: str, scopes: frozenset[Scope], client_id: 
         client_id=client_id or key_id,
         scopes=sorted(s.value for s in scopes),
         key_hash=hash_token(token),
+        rate=rate,
     )
     return NewKey(from_row(row), token)
 
 
 async def list_keys(conn: Conn) -> list[ApiKey]:
     return [from_row(row) for row in await apikeys.list_all(conn)]
+
+
+async def set_rate(conn: Conn, *, key_id: str, rate: tuple[int, int] | None) -> bool:
+    """Changes a live key's send rate (None: the default); False when there is none."""
+    if not _ID.match(key_id):
+        return False
+    return await apikeys.set_rate(conn, key_id=key_id, rate=rate)
 
 
 async def revoke(conn: Conn, *, key_id: str) -> bool:

@@ -15,6 +15,7 @@ paths of the JSON body (`notifications[3].user_id`) or query/path parameter name
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Route
 
 from gateway.http.schemas.common import PATTERN_RULES
-from mesh.errors import DomainError, InvalidArgument
+from mesh.errors import DomainError, InvalidArgument, ResourceExhausted
 from mesh.interceptors import field_violations
 
 log = structlog.get_logger("gateway.http")
@@ -145,7 +146,11 @@ class ApiError(Exception):
             if isinstance(error, InvalidArgument)
             else []
         )
-        return cls.of(error.code, error.message, violations, renames)
+        answer = cls.of(error.code, error.message, violations, renames)
+        if isinstance(error, ResourceExhausted) and error.retry_after is not None:
+            # Whole seconds, rounded up: a client that waits this long is let through.
+            answer.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+        return answer
 
     @classmethod
     def from_rpc(

@@ -15,6 +15,13 @@ every call of the run (UNAVAILABLE), as nothing is accepted that is not stored. 
 outage does not: the rows are stored, so the calls answer OK and the relay publishes the
 hops when the broker is back.
 
+Time (docs/scheduling.md): a send with `send_at`, or one the user's quiet hours hold, is
+stored `scheduled` with its due time and a HELD row in its trail, and nothing is
+published: the scheduler releases it when due. A send over the user's frequency cap for
+its message type is stored `suppressed` (a CAPPED row says which cap). An API key over its
+send rate is refused before anything is read or stored. A send with none of these costs
+what it did, plus one Redis round trip for the key's rate (none for internal services).
+
 Idempotency is per (API client, request_id): the same key with the same payload (hash of
 the normalized request) answers the first notification with `duplicate=True` and
 publishes nothing; with another payload it is FAILED_PRECONDITION. Two concurrent
@@ -27,13 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from gateway import jobs
+from gateway import jobs, lifecycle
 from gateway.apikeys.scopes import Scope
 from gateway.notifications.fetches import Memo, Rendering, RenderKey
 from gateway.notifications.items import IdempotencyKey, Item, follow, prefixed, replay
@@ -43,7 +51,10 @@ from gateway.notifications.peers import Peers
 from gateway.notifications.routing import Route, RoutePolicy, plan_route
 from gateway.notifications.validation import Limits, SendCommand, validate_send, violations
 from gateway.outbox import Outbox, Publication
-from gateway.store import db, notifications
+from gateway.store import db, notifications, scheduling
+from gateway.timing.limits import ClientLimits, FrequencyCaps
+from gateway.timing.quiet import QuietPolicy
+from gateway.timing.scheduler import Clock, utc_now
 from gateway.wire import CHANNELS_BY_NAME, MESSAGE_TYPES_BY_NAME
 from mesh.coalesce import Batcher
 from mesh.errors import DomainError, FieldViolation, InvalidArgument
@@ -52,6 +63,30 @@ log = structlog.get_logger(__name__)
 
 # An item's route and, unless it is suppressed, the rendering it needs.
 Plan = tuple[Route, Rendering | None]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What decides when an accepted notification goes out, and whether it may."""
+
+    quiet: QuietPolicy
+    client_limits: ClientLimits | None = None
+    caps: FrequencyCaps | None = None
+    clock: Clock = utc_now
+    # Told of each notification scheduled here (its due time): the local scheduler.
+    on_scheduled: Callable[[datetime], None] = field(default=lambda _: None)
+
+
+@dataclass(frozen=True)
+class When:
+    """When an accepted notification goes out: now (pending), later (scheduled, `due`),
+    or never (`capped`: over a frequency cap)."""
+
+    status: str = "pending"
+    reason: str = ""
+    due: datetime | None = None
+    marks: tuple[scheduling.Mark, ...] = ()
+    capped: bool = False
 
 
 class Acceptor:
@@ -67,10 +102,12 @@ class Acceptor:
         limits: Limits,
         deadline_seconds: int,
         max_batch: int,
+        timing: Timing,
         concurrency: int,
         runs: int,
     ) -> None:
         self._pool = pool
+        self._timing = timing
         self._peers = peers
         self._outbox = outbox
         self._policy = policy
@@ -87,7 +124,15 @@ class Acceptor:
         """Accepts one notification (raises the item's error), in one run with the Sends
         that arrive at the same moment."""
         caller.principal.require(Scope.NOTIFICATIONS_SEND)
-        return await self._sends(Item(validate_send(notification, limits=self._limits), caller))
+        await self._take_rate(caller, 1)
+        command = validate_send(notification, limits=self._limits, now=self._timing.clock())
+        return await self._sends(Item(command, caller))
+
+    async def _take_rate(self, caller: Caller, cost: int) -> None:
+        """Refuses the call (RESOURCE_EXHAUSTED) when the caller's key is over its rate."""
+        principal, limits = caller.principal, self._timing.client_limits
+        if limits is not None and principal.rate_key:
+            await limits.take(key=principal.rate_key, rate=principal.rate, cost=cost)
 
     def violations(self, notification: NewSend, prefix: str = "") -> list[FieldViolation]:
         """What `send` would refuse in `notification`, without sending it (for a door
@@ -108,12 +153,14 @@ class Acceptor:
         items as `requests[i].<field>`)."""
         caller.principal.require(Scope.NOTIFICATIONS_SEND)
         self.check_batch_size(len(notifications))
+        await self._take_rate(caller, len(notifications))
+        now = self._timing.clock()
         outcomes: list[Outcome | None] = [None] * len(notifications)
         valid: list[tuple[int, SendCommand]] = []
         for index, notification in enumerate(notifications):
             try:
                 command = validate_send(
-                    notification, limits=self._limits, prefix=f"requests[{index}]."
+                    notification, limits=self._limits, prefix=f"requests[{index}].", now=now
                 )
             except InvalidArgument as exc:
                 outcomes[index] = exc
@@ -231,7 +278,7 @@ class Acceptor:
         with stage["store"].time():
             async with db.connection(self._pool) as conn:
                 new_rows = [row for _, row in rows]
-                inserted = await notifications.insert(conn, new_rows, grace=self._outbox.grace)
+                inserted = await self._insert(conn, new_rows)
                 lost = [row.key for (_, row), ok in zip(rows, inserted, strict=True) if not ok]
                 # A lost race waited for the winner's commit, so its row is there to read.
                 winners = {k.key: k for k in await notifications.find_keys(conn, lost)}
@@ -241,8 +288,10 @@ class Acceptor:
                 outcomes[index] = replay(winners[row.key], items[index].command)
                 continue
             outcomes[index] = Accepted(row.id, row.status)
-            if row.job is not None:
+            if row.job is not None and row.status == "pending":
                 publications.append(Publication(row.id, 1, jobs.read(row.job)))
+            elif row.send_at is not None:
+                self._timing.on_scheduled(row.send_at)
         with stage["publish"].time():
             await self._outbox.dispatch(publications)
         for (_, row), ok in zip(rows, inserted, strict=True):
@@ -251,6 +300,17 @@ class Acceptor:
                     log.info(
                         "notification accepted", notification_id=str(row.id), status=row.status
                     )
+
+    async def _insert(self, conn: db.Conn, rows: list[notifications.NewNotification]) -> list[bool]:
+        """Inserts the rows and, in the same transaction, the trail rows of those held or
+        capped (a plain send: one autocommit INSERT, as before)."""
+        if not any(row.marks for row in rows):
+            return await notifications.insert(conn, rows, grace=self._outbox.grace)
+        async with conn.transaction():
+            inserted = await notifications.insert(conn, rows, grace=self._outbox.grace)
+            marks = [m for row, ok in zip(rows, inserted, strict=True) if ok for m in row.marks]
+            await scheduling.add_marks(conn, marks)
+        return inserted
 
     async def _prepare(
         self,
@@ -290,20 +350,25 @@ class Acceptor:
         language = send.language or user.locale
         job: bytes | None = None
         version = send.template_version
+        when = When()
         if rendering is not None:
             rendered = await renders.get(rendering.key, lambda: self._peers.render(rendering))
             version = rendered.version
             language = rendered.language or language
-            job = jobs.first_job(
-                notification_id,
-                command,
-                user,
-                route.channels,
-                rendered,
-                deadline=self._deadline,
-                correlation_id=correlation_id,
-            )
-        else:
+            when = await self._when(command, user, notification_id, route)
+            if not when.capped:
+                job = jobs.first_job(
+                    notification_id,
+                    command,
+                    user,
+                    route.channels,
+                    rendered,
+                    deadline=self._deadline,
+                    correlation_id=correlation_id,
+                    # A held notification's deadline counts from its due time.
+                    start=when.due,
+                )
+        if job is None:
             log.info("notification suppressed", notification_id=str(notification_id))
         return notifications.NewNotification(
             id=notification_id,
@@ -320,10 +385,48 @@ class Acceptor:
             priority=int(send.priority),
             message_type=MESSAGE_TYPES_BY_NAME[send.message_type],
             metadata=command.encoded.metadata_json(),
-            status="pending" if job is not None else "suppressed",
-            status_reason=route.reason,
+            status=when.status if job is not None else "suppressed",
+            status_reason=when.reason or route.reason,
             job=job,
+            send_at=when.due,
+            marks=when.marks,
         )
+
+    async def _when(
+        self,
+        command: SendCommand,
+        user: Recipient,
+        notification_id: uuid.UUID,
+        route: Route,
+    ) -> When:
+        """Whether the notification goes now, waits (send_at, quiet hours) or is over its
+        user's frequency cap."""
+        send = command.send
+        channel = route.channels[0]
+        now = self._timing.clock()
+        caps = self._timing.caps
+        if caps is not None and caps.applies(send.message_type):
+            cap = await caps.over(user_id=command.user_key, message_type=send.message_type)
+            if cap is not None:
+                reason = lifecycle.capped(send.message_type, cap)
+                mark = scheduling.Mark(notification_id, channel, scheduling.CAPPED, reason, now)
+                return When(status="suppressed", reason=reason, marks=(mark,), capped=True)
+        held = self._timing.quiet.held_until(
+            at=send.send_at or now,
+            message_type=send.message_type,
+            choice=send.quiet_hours,
+            window=user.quiet_hours,
+            time_zone=user.time_zone,
+        )
+        if held is not None:
+            reason = lifecycle.held_by_quiet_hours(held)
+            due: datetime | None = held
+        elif send.send_at is not None:
+            reason, due = lifecycle.scheduled_for(send.send_at), send.send_at
+        else:
+            return When()
+        mark = scheduling.Mark(notification_id, channel, scheduling.HELD, reason, now)
+        return When(status="scheduled", reason=reason, due=due, marks=(mark,))
 
     def _plan(self, command: SendCommand, user: Recipient) -> Plan:
         """The item's route and, unless it is suppressed, the rendering it needs."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
 from gateway.apikeys.scopes import Principal
 from gateway.store.notifications import NotificationRecord
+from gateway.timing.quiet import QuietChoice, QuietWindow
 from mesh.errors import DomainError
 from mesh.rules import ChannelName, MessageTypeName
 
@@ -45,7 +47,8 @@ class Priority(IntEnum):
 @dataclass(frozen=True, kw_only=True)
 class NewSend:
     """One notification to accept. `request_id` (optional) is the idempotency key;
-    `language` empty means the user's locale, `template_version` 0 the active one."""
+    `language` empty means the user's locale, `template_version` 0 the active one;
+    `send_at` None means now; `quiet_hours` "" means the message type's policy."""
 
     user_id: uuid.UUID
     channel: ChannelName
@@ -57,6 +60,8 @@ class NewSend:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     language: str = ""
     template_version: int = 0
+    send_at: datetime | None = None
+    quiet_hours: QuietChoice = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,9 @@ class Recipient:
     locale: str
     push_targets: tuple[object, ...]
     preferences: Mapping[str, bool]
+    time_zone: str = "UTC"
+    # The user's own quiet window; None: the gateway's default.
+    quiet_hours: QuietWindow | None = None
 
 
 @dataclass(frozen=True)

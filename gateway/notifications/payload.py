@@ -21,6 +21,13 @@ from gateway.notifications.model import NewSend
 from gateway.wire import CHANNELS_BY_NAME, MESSAGE_TYPES_BY_NAME
 from herald.v1 import common_pb2, notification_pb2
 
+# The caller's quiet hours choice as herald.v1.QuietHoursPolicy (unset: not in the hash).
+QUIET_CHOICES: dict[str, notification_pb2.QuietHoursPolicy.ValueType] = {
+    "": notification_pb2.QUIET_HOURS_POLICY_UNSPECIFIED,
+    "respect": notification_pb2.QUIET_HOURS_POLICY_RESPECT,
+    "bypass": notification_pb2.QUIET_HOURS_POLICY_BYPASS,
+}
+
 
 @dataclass(frozen=True)
 class EncodedSend:
@@ -65,7 +72,10 @@ def encode(send: NewSend) -> EncodedSend:
         ),
         language=send.language,
         template_version=send.template_version,
+        quiet_hours=QUIET_CHOICES[send.quiet_hours],
     )
+    if send.send_at is not None:
+        request.send_at.FromDatetime(send.send_at)
     request.variables.update(send.variables)
     request.metadata.update(send.metadata)
     return EncodedSend(

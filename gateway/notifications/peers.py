@@ -16,6 +16,7 @@ import grpc
 
 from gateway.notifications.fetches import Rendering
 from gateway.notifications.model import Recipient, Rendered
+from gateway.timing.quiet import QuietWindow, parse_clock
 from herald.v1 import common_pb2, template_pb2, template_pb2_grpc, user_pb2, user_pb2_grpc
 from mesh.errors import (
     Conflict,
@@ -148,7 +149,19 @@ def recipient(user: user_pb2.User) -> Recipient:
         locale=user.locale,
         push_targets=tuple(user.push_targets),
         preferences=preferences(user.preferences),
+        time_zone=user.time_zone or "UTC",
+        quiet_hours=quiet_window(user),
     )
+
+
+def quiet_window(user: user_pb2.User) -> QuietWindow | None:
+    """The user's own quiet window (None: unset, or not one userd should have stored)."""
+    if not user.HasField("quiet_hours"):
+        return None
+    try:
+        return QuietWindow(parse_clock(user.quiet_hours.start), parse_clock(user.quiet_hours.end))
+    except ValueError:
+        return None
 
 
 def preferences(prefs: user_pb2.Preferences) -> dict[str, bool]:

@@ -16,9 +16,16 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from gateway.notifications.model import Accepted, NewSend, NotificationRecord, Priority
 from gateway.store.notifications import AttemptRecord
 from gateway.store.receipts import ReceiptRecord
+from gateway.timing.quiet import QuietChoice
 from gateway.wire import CHANNEL_NAMES, MESSAGE_TYPE_NAMES, STATUS_NUMBERS
 from herald.v1 import common_pb2, delivery_pb2, notification_pb2
 from mesh.errors import FieldViolation, InvalidArgument
+
+QUIET_POLICIES: dict[int, QuietChoice] = {
+    notification_pb2.QUIET_HOURS_POLICY_UNSPECIFIED: "",
+    notification_pb2.QUIET_HOURS_POLICY_RESPECT: "respect",
+    notification_pb2.QUIET_HOURS_POLICY_BYPASS: "bypass",
+}
 
 
 def parse_uuid(value: str, field: str) -> uuid.UUID:
@@ -78,6 +85,10 @@ def send_from_proto(
             message_type = MESSAGE_TYPE_NAMES[request.message_type]
         else:
             problems.append(FieldViolation(prefix + "message_type", "unknown message type"))
+    quiet_hours = QUIET_POLICIES.get(request.quiet_hours)
+    if quiet_hours is None:
+        problems.append(FieldViolation(prefix + "quiet_hours", "unknown quiet hours policy"))
+    send_at = request.send_at.ToDatetime(UTC) if request.HasField("send_at") else None
     send = NewSend(
         user_id=user_id,
         channel=channel or "email",  # type: ignore[arg-type]
@@ -89,6 +100,8 @@ def send_from_proto(
         metadata=struct_dict(request.metadata),
         language=request.language,
         template_version=request.template_version,
+        send_at=send_at,
+        quiet_hours=quiet_hours or "",
     )
     return send, problems
 
@@ -173,6 +186,7 @@ def notification_to_proto(record: NotificationRecord) -> notification_pb2.Notifi
         update_time=timestamp(record.update_time),
         deliver_time=timestamp(record.deliver_time),
         client_id=record.client_id,
+        send_at=timestamp(record.send_at),
     )
     json_format.ParseDict(record.metadata, message.metadata)
     return message

@@ -1,10 +1,18 @@
-"""GetNotification, ListNotifications and Retry (Send and SendBatch live in `accept`).
+"""GetNotification, ListNotifications, Retry and Cancel (Send and SendBatch live in
+`accept`).
 
 Retry reopens a FAILED notification only: generation + 1, first channel of the route,
 attempt 1, a fresh deadline, the same recipient and content (the route is not planned
 again: the notification is the one that was accepted). The trail keeps every earlier
 attempt; the retry is recorded with who asked and why, and its first hop goes out
 through the outbox like a Send's.
+
+Cancel stops a notification that has not gone out: a scheduled one, or a pending one no
+worker has claimed. It races the scheduler and the workers' claims, and exactly one wins:
+it locks the row (FOR UPDATE), then reads the claims in a statement of its own, which
+sees every claim committed before the lock was granted; a claim that comes later waits
+for the lock and then finds the notification cancelled (its Claim answers FINAL, and the
+worker drops the hop unsent). Who cancelled, and why, join the trail and the reason.
 
 Every call names its `Principal`: reads need notifications:read and see only the
 caller's client's notifications (operator:read and admin see every client's); a retry
@@ -24,9 +32,10 @@ from gateway import jobs, lifecycle
 from gateway.apikeys.scopes import Principal, Scope
 from gateway.notifications.model import Page
 from gateway.outbox import Outbox, Publication
-from gateway.store import notifications
+from gateway.store import notifications, scheduling
 from gateway.store.db import transaction
 from gateway.store.hops import lock, set_hop
+from gateway.timing.scheduler import Clock, utc_now
 from mesh.errors import InvalidArgument, NotFound
 from mesh.logging import bind_correlation_id
 from mesh.rules import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -37,10 +46,18 @@ log = structlog.get_logger(__name__)
 class Notifications:
     """Reads and manual retries of accepted notifications."""
 
-    def __init__(self, *, pool: AsyncConnectionPool, outbox: Outbox, deadline_seconds: int) -> None:
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        outbox: Outbox,
+        deadline_seconds: int,
+        clock: Clock = utc_now,
+    ) -> None:
         self._pool = pool
         self._outbox = outbox
         self._deadline = timedelta(seconds=deadline_seconds)
+        self._clock = clock
 
     async def get(
         self, *, notification_id: uuid.UUID, principal: Principal
@@ -139,6 +156,38 @@ class Notifications:
             )
         await self._outbox.dispatch([Publication(parsed, hop, job)])
         log.info("notification retried", notification_id=str(parsed), generation=generation)
+        return await self._get(notification_id, owner)
+
+    async def cancel(
+        self, *, notification_id: uuid.UUID, principal: Principal, reason: str = ""
+    ) -> notifications.NotificationRecord:
+        """Cancels the caller's client's notification (admin: any) if it has not gone out;
+        FAILED_PRECONDITION naming the status it reached otherwise."""
+        principal.require(Scope.NOTIFICATIONS_SEND)
+        owner = principal.acting_owner
+        if len(reason) > 500:
+            raise InvalidArgument.field("reason", "at most 500 characters")
+        async with transaction(self._pool) as conn:
+            state = await lock(conn, notification_id)
+            if state is None or (owner is not None and state.client_id != owner):
+                raise not_found(notification_id)
+            bind_correlation_id(state.correlation_id)
+            claimed = state.status == "pending" and await scheduling.any_claim(
+                conn, notification_id
+            )
+            lifecycle.on_cancel(state.status, claimed=claimed, notification_id=notification_id)
+            why = lifecycle.cancelled_by(principal.label, reason)
+            await scheduling.mark_cancelled(conn, notification_id, reason=why)
+            mark = scheduling.Mark(
+                notification_id,
+                state.hop_channel,
+                scheduling.CANCELLED,
+                why,
+                self._clock(),
+                who=principal.label,
+            )
+            await scheduling.add_marks(conn, [mark])
+        log.info("notification cancelled", notification_id=str(notification_id))
         return await self._get(notification_id, owner)
 
 

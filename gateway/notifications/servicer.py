@@ -182,6 +182,17 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         )
         return notification_pb2.RetryResponse(notification=protos.notification_to_proto(record))
 
+    async def Cancel(
+        self, request: notification_pb2.CancelRequest, context: Context
+    ) -> notification_pb2.CancelResponse:
+        caller = await caller_of(context, self._authenticator, Scope.NOTIFICATIONS_SEND)
+        record = await self._notifications.cancel(
+            notification_id=protos.parse_uuid(request.id, "id"),
+            principal=caller.principal,
+            reason=request.reason,
+        )
+        return notification_pb2.CancelResponse(notification=protos.notification_to_proto(record))
+
     async def WatchNotification(
         self, request: notification_pb2.WatchNotificationRequest, context: Context
     ) -> AsyncIterator[notification_pb2.WatchNotificationResponse]:

@@ -11,6 +11,7 @@ caller. That encoding is also what templated renders (`variables`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from gateway.notifications.model import NewSend, Priority
 from gateway.notifications.payload import EncodedSend, encode
@@ -22,6 +23,8 @@ from mesh.errors import FieldViolation, InvalidArgument
 class Limits:
     max_variables_bytes: int
     max_metadata_bytes: int
+    # How far ahead send_at may be.
+    schedule_horizon_seconds: int = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,12 @@ class SendCommand:
         return str(self.send.user_id)
 
 
-def validate_send(send: NewSend, *, limits: Limits, prefix: str = "") -> SendCommand:
-    """The send as a command, or InvalidArgument naming every field at fault."""
-    problems, encoded = _check(send, limits, prefix)
+def validate_send(
+    send: NewSend, *, limits: Limits, prefix: str = "", now: datetime | None = None
+) -> SendCommand:
+    """The send as a command, or InvalidArgument naming every field at fault (`now`:
+    what send_at must be after)."""
+    problems, encoded = _check(send, limits, prefix, now)
     if problems:
         raise InvalidArgument(problems)
     return SendCommand(send, encoded)
@@ -51,10 +57,12 @@ def validate_send(send: NewSend, *, limits: Limits, prefix: str = "") -> SendCom
 
 def violations(send: NewSend, *, limits: Limits, prefix: str = "") -> list[FieldViolation]:
     """Every field of `send` at fault (none: valid)."""
-    return _check(send, limits, prefix)[0]
+    return _check(send, limits, prefix, None)[0]
 
 
-def _check(send: NewSend, limits: Limits, prefix: str) -> tuple[list[FieldViolation], EncodedSend]:
+def _check(
+    send: NewSend, limits: Limits, prefix: str, now: datetime | None
+) -> tuple[list[FieldViolation], EncodedSend]:
     problems: list[FieldViolation] = []
 
     def bad(field: str, description: str) -> None:
@@ -78,6 +86,17 @@ def _check(send: NewSend, limits: Limits, prefix: str) -> tuple[list[FieldViolat
         bad("language", rules.LANGUAGE_RULE)
     if send.template_version < 0:
         bad("template_version", "must be 0 (active) or a version number")
+    if send.quiet_hours not in ("", "respect", "bypass"):
+        bad("quiet_hours", "must be respect or bypass")
+    if send.send_at is not None:
+        now = now or datetime.now(UTC)
+        horizon = timedelta(seconds=limits.schedule_horizon_seconds)
+        if send.send_at.tzinfo is None:
+            bad("send_at", "must have a time zone offset (RFC 3339)")
+        elif send.send_at <= now:
+            bad("send_at", "must be in the future")
+        elif send.send_at > now + horizon:
+            bad("send_at", f"at most {limits.schedule_horizon_seconds} seconds ahead")
     encoded = encode(send)
     if encoded.variables_size > limits.max_variables_bytes:
         bad("variables", f"larger than {limits.max_variables_bytes} bytes")

@@ -72,6 +72,10 @@ class NewNotification:
     status: str
     status_reason: str
     job: bytes | None
+    # When it is due (scheduled, or held by quiet hours); None: at once.
+    send_at: datetime | None = None
+    # Trail rows that are no attempts, inserted with it (held, capped).
+    marks: tuple[Any, ...] = ()
 
     @property
     def hop_channel(self) -> int:
@@ -130,6 +134,7 @@ class NotificationRecord:
     create_time: datetime
     update_time: datetime
     deliver_time: datetime | None
+    send_at: datetime | None = None
     attempts: tuple[AttemptRecord, ...] = ()
     retries: tuple[RetryRecord, ...] = ()
     # The providers' receipts about its attempts (see `receipts_of`).
@@ -143,8 +148,8 @@ class NotificationRecord:
 _INSERT = """
 INSERT INTO notifications (id, client_id, request_id, payload_hash, correlation_id, user_id,
     channel, route, template_code, template_version, language, priority, message_type,
-    metadata, status, status_reason, hop_channel, job, publish_pending, publish_after)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+    metadata, status, status_reason, hop_channel, job, send_at, publish_pending, publish_after)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
     now() + make_interval(secs => %s))
 ON CONFLICT (client_id, request_id) WHERE request_id <> '' DO NOTHING
 RETURNING id"""
@@ -152,7 +157,7 @@ RETURNING id"""
 _RECORD_COLUMNS = """id, client_id, request_id, user_id, channel, route, template_code,
     template_version, language, priority, message_type, metadata, status, status_reason,
     delivered_channel, delivered_provider, provider_message_id, create_time, update_time,
-    deliver_time"""
+    deliver_time, send_at"""
 
 
 def _params(row: NewNotification, grace: float) -> tuple[Any, ...]:
@@ -175,7 +180,8 @@ def _params(row: NewNotification, grace: float) -> tuple[Any, ...]:
         row.status_reason,
         row.hop_channel,
         row.job,
-        row.job is not None,
+        row.send_at,
+        row.job is not None and row.status == "pending",
         grace,
     )
 

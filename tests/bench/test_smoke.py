@@ -16,12 +16,12 @@ from typing import Any
 import psycopg
 import pytest
 
-# Runs the whole bench stack (its own servers check and isolation).
-pytestmark = pytest.mark.e2e
-
 from bench.flood import EXPECTED
 from bench.model import NOT_MEASURED, REFUSALS, SCENARIOS, Row
 from tests.support.infra import POSTGRES_URL
+
+# Runs the whole bench stack (its own servers check and isolation).
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_KEYS = {"p50", "p95", "p99", "max"}

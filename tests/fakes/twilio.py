@@ -35,6 +35,26 @@ class TwilioFake(FakeServer):
         super().reset()
         self.invalid_numbers.clear()
 
+    def throttle_next(self, count: int = 1, *, retry_after: float = 1.0) -> None:
+        """The next `count` requests answer 429 with `Retry-After`, as Twilio does when an
+        account or number sends faster than its rate (error 20429)."""
+        self.fail_next(count, status=429, headers={"Retry-After": f"{retry_after:g}"})
+
+    def sends(self) -> list[float]:
+        """When each request to create a message arrived (monotonic seconds), in order."""
+        return [r.time for r in self.requests if r.path.endswith("/Messages.json")]
+
+    def busiest(self, window: float = 1.0) -> int:
+        """The most message requests received within any `window` seconds: the request rate
+        the fake saw, whichever workers sent them."""
+        times = self.sends()
+        most, first = 0, 0
+        for last, at in enumerate(times):
+            while at - times[first] >= window:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create)
 

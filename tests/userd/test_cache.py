@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 import redis
 import redis.asyncio as aioredis
 from google.protobuf.field_mask_pb2 import FieldMask

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from deliveryd.providers.base import (
@@ -15,8 +17,10 @@ from deliveryd.providers.base import (
     Provider,
     Sent,
     SmsMessage,
+    Throttled,
     TransientError,
     classify_http,
+    retry_after_seconds,
 )
 
 # Twilio error codes that say the number itself cannot receive this message.
@@ -44,6 +48,21 @@ def status_callback(base_url: str, message: SmsMessage) -> str:
     return f"{base_url.rstrip('/')}{RECEIPTS_PATH}?{query}"
 
 
+class _HttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """The SDK's client, raising `Throttled` with the answer's Retry-After on a 429 (the
+    SDK's own exception does not carry the headers)."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().request(*args, **kwargs)
+        if response.status_code == 429:
+            headers = response.headers or {}
+            raise Throttled(
+                "twilio answered 429 (too many requests)",
+                retry_after=retry_after_seconds(headers.get("Retry-After")),
+            )
+        return response
+
+
 class TwilioProvider(Provider[SmsMessage]):
     """`POST /2010-04-01/Accounts/{sid}/Messages.json`; the message id is the `SM…` sid."""
 
@@ -62,9 +81,7 @@ class TwilioProvider(Provider[SmsMessage]):
         super().__init__(timeout=timeout)
         # The gateway's public URL; without it, no status callbacks are asked for.
         self._receipts_base_url = receipts_base_url
-        self._client = Client(
-            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout)
-        )
+        self._client = Client(account_sid, auth_token, http_client=_HttpClient(timeout=timeout))
         # Read on every request; region/edge are left unset because they rewrite the host.
         self._client.api.base_url = base_url.rstrip("/")
         self._sender = sender

@@ -49,6 +49,10 @@ _OUTCOMES: dict[int, Any] = {
     delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE: "permanent_failure",
     delivery_pb2.ATTEMPT_OUTCOME_SKIPPED: "skipped",
     delivery_pb2.ATTEMPT_OUTCOME_REPORTED: "reported",
+    delivery_pb2.ATTEMPT_OUTCOME_HELD: "held",
+    delivery_pb2.ATTEMPT_OUTCOME_RELEASED: "released",
+    delivery_pb2.ATTEMPT_OUTCOME_CANCELLED: "cancelled",
+    delivery_pb2.ATTEMPT_OUTCOME_CAPPED: "capped",
 }
 
 
@@ -64,6 +68,8 @@ def new_send(body: NotificationCreate) -> NewSend:
         metadata=body.metadata,
         language=body.language or "",
         template_version=body.template_version or 0,
+        send_at=body.send_at,
+        quiet_hours=body.quiet_hours or "",
     )
 
 
@@ -140,6 +146,7 @@ def _attempt(attempt: AttemptRecord, receipts: list[ReceiptRecord]) -> DeliveryA
         started_at=_utc(attempt.start_time),
         attempt=attempt.attempt,
         generation=attempt.generation,
+        worker=text(attempt.worker),
         receipts=[_receipt(r) for r in receipts],
     )
 
@@ -175,6 +182,7 @@ def notification(value: NotificationRecord) -> NotificationOut:
         created_at=_utc(value.create_time),
         updated_at=_utc(value.update_time),
         delivered_at=_utc(value.deliver_time),
+        send_at=_utc(value.send_at),
     )
 
 

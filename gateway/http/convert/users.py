@@ -10,6 +10,7 @@ from gateway.http.schemas.users import (
     PreferencesOut,
     PushTargetIn,
     PushTargetOut,
+    QuietHoursOut,
     UserCreate,
     UserOut,
     UserUpdate,
@@ -59,6 +60,9 @@ def create_request(body: UserCreate) -> user_pb2.CreateUserRequest:
     )
     if body.preferences is not None:
         request.preferences.CopyFrom(preferences(body.preferences))
+    if body.quiet_hours is not None:
+        request.quiet_hours.start = body.quiet_hours.start
+        request.quiet_hours.end = body.quiet_hours.end
     return request
 
 
@@ -74,6 +78,11 @@ def update_request(user_id: str, body: UserUpdate) -> user_pb2.UpdateUserRequest
         user.preferences.CopyFrom(preferences(body.preferences))
         given = body.preferences.model_fields_set
         paths.extend(f"preferences.{channel}" for channel in sorted(given))
+    if "quiet_hours" in body.model_fields_set:
+        if body.quiet_hours is not None:
+            user.quiet_hours.start = body.quiet_hours.start
+            user.quiet_hours.end = body.quiet_hours.end
+        paths.append("quiet_hours")
     if "password" in body.model_fields_set:
         paths.append("password")
     return user_pb2.UpdateUserRequest(
@@ -120,4 +129,7 @@ def user(value: user_pb2.User) -> UserOut:
         push_targets=[push_target_out(t) for t in value.push_targets],
         created_at=when(value.create_time),
         updated_at=when(value.update_time),
+        quiet_hours=QuietHoursOut(start=value.quiet_hours.start, end=value.quiet_hours.end)
+        if value.HasField("quiet_hours")
+        else None,
     )

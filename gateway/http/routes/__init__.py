@@ -13,7 +13,8 @@ _DESCRIPTIONS = {
     404: "No such resource.",
     409: "Conflicts with the resource's state (already exists, request_id reused).",
     413: "Request body larger than HERALD_GATEWAY_MAX_BODY_BYTES.",
-    429: "A service is over capacity; retry later.",
+    429: "Over a limit (the API key's send rate) or a service over capacity; retry after "
+    "the `Retry-After` header's seconds when it is given.",
     500: "Internal error.",
     501: "Not implemented by this Herald version.",
     503: "A service Herald depends on is unavailable; retry later.",

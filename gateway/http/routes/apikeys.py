@@ -6,11 +6,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from gateway.apikeys import ApiKey, ApiKeys
-from gateway.apikeys.service import InvalidKeyRequest
+from gateway.apikeys.service import InvalidKeyRequest, check_rate
 from gateway.http.auth import Admin
 from gateway.http.errors import http_error
 from gateway.http.routes import error_responses
-from gateway.http.schemas.apikeys import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
+from gateway.http.schemas.apikeys import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyOut,
+    ApiKeyRate,
+)
 
 
 def _out(key: ApiKey) -> ApiKeyOut:
@@ -21,6 +27,8 @@ def _out(key: ApiKey) -> ApiKeyOut:
         scopes=sorted(key.scopes),
         created_at=key.create_time,
         revoked_at=key.revoke_time,
+        rate_per_second=key.rate[0] if key.rate else None,
+        rate_burst=key.rate[1] if key.rate else None,
     )
 
 
@@ -36,7 +44,10 @@ def router(keys: ApiKeys, prefix: str) -> APIRouter:
     async def create_key(_: Admin, body: ApiKeyCreate) -> ApiKeyCreated:
         try:
             new = await keys.create(
-                name=body.name, scopes=frozenset(body.scopes), client_id=body.client_id or ""
+                name=body.name,
+                scopes=frozenset(body.scopes),
+                client_id=body.client_id or "",
+                rate=check_rate(body.rate_per_second, body.rate_burst),
             )
         except InvalidKeyRequest as exc:
             raise http_error(400, str(exc)) from None
@@ -49,6 +60,23 @@ def router(keys: ApiKeys, prefix: str) -> APIRouter:
     )
     async def list_keys(_: Admin) -> ApiKeyList:
         return ApiKeyList(items=[_out(k) for k in await keys.list()])
+
+    @api.put(
+        "/{key_id}/rate",
+        status_code=204,
+        response_class=Response,
+        responses=error_responses(404, body=True),
+        summary="Set an API key's send rate (scope: admin)",
+    )
+    async def set_rate(_: Admin, key_id: str, body: ApiKeyRate) -> Response:
+        """Every gateway applies the new rate at once (PostgreSQL tells them)."""
+        try:
+            rate = check_rate(body.rate_per_second, body.rate_burst)
+        except InvalidKeyRequest as exc:
+            raise http_error(400, str(exc)) from None
+        if not await keys.set_rate(key_id, rate):
+            raise http_error(404, f"no live API key with id {key_id!r}")
+        return Response(status_code=204)
 
     @api.delete(
         "/{key_id}",

@@ -16,6 +16,7 @@ from gateway.http.middleware import correlation_id, use_request_id
 from gateway.http.routes import error_responses
 from gateway.http.schemas.notifications import (
     BatchResult,
+    CancelBody,
     NotificationAccepted,
     NotificationBatch,
     NotificationCreate,
@@ -49,7 +50,9 @@ def router(acceptor: Acceptor, notifications: Notifications, prefix: str) -> API
         """Accepts the seed's payload; 202 once the notification is durably recorded.
 
         An unknown user is a 404; a template variable missing is a 400 naming it
-        (`variables.<name>`); a request_id reused with another payload is a 409.
+        (`variables.<name>`); a request_id reused with another payload is a 409; an API
+        key over its send rate is a 429 with Retry-After (nothing is stored). With
+        `send_at`, or held by the user's quiet hours, it is accepted `scheduled`.
         """
         if body.request_id:
             use_request_id(request.scope, body.request_id)
@@ -131,6 +134,28 @@ def router(acceptor: Acceptor, notifications: Notifications, prefix: str) -> API
                 requested_by=key.label,
                 reason=body.reason or "" if body else "",
                 principal=key.principal,
+            )
+        return convert.notification(record)
+
+    @api.post(
+        "/{notification_id:uuid}/cancel",
+        responses=error_responses(404, 409, body=True),
+        summary="Cancel a notification that has not gone out (scope: notifications:send)",
+    )
+    async def cancel(
+        key: NotificationsSend,
+        notification_id: UUID,
+        body: Annotated[CancelBody | None, Body()] = None,
+    ) -> NotificationOut:
+        """Cancels the key's client's notification (admin: any client's) while it is
+        scheduled, or pending with no worker on it; the answer is the cancelled
+        notification. Otherwise 409, its message naming the status the notification
+        reached (a cancel racing the dispatch: exactly one of the two wins)."""
+        with domain_errors():
+            record = await notifications.cancel(
+                notification_id=notification_id,
+                principal=key.principal,
+                reason=body.reason or "" if body else "",
             )
         return convert.notification(record)
 

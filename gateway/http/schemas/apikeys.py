@@ -26,6 +26,26 @@ class ApiKeyCreate(RequestModel):
         description="The client the key belongs to (its notifications are the client's). "
         "Omitted: a new client, named by the key's id.",
     )
+    rate_per_second: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="The key's send rate: notifications per second (0: unlimited). Omitted: "
+        "the gateway's default.",
+    )
+    rate_burst: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="How many it may send at once above its rate. Omitted: the rate.",
+    )
+
+
+class ApiKeyRate(RequestModel):
+    """A key's send rate; both omitted (or null): back to the gateway's default."""
+
+    rate_per_second: int | None = Field(default=None, ge=0, le=1_000_000)
+    rate_burst: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class ApiKeyOut(BaseModel):
@@ -35,6 +55,8 @@ class ApiKeyOut(BaseModel):
     scopes: list[Scope]
     created_at: datetime
     revoked_at: datetime | None
+    rate_per_second: int | None = Field(description="Its own send rate; null: the default.")
+    rate_burst: int | None
 
 
 class ApiKeyCreated(ApiKeyOut):

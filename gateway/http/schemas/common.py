@@ -28,7 +28,9 @@ MAX_SAFE_NUMBER = 2**53
 MAX_JSON_DEPTH = 16  # protobuf refuses Structs nested much deeper (~48) when decoding
 
 NotificationType = rules.ChannelName
-StatusName = Literal["pending", "sent", "delivered", "failed", "suppressed"]
+StatusName = Literal[
+    "scheduled", "pending", "sent", "delivered", "failed", "suppressed", "cancelled"
+]
 MessageTypeName = rules.MessageTypeName
 NO_NUL = rules.NO_NUL
 

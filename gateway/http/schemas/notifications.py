@@ -28,7 +28,17 @@ from gateway.http.schemas.common import (
 from mesh import rules
 
 Priority = Annotated[Literal[1, 2, 3, 4], BeforeValidator(json_integer)]
-Outcome = Literal["delivered", "transient_failure", "permanent_failure", "skipped", "reported"]
+Outcome = Literal[
+    "delivered",
+    "transient_failure",
+    "permanent_failure",
+    "skipped",
+    "reported",
+    "held",
+    "released",
+    "cancelled",
+    "capped",
+]
 
 
 class NotificationCreate(RequestModel):
@@ -69,6 +79,16 @@ class NotificationCreate(RequestModel):
     template_version: integer(ge=1, le=MAX_INT32) | None = Field(  # type: ignore[valid-type]
         None, description="Pins a template version."
     )
+    send_at: Timestamp | None = Field(
+        None,
+        description="When to send it (RFC 3339, in the future, within the gateway's "
+        "schedule horizon). Until then it is `scheduled` and can be cancelled.",
+    )
+    quiet_hours: Literal["respect", "bypass"] | None = Field(
+        None,
+        description="Whether it waits for the end of the user's quiet hours. Left out: the "
+        "message type's policy (marketing waits; transactional and alert go at once).",
+    )
 
 
 class NotificationAccepted(BaseModel):
@@ -101,6 +121,10 @@ class RetryBody(RequestModel):
     reason: str | None = text(None, max_length=500)
 
 
+class CancelBody(RequestModel):
+    reason: str | None = text(None, max_length=500)
+
+
 class ReceiptOut(BaseModel):
     """A provider's receipt (webhook event) about the attempt."""
 
@@ -118,6 +142,9 @@ class ReceiptOut(BaseModel):
 
 
 class DeliveryAttemptOut(BaseModel):
+    """An attempt, or a step that was none (outcome held, released, cancelled, capped:
+    attempt 0, `detail` says why; `worker` names who cancelled)."""
+
     id: str
     channel: NotificationType | None
     provider: str | None
@@ -129,6 +156,7 @@ class DeliveryAttemptOut(BaseModel):
     started_at: datetime | None
     attempt: int
     generation: int
+    worker: str | None = None
     receipts: list[ReceiptOut] = Field(default_factory=list)
 
 
@@ -163,6 +191,11 @@ class NotificationOut(BaseModel):
     created_at: datetime | None
     updated_at: datetime | None
     delivered_at: datetime | None
+    send_at: datetime | None = Field(
+        None,
+        description="When it was (or is) due: its send_at, or the end of the user's quiet "
+        "hours; null when it went at once.",
+    )
 
 
 class NotificationPage(BaseModel):

@@ -111,6 +111,22 @@ PushTargetIn = Annotated[
 ]
 
 
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class QuietHoursIn(RequestModel):
+    """A daily window in the user's time zone ("22:00" to "07:00" spans midnight; equal
+    times: no quiet hours) when messages that respect quiet hours wait."""
+
+    start: str = Field(pattern=_HHMM, examples=["22:00"])
+    end: str = Field(pattern=_HHMM, examples=["07:00"])
+
+
+class QuietHoursOut(BaseModel):
+    start: str
+    end: str
+
+
 class UserCreate(RequestModel):
     """The seed's payload; phone, locale, time_zone and push_targets are optional extras."""
 
@@ -139,6 +155,9 @@ class UserCreate(RequestModel):
     push_targets: list[PushTargetIn] = Field(
         default_factory=list, max_length=rules.MAX_PUSH_TARGETS
     )
+    quiet_hours: QuietHoursIn | None = Field(
+        None, description="The user's own quiet window; left out: the gateway's default."
+    )
 
 
 class UserUpdate(RequestModel):
@@ -156,6 +175,9 @@ class UserUpdate(RequestModel):
     locale: Language = Field(None)  # type: ignore[assignment]
     time_zone: TimeZone | None = None
     preferences: PreferencesIn = Field(None)  # type: ignore[assignment]
+    quiet_hours: QuietHoursIn | None = Field(
+        None, description="The user's own quiet window; null: back to the gateway's default."
+    )
 
     @model_validator(mode="after")
     def _something(self) -> UserUpdate:
@@ -198,6 +220,9 @@ class UserOut(BaseModel):
     push_targets: list[PushTargetOut]
     created_at: datetime | None
     updated_at: datetime | None
+    quiet_hours: QuietHoursOut | None = Field(
+        None, description="The user's own quiet window; null: the gateway's default applies."
+    )
 
 
 class UserPage(BaseModel):

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16herald/v1/common.proto\x12\therald.v1\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"_\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x33\n\x10\x66ield_violations\x18\x03 \x03(\x0b\x32\x19.herald.v1.FieldViolation*X\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x02\x12\x10\n\x0c\x43HANNEL_PUSH\x10\x03*\xdf\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bNOTIFICATION_STATUS_PENDING\x10\x01\x12!\n\x1dNOTIFICATION_STATUS_DELIVERED\x10\x02\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x03\x12\"\n\x1eNOTIFICATION_STATUS_SUPPRESSED\x10\x04\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x05*u\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x12\x15\n\x11PRIORITY_CRITICAL\x10\x04*\x7f\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aMESSAGE_TYPE_TRANSACTIONAL\x10\x01\x12\x16\n\x12MESSAGE_TYPE_ALERT\x10\x02\x12\x1a\n\x16MESSAGE_TYPE_MARKETING\x10\x03*|\n\x0cPushPlatform\x12\x1d\n\x19PUSH_PLATFORM_UNSPECIFIED\x10\x00\x12\x15\n\x11PUSH_PLATFORM_FCM\x10\x01\x12\x1b\n\x17PUSH_PLATFORM_ONESIGNAL\x10\x02\x12\x19\n\x15PUSH_PLATFORM_WEBPUSH\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16herald/v1/common.proto\x12\therald.v1\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"_\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x33\n\x10\x66ield_violations\x18\x03 \x03(\x0b\x32\x19.herald.v1.FieldViolation*X\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x02\x12\x10\n\x0c\x43HANNEL_PUSH\x10\x03*\xa5\x02\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bNOTIFICATION_STATUS_PENDING\x10\x01\x12!\n\x1dNOTIFICATION_STATUS_DELIVERED\x10\x02\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x03\x12\"\n\x1eNOTIFICATION_STATUS_SUPPRESSED\x10\x04\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x05\x12!\n\x1dNOTIFICATION_STATUS_SCHEDULED\x10\x06\x12!\n\x1dNOTIFICATION_STATUS_CANCELLED\x10\x07*u\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x12\x15\n\x11PRIORITY_CRITICAL\x10\x04*\x7f\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aMESSAGE_TYPE_TRANSACTIONAL\x10\x01\x12\x16\n\x12MESSAGE_TYPE_ALERT\x10\x02\x12\x1a\n\x16MESSAGE_TYPE_MARKETING\x10\x03*|\n\x0cPushPlatform\x12\x1d\n\x19PUSH_PLATFORM_UNSPECIFIED\x10\x00\x12\x15\n\x11PUSH_PLATFORM_FCM\x10\x01\x12\x1b\n\x17PUSH_PLATFORM_ONESIGNAL\x10\x02\x12\x19\n\x15PUSH_PLATFORM_WEBPUSH\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,13 +34,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHANNEL']._serialized_start=188
   _globals['_CHANNEL']._serialized_end=276
   _globals['_NOTIFICATIONSTATUS']._serialized_start=279
-  _globals['_NOTIFICATIONSTATUS']._serialized_end=502
-  _globals['_PRIORITY']._serialized_start=504
-  _globals['_PRIORITY']._serialized_end=621
-  _globals['_MESSAGETYPE']._serialized_start=623
-  _globals['_MESSAGETYPE']._serialized_end=750
-  _globals['_PUSHPLATFORM']._serialized_start=752
-  _globals['_PUSHPLATFORM']._serialized_end=876
+  _globals['_NOTIFICATIONSTATUS']._serialized_end=572
+  _globals['_PRIORITY']._serialized_start=574
+  _globals['_PRIORITY']._serialized_end=691
+  _globals['_MESSAGETYPE']._serialized_start=693
+  _globals['_MESSAGETYPE']._serialized_end=820
+  _globals['_PUSHPLATFORM']._serialized_start=822
+  _globals['_PUSHPLATFORM']._serialized_end=946
   _globals['_FIELDVIOLATION']._serialized_start=37
   _globals['_FIELDVIOLATION']._serialized_end=89
   _globals['_ITEMERROR']._serialized_start=91

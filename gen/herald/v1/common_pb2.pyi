@@ -54,6 +54,12 @@ class _NotificationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_No
     """The provider took it and reports what becomes of it: a receipt settles it
     (delivered, or the hop failed and the route goes on).
     """
+    NOTIFICATION_STATUS_SCHEDULED: _NotificationStatus.ValueType  # 6
+    """Held until its time (send_at, or the end of the user's quiet hours); then
+    PENDING. Nothing is queued meanwhile; it can be cancelled.
+    """
+    NOTIFICATION_STATUS_CANCELLED: _NotificationStatus.ValueType  # 7
+    """Cancelled before it went out (Cancel): final; the trail says who cancelled it."""
 
 class NotificationStatus(_NotificationStatus, metaclass=_NotificationStatusEnumTypeWrapper):
     """Where a notification stands. The seed's statuses are PENDING, DELIVERED and
@@ -70,6 +76,12 @@ NOTIFICATION_STATUS_SENT: NotificationStatus.ValueType  # 5
 """The provider took it and reports what becomes of it: a receipt settles it
 (delivered, or the hop failed and the route goes on).
 """
+NOTIFICATION_STATUS_SCHEDULED: NotificationStatus.ValueType  # 6
+"""Held until its time (send_at, or the end of the user's quiet hours); then
+PENDING. Nothing is queued meanwhile; it can be cancelled.
+"""
+NOTIFICATION_STATUS_CANCELLED: NotificationStatus.ValueType  # 7
+"""Cancelled before it went out (Cancel): final; the trail says who cancelled it."""
 Global___NotificationStatus: _TypeAlias = NotificationStatus  # noqa: Y015
 
 class _Priority:

@@ -43,6 +43,16 @@ class _AttemptOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Attemp
     """An external reporter's word about the notification (the REST status route): kept
     in the trail with the reporter, never acted on while Herald's own delivery runs.
     """
+    ATTEMPT_OUTCOME_HELD: _AttemptOutcome.ValueType  # 6
+    """Not an attempt: the notification was held (its send_at, or the user's quiet
+    hours); `detail` says why and until when.
+    """
+    ATTEMPT_OUTCOME_RELEASED: _AttemptOutcome.ValueType  # 7
+    """Not an attempt: its time came and it went on to delivery."""
+    ATTEMPT_OUTCOME_CANCELLED: _AttemptOutcome.ValueType  # 8
+    """Not an attempt: it was cancelled before it went out; `worker` names who."""
+    ATTEMPT_OUTCOME_CAPPED: _AttemptOutcome.ValueType  # 9
+    """Not an attempt: a frequency cap of the user's stopped it (status SUPPRESSED)."""
 
 class AttemptOutcome(_AttemptOutcome, metaclass=_AttemptOutcomeEnumTypeWrapper):
     """What happened in one delivery attempt."""
@@ -60,6 +70,16 @@ ATTEMPT_OUTCOME_REPORTED: AttemptOutcome.ValueType  # 5
 """An external reporter's word about the notification (the REST status route): kept
 in the trail with the reporter, never acted on while Herald's own delivery runs.
 """
+ATTEMPT_OUTCOME_HELD: AttemptOutcome.ValueType  # 6
+"""Not an attempt: the notification was held (its send_at, or the user's quiet
+hours); `detail` says why and until when.
+"""
+ATTEMPT_OUTCOME_RELEASED: AttemptOutcome.ValueType  # 7
+"""Not an attempt: its time came and it went on to delivery."""
+ATTEMPT_OUTCOME_CANCELLED: AttemptOutcome.ValueType  # 8
+"""Not an attempt: it was cancelled before it went out; `worker` names who."""
+ATTEMPT_OUTCOME_CAPPED: AttemptOutcome.ValueType  # 9
+"""Not an attempt: a frequency cap of the user's stopped it (status SUPPRESSED)."""
 Global___AttemptOutcome: _TypeAlias = AttemptOutcome  # noqa: Y015
 
 @_typing.final

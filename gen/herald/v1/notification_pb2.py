@@ -28,47 +28,53 @@ from herald.v1 import common_pb2 as herald_dot_v1_dot_common__pb2
 from herald.v1 import delivery_pb2 as herald_dot_v1_dot_delivery__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cherald/v1/notification.proto\x12\therald.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16herald/v1/common.proto\x1a\x18herald/v1/delivery.proto\"\xc6\x02\n\x0bSendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.herald.v1.Channel\x12\x15\n\rtemplate_code\x18\x03 \x01(\t\x12*\n\tvariables\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12%\n\x08priority\x18\x06 \x01(\x0e\x32\x13.herald.v1.Priority\x12,\n\x0cmessage_type\x18\x07 \x01(\x0e\x32\x16.herald.v1.MessageType\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08language\x18\t \x01(\t\x12\x18\n\x10template_version\x18\n \x01(\x05\"i\n\x0cSendResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"<\n\x10SendBatchRequest\x12(\n\x08requests\x18\x01 \x03(\x0b\x32\x16.herald.v1.SendRequest\"~\n\x0fSendBatchResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12+\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x0b\x32\x17.herald.v1.SendResponseH\x00\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.herald.v1.ItemErrorH\x00\x42\x08\n\x06result\"@\n\x11SendBatchResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.herald.v1.SendBatchResult\"y\n\x0bRetryRecord\x12\x14\n\x0crequested_by\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\x05\x12\x30\n\x0crequest_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf6\x05\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12#\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x12.herald.v1.Channel\x12!\n\x05route\x18\x04 \x03(\x0e\x32\x12.herald.v1.Channel\x12\x15\n\rtemplate_code\x18\x05 \x01(\t\x12\x18\n\x10template_version\x18\x06 \x01(\x05\x12\x10\n\x08language\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12%\n\x08priority\x18\t \x01(\x0e\x32\x13.herald.v1.Priority\x12,\n\x0cmessage_type\x18\n \x01(\x0e\x32\x16.herald.v1.MessageType\x12)\n\x08metadata\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x06status\x18\x0c \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12\x15\n\rstatus_reason\x18\r \x01(\t\x12-\n\x11\x64\x65livered_channel\x18\x0e \x01(\x0e\x32\x12.herald.v1.Channel\x12\x1a\n\x12\x64\x65livered_provider\x18\x0f \x01(\t\x12\x1b\n\x13provider_message_id\x18\x10 \x01(\t\x12,\n\x08\x61ttempts\x18\x11 \x03(\x0b\x32\x1a.herald.v1.DeliveryAttempt\x12\'\n\x07retries\x18\x12 \x03(\x0b\x32\x16.herald.v1.RetryRecord\x12/\n\x0b\x63reate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65liver_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tclient_id\x18\x16 \x01(\t\"$\n\x16GetNotificationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"H\n\x17GetNotificationResponse\x12-\n\x0cnotification\x18\x01 \x01(\x0b\x32\x17.herald.v1.Notification\"\xdf\x01\n\x18ListNotificationsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"d\n\x19ListNotificationsResponse\x12.\n\rnotifications\x18\x01 \x03(\x0b\x32\x17.herald.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x0cRetryRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0crequested_by\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\">\n\rRetryResponse\x12-\n\x0cnotification\x18\x01 \x01(\x0b\x32\x17.herald.v1.Notification\"&\n\x18WatchNotificationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x19WatchNotificationResponse\x12-\n\x0cnotification\x18\x01 \x01(\x0b\x32\x17.herald.v1.Notification\"L\n\x19WatchNotificationsRequest\x12/\n\x08statuses\x18\x01 \x03(\x0e\x32\x1d.herald.v1.NotificationStatus\"K\n\x1aWatchNotificationsResponse\x12-\n\x0cnotification\x18\x01 \x01(\x0b\x32\x17.herald.v1.Notification2\xd3\x04\n\x13NotificationService\x12\x37\n\x04Send\x12\x16.herald.v1.SendRequest\x1a\x17.herald.v1.SendResponse\x12\x46\n\tSendBatch\x12\x1b.herald.v1.SendBatchRequest\x1a\x1c.herald.v1.SendBatchResponse\x12X\n\x0fGetNotification\x12!.herald.v1.GetNotificationRequest\x1a\".herald.v1.GetNotificationResponse\x12^\n\x11ListNotifications\x12#.herald.v1.ListNotificationsRequest\x1a$.herald.v1.ListNotificationsResponse\x12:\n\x05Retry\x12\x17.herald.v1.RetryRequest\x1a\x18.herald.v1.RetryResponse\x12`\n\x11WatchNotification\x12#.herald.v1.WatchNotificationRequest\x1a$.herald.v1.WatchNotificationResponse0\x01\x12\x63\n\x12WatchNotifications\x12$.herald.v1.WatchNotificationsRequest\x1a%.herald.v1.WatchNotificationsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cherald/v1/notification.proto\x12\therald.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16herald/v1/common.proto\x1a\x18herald/v1/delivery.proto\"\xa5\x03\n\x0bSendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.herald.v1.Channel\x12\x15\n\rtemplate_code\x18\x03 \x01(\t\x12*\n\tvariables\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12%\n\x08priority\x18\x06 \x01(\x0e\x32\x13.herald.v1.Priority\x12,\n\x0cmessage_type\x18\x07 \x01(\x0e\x32\x16.herald.v1.MessageType\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08language\x18\t \x01(\t\x12\x18\n\x10template_version\x18\n \x01(\x05\x12+\n\x07send_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0bquiet_hours\x18\x0c \x01(\x0e\x32\x1b.herald.v1.QuietHoursPolicy\"i\n\x0cSendResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"<\n\x10SendBatchRequest\x12(\n\x08requests\x18\x01 \x03(\x0b\x32\x16.herald.v1.SendRequest\"~\n\x0fSendBatchResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12+\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x0b\x32\x17.herald.v1.SendResponseH\x00\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.herald.v1.ItemErrorH\x00\x42\x08\n\x06result\"@\n\x11SendBatchResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.herald.v1.SendBatchResult\"y\n\x0bRetryRecord\x12\x14\n\x0crequested_by\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\x05\x12\x30\n\x0crequest_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa3\x06\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12#\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x12.herald.v1.Channel\x12!\n\x05route\x18\x04 \x03(\x0e\x32\x12.herald.v1.Channel\x12\x15\n\rtemplate_code\x18\x05 \x01(\t\x12\x18\n\x10template_version\x18\x06 \x01(\x05\x12\x10\n\x08language\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12%\n\x08priority\x18\t \x01(\x0e\x32\x13.herald.v1.Priority\x12,\n\x0cmessage_type\x18\n \x01(\x0e\x32\x16.herald.v1.MessageType\x12)\n\x08metadata\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x06status\x18\x0c \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12\x15\n\rstatus_reason\x18\r \x01(\t\x12-\n\x11\x64\x65livered_channel\x18\x0e \x01(\x0e\x32\x12.herald.v1.Channel\x12\x1a\n\x12\x64\x65livered_provider\x18\x0f \x01(\t\x12\x1b\n\x13provider_message_id\x18\x10 \x01(\t\x12,\n\x08\x61ttempts\x18\x11 \x03(\x0b\x32\x1a.herald.v1.DeliveryAttempt\x12\'\n\x07retries\x18\x12 \x03(\x0b\x32\x16.herald.v1.RetryRecord\x12/\n\x0b\x63reate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65liver_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tclient_id\x18\x16 \x01(\t\x12+\n\x07send_at\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x16GetNotificationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"H\n\x17GetNotificationResponse\x12-\n\x0cnotification\x18\x01 \x01(\x0b\x32\x17.herald.v1.Notification\"\xdf\x01\n\x18ListNotificationsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.herald.v1.NotificationStatus\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"d\n\x19ListNotificationsResponse\x12.\n\rnotifications\x18\x01 \x03(\x0b\x32\x17.herald.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x0cRetryRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0crequested_by\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\">\n\rRetryResponse\x12-\n\x0cnotification\x18\x01 \x01(\x0b\x32\x17.herald.v1.Notification\"+\n\rCancelRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"?\n\x0e\x43\x61ncelResponse\x12-\n\x0cnotification\x18\x01 \x01(\x0b\x32\x17.herald.v1.Notification\"&\n\x18WatchNotificationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x19WatchNotificationResponse\x12-\n\x0cnotification\x18\x01 \x01(\x0b\x32\x17.herald.v1.Notification\"L\n\x19WatchNotificationsRequest\x12/\n\x08statuses\x18\x01 \x03(\x0e\x32\x1d.herald.v1.NotificationStatus\"K\n\x1aWatchNotificationsResponse\x12-\n\x0cnotification\x18\x01 \x01(\x0b\x32\x17.herald.v1.Notification*u\n\x10QuietHoursPolicy\x12\"\n\x1eQUIET_HOURS_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aQUIET_HOURS_POLICY_RESPECT\x10\x01\x12\x1d\n\x19QUIET_HOURS_POLICY_BYPASS\x10\x02\x32\x92\x05\n\x13NotificationService\x12\x37\n\x04Send\x12\x16.herald.v1.SendRequest\x1a\x17.herald.v1.SendResponse\x12\x46\n\tSendBatch\x12\x1b.herald.v1.SendBatchRequest\x1a\x1c.herald.v1.SendBatchResponse\x12X\n\x0fGetNotification\x12!.herald.v1.GetNotificationRequest\x1a\".herald.v1.GetNotificationResponse\x12^\n\x11ListNotifications\x12#.herald.v1.ListNotificationsRequest\x1a$.herald.v1.ListNotificationsResponse\x12:\n\x05Retry\x12\x17.herald.v1.RetryRequest\x1a\x18.herald.v1.RetryResponse\x12=\n\x06\x43\x61ncel\x12\x18.herald.v1.CancelRequest\x1a\x19.herald.v1.CancelResponse\x12`\n\x11WatchNotification\x12#.herald.v1.WatchNotificationRequest\x1a$.herald.v1.WatchNotificationResponse0\x01\x12\x63\n\x12WatchNotifications\x12$.herald.v1.WatchNotificationsRequest\x1a%.herald.v1.WatchNotificationsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'herald.v1.notification_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_QUIETHOURSPOLICY']._serialized_start=2823
+  _globals['_QUIETHOURSPOLICY']._serialized_end=2940
   _globals['_SENDREQUEST']._serialized_start=157
-  _globals['_SENDREQUEST']._serialized_end=483
-  _globals['_SENDRESPONSE']._serialized_start=485
-  _globals['_SENDRESPONSE']._serialized_end=590
-  _globals['_SENDBATCHREQUEST']._serialized_start=592
-  _globals['_SENDBATCHREQUEST']._serialized_end=652
-  _globals['_SENDBATCHRESULT']._serialized_start=654
-  _globals['_SENDBATCHRESULT']._serialized_end=780
-  _globals['_SENDBATCHRESPONSE']._serialized_start=782
-  _globals['_SENDBATCHRESPONSE']._serialized_end=846
-  _globals['_RETRYRECORD']._serialized_start=848
-  _globals['_RETRYRECORD']._serialized_end=969
-  _globals['_NOTIFICATION']._serialized_start=972
-  _globals['_NOTIFICATION']._serialized_end=1730
-  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=1732
-  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=1768
-  _globals['_GETNOTIFICATIONRESPONSE']._serialized_start=1770
-  _globals['_GETNOTIFICATIONRESPONSE']._serialized_end=1842
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=1845
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=2068
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=2070
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=2170
-  _globals['_RETRYREQUEST']._serialized_start=2172
-  _globals['_RETRYREQUEST']._serialized_end=2236
-  _globals['_RETRYRESPONSE']._serialized_start=2238
-  _globals['_RETRYRESPONSE']._serialized_end=2300
-  _globals['_WATCHNOTIFICATIONREQUEST']._serialized_start=2302
-  _globals['_WATCHNOTIFICATIONREQUEST']._serialized_end=2340
-  _globals['_WATCHNOTIFICATIONRESPONSE']._serialized_start=2342
-  _globals['_WATCHNOTIFICATIONRESPONSE']._serialized_end=2416
-  _globals['_WATCHNOTIFICATIONSREQUEST']._serialized_start=2418
-  _globals['_WATCHNOTIFICATIONSREQUEST']._serialized_end=2494
-  _globals['_WATCHNOTIFICATIONSRESPONSE']._serialized_start=2496
-  _globals['_WATCHNOTIFICATIONSRESPONSE']._serialized_end=2571
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=2574
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=3169
+  _globals['_SENDREQUEST']._serialized_end=578
+  _globals['_SENDRESPONSE']._serialized_start=580
+  _globals['_SENDRESPONSE']._serialized_end=685
+  _globals['_SENDBATCHREQUEST']._serialized_start=687
+  _globals['_SENDBATCHREQUEST']._serialized_end=747
+  _globals['_SENDBATCHRESULT']._serialized_start=749
+  _globals['_SENDBATCHRESULT']._serialized_end=875
+  _globals['_SENDBATCHRESPONSE']._serialized_start=877
+  _globals['_SENDBATCHRESPONSE']._serialized_end=941
+  _globals['_RETRYRECORD']._serialized_start=943
+  _globals['_RETRYRECORD']._serialized_end=1064
+  _globals['_NOTIFICATION']._serialized_start=1067
+  _globals['_NOTIFICATION']._serialized_end=1870
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=1872
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=1908
+  _globals['_GETNOTIFICATIONRESPONSE']._serialized_start=1910
+  _globals['_GETNOTIFICATIONRESPONSE']._serialized_end=1982
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=1985
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=2208
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=2210
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=2310
+  _globals['_RETRYREQUEST']._serialized_start=2312
+  _globals['_RETRYREQUEST']._serialized_end=2376
+  _globals['_RETRYRESPONSE']._serialized_start=2378
+  _globals['_RETRYRESPONSE']._serialized_end=2440
+  _globals['_CANCELREQUEST']._serialized_start=2442
+  _globals['_CANCELREQUEST']._serialized_end=2485
+  _globals['_CANCELRESPONSE']._serialized_start=2487
+  _globals['_CANCELRESPONSE']._serialized_end=2550
+  _globals['_WATCHNOTIFICATIONREQUEST']._serialized_start=2552
+  _globals['_WATCHNOTIFICATIONREQUEST']._serialized_end=2590
+  _globals['_WATCHNOTIFICATIONRESPONSE']._serialized_start=2592
+  _globals['_WATCHNOTIFICATIONRESPONSE']._serialized_end=2666
+  _globals['_WATCHNOTIFICATIONSREQUEST']._serialized_start=2668
+  _globals['_WATCHNOTIFICATIONSREQUEST']._serialized_end=2744
+  _globals['_WATCHNOTIFICATIONSRESPONSE']._serialized_start=2746
+  _globals['_WATCHNOTIFICATIONSRESPONSE']._serialized_end=2821
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=2943
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=3601
 # @@protoc_insertion_point(module_scope)

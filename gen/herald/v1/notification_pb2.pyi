@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from herald.v1 import common_pb2 as _common_pb2
 from herald.v1 import delivery_pb2 as _delivery_pb2
 import builtins as _builtins
@@ -21,6 +22,24 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _QuietHoursPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _QuietHoursPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_QuietHoursPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    QUIET_HOURS_POLICY_UNSPECIFIED: _QuietHoursPolicy.ValueType  # 0
+    QUIET_HOURS_POLICY_RESPECT: _QuietHoursPolicy.ValueType  # 1
+    QUIET_HOURS_POLICY_BYPASS: _QuietHoursPolicy.ValueType  # 2
+
+class QuietHoursPolicy(_QuietHoursPolicy, metaclass=_QuietHoursPolicyEnumTypeWrapper):
+    """Whether a notification waits for the end of its user's quiet hours."""
+
+QUIET_HOURS_POLICY_UNSPECIFIED: QuietHoursPolicy.ValueType  # 0
+QUIET_HOURS_POLICY_RESPECT: QuietHoursPolicy.ValueType  # 1
+QUIET_HOURS_POLICY_BYPASS: QuietHoursPolicy.ValueType  # 2
+Global___QuietHoursPolicy: _TypeAlias = QuietHoursPolicy  # noqa: Y015
 
 @_typing.final
 class SendRequest(_message.Message):
@@ -36,6 +55,8 @@ class SendRequest(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     TEMPLATE_VERSION_FIELD_NUMBER: _builtins.int
+    SEND_AT_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     channel: _common_pb2.Channel.ValueType
     """The first channel of the route."""
@@ -48,10 +69,20 @@ class SendRequest(_message.Message):
     """Overrides the user's locale for rendering."""
     template_version: _builtins.int
     """Pins a template version; 0 means the active one."""
+    quiet_hours: Global___QuietHoursPolicy.ValueType
+    """Whether it waits for the end of the user's quiet hours; UNSPECIFIED: the
+    message type's policy (marketing waits, transactional and alert go at once).
+    """
     @_builtins.property
     def variables(self) -> _struct_pb2.Struct: ...
     @_builtins.property
     def metadata(self) -> _struct_pb2.Struct: ...
+    @_builtins.property
+    def send_at(self) -> _timestamp_pb2.Timestamp:
+        """When to send it (in the future, within the gateway's schedule horizon);
+        unset: now. Until then the notification is SCHEDULED.
+        """
+
     def __init__(
         self,
         *,
@@ -65,10 +96,12 @@ class SendRequest(_message.Message):
         metadata: _struct_pb2.Struct | None = ...,
         language: _builtins.str = ...,
         template_version: _builtins.int = ...,
+        send_at: _timestamp_pb2.Timestamp | None = ...,
+        quiet_hours: Global___QuietHoursPolicy.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "variables", b"variables"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "send_at", b"send_at", "variables", b"variables"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "language", b"language", "message_type", b"message_type", "metadata", b"metadata", "priority", b"priority", "request_id", b"request_id", "template_code", b"template_code", "template_version", b"template_version", "user_id", b"user_id", "variables", b"variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "language", b"language", "message_type", b"message_type", "metadata", b"metadata", "priority", b"priority", "quiet_hours", b"quiet_hours", "request_id", b"request_id", "send_at", b"send_at", "template_code", b"template_code", "template_version", b"template_version", "user_id", b"user_id", "variables", b"variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -229,6 +262,7 @@ class Notification(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     DELIVER_TIME_FIELD_NUMBER: _builtins.int
     CLIENT_ID_FIELD_NUMBER: _builtins.int
+    SEND_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     user_id: _builtins.str
     channel: _common_pb2.Channel.ValueType
@@ -264,6 +298,12 @@ class Notification(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def deliver_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def send_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was (or is) due to go out: its send_at, or the end of the user's
+        quiet hours; unset when it went at once.
+        """
+
     def __init__(
         self,
         *,
@@ -289,10 +329,11 @@ class Notification(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         deliver_time: _timestamp_pb2.Timestamp | None = ...,
         client_id: _builtins.str = ...,
+        send_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deliver_time", b"deliver_time", "metadata", b"metadata", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deliver_time", b"deliver_time", "metadata", b"metadata", "send_at", b"send_at", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "channel", b"channel", "client_id", b"client_id", "create_time", b"create_time", "deliver_time", b"deliver_time", "delivered_channel", b"delivered_channel", "delivered_provider", b"delivered_provider", "id", b"id", "language", b"language", "message_type", b"message_type", "metadata", b"metadata", "priority", b"priority", "provider_message_id", b"provider_message_id", "request_id", b"request_id", "retries", b"retries", "route", b"route", "status", b"status", "status_reason", b"status_reason", "template_code", b"template_code", "template_version", b"template_version", "update_time", b"update_time", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "channel", b"channel", "client_id", b"client_id", "create_time", b"create_time", "deliver_time", b"deliver_time", "delivered_channel", b"delivered_channel", "delivered_provider", b"delivered_provider", "id", b"id", "language", b"language", "message_type", b"message_type", "metadata", b"metadata", "priority", b"priority", "provider_message_id", b"provider_message_id", "request_id", b"request_id", "retries", b"retries", "route", b"route", "send_at", b"send_at", "status", b"status", "status_reason", b"status_reason", "template_code", b"template_code", "template_version", b"template_version", "update_time", b"update_time", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -444,6 +485,49 @@ class RetryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RetryResponse: _TypeAlias = RetryResponse  # noqa: Y015
+
+@_typing.final
+class CancelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    reason: _builtins.str
+    """Why, for the trail (at most 500 characters)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelRequest: _TypeAlias = CancelRequest  # noqa: Y015
+
+@_typing.final
+class CancelResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notification(self) -> Global___Notification: ...
+    def __init__(
+        self,
+        *,
+        notification: Global___Notification | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notification", b"notification"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notification", b"notification"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelResponse: _TypeAlias = CancelResponse  # noqa: Y015
 
 @_typing.final
 class WatchNotificationRequest(_message.Message):

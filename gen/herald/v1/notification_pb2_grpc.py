@@ -61,6 +61,11 @@ class NotificationServiceStub:
                 request_serializer=herald_dot_v1_dot_notification__pb2.RetryRequest.SerializeToString,
                 response_deserializer=herald_dot_v1_dot_notification__pb2.RetryResponse.FromString,
                 _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/herald.v1.NotificationService/Cancel',
+                request_serializer=herald_dot_v1_dot_notification__pb2.CancelRequest.SerializeToString,
+                response_deserializer=herald_dot_v1_dot_notification__pb2.CancelResponse.FromString,
+                _registered_method=True)
         self.WatchNotification = channel.unary_stream(
                 '/herald.v1.NotificationService/WatchNotification',
                 request_serializer=herald_dot_v1_dot_notification__pb2.WatchNotificationRequest.SerializeToString,
@@ -108,6 +113,16 @@ class NotificationServiceServicer:
 
     def Retry(self, request, context):
         """Re-queues a failed notification (manual retry) and records who asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Cancel(self, request, context):
+        """Cancels a notification that has not gone out yet: a scheduled one, or a pending
+        one no worker has claimed. Cancel and dispatch can race; exactly one wins. The
+        winner's answer is the cancelled notification; the loser's is
+        FAILED_PRECONDITION naming the status the notification reached.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,6 +181,11 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.Retry,
                     request_deserializer=herald_dot_v1_dot_notification__pb2.RetryRequest.FromString,
                     response_serializer=herald_dot_v1_dot_notification__pb2.RetryResponse.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=herald_dot_v1_dot_notification__pb2.CancelRequest.FromString,
+                    response_serializer=herald_dot_v1_dot_notification__pb2.CancelResponse.SerializeToString,
             ),
             'WatchNotification': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchNotification,
@@ -315,6 +335,33 @@ class NotificationService:
             '/herald.v1.NotificationService/Retry',
             herald_dot_v1_dot_notification__pb2.RetryRequest.SerializeToString,
             herald_dot_v1_dot_notification__pb2.RetryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.v1.NotificationService/Cancel',
+            herald_dot_v1_dot_notification__pb2.CancelRequest.SerializeToString,
+            herald_dot_v1_dot_notification__pb2.CancelResponse.FromString,
             options,
             channel_credentials,
             insecure,

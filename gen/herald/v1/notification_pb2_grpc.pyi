@@ -45,6 +45,12 @@ class NotificationServiceStub:
     """Lists notifications by user, status and time range, paged."""
     Retry: _grpc.UnaryUnaryMultiCallable[_notification_pb2.RetryRequest, _notification_pb2.RetryResponse]
     """Re-queues a failed notification (manual retry) and records who asked."""
+    Cancel: _grpc.UnaryUnaryMultiCallable[_notification_pb2.CancelRequest, _notification_pb2.CancelResponse]
+    """Cancels a notification that has not gone out yet: a scheduled one, or a pending
+    one no worker has claimed. Cancel and dispatch can race; exactly one wins. The
+    winner's answer is the cancelled notification; the loser's is
+    FAILED_PRECONDITION naming the status the notification reached.
+    """
     WatchNotification: _grpc.UnaryStreamMultiCallable[_notification_pb2.WatchNotificationRequest, _notification_pb2.WatchNotificationResponse]
     """Streams one notification: its current state at once, then the notification
     again after each change of its status, and ends when the status is final
@@ -81,6 +87,12 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """Lists notifications by user, status and time range, paged."""
     Retry: _aio.UnaryUnaryMultiCallable[_notification_pb2.RetryRequest, _notification_pb2.RetryResponse]  # type: ignore[assignment]
     """Re-queues a failed notification (manual retry) and records who asked."""
+    Cancel: _aio.UnaryUnaryMultiCallable[_notification_pb2.CancelRequest, _notification_pb2.CancelResponse]  # type: ignore[assignment]
+    """Cancels a notification that has not gone out yet: a scheduled one, or a pending
+    one no worker has claimed. Cancel and dispatch can race; exactly one wins. The
+    winner's answer is the cancelled notification; the loser's is
+    FAILED_PRECONDITION naming the status the notification reached.
+    """
     WatchNotification: _aio.UnaryStreamMultiCallable[_notification_pb2.WatchNotificationRequest, _notification_pb2.WatchNotificationResponse]  # type: ignore[assignment]
     """Streams one notification: its current state at once, then the notification
     again after each change of its status, and ends when the status is final
@@ -144,6 +156,18 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_notification_pb2.RetryResponse, _abc.Awaitable[_notification_pb2.RetryResponse]]:
         """Re-queues a failed notification (manual retry) and records who asked."""
+
+    @_abc_1.abstractmethod
+    def Cancel(
+        self,
+        request: _notification_pb2.CancelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.CancelResponse, _abc.Awaitable[_notification_pb2.CancelResponse]]:
+        """Cancels a notification that has not gone out yet: a scheduled one, or a pending
+        one no worker has claimed. Cancel and dispatch can race; exactly one wins. The
+        winner's answer is the cancelled notification; the loser's is
+        FAILED_PRECONDITION naming the status the notification reached.
+        """
 
     @_abc_1.abstractmethod
     def WatchNotification(

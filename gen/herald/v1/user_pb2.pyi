@@ -136,6 +136,33 @@ class PushTarget(_message.Message):
 Global___PushTarget: _TypeAlias = PushTarget  # noqa: Y015
 
 @_typing.final
+class QuietHours(_message.Message):
+    """A daily window, in the user's time zone, when messages that respect quiet
+    hours wait (e.g. marketing). "HH:MM" 24-hour times; start after end spans
+    midnight (22:00 to 07:00). start equal to end: no quiet hours.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    start: _builtins.str
+    end: _builtins.str
+    def __init__(
+        self,
+        *,
+        start: _builtins.str = ...,
+        end: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuietHours: _TypeAlias = QuietHours  # noqa: Y015
+
+@_typing.final
 class User(_message.Message):
     """A user. The password is write-only and never appears here."""
 
@@ -151,6 +178,7 @@ class User(_message.Message):
     PREFERENCES_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     email: _builtins.str
@@ -168,6 +196,10 @@ class User(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def quiet_hours(self) -> Global___QuietHours:
+        """The user's own quiet window; unset: the gateway's default applies."""
+
     def __init__(
         self,
         *,
@@ -181,10 +213,11 @@ class User(_message.Message):
         preferences: Global___Preferences | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        quiet_hours: Global___QuietHours | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "preferences", b"preferences", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "preferences", b"preferences", "quiet_hours", b"quiet_hours", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "id", b"id", "locale", b"locale", "name", b"name", "phone", b"phone", "preferences", b"preferences", "push_targets", b"push_targets", "time_zone", b"time_zone", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "id", b"id", "locale", b"locale", "name", b"name", "phone", b"phone", "preferences", b"preferences", "push_targets", b"push_targets", "quiet_hours", b"quiet_hours", "time_zone", b"time_zone", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -202,6 +235,7 @@ class CreateUserRequest(_message.Message):
     LOCALE_FIELD_NUMBER: _builtins.int
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     PREFERENCES_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """1 to 200 characters."""
     email: _builtins.str
@@ -218,6 +252,10 @@ class CreateUserRequest(_message.Message):
 
     @_builtins.property
     def preferences(self) -> Global___Preferences: ...
+    @_builtins.property
+    def quiet_hours(self) -> Global___QuietHours:
+        """Unset: the gateway's default window applies."""
+
     def __init__(
         self,
         *,
@@ -229,10 +267,11 @@ class CreateUserRequest(_message.Message):
         locale: _builtins.str = ...,
         time_zone: _builtins.str = ...,
         preferences: Global___Preferences | None = ...,
+        quiet_hours: Global___QuietHours | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["preferences", b"preferences"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["preferences", b"preferences", "quiet_hours", b"quiet_hours"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "locale", b"locale", "name", b"name", "password", b"password", "phone", b"phone", "preferences", b"preferences", "push_targets", b"push_targets", "time_zone", b"time_zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "locale", b"locale", "name", b"name", "password", b"password", "phone", b"phone", "preferences", b"preferences", "push_targets", b"push_targets", "quiet_hours", b"quiet_hours", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -364,7 +403,8 @@ class UpdateUserRequest(_message.Message):
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Paths among: name, email, phone, locale, time_zone, preferences,
         preferences.email, preferences.sms, preferences.push, push_targets,
-        password; at least one. An empty phone clears it; an empty locale or
+        password, quiet_hours; at least one. quiet_hours unset in user clears the
+        user's own window (the default applies again). An empty phone clears it; an empty locale or
         time_zone goes back to "en" or "UTC". "preferences" changes the channels
         set in user.preferences; "preferences.<channel>" needs that channel set.
         "push_targets" replaces the user's devices (one kept, matched by token or
