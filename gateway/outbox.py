@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from uuid import UUID
 
 import aio_pika
 import structlog
+from prometheus_client import Gauge
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -40,6 +42,12 @@ from mesh import amqp
 from mesh.interceptors import CORRELATION_HEADER
 
 log = structlog.get_logger(__name__)
+
+RELAYED_UNTIL = Gauge(
+    "herald_outbox_relayed_until_seconds",
+    "Unix time up to which the relay has published every hop due (the start of its last "
+    "whole pass); now minus this is how far the relay is behind.",
+)
 
 AMQP_PRIORITY: dict[int, int] = {
     common_pb2.PRIORITY_LOW: 1,
@@ -274,9 +282,12 @@ class Relay:
 
     async def _run(self) -> None:
         while True:
+            began = time.time()
             try:
                 while await self.run_once() >= self._batch_size:
                     pass
+                if self._publisher.ready:
+                    RELAYED_UNTIL.set(began)
             except Exception as exc:  # the database or broker is down: try again later
                 log.warning("outbox relay pass failed", error=repr(exc))
             await asyncio.sleep(self._interval)

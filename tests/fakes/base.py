@@ -29,6 +29,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.support.waits import eventually
+
 RECORDED = web.RequestKey("recorded", object)
 
 
@@ -241,15 +243,5 @@ class FakeServer:
         return request[RECORDED]  # type: ignore[return-value]
 
 
-async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> None:
-    """Polls `predicate()` (sync or async) until true, or fails the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
+# Kept under its old name for the fakes' users.
+wait_until = eventually

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import inspect
 import os
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
@@ -110,16 +107,3 @@ async def invalid_fields(call: Awaitable[Any]) -> dict[str, str]:
     violations = dict(field_violations(error))
     assert violations, "INVALID_ARGUMENT without field violations"
     return violations
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 20.0) -> None:
-    """Polls `check` until it holds (no timing assertion: the deadline is generous)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, "condition never held"
-        await asyncio.sleep(0.1)

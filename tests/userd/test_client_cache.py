@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import redis.asyncio as aioredis
 from herald.v1 import user_pb2
 from mesh.cache import create_redis
 from tests.support.redis_server import RedisServer
+from tests.support.waits import eventually
 from userd.cache import UserCache
 from userd.client_cache import LocalUsers, channel
 
@@ -60,13 +60,6 @@ async def start(client: aioredis.Redis) -> AsyncIterator[Start]:
     yield started
     for users in running:
         await users.stop()
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def user(name: str = "Ada", user_id: str | None = None) -> user_pb2.User:

@@ -27,7 +27,8 @@ from tests.conftest import ServiceFactory
 from tests.support.infra import POSTGRES_URL, Isolation
 from tests.support.processes import SERVING, ServiceProcess, health_status
 from tests.support.redis_server import RedisServer
-from tests.userd.helpers import cached, create_request, eventually, fcm_target, rpc_error
+from tests.support.waits import eventually
+from tests.userd.helpers import cached, create_request, fcm_target, rpc_error
 from userd.cache import TOMBSTONE_VERSION
 
 REDIS_HEALTH = "herald.dependency.redis"

@@ -17,11 +17,17 @@ from herald.v1 import notification_pb2_grpc
 from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.gateway.core.conftest import gateway_env
-from tests.gateway.core.helpers import CLIENT, Queues, fail_every_channel, send_request
+from tests.gateway.core.helpers import (
+    CLIENT,
+    Queues,
+    fail_every_channel,
+    relay_passed,
+    send_request,
+)
 from tests.gateway.core.own_postgres import OwnPostgres
 from tests.gateway.core.peers import Peers
 from tests.support.infra import Isolation
-from tests.support.processes import SERVING, health_status, wait_for_health
+from tests.support.processes import SERVING, ServiceProcess, health_status, wait_for_health
 from tests.support.rabbit import OwnRabbit
 
 EMAIL = amqp.queue_name("email")
@@ -29,7 +35,11 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 async def test_a_hop_left_unpublished_by_a_crash_is_published_by_the_relay(
-    notifications, queues: Queues, peers: Peers, db: psycopg.Connection[dict[str, Any]]
+    notifications,
+    queues: Queues,
+    peers: Peers,
+    db: psycopg.Connection[dict[str, Any]],
+    gateway: ServiceProcess,
 ) -> None:
     user = peers.users.add()
     sent = await notifications.Send(send_request(user.id), metadata=CLIENT)
@@ -47,7 +57,7 @@ async def test_a_hop_left_unpublished_by_a_crash_is_published_by_the_relay(
     assert again.job.notification_id == sent.notification_id
     assert again.message.message_id == f"{sent.notification_id}:1:email:1"
     await published(db, sent.notification_id)
-    await asyncio.sleep(1.5)
+    await relay_passed(gateway)  # a whole pass after the mark
     assert await queues.take(EMAIL) == []  # once relayed and marked, not again
 
 
@@ -146,7 +156,8 @@ async def test_a_broker_outage_never_loses_an_accepted_notification(
             got = await queues.wait_for(EMAIL, 1 + len(accepted), timeout=60)
             ids = sorted(d.job.notification_id for d in got)
             assert ids == sorted([before.notification_id, *accepted])  # each exactly once
-            await asyncio.sleep(2)
+            # Until anything left unmarked through the outage would be relayed again.
+            await relay_passed(proc, grace=float(env["HERALD_OUTBOX_GRACE_SECONDS"]))
             assert await queues.take(EMAIL) == []
         finally:
             await connection.close()

@@ -12,23 +12,24 @@ import pytest
 from herald.v1 import common_pb2, notification_pb2
 from mesh import amqp
 from mesh.interceptors import CLIENT_HEADER, field_violations
-from tests.gateway.core.conftest import GRACE_SECONDS, RELAY_INTERVAL
-from tests.gateway.core.helpers import CLIENT, Queues, send_request, struct
+from tests.gateway.core.conftest import GRACE_SECONDS
+from tests.gateway.core.helpers import CLIENT, Queues, relay_passed, send_request, struct
 from tests.gateway.core.peers import Peers
 from tests.support.processes import ServiceProcess
+from tests.support.waits import eventually
 
 EMAIL = amqp.queue_name("email")
 SMS = amqp.queue_name("sms")
 PUSH = amqp.queue_name("push")
 
 
-async def settle() -> None:
-    """Long enough for the relay to have republished anything left unmarked."""
-    await asyncio.sleep(GRACE_SECONDS + 3 * RELAY_INTERVAL + 0.5)
+async def settle(gateway: ServiceProcess) -> None:
+    """Until the relay would have republished anything this test left unmarked."""
+    await relay_passed(gateway, grace=GRACE_SECONDS)
 
 
 async def test_accepted_notification_lands_once_on_its_queue_with_rendered_content(
-    notifications, queues: Queues, peers: Peers
+    notifications, queues: Queues, peers: Peers, gateway: ServiceProcess
 ) -> None:
     user = peers.users.add()
     request = send_request(
@@ -65,7 +66,7 @@ async def test_accepted_notification_lands_once_on_its_queue_with_rendered_conte
     assert message.headers["x-correlation-id"] == request.request_id
     assert message.message_id == f"{answer.notification_id}:1:email:1"
 
-    await settle()
+    await settle(gateway)
     assert await queues.take(EMAIL) == []  # the relay did not publish it again
 
     stored = (
@@ -82,7 +83,7 @@ async def test_accepted_notification_lands_once_on_its_queue_with_rendered_conte
 
 
 async def test_same_request_id_twice_gives_one_notification_and_one_message(
-    notifications, queues: Queues, peers: Peers
+    notifications, queues: Queues, peers: Peers, gateway: ServiceProcess
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id)
@@ -92,12 +93,12 @@ async def test_same_request_id_twice_gives_one_notification_and_one_message(
 
     assert again.notification_id == first.notification_id
     assert again.duplicate and not first.duplicate
-    await settle()
+    await settle(gateway)
     assert [d.job.notification_id for d in await queues.take(EMAIL)] == [first.notification_id]
 
 
 async def test_a_repeat_answers_the_original_even_when_it_could_no_longer_render(
-    notifications, queues: Queues, peers: Peers
+    notifications, queues: Queues, peers: Peers, gateway: ServiceProcess
 ) -> None:
     # A repeat is answered from its key, whatever a fresh Send of it would meet now.
     user = peers.users.add()
@@ -113,7 +114,7 @@ async def test_a_repeat_answers_the_original_even_when_it_could_no_longer_render
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await notifications.Send(send_request(user.id, template_code=code), metadata=CLIENT)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # a new key: no replay
-    await settle()
+    await settle(gateway)
     assert [d.job.notification_id for d in await queues.take(EMAIL)] == [first.notification_id]
 
 
@@ -134,7 +135,7 @@ async def test_unset_defaults_and_spelled_out_defaults_are_the_same_payload(
 
 
 async def test_concurrent_identical_sends_give_one_notification_and_one_message(
-    notifications, queues: Queues, peers: Peers
+    notifications, queues: Queues, peers: Peers, gateway: ServiceProcess
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id)
@@ -145,12 +146,12 @@ async def test_concurrent_identical_sends_give_one_notification_and_one_message(
 
     assert len({a.notification_id for a in answers}) == 1
     assert sum(not a.duplicate for a in answers) == 1
-    await settle()
+    await settle(gateway)
     assert len(await queues.take(EMAIL)) == 1
 
 
 async def test_concurrent_sends_each_hear_their_own_outcome(
-    notifications, queues: Queues, peers: Peers
+    notifications, queues: Queues, peers: Peers, gateway: ServiceProcess
 ) -> None:
     """Sends arriving together may be accepted in one run: none is affected by another's
     error, keys stay per API client, each job keeps its own correlation id."""
@@ -189,7 +190,7 @@ async def test_concurrent_sends_each_hear_their_own_outcome(
     jobs = {d.job.notification_id: d.job for d in await queues.wait_for(EMAIL, 3)}
     assert jobs[mine.notification_id].correlation_id == shared_key
     assert jobs[fine.notification_id].correlation_id == calls[4][0].request_id
-    await settle()
+    await settle(gateway)
     assert await queues.take(EMAIL) == []
 
 
@@ -217,7 +218,7 @@ async def test_metadata_that_json_cannot_hold_is_refused_naming_the_field(
 
 
 async def test_reusing_a_request_id_with_another_payload_is_refused(
-    notifications, queues: Queues, peers: Peers
+    notifications, queues: Queues, peers: Peers, gateway: ServiceProcess
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id)
@@ -230,7 +231,7 @@ async def test_reusing_a_request_id_with_another_payload_is_refused(
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert request.request_id in str(caught.value.details())
     assert "different payload" in str(caught.value.details())
-    await settle()
+    await settle(gateway)
     assert [d.job.notification_id for d in await queues.take(EMAIL)] == [first.notification_id]
 
 
@@ -358,7 +359,7 @@ async def test_the_route_policy_depends_on_the_message_type(
 
 
 async def test_every_channel_disallowed_ends_suppressed_with_the_reason(
-    notifications, queues: Queues, peers: Peers
+    notifications, queues: Queues, peers: Peers, gateway: ServiceProcess
 ) -> None:
     user = peers.users.add(email_pref=False, sms_pref=False)
 
@@ -374,7 +375,7 @@ async def test_every_channel_disallowed_ends_suppressed_with_the_reason(
     assert "email (preference off)" in stored.status_reason
     assert "sms (preference off)" in stored.status_reason
     assert list(stored.route) == []
-    await settle()
+    await settle(gateway)
     assert await queues.take(EMAIL) == [] and await queues.take(SMS) == []
 
 
@@ -383,13 +384,28 @@ async def test_correlation_id_is_in_every_log_line_of_the_send(
 ) -> None:
     user = peers.users.add()
     request = send_request(user.id, request_id=f"corr-{user.id}")
-    await notifications.Send(request, metadata=CLIENT)
+    before = len(gateway.logs())
+    response = await notifications.Send(request, metadata=CLIENT)
     await queues.wait_for(EMAIL, 1)
 
-    lines = [json.loads(line) for line in gateway.logs().splitlines() if request.request_id in line]
-    assert any(line.get("event") == "rpc" for line in lines)
-    assert any(line.get("event") == "notification accepted" for line in lines)
-    assert all(line.get("correlation_id") == request.request_id for line in lines)
+    # The Send's lines are chosen by what they are about (the call, the notification),
+    # never by the id under test: a line of the Send that lost it is still checked.
+    def lines_of_the_send() -> list[dict[str, object]]:
+        logged = [json.loads(line) for line in gateway.logs()[before:].splitlines() if line]
+        return [
+            line
+            for line in logged
+            if line.get("notification_id") == response.notification_id
+            or (line.get("event") == "rpc" and str(line.get("method")).endswith("/Send"))
+        ]
+
+    def both_logged() -> bool:  # the access line is written as the call ends
+        events = {line.get("event") for line in lines_of_the_send()}
+        return {"rpc", "notification accepted"} <= events
+
+    await eventually(both_logged, what="the Send's access and accepted lines")
+    lines = lines_of_the_send()
+    assert [line for line in lines if line.get("correlation_id") != request.request_id] == []
 
 
 async def test_without_request_id_the_callers_correlation_id_is_used(

@@ -19,9 +19,17 @@ from herald.v1 import (
     status_pb2_grpc,
 )
 from mesh import amqp
-from tests.gateway.core.helpers import CLIENT, Queues, fail_every_channel, send_request
+from tests.gateway.core.conftest import GRACE_SECONDS
+from tests.gateway.core.helpers import (
+    CLIENT,
+    Queues,
+    fail_every_channel,
+    relay_passed,
+    send_request,
+)
 from tests.gateway.core.peers import Peers
 from tests.support.processes import ServiceProcess
+from tests.support.waits import eventually
 
 EMAIL, SMS = amqp.queue_name("email"), amqp.queue_name("sms")
 GRANTED = status_pb2.CLAIM_RESULT_GRANTED
@@ -128,10 +136,16 @@ async def test_an_expired_lease_is_taken_over(
     job = await accepted_job(notifications, queues, peers)
     assert (await statuses.Claim(claim(job, "dead", lease=1))).result == GRANTED
 
-    await asyncio.sleep(1.2)
-    taken = await statuses.Claim(claim(job, "alive"))
+    answers: list[status_pb2.ClaimResponse] = []
 
-    assert taken.result == GRANTED and taken.takeover
+    async def lease_expired() -> bool:  # until then "alive" is told the hop is leased
+        answers.append(await statuses.Claim(claim(job, "alive")))
+        return answers[-1].result == GRANTED
+
+    await eventually(lease_expired, what="the dead worker's lease to run out")
+    taken = answers[-1]
+    assert {a.result for a in answers[:-1]} <= {status_pb2.CLAIM_RESULT_LEASED}
+    assert taken.takeover
     assert (await statuses.Claim(claim(job, "dead"))).result == status_pb2.CLAIM_RESULT_LEASED
 
 
@@ -296,7 +310,7 @@ async def test_suppressed_everywhere_ends_suppressed_without_a_dead_letter(
 
 
 async def test_the_same_report_sent_twice_at_once_moves_the_notification_once(
-    notifications, statuses, queues: Queues, peers: Peers
+    notifications, statuses, queues: Queues, peers: Peers, gateway: ServiceProcess
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     failed = attempt(job, TRANSIENT, error="HTTP 503")
@@ -307,7 +321,7 @@ async def test_the_same_report_sent_twice_at_once_moves_the_notification_once(
     assert sorted(a.changed for a in answers) == [False, False, False, True]
     [got] = await queues.wait_for(EMAIL, 1)
     assert got.job.attempt == 2
-    await asyncio.sleep(0.3)
+    await relay_passed(gateway, grace=GRACE_SECONDS)  # nor left for the relay to publish
     assert await queues.take(EMAIL) == []  # the next hop was published once
     stored = (
         await notifications.GetNotification(
@@ -345,7 +359,7 @@ async def test_concurrent_deliveries_of_one_notification_count_once(
 
 
 async def test_fallback_to_the_next_channel_then_failure_then_manual_retry(
-    notifications, statuses, queues: Queues, peers: Peers
+    notifications, statuses, queues: Queues, peers: Peers, gateway: ServiceProcess
 ) -> None:
     job = await accepted_job(notifications, queues, peers)
     email_failed = attempt(job, PERMANENT, error="bounced")
@@ -364,7 +378,7 @@ async def test_fallback_to_the_next_channel_then_failure_then_manual_retry(
     assert dead.job.last_error == "twilio 21211"
     again = await statuses.ReportStatus(outcome(sms.job, sms_failed))
     assert again.changed is False
-    await asyncio.sleep(0.5)
+    await relay_passed(gateway, grace=GRACE_SECONDS)  # nor left for the relay to publish
     assert await queues.take(amqp.FAILED_QUEUE) == []  # ... dead-letters nothing more
 
     retried = (

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -34,6 +33,7 @@ from tests.gateway.core.test_status import (
     outcome,
 )
 from tests.support.infra import POSTGRES_URL, Isolation
+from tests.support.waits import eventually
 
 PENDING = common_pb2.NOTIFICATION_STATUS_PENDING
 DELIVERED = common_pb2.NOTIFICATION_STATUS_DELIVERED
@@ -56,13 +56,6 @@ def watch_rows(db: Db, notification_id: str) -> int:
     ).fetchone()
     assert row is not None
     return int(row["n"])
-
-
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.05)
 
 
 def deliver(job: Any) -> Any:
@@ -90,7 +83,9 @@ async def test_a_watch_streams_pending_then_delivered_and_ends(
 
     assert await next_notification(call) is None
     assert await call.code() == grpc.StatusCode.OK
-    await eventually(lambda: watch_rows(db, job.notification_id) == 0, "the watch's row stays")
+    await eventually(
+        lambda: watch_rows(db, job.notification_id) == 0, TIMEOUT, what="the watch's row gone"
+    )
 
 
 async def test_a_final_notification_is_sent_once(
@@ -105,7 +100,9 @@ async def test_a_final_notification_is_sent_once(
     assert only is not None and only.status == DELIVERED
     assert await next_notification(call) is None
     assert await call.code() == grpc.StatusCode.OK
-    await eventually(lambda: watch_rows(db, job.notification_id) == 0, "the watch's row stays")
+    await eventually(
+        lambda: watch_rows(db, job.notification_id) == 0, TIMEOUT, what="the watch's row gone"
+    )
 
 
 async def test_another_clients_notification_is_not_found_like_a_missing_one(
@@ -137,7 +134,9 @@ async def test_cancelling_a_watch_removes_its_registration(
 
     call.cancel()
 
-    await eventually(lambda: watch_rows(db, job.notification_id) == 0, "the watch's row stays")
+    await eventually(
+        lambda: watch_rows(db, job.notification_id) == 0, TIMEOUT, what="the watch's row gone"
+    )
 
 
 async def test_a_client_watch_sees_its_clients_changes_and_no_others(
