@@ -28,8 +28,10 @@ from herald.v1 import (
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.support.infra import Isolation
+from tests.support.metrics import relay_passed
 from tests.support.rabbit import OwnRabbit
 from tests.support.stack import start_core
+from tests.support.waits import eventually
 
 STREAM = 60  # notifications
 SPACING_SECONDS = 0.1  # between two Sends: the stream lasts longer than the restart
@@ -154,7 +156,14 @@ async def test_a_rabbitmq_restart_under_a_stream_loses_and_repeats_nothing(
             assert time.monotonic() < deadline, f"never delivered: {sorted(pending)}"
             await asyncio.sleep(0.5)
 
-        await asyncio.sleep(2)  # a late duplicate would arrive by now
+        # Nothing can come twice now: the outbox holds no hop to publish again, and the
+        # broker no message to deliver again (none ready, none unacknowledged).
+        await relay_passed(gateway, grace=1.0)
+
+        async def broker_empty() -> bool:
+            return await asyncio.to_thread(rabbit.messages) == 0
+
+        await eventually(broker_empty, timeout=60, what="every message acknowledged")
         handed_over = Counter(d["subject"] for d in fakes.sendgrid.deliveries)
         assert handed_over == Counter(f"Message {n}" for n in accepted.values())
         assert worker.process is not None and worker.process.poll() is None

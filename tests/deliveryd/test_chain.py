@@ -19,6 +19,7 @@ from deliveryd.providers.base import (
     TransientError,
 )
 from herald.v1 import common_pb2, delivery_pb2
+from tests.support.waits import eventually
 
 MESSAGE = SmsMessage(to="+5511987654321", text="hi", key="n:1:sms", notification_id="n")
 
@@ -99,10 +100,16 @@ async def test_the_circuit_opens_skips_then_probes_and_closes() -> None:
     assert result.tries[0].outcome is Outcome.SKIPPED
     assert result.tries[0].error == "circuit open"
     assert result.outcome is Outcome.DELIVERED
-    await asyncio.sleep(0.35)
-    # After the cool-down one probe goes through; its success closes the circuit.
-    result = await providers.send(MESSAGE)
-    assert flaky.calls == 3
+    # After the cool-down one probe goes through (until then "b" takes each send); its
+    # success closes the circuit.
+    results = []
+
+    async def probed() -> bool:
+        results.append(await providers.send(MESSAGE))
+        return flaky.calls == 3
+
+    await eventually(probed, timeout=10, what="the cool-down to let a probe through", interval=0.02)
+    result = results[-1]
     assert result.decisive is not None and result.decisive.provider == "a"
     assert breakers.state("a") == CLOSED
     assert ("a", OPEN) in changes

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from bench.stages import scrape
+from tests.support.processes import ServiceProcess
+from tests.support.waits import eventually
 
 
 async def user_cache_hits(base_url: str) -> float:
@@ -17,3 +20,16 @@ async def relayed_until(base_url: str) -> float:
     """Up to when the gateway's outbox relay has published every hop due (unix time)."""
     samples = await asyncio.to_thread(scrape, base_url, "herald_outbox_relayed_until", "")
     return samples.get(("herald_outbox_relayed_until_seconds", ""), 0.0)
+
+
+async def relay_passed(gateway: ServiceProcess, grace: float = 0.0) -> None:
+    """Waits for the gateway's outbox relay to finish a pass over everything due `grace`
+    seconds from now: a hop accepted before this call and left unmarked (its publish
+    waits out the grace) would have been published again by then; one marked never is."""
+    since = time.time() + grace
+    url = f"http://127.0.0.1:{gateway.http_port}"
+
+    async def covered() -> bool:
+        return await relayed_until(url) >= since
+
+    await eventually(covered, what="a relay pass over what was due")

@@ -116,6 +116,18 @@ class OwnRabbit:
         while self._listening() and time.monotonic() < deadline:
             time.sleep(0.1)
 
+    def messages(self) -> int:
+        """Messages in the node's queues, ready or delivered and not yet acknowledged."""
+        listed = subprocess.run(
+            [CTL, "-n", self.node, "list_queues", "-q", "--no-table-headers", "messages"],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return sum(int(n) for n in listed.stdout.split())
+
     def restart(self) -> OwnRabbit:
         self.stop()
         return self.start()

@@ -15,10 +15,7 @@ from google.protobuf import struct_pb2
 from herald.v1 import common_pb2, delivery_pb2, notification_pb2
 from mesh import amqp
 from mesh.interceptors import CLIENT_HEADER
-from tests.support.metrics import relayed_until
-from tests.support.processes import ServiceProcess
 from tests.support.reports import failing_every_channel
-from tests.support.waits import eventually
 
 CLIENT_ID = "client-a"
 CLIENT = ((CLIENT_HEADER, CLIENT_ID),)
@@ -129,16 +126,3 @@ async def fail_every_channel(notifications: Any, statuses: Any, notification_id:
     )
     for report in failing_every_channel(notification_id, got.notification.route):
         await statuses.ReportStatus(report)
-
-
-async def relay_passed(gateway: ServiceProcess, grace: float = 0.0) -> None:
-    """Waits for the gateway's outbox relay to finish a pass over everything due `grace`
-    seconds from now: a hop accepted before this call and left unmarked (its publish
-    waits out the grace) would have been published again by then; one marked never is."""
-    since = time.time() + grace
-    url = f"http://127.0.0.1:{gateway.http_port}"
-    await eventually(lambda: _covers(url, since), what="a relay pass over what was due")
-
-
-async def _covers(url: str, since: float) -> bool:
-    return await relayed_until(url) >= since

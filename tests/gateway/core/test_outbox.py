@@ -21,12 +21,12 @@ from tests.gateway.core.helpers import (
     CLIENT,
     Queues,
     fail_every_channel,
-    relay_passed,
     send_request,
 )
 from tests.gateway.core.own_postgres import OwnPostgres
 from tests.gateway.core.peers import Peers
 from tests.support.infra import Isolation
+from tests.support.metrics import relay_passed
 from tests.support.processes import SERVING, ServiceProcess, health_status, wait_for_health
 from tests.support.rabbit import OwnRabbit
 

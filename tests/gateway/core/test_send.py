@@ -13,8 +13,9 @@ from herald.v1 import common_pb2, notification_pb2
 from mesh import amqp
 from mesh.interceptors import CLIENT_HEADER, field_violations
 from tests.gateway.core.conftest import GRACE_SECONDS
-from tests.gateway.core.helpers import CLIENT, Queues, relay_passed, send_request, struct
+from tests.gateway.core.helpers import CLIENT, Queues, send_request, struct
 from tests.gateway.core.peers import Peers
+from tests.support.metrics import relay_passed
 from tests.support.processes import ServiceProcess
 from tests.support.waits import eventually
 

@@ -24,10 +24,10 @@ from tests.gateway.core.helpers import (
     CLIENT,
     Queues,
     fail_every_channel,
-    relay_passed,
     send_request,
 )
 from tests.gateway.core.peers import Peers
+from tests.support.metrics import relay_passed
 from tests.support.processes import ServiceProcess
 from tests.support.waits import eventually
 
