@@ -31,6 +31,9 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 class ProbeUsers(user_pb2_grpc.UserServiceServicer):
     """A UserService whose GetUser exercises each interceptor path by the id it gets."""
 
+    # Set when a "slow" call is being handled (the shutdown test waits for it).
+    slow_started = asyncio.Event()
+
     async def GetUser(self, request: user_pb2.GetUserRequest, context: Any) -> Any:
         if request.id == "bad":
             raise InvalidArgument.field("id", "must be a UUID")
@@ -39,7 +42,8 @@ class ProbeUsers(user_pb2_grpc.UserServiceServicer):
         if request.id == "boom":
             raise RuntimeError("secret internals")
         if request.id == "slow":
-            await asyncio.sleep(1.0)
+            ProbeUsers.slow_started.set()
+            await asyncio.sleep(1.0)  # a call that takes a while: in flight at shutdown
         return user_pb2.GetUserResponse(user=user_pb2.User(id=current_correlation_id() or ""))
 
 
@@ -251,8 +255,9 @@ async def test_shutdown_finishes_calls_in_flight_and_turns_health_off() -> None:
                     seen.append(answer.status)
 
         watcher = asyncio.create_task(watch())
+        ProbeUsers.slow_started.clear()
         in_flight = asyncio.create_task(_get(address, "slow", _auth()))
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(ProbeUsers.slow_started.wait(), 10)
         runtime.request_shutdown()
         await runtime.wait_for_shutdown()
     # Leaving the block ran the shutdown: the slow call still got its answer, and health
