@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 # On two cores, two take ~20% more at saturation (README, Performance); `make bench` runs two.
 GATEWAYS ?= 1
 
-.PHONY: help setup gen lint check-gen breaking test up services databases bench
+.PHONY: help setup gen lint check-gen breaking test test-fast up services databases bench
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ lint: setup ## buf lint/format/breaking, generated code up to date, ruff, mypy.
 test: lint ## Run every check and the whole test suite (needs PostgreSQL, Redis, RabbitMQ).
 	./scripts/services.sh
 	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+
+test-fast: ## The fast loop: the unit tier only, no server needed (README, Tests).
+	$(UV) run --frozen pytest -m unit -n $(TEST_WORKERS) -q $(PYTEST_ARGS)
 
 services: ## Make sure PostgreSQL, Redis and RabbitMQ answer (starting installed ones).
 	./scripts/services.sh
