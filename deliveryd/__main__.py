@@ -144,6 +144,8 @@ async def main() -> None:
             requeue_pause=settings.requeue_pause_seconds,
         )
         alerts = AlertConsumer(connection=connection, alerter=alerter)
+        # The worker's own health name (`herald.deliveryd.email`), for readiness probes.
+        runtime.health.add_service(f"herald.deliveryd.{channel}")
         await runtime.serve_grpc(settings.grpc_port(channel), [])
         await consumer.start()
         await alerts.start()

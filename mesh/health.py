@@ -3,6 +3,9 @@
 Service names served: "" (the whole process), each gRPC service of the process, and
 `herald.dependency.<name>` per dependency. A required dependency that is down turns the
 process and its services NOT_SERVING; an optional one only its own entry (degraded).
+`herald.live` is SERVING from start-up until shutdown whatever the dependencies say: a
+liveness probe asks it (a database outage must not restart every pod), readiness asks
+the service's own name.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from mesh.metrics import DEPENDENCY_UP
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DEPENDENCY_PREFIX = "herald.dependency."
+LIVE = "herald.live"
 CHECK_TIMEOUT = 1.5
 
 log = structlog.get_logger("mesh.health")
@@ -61,6 +65,7 @@ class HealthMonitor:
 
     async def start(self) -> None:
         """Checks once (so the first answer is real), then keeps checking in the background."""
+        await self.servicer.set(LIVE, SERVING)
         await self.check_all()
         self._task = asyncio.create_task(self._loop(), name="health-monitor")
 
