@@ -30,10 +30,11 @@ from uuid import UUID
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from prometheus_client import Gauge
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.store import db
-from gateway.store.outbox import mark_published, postpone, take_unpublished
+from gateway.store.outbox import mark_published, oldest_due_seconds, postpone, take_unpublished
 from gateway.wire import CHANNEL_NAMES
 from herald.v1 import common_pb2, delivery_pb2
 from mesh import amqp
@@ -48,6 +49,10 @@ AMQP_PRIORITY: dict[int, int] = {
     common_pb2.PRIORITY_CRITICAL: 9,
 }
 JOB_TYPE = "herald.v1.DeliveryJob"
+LAG = Gauge(
+    "herald_outbox_lag_seconds",
+    "How long the oldest due hop has waited for the relay past its grace (0: none waiting).",
+)
 
 
 @dataclass(frozen=True)
@@ -277,6 +282,8 @@ class Relay:
             try:
                 while await self.run_once() >= self._batch_size:
                     pass
+                async with db.connection(self._pool) as conn:
+                    LAG.set(await oldest_due_seconds(conn))
             except Exception as exc:  # the database or broker is down: try again later
                 log.warning("outbox relay pass failed", error=repr(exc))
             await asyncio.sleep(self._interval)

@@ -18,6 +18,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2
 
 from mesh.metrics import DEPENDENCY_UP
+from mesh.metrics import SERVING as SERVING_GAUGE
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -87,6 +88,7 @@ class HealthMonitor:
             )
         if not self._shutting_down:
             status = SERVING if self.healthy else NOT_SERVING
+            SERVING_GAUGE.set(1 if status == SERVING else 0)
             for service in self._services:
                 await self.servicer.set(service, status)
 
@@ -106,6 +108,7 @@ class HealthMonitor:
     async def shutdown(self) -> None:
         """Every entry NOT_SERVING from now on; stops checking."""
         self._shutting_down = True
+        SERVING_GAUGE.set(0)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

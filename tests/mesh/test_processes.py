@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import ServiceFactory
@@ -44,6 +45,26 @@ def test_process_serves_health_and_reflection_then_stops_cleanly(
     # liveness and start-up `herald.live`.
     assert health_status(proc.grpc_port, service_name) == SERVING
     assert health_status(proc.grpc_port, "herald.live") == SERVING
+
+    # Every process's /metrics passes Prometheus's own lint of metric names and help.
+    metrics_port = proc.http_port or int(
+        next(
+            v
+            for k, v in proc.env.items()
+            if k.endswith("_METRICS_PORT") and k != "HERALD_GATEWAY_METRICS_PORT"
+        )
+    )
+    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    assert "herald_serving 1.0" in scraped
+    lint = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=scraped,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
     # stop() fails the test if the process outlives HERALD_GRACE_SECONDS (5) plus slack.
     assert proc.stop(timeout=7) == 0
