@@ -96,17 +96,19 @@ class Publisher:
         *,
         timeout: float,
         delay_tiers: Sequence[int] = amqp.DEFAULT_DELAY_TIERS,
+        queue_type: str = "classic",
     ) -> None:
         self._connection = connection
         self._timeout = timeout
         self._delay_tiers = tuple(delay_tiers)
+        self._queue_type = queue_type
         self._exchange: AbstractExchange | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
 
     async def start(self) -> None:
         """Opens the confirm channel and declares the topology (re-declared on reconnect)."""
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        topology = await amqp.declare_topology(channel, self._delay_tiers)
+        topology = await amqp.declare_topology(channel, self._delay_tiers, self._queue_type)
         self._channel = channel
         self._exchange = topology.exchange
 
@@ -128,13 +130,19 @@ class Publisher:
         if self._exchange is None or not self.ready:
             return False
         job = publication.job
-        routing_key = amqp.FAILED_KEY if publication.dead else CHANNEL_NAMES[job.channel]
+        channel = CHANNEL_NAMES[job.channel]
+        priority = AMQP_PRIORITY.get(job.priority, AMQP_PRIORITY[common_pb2.PRIORITY_NORMAL])
+        routing_key = (
+            amqp.FAILED_KEY
+            if publication.dead
+            else amqp.work_routing_key(channel, priority, self._queue_type)
+        )
         expiration: float | None = None
         if publication.deliver_after is not None and not publication.dead:
             remaining = (publication.deliver_after - datetime.now(UTC)).total_seconds()
             if remaining > 0.001:
                 tier = amqp.pick_delay_tier(remaining, self._delay_tiers)
-                routing_key = amqp.delay_queue_name(routing_key, tier)
+                routing_key = amqp.delay_queue_name(channel, tier)
                 expiration = remaining
         message = build_message(job, expiration=expiration)
         try:
@@ -311,9 +319,10 @@ async def start_outbox(
     interval: float,
     grace: float,
     batch_size: int,
+    queue_type: str = "classic",
 ) -> RunningOutbox:
     """Opens the publisher and starts the batched marks and the relay."""
-    publisher = Publisher(connection, timeout=publish_timeout)
+    publisher = Publisher(connection, timeout=publish_timeout, queue_type=queue_type)
     await publisher.start()
     marks = PublishedMarks(pool)
     marks.start()

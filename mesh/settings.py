@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 from collections.abc import Iterator
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -66,6 +66,11 @@ class CommonSettings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL.")
     redis_prefix: str = Field("herald:", description="Prefix of every Redis key.")
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL.")
+    amqp_queue_type: Literal["classic", "quorum"] = Field(
+        "classic",
+        description="classic, or quorum: queues replicated over the broker's nodes, a "
+        "high-priority work queue per channel (docs/operations.md).",
+    )
     service_token: SecretStr = Field(
         SecretStr(DEV_SERVICE_TOKEN),
         min_length=8,
