@@ -27,7 +27,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError
 
 from deliveryd.pipeline import Action, Pipeline, Verdict
-from mesh import amqp
+from mesh import amqp, tracing
 from mesh.interceptors import CORRELATION_HEADER
 
 log = structlog.get_logger(__name__)
@@ -88,7 +88,12 @@ class Consumer:
         header = (message.headers or {}).get(CORRELATION_HEADER)
         correlation_id = header.decode() if isinstance(header, bytes) else str(header or "")
         try:
-            verdict = await self._pipeline.handle(message.body, correlation_id)
+            with tracing.span(
+                f"process {message.routing_key}",
+                kind=tracing.CONSUMER,
+                parent=message.headers or {},
+            ):
+                verdict = await self._pipeline.handle(message.body, correlation_id)
         except Exception:
             log.exception("job failed unexpectedly: requeued")
             verdict = Verdict(Action.REQUEUE, reason="error")

@@ -37,7 +37,7 @@ from gateway.store import db
 from gateway.store.outbox import mark_published, oldest_due_seconds, postpone, take_unpublished
 from gateway.wire import CHANNEL_NAMES
 from herald.v1 import common_pb2, delivery_pb2
-from mesh import amqp
+from mesh import amqp, tracing
 from mesh.interceptors import CORRELATION_HEADER
 
 log = structlog.get_logger(__name__)
@@ -146,8 +146,11 @@ class Publisher:
                 expiration = remaining
         message = build_message(job, expiration=expiration)
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._exchange.publish(message, routing_key, mandatory=True)
+            with tracing.span(f"publish {routing_key}", kind=tracing.PRODUCER):
+                if tracing.enabled():
+                    tracing.inject(message.headers)
+                async with asyncio.timeout(self._timeout):
+                    await self._exchange.publish(message, routing_key, mandatory=True)
         except Exception as exc:  # any failure leaves the hop to the relay
             log.warning(
                 "publish not confirmed",

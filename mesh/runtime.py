@@ -33,7 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from mesh import amqp, cache, db, migrations, ports
+from mesh import amqp, cache, db, migrations, ports, tracing
 from mesh.health import Dependency, HealthMonitor
 from mesh.interceptors import default_interceptors
 from mesh.metrics import start_metrics_server
@@ -67,7 +67,9 @@ async def create_grpc_server(
 
     Returns the server and the port it bound (useful with port 0).
     """
-    server = grpc.aio.server(interceptors=default_interceptors(token))
+    server = grpc.aio.server(
+        interceptors=[*tracing.server_interceptors(), *default_interceptors(token)]
+    )
     for service in services:
         service.register(server)
         health.add_service(service.name)
@@ -97,6 +99,7 @@ class Runtime:
         self._stop = asyncio.Event()
 
     async def __aenter__(self) -> Self:
+        tracing.configure(self.name, self.settings.otlp_endpoint)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_shutdown)
@@ -117,6 +120,7 @@ class Runtime:
             signal.signal(sig, signal.SIG_IGN)
         await self.health.shutdown()
         await self._stack.aclose()
+        tracing.shutdown()
         log.info("stopped", service=self.name)
 
     def request_shutdown(self) -> None:

@@ -77,6 +77,12 @@ class CommonSettings(BaseSettings):
         description="Internal token every gRPC call but health and reflection must carry; "
         "the development default is refused when HERALD_HOST binds beyond loopback.",
     )
+    otlp_endpoint: str = Field(
+        "",
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OpenTelemetry collector (OTLP over HTTP, e.g. http://collector:4318): "
+        "traces are exported there; unset, tracing is off (docs/operations.md).",
+    )
     log_level: str = Field(
         "INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="DEBUG, INFO, WARNING or ERROR."
     )
