@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -62,25 +63,35 @@ def scaled(processes: list[Process], scale: Mapping[str, int]) -> list[Process]:
 
 
 def config(processes: list[Process], run_dir: Path, *, stop_wait_seconds: int) -> str:
-    """supervisord's configuration for `processes`, its socket and pid file in `run_dir`."""
+    """supervisord's configuration for `processes`, its socket and pid file in `run_dir`
+    (the file holds the control password: it is written readable by this user only)."""
+    password = secrets.token_urlsafe(16)
     sections = [
         "[supervisord]",
         "nodaemon=true",
-        "logfile=/dev/stdout",
+        # supervisord run with nodaemon logs to stdout itself: its file would repeat each line.
+        "logfile=/dev/null",
         "logfile_maxbytes=0",
         "loglevel=info",
         f"pidfile={run_dir / 'supervisord.pid'}",
         f"directory={Path.cwd()}",
+        # Said, so that supervisord does not warn that it kept root's privileges.
+        *(["user=root"] if os.geteuid() == 0 else []),
         "",
+        # supervisorctl's way in: this user's socket, and a password made for this run.
         "[unix_http_server]",
         f"file={run_dir / 'supervisor.sock'}",
         "chmod=0700",
+        "username=herald",
+        f"password={password}",
         "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
         "",
         "[supervisorctl]",
         f"serverurl=unix://{run_dir / 'supervisor.sock'}",
+        "username=herald",
+        f"password={password}",
     ]
     for process in processes:
         name = "%(program_name)s-%(process_num)d" if process.copies > 1 else "%(program_name)s"
@@ -130,6 +141,7 @@ def main(argv: list[str]) -> int:
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="herald-supervise-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     conf = run_dir / "supervisord.conf"
+    conf.touch(mode=0o600)
     conf.write_text(config(processes, run_dir, stop_wait_seconds=stop_wait))
     supervisord = Path(sys.executable).with_name("supervisord")
     os.execv(supervisord, [str(supervisord), "--configuration", str(conf)])  # never returns
