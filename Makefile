@@ -46,14 +46,14 @@ test-fast: ## The fast loop: the unit tier only, no server needed (README, Tests
 services: ## Make sure PostgreSQL, Redis and RabbitMQ answer (starting installed ones).
 	./scripts/services.sh
 
-up: setup services ## Run Herald: every process, sandbox providers, Ctrl-C stops all.
+up: setup services ## Run Herald: every process (restarted if one dies), sandbox providers, Ctrl-C stops all.
 	@[[ "$(GATEWAYS)" =~ ^[1-9][0-9]*$$ ]] || { echo "GATEWAYS must be a whole number, at least 1 (got '$(GATEWAYS)')" >&2; exit 2; }
 	$(UV) run --frozen python -m scripts.ports_free
 	for service in userd templated gateway; do $(UV) run --frozen python -m $$service migrate || exit 1; done
 	@# The sandbox's receipts (docs/receipts.md): a secret made for this run, and the edge's URL.
 	export HERALD_SANDBOX_RECEIPTS_SECRET="$${HERALD_SANDBOX_RECEIPTS_SECRET-whsec_$$(head -c 24 /dev/urandom | base64)}" \
 	  HERALD_RECEIPTS_BASE_URL="$${HERALD_RECEIPTS_BASE_URL-http://127.0.0.1:$${HERALD_GATEWAY_HTTP_PORT:-8000}}"; \
-	$(UV) run --frozen honcho start -f Procfile -c gateway=$(GATEWAYS)
+	$(UV) run --frozen python -m scripts.supervise --scale gateway=$(GATEWAYS)
 
 bench: setup services ## Throughput and latency of an isolated stack (BENCH_ARGS="--help" lists knobs).
 	$(UV) run --frozen python -m bench $(BENCH_ARGS)

@@ -165,8 +165,13 @@ async def main() -> None:
             prefetch=settings.prefetch,
             grace_seconds=settings.grace_seconds,
             requeue_pause=settings.requeue_pause_seconds,
+            queue_type=settings.amqp_queue_type,
         )
-        alerts = AlertConsumer(connection=connection, alerter=alerter)
+        alerts = AlertConsumer(
+            connection=connection, alerter=alerter, queue_type=settings.amqp_queue_type
+        )
+        # The worker's own health name (`herald.deliveryd.email`), for readiness probes.
+        runtime.health.add_service(f"herald.deliveryd.{channel}")
         await runtime.serve_grpc(settings.grpc_port(channel), [])
         await consumer.start()
         await alerts.start()

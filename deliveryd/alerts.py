@@ -117,8 +117,15 @@ class Alerter:
 class AlertConsumer:
     """Consumes `alerts.queue`: an alert for each critical failure, then the ack."""
 
-    def __init__(self, *, connection: AbstractRobustConnection, alerter: Alerter) -> None:
+    def __init__(
+        self,
+        *,
+        connection: AbstractRobustConnection,
+        alerter: Alerter,
+        queue_type: str = "classic",
+    ) -> None:
         self._connection = connection
+        self._queue_type = queue_type
         self._alerter = alerter
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
@@ -127,7 +134,7 @@ class AlertConsumer:
     async def start(self) -> None:
         self._channel = await self._connection.channel()
         await self._channel.set_qos(prefetch_count=4)
-        await amqp.declare_topology(self._channel)
+        await amqp.declare_topology(self._channel, queue_type=self._queue_type)
         self._queue = await self._channel.get_queue(amqp.ALERTS_QUEUE)
         self._tag = await self._queue.consume(self._on_message)
 

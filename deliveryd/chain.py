@@ -41,6 +41,7 @@ from deliveryd.providers.base import (
     Throttled,
     TransientError,
 )
+from mesh import tracing
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -296,7 +297,8 @@ async def _bounded(provider: Provider[M], message: M) -> Sent:
     try:
         # A little over the provider's own timeout, so that its own error usually wins.
         async with asyncio.timeout(provider.timeout + 0.5):
-            return await provider.send(message)
+            with tracing.span(f"send {provider.name}", kind=tracing.CLIENT):
+                return await provider.send(message)
     except (TransientError, PermanentError):
         raise
     except TimeoutError:

@@ -27,14 +27,15 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError
 
 from deliveryd.pipeline import Action, Pipeline, Verdict
-from mesh import amqp
+from mesh import amqp, tracing
 from mesh.interceptors import CORRELATION_HEADER
 
 log = structlog.get_logger(__name__)
 
 
 class Consumer:
-    """Consumes `<channel>.queue` into a pipeline."""
+    """Consumes `<channel>.queue` into a pipeline (and, with quorum queues, first of all
+    `<channel>.high.queue`: each queue its own consumer, each up to the prefetch)."""
 
     def __init__(
         self,
@@ -45,17 +46,18 @@ class Consumer:
         prefetch: int,
         grace_seconds: float,
         requeue_pause: float,
+        queue_type: str = "classic",
     ) -> None:
         self._connection = connection
+        self._queue_type = queue_type
         self._channel_name = channel
         self._pipeline = pipeline
         self._prefetch = prefetch
         self._grace = grace_seconds
         self._requeue_pause = requeue_pause
         self._amqp: AbstractChannel | None = None
-        self._queue: AbstractQueue | None = None
         self._topology: amqp.Topology | None = None
-        self._tag: str | None = None
+        self._consuming: list[tuple[AbstractQueue, str]] = []
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = False
 
@@ -63,10 +65,11 @@ class Consumer:
         """Declares the topology and starts consuming."""
         self._amqp = await self._connection.channel(publisher_confirms=True)
         await self._amqp.set_qos(prefetch_count=self._prefetch)
-        self._topology = await amqp.declare_topology(self._amqp)
-        self._queue = await self._amqp.get_queue(amqp.queue_name(self._channel_name))
-        self._tag = await self._queue.consume(self._on_message)
-        log.info("consuming", queue=self._queue.name, prefetch=self._prefetch)
+        self._topology = await amqp.declare_topology(self._amqp, queue_type=self._queue_type)
+        for name in amqp.work_queues(self._channel_name, self._queue_type):
+            queue = await self._amqp.get_queue(name)
+            self._consuming.append((queue, await queue.consume(self._on_message)))
+            log.info("consuming", queue=name, prefetch=self._prefetch)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # aiormq runs this callback in a task of the channel's and cancels it when the
@@ -85,7 +88,12 @@ class Consumer:
         header = (message.headers or {}).get(CORRELATION_HEADER)
         correlation_id = header.decode() if isinstance(header, bytes) else str(header or "")
         try:
-            verdict = await self._pipeline.handle(message.body, correlation_id)
+            with tracing.span(
+                f"process {message.routing_key}",
+                kind=tracing.CONSUMER,
+                parent=message.headers or {},
+            ):
+                verdict = await self._pipeline.handle(message.body, correlation_id)
         except Exception:
             log.exception("job failed unexpectedly: requeued")
             verdict = Verdict(Action.REQUEUE, reason="error")
@@ -132,11 +140,11 @@ class Consumer:
     async def stop(self) -> None:
         """Stops taking messages, lets jobs in flight finish (up to the grace), closes."""
         self._stopping = True
-        if self._queue is not None and self._tag is not None:
+        for queue, tag in self._consuming:
             try:
-                await self._queue.cancel(self._tag)
+                await queue.cancel(tag)
             except (AMQPError, ConnectionError, RuntimeError) as exc:
-                log.warning("could not cancel the consumer", error=repr(exc))
+                log.warning("could not cancel the consumer", queue=queue.name, error=repr(exc))
         if self._tasks:
             log.info("waiting for jobs in flight", jobs=len(self._tasks))
             _, pending = await asyncio.wait(set(self._tasks), timeout=self._grace)

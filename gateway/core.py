@@ -103,6 +103,7 @@ async def start_core(
         interval=settings.outbox_interval_seconds,
         grace=settings.outbox_grace_seconds,
         batch_size=settings.outbox_batch_size,
+        queue_type=settings.amqp_queue_type,
     )
     runtime.on_shutdown(running.stop)
     outbox = running.outbox

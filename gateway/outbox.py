@@ -30,15 +30,15 @@ from uuid import UUID
 
 import aio_pika
 import structlog
-from prometheus_client import Gauge
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from prometheus_client import Gauge
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.store import db
-from gateway.store.outbox import mark_published, postpone, take_unpublished
+from gateway.store.outbox import mark_published, oldest_due_seconds, postpone, take_unpublished
 from gateway.wire import CHANNEL_NAMES
 from herald.v1 import common_pb2, delivery_pb2
-from mesh import amqp
+from mesh import amqp, tracing
 from mesh.interceptors import CORRELATION_HEADER
 
 log = structlog.get_logger(__name__)
@@ -56,6 +56,10 @@ AMQP_PRIORITY: dict[int, int] = {
     common_pb2.PRIORITY_CRITICAL: 9,
 }
 JOB_TYPE = "herald.v1.DeliveryJob"
+LAG = Gauge(
+    "herald_outbox_lag_seconds",
+    "How long the oldest due hop has waited for the relay past its grace (0: none waiting).",
+)
 
 
 @dataclass(frozen=True)
@@ -99,17 +103,19 @@ class Publisher:
         *,
         timeout: float,
         delay_tiers: Sequence[int] = amqp.DEFAULT_DELAY_TIERS,
+        queue_type: str = "classic",
     ) -> None:
         self._connection = connection
         self._timeout = timeout
         self._delay_tiers = tuple(delay_tiers)
+        self._queue_type = queue_type
         self._exchange: AbstractExchange | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
 
     async def start(self) -> None:
         """Opens the confirm channel and declares the topology (re-declared on reconnect)."""
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        topology = await amqp.declare_topology(channel, self._delay_tiers)
+        topology = await amqp.declare_topology(channel, self._delay_tiers, self._queue_type)
         self._channel = channel
         self._exchange = topology.exchange
 
@@ -131,18 +137,27 @@ class Publisher:
         if self._exchange is None or not self.ready:
             return False
         job = publication.job
-        routing_key = amqp.FAILED_KEY if publication.dead else CHANNEL_NAMES[job.channel]
+        channel = CHANNEL_NAMES[job.channel]
+        priority = AMQP_PRIORITY.get(job.priority, AMQP_PRIORITY[common_pb2.PRIORITY_NORMAL])
+        routing_key = (
+            amqp.FAILED_KEY
+            if publication.dead
+            else amqp.work_routing_key(channel, priority, self._queue_type)
+        )
         expiration: float | None = None
         if publication.deliver_after is not None and not publication.dead:
             remaining = (publication.deliver_after - datetime.now(UTC)).total_seconds()
             if remaining > 0.001:
                 tier = amqp.pick_delay_tier(remaining, self._delay_tiers)
-                routing_key = amqp.delay_queue_name(routing_key, tier)
+                routing_key = amqp.delay_queue_name(channel, tier)
                 expiration = remaining
         message = build_message(job, expiration=expiration)
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._exchange.publish(message, routing_key, mandatory=True)
+            with tracing.span(f"publish {routing_key}", kind=tracing.PRODUCER):
+                if tracing.enabled():
+                    tracing.inject(message.headers)
+                async with asyncio.timeout(self._timeout):
+                    await self._exchange.publish(message, routing_key, mandatory=True)
         except Exception as exc:  # any failure leaves the hop to the relay
             log.warning(
                 "publish not confirmed",
@@ -288,6 +303,8 @@ class Relay:
                     pass
                 if self._publisher.ready:
                     RELAYED_UNTIL.set(began)
+                async with db.connection(self._pool) as conn:
+                    LAG.set(await oldest_due_seconds(conn))
             except Exception as exc:  # the database or broker is down: try again later
                 log.warning("outbox relay pass failed", error=repr(exc))
             await asyncio.sleep(self._interval)
@@ -315,9 +332,10 @@ async def start_outbox(
     interval: float,
     grace: float,
     batch_size: int,
+    queue_type: str = "classic",
 ) -> RunningOutbox:
     """Opens the publisher and starts the batched marks and the relay."""
-    publisher = Publisher(connection, timeout=publish_timeout)
+    publisher = Publisher(connection, timeout=publish_timeout, queue_type=queue_type)
     await publisher.start()
     marks = PublishedMarks(pool)
     marks.start()

@@ -12,12 +12,20 @@ Topology, declared idempotently by every process that publishes or consumes:
   there until its per-message expiration, then is dead-lettered back to
   `notifications.direct` with the channel's routing key. Tiers keep messages of similar
   delays together, so a long delay never blocks a short one at the queue's head.
+
+`HERALD_AMQP_QUEUE_TYPE=quorum` declares every queue a quorum queue (replicated over the
+broker's nodes: losing one loses no message), dead-lettering at least once. Quorum queues
+of RabbitMQ 3.x carry no per-message priority, so each channel gets a second work queue,
+`<channel>.high.queue` (routing key `<channel>.high`), for high and critical jobs; the
+worker consumes it beside the normal one with its own prefetch, so a high job never waits
+behind the normal backlog. Retries come back through the delay queues to the normal one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection, ExchangeType
@@ -28,12 +36,40 @@ FAILED_QUEUE = "failed.queue"
 FAILED_KEY = "failed"
 ALERTS_QUEUE = "alerts.queue"
 MAX_PRIORITY = 10
+QUEUE_TYPES = ("classic", "quorum")
+# AMQP priority from which a job takes its channel's high queue in quorum mode (high: 6,
+# critical: 9; gateway.outbox.AMQP_PRIORITY).
+HIGH_PRIORITY = 6
 DEFAULT_DELAY_TIERS = (1, 5, 30, 120, 600)
 
 
 def queue_name(channel: str) -> str:
     """`email` → `email.queue`."""
     return f"{channel}.queue"
+
+
+def high_queue_name(channel: str) -> str:
+    """`email` → `email.high.queue` (quorum mode's high-priority queue)."""
+    return f"{channel}.high.queue"
+
+
+def high_routing_key(channel: str) -> str:
+    return f"{channel}.high"
+
+
+def work_routing_key(channel: str, priority: int, queue_type: str) -> str:
+    """The routing key of a `channel` job of AMQP `priority`: the channel's own, or in
+    quorum mode its high queue's for high and critical jobs."""
+    if queue_type == "quorum" and priority >= HIGH_PRIORITY:
+        return high_routing_key(channel)
+    return channel
+
+
+def work_queues(channel: str, queue_type: str) -> tuple[str, ...]:
+    """The queues a `channel` worker consumes (the high one first in quorum mode)."""
+    if queue_type == "quorum":
+        return (high_queue_name(channel), queue_name(channel))
+    return (queue_name(channel),)
 
 
 def delay_queue_name(channel: str, tier_seconds: int) -> str:
@@ -55,6 +91,7 @@ class Topology:
 
     exchange: aio_pika.abc.AbstractExchange
     delay_tiers: tuple[int, ...]
+    queue_type: str = "classic"
 
 
 async def connect(url: str) -> AbstractRobustConnection:
@@ -62,36 +99,58 @@ async def connect(url: str) -> AbstractRobustConnection:
     return await aio_pika.connect_robust(url, timeout=5, client_properties={"product": "herald"})
 
 
+def _queue_arguments(queue_type: str, **dead_letter: str) -> dict[str, Any]:
+    """A queue's declare arguments: its type and where its dead letters go."""
+    arguments: dict[str, Any] = {f"x-{key.replace('_', '-')}": v for key, v in dead_letter.items()}
+    if queue_type == "quorum":
+        arguments["x-queue-type"] = "quorum"
+        if dead_letter:
+            # At-least-once dead-lettering (a delayed retry or a dead letter is not lost
+            # if a node fails while moving it) needs publishers refused, not old messages
+            # dropped, when a queue is full.
+            arguments["x-dead-letter-strategy"] = "at-least-once"
+            arguments["x-overflow"] = "reject-publish"
+    return arguments
+
+
 async def declare_topology(
-    channel: AbstractChannel, delay_tiers: Sequence[int] = DEFAULT_DELAY_TIERS
+    channel: AbstractChannel,
+    delay_tiers: Sequence[int] = DEFAULT_DELAY_TIERS,
+    queue_type: str = "classic",
 ) -> Topology:
-    """Declares the exchange, the work queues, the delay queues and the dead-letter queue."""
+    """Declares the exchange, the work queues, the delay queues and the dead-letter queue
+    (classic queues, or quorum queues with a high-priority work queue per channel)."""
+    if queue_type not in QUEUE_TYPES:
+        raise ValueError(f"queue_type must be one of {QUEUE_TYPES}, not {queue_type!r}")
     exchange = await channel.declare_exchange(EXCHANGE, ExchangeType.DIRECT, durable=True)
     for dead_letters in (FAILED_QUEUE, ALERTS_QUEUE):
-        queue = await channel.declare_queue(dead_letters, durable=True)
-        await queue.bind(exchange, routing_key=FAILED_KEY)
-    for name in CHANNELS:
         queue = await channel.declare_queue(
-            queue_name(name),
-            durable=True,
-            arguments={
-                "x-max-priority": MAX_PRIORITY,
-                "x-dead-letter-exchange": EXCHANGE,
-                "x-dead-letter-routing-key": FAILED_KEY,
-            },
+            dead_letters, durable=True, arguments=_queue_arguments(queue_type) or None
         )
-        await queue.bind(exchange, routing_key=name)
+        await queue.bind(exchange, routing_key=FAILED_KEY)
+    to_failed = {"dead_letter_exchange": EXCHANGE, "dead_letter_routing_key": FAILED_KEY}
+    for name in CHANNELS:
+        work = [(queue_name(name), name)]
+        if queue_type == "quorum":
+            work.append((high_queue_name(name), high_routing_key(name)))
+        for work_queue, key in work:
+            arguments = _queue_arguments(queue_type, **to_failed)
+            if queue_type == "classic":
+                arguments["x-max-priority"] = MAX_PRIORITY
+            queue = await channel.declare_queue(work_queue, durable=True, arguments=arguments)
+            await queue.bind(exchange, routing_key=key)
         for tier in delay_tiers:
             delay = await channel.declare_queue(
                 delay_queue_name(name, tier),
                 durable=True,
-                arguments={
-                    "x-dead-letter-exchange": EXCHANGE,
-                    "x-dead-letter-routing-key": name,
-                },
+                arguments=_queue_arguments(
+                    queue_type, dead_letter_exchange=EXCHANGE, dead_letter_routing_key=name
+                ),
             )
             await delay.bind(exchange, routing_key=delay_queue_name(name, tier))
-    return Topology(exchange=exchange, delay_tiers=tuple(sorted(delay_tiers)))
+    return Topology(
+        exchange=exchange, delay_tiers=tuple(sorted(delay_tiers)), queue_type=queue_type
+    )
 
 
 async def ping(connection: AbstractRobustConnection) -> None:

@@ -1,5 +1,5 @@
 """gRPC channels to other Herald services, carrying the service token and correlation id
-(unary and server-streaming calls)."""
+(unary and server-streaming calls), and the trace context when tracing is on."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from mesh import tracing
 from mesh.interceptors import CLIENT_HEADER, CORRELATION_HEADER, TOKEN_HEADER
 from mesh.logging import current_correlation_id
 
@@ -71,7 +72,11 @@ def internal_channel(address: str, token: str, client_id: str = "") -> grpc.aio.
     metadata = _Metadata(token, client_id)
     return grpc.aio.insecure_channel(
         address,
-        interceptors=[_UnaryMetadata(metadata), _StreamMetadata(metadata)],
+        interceptors=[
+            *tracing.client_interceptors(),
+            _UnaryMetadata(metadata),
+            _StreamMetadata(metadata),
+        ],
         options=[
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.enable_retries", 1),

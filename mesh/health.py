@@ -3,6 +3,9 @@
 Service names served: "" (the whole process), each gRPC service of the process, and
 `herald.dependency.<name>` per dependency. A required dependency that is down turns the
 process and its services NOT_SERVING; an optional one only its own entry (degraded).
+`herald.live` is SERVING from start-up until shutdown whatever the dependencies say: a
+liveness probe asks it (a database outage must not restart every pod), readiness asks
+the service's own name.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import structlog
 from grpc_health.v1 import health, health_pb2
 
 from mesh.metrics import DEPENDENCY_UP
+from mesh.metrics import SERVING as SERVING_GAUGE
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DEPENDENCY_PREFIX = "herald.dependency."
+LIVE = "herald.live"
 CHECK_TIMEOUT = 1.5
 
 log = structlog.get_logger("mesh.health")
@@ -58,6 +63,7 @@ class HealthMonitor:
 
     async def start(self) -> None:
         """Checks once (so the first answer is real), then keeps checking in the background."""
+        await self.servicer.set(LIVE, SERVING)
         await self.check_all()
         self._task = asyncio.create_task(self._loop(), name="health-monitor")
 
@@ -79,6 +85,7 @@ class HealthMonitor:
             )
         if not self._shutting_down:
             status = SERVING if self.healthy else NOT_SERVING
+            SERVING_GAUGE.set(1 if status == SERVING else 0)
             for service in self._services:
                 await self.servicer.set(service, status)
 
@@ -98,6 +105,7 @@ class HealthMonitor:
     async def shutdown(self) -> None:
         """Every entry NOT_SERVING from now on; stops checking."""
         self._shutting_down = True
+        SERVING_GAUGE.set(0)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

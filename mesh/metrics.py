@@ -17,6 +17,10 @@ GRPC_LATENCY = Histogram(
     ["method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+SERVING = Gauge(
+    "herald_serving",
+    "1 while the process's gRPC health says SERVING (every required dependency up).",
+)
 DEPENDENCY_UP = Gauge(
     "herald_dependency_up",
     "1 when a dependency answered its last check.",

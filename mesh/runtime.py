@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -32,7 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from mesh import amqp, cache, db, migrations
+from mesh import amqp, cache, db, migrations, ports, tracing
 from mesh.health import Dependency, HealthMonitor
 from mesh.interceptors import default_interceptors
 from mesh.metrics import start_metrics_server
@@ -66,7 +67,9 @@ async def create_grpc_server(
 
     Returns the server and the port it bound (useful with port 0).
     """
-    server = grpc.aio.server(interceptors=default_interceptors(token))
+    server = grpc.aio.server(
+        interceptors=[*tracing.server_interceptors(), *default_interceptors(token)]
+    )
     for service in services:
         service.register(server)
         health.add_service(service.name)
@@ -96,6 +99,7 @@ class Runtime:
         self._stop = asyncio.Event()
 
     async def __aenter__(self) -> Self:
+        tracing.configure(self.name, self.settings.otlp_endpoint)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_shutdown)
@@ -116,6 +120,7 @@ class Runtime:
             signal.signal(sig, signal.SIG_IGN)
         await self.health.shutdown()
         await self._stack.aclose()
+        tracing.shutdown()
         log.info("stopped", service=self.name)
 
     def request_shutdown(self) -> None:
@@ -133,7 +138,15 @@ class Runtime:
     def metrics(self, port: int) -> None:
         """Serves Prometheus metrics on `port` (0 disables)."""
         if port:
-            server = start_metrics_server(self.settings.host, port)
+            try:
+                server = start_metrics_server(self.settings.host, port)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                holder = ports.live_holder(port) or "a closed connection"
+                raise ports.PortInUse(
+                    f"port {port} on {self.settings.host} is in use by {holder}"
+                ) from exc
             self._stack.callback(server.shutdown)
 
     async def postgres(
@@ -170,7 +183,11 @@ class Runtime:
         return connection
 
     async def serve_grpc(self, port: int, services: Sequence[GrpcService]) -> int:
-        """Starts the gRPC server (health and reflection included); returns its port."""
+        """Starts the gRPC server (health and reflection included); returns its port.
+
+        A port held only by a closed connection (TIME-WAIT) is waited for first.
+        """
+        await ports.wait_until_bindable(self.settings.host, port)
         server, bound = await create_grpc_server(
             f"{self.settings.host}:{port}",
             services,
@@ -192,14 +209,15 @@ class Runtime:
 def run(main: Callable[[], Coroutine[None, None, None]]) -> None:
     """Runs a process's async main on uvloop; exits 0 after a graceful shutdown.
 
-    A server that cannot be reached at start-up stops the process with one line naming
-    it (exit 1), not a traceback: the supervisor restarts it once the server is back.
+    A server that cannot be reached at start-up, or a port a live process holds, stops
+    the process with one line naming it (exit 1), not a traceback: the supervisor
+    restarts it once the server is back.
     """
     import uvloop  # noqa: PLC0415 - only processes, not tests, pick the loop
 
     try:
         uvloop.run(main())
-    except StartupError as exc:
+    except (StartupError, ports.PortInUse) as exc:
         reason = " ".join(str(exc).split())
         sys.stderr.write(f"herald: cannot start: {reason}\n")
         raise SystemExit(1) from None

@@ -98,12 +98,25 @@ class CommonSettings(BaseSettings):
         description="RabbitMQ URL (amqps:// for TLS; the path is the vhost): the delivery queues.",
         json_schema_extra=concern("servers"),
     )
+    amqp_queue_type: Literal["classic", "quorum"] = Field(
+        "classic",
+        description="classic, or quorum: queues replicated over the broker's nodes, a "
+        "high-priority work queue per channel (docs/operations.md).",
+        json_schema_extra=concern("delivery"),
+    )
     service_token: SecretStr = Field(
         SecretStr(DEV_SERVICE_TOKEN),
         min_length=8,
         description="Internal token every gRPC call but health and reflection must carry; "
         "the development default is refused when HERALD_HOST binds beyond loopback.",
         json_schema_extra=concern("security"),
+    )
+    otlp_endpoint: str = Field(
+        "",
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OpenTelemetry collector (OTLP over HTTP, e.g. http://collector:4318): "
+        "traces are exported there; unset, tracing is off (docs/operations.md).",
+        json_schema_extra=concern("servers"),
     )
     log_level: str = Field(
         "INFO",

@@ -4,7 +4,7 @@ Every Herald server binds with SO_REUSEPORT (so that `make up GATEWAYS=N` can sh
 gateway's ports), which would let a second `make up` start beside a running one and share
 its ports silently: requests would go to either copy. The ports are read from the
 services' own settings (their variables and defaults), with `.env` applied over the
-environment as honcho does for the processes it starts.
+environment as the supervisor (scripts/supervise.py) does for the processes it starts.
 
     python -m scripts.ports_free   # exit 1, naming each taken port and its variable
 """

@@ -10,6 +10,8 @@ from collections.abc import Generator
 import uvicorn
 from fastapi import FastAPI
 
+from mesh.ports import wait_until_bindable
+
 
 class _EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the process runtime."""
@@ -56,6 +58,8 @@ class HttpServer:
         self._socket: socket.socket | None = None
 
     async def start(self) -> None:
+        # A port held only by a closed connection (TIME-WAIT) is waited for first.
+        await wait_until_bindable(self._server.config.host, self._server.config.port)
         self._socket = shared_socket(self._server.config.host, self._server.config.port)
         self._task = asyncio.create_task(
             self._server.serve(sockets=[self._socket]), name="http-server"

@@ -69,3 +69,13 @@ async def postpone(conn: Conn, ids: Sequence[UUID], *, seconds: float) -> None:
            WHERE id = ANY(%s) AND publish_pending""",
         (seconds, list(ids)),
     )
+
+
+async def oldest_due_seconds(conn: Conn) -> float:
+    """How long the oldest due, unpublished hop has been waiting past its grace (0: none)."""
+    cur = await conn.execute(
+        """SELECT coalesce(extract(epoch FROM now() - min(publish_after)), 0) AS lag
+           FROM notifications WHERE publish_pending AND publish_after <= now()"""
+    )
+    row = await cur.fetchone()
+    return float(row["lag"]) if row else 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 from grpc_health.v1 import health_pb2
 
+from bench.stages import scrape
 from herald.v1 import notification_pb2_grpc
 from mesh import amqp
 from tests.conftest import ServiceFactory
@@ -114,6 +116,20 @@ async def _connect(url: str, timeout: float = 30.0) -> aio_pika.abc.AbstractConn
             await asyncio.sleep(0.5)
 
 
+async def _outbox_lag(http_port: int | None, wanted: Callable[[float], bool]) -> None:
+    """Waits until the gateway's herald_outbox_lag_seconds is as `wanted`."""
+    deadline = time.monotonic() + 30
+    while True:
+        samples = await asyncio.to_thread(
+            scrape, f"http://127.0.0.1:{http_port}", "herald_outbox_lag", "quantile"
+        )
+        lag = samples.get(("herald_outbox_lag_seconds", ""))
+        if lag is not None and wanted(lag):
+            return
+        assert time.monotonic() < deadline, f"outbox lag {lag}"
+        await asyncio.sleep(0.2)
+
+
 async def test_a_broker_outage_never_loses_an_accepted_notification(
     service_factory: ServiceFactory, peers: Peers, isolation: Isolation, tmp_path: Path
 ) -> None:
@@ -148,6 +164,8 @@ async def test_a_broker_outage_never_loses_an_accepted_notification(
         # The process keeps serving; only its optional broker dependency is down.
         assert health_status(proc.grpc_port) == SERVING
         assert health_status(proc.grpc_port, "herald.dependency.rabbitmq") == NOT_SERVING
+        # The outbox falls behind, and says so (HeraldOutboxBehind alerts on it).
+        await _outbox_lag(proc.http_port, lambda lag: lag > 0)
 
         await asyncio.to_thread(rabbit.start)
         connection = await _connect(rabbit.amqp_url)
@@ -161,6 +179,7 @@ async def test_a_broker_outage_never_loses_an_accepted_notification(
             assert await queues.take(EMAIL) == []
         finally:
             await connection.close()
+        await _outbox_lag(proc.http_port, lambda lag: lag == 0)
 
         # And publishing works inline again after the broker came back.
         after = await stub.Send(send_request(user.id), metadata=CLIENT)
