@@ -38,7 +38,7 @@ def check_servers() -> None:
         raise InfrastructureMissing(
             "tests need real servers that do not answer: "
             + "; ".join(problems)
-            + ". Start them with `make services` (or see README, 'Requirements')."
+            + ". Start them with `make services` (README, 'The two commands')."
         )
 
 
