@@ -7,7 +7,7 @@ delivery jobs; the domain compares and stores them but learns which is which onl
 
 from __future__ import annotations
 
-from herald.v1 import common_pb2
+from herald.v1 import common_pb2, delivery_pb2
 
 CHANNELS_BY_NAME: dict[str, common_pb2.Channel.ValueType] = {
     "email": common_pb2.CHANNEL_EMAIL,
@@ -32,3 +32,8 @@ STATUS_NUMBERS: dict[str, common_pb2.NotificationStatus.ValueType] = {
     "cancelled": common_pb2.NOTIFICATION_STATUS_CANCELLED,
 }
 STATUS_NAMES: dict[int, str] = {number: name for name, number in STATUS_NUMBERS.items()}
+# The trail's marks of time-aware delivery (attempt outcomes no worker reports).
+HELD = delivery_pb2.ATTEMPT_OUTCOME_HELD
+RELEASED = delivery_pb2.ATTEMPT_OUTCOME_RELEASED
+CANCELLED = delivery_pb2.ATTEMPT_OUTCOME_CANCELLED
+CAPPED = delivery_pb2.ATTEMPT_OUTCOME_CAPPED

@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from gateway import jobs, lifecycle
+from gateway import jobs, lifecycle, wire
 from gateway.apikeys.scopes import Scope
 from gateway.notifications.fetches import Memo, Rendering, RenderKey
 from gateway.notifications.items import IdempotencyKey, Item, follow, prefixed, replay
@@ -409,7 +409,7 @@ class Acceptor:
             cap = await caps.over(user_id=command.user_key, message_type=send.message_type)
             if cap is not None:
                 reason = lifecycle.capped(send.message_type, cap)
-                mark = scheduling.Mark(notification_id, channel, scheduling.CAPPED, reason, now)
+                mark = scheduling.Mark(notification_id, channel, wire.CAPPED, reason, now)
                 return When(status="suppressed", reason=reason, marks=(mark,), capped=True)
         held = self._timing.quiet.held_until(
             at=send.send_at or now,
@@ -425,7 +425,7 @@ class Acceptor:
             reason, due = lifecycle.scheduled_for(send.send_at), send.send_at
         else:
             return When()
-        mark = scheduling.Mark(notification_id, channel, scheduling.HELD, reason, now)
+        mark = scheduling.Mark(notification_id, channel, wire.HELD, reason, now)
         return When(status="scheduled", reason=reason, due=due, marks=(mark,))
 
     def _plan(self, command: SendCommand, user: Recipient) -> Plan:

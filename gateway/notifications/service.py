@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from gateway import jobs, lifecycle
+from gateway import jobs, lifecycle, wire
 from gateway.apikeys.scopes import Principal, Scope
 from gateway.notifications.model import Page
 from gateway.outbox import Outbox, Publication
@@ -181,7 +181,7 @@ class Notifications:
             mark = scheduling.Mark(
                 notification_id,
                 state.hop_channel,
-                scheduling.CANCELLED,
+                wire.CANCELLED,
                 why,
                 self._clock(),
                 who=principal.label,

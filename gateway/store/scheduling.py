@@ -13,12 +13,8 @@ from datetime import datetime
 from uuid import UUID
 
 from gateway.store.db import Conn
-from herald.v1 import delivery_pb2
+from gateway.wire import RELEASED
 
-HELD = delivery_pb2.ATTEMPT_OUTCOME_HELD
-RELEASED = delivery_pb2.ATTEMPT_OUTCOME_RELEASED
-CANCELLED = delivery_pb2.ATTEMPT_OUTCOME_CANCELLED
-CAPPED = delivery_pb2.ATTEMPT_OUTCOME_CAPPED
 # Where a scheduled notification is announced (migration 017's trigger).
 SCHEDULED_CHANNEL = "herald_scheduled"
 RELEASE_NOTE = "its time came: released to delivery"
