@@ -29,7 +29,12 @@ NAME = re.compile(r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$")
 
 
 class InvalidKeyRequest(ValueError):
-    """A name or scope list the CLI cannot accept."""
+    """A name, scope list or rate that cannot be accepted; `field` names the input at fault
+    when there is one."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -118,13 +123,17 @@ def check_rate(per_second: int | None, burst: int | None) -> tuple[int, int] | N
     unlimited), or None for the default; InvalidKeyRequest when out of range."""
     if per_second is None:
         if burst is not None:
-            raise InvalidKeyRequest("a burst needs a rate")
+            raise InvalidKeyRequest(
+                "required with a burst: a burst needs a rate", "rate_per_second"
+            )
         return None
     if not 0 <= per_second <= 1_000_000:
-        raise InvalidKeyRequest("the rate must be between 0 (unlimited) and 1000000 per second")
+        raise InvalidKeyRequest(
+            "must be between 0 (unlimited) and 1000000 per second", "rate_per_second"
+        )
     burst = per_second if burst is None else burst
     if not 1 <= burst <= 1_000_000 and per_second:
-        raise InvalidKeyRequest("the burst must be between 1 and 1000000")
+        raise InvalidKeyRequest("must be between 1 and 1000000", "rate_burst")
     return (per_second, max(burst, 1))
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from gateway.apikeys import ApiKey, ApiKeys
 from gateway.apikeys.service import InvalidKeyRequest, check_rate
 from gateway.http.auth import Admin
-from gateway.http.errors import http_error
+from gateway.http.errors import ApiError, http_error
 from gateway.http.routes import error_responses
 from gateway.http.schemas.apikeys import (
     ApiKeyCreate,
@@ -50,7 +50,7 @@ def router(keys: ApiKeys, prefix: str) -> APIRouter:
                 rate=check_rate(body.rate_per_second, body.rate_burst),
             )
         except InvalidKeyRequest as exc:
-            raise http_error(400, str(exc)) from None
+            raise _refused(exc) from None
         return ApiKeyCreated(**_out(new.key).model_dump(), key=new.token)
 
     @api.get(
@@ -73,7 +73,7 @@ def router(keys: ApiKeys, prefix: str) -> APIRouter:
         try:
             rate = check_rate(body.rate_per_second, body.rate_burst)
         except InvalidKeyRequest as exc:
-            raise http_error(400, str(exc)) from None
+            raise _refused(exc) from None
         if not await keys.set_rate(key_id, rate):
             raise http_error(404, f"no live API key with id {key_id!r}")
         return Response(status_code=204)
@@ -91,3 +91,7 @@ def router(keys: ApiKeys, prefix: str) -> APIRouter:
         return Response(status_code=204)
 
     return api
+
+
+def _refused(exc: InvalidKeyRequest) -> Exception:
+    return ApiError.invalid(exc.field, str(exc)) if exc.field else http_error(400, str(exc))

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.apikeys.scopes import CLIENT_ID, Scope
 from gateway.apikeys.service import MAX_NAME, NAME
 from gateway.http.schemas.common import RequestModel
+
+# A burst without a rate is refused (400 naming rate_per_second): the schema says so.
+BURST_NEEDS_RATE: dict[str, Any] = {
+    "if": {"properties": {"rate_burst": {"type": "integer"}}, "required": ["rate_burst"]},
+    "then": {
+        "properties": {"rate_per_second": {"type": "integer"}},
+        "required": ["rate_per_second"],
+    },
+}
 
 # A scope by name (the request models are strict, which would want an enum instance).
 ScopeName = Annotated[Scope, Field(strict=False)]
 
 
 class ApiKeyCreate(RequestModel):
+    model_config = ConfigDict(**RequestModel.model_config, json_schema_extra=BURST_NEEDS_RATE)
+
     name: str = Field(
         min_length=1, max_length=MAX_NAME, pattern=NAME.pattern, description="Who uses the key."
     )
@@ -43,6 +54,8 @@ class ApiKeyCreate(RequestModel):
 
 class ApiKeyRate(RequestModel):
     """A key's send rate; both omitted (or null): back to the gateway's default."""
+
+    model_config = ConfigDict(**RequestModel.model_config, json_schema_extra=BURST_NEEDS_RATE)
 
     rate_per_second: int | None = Field(default=None, ge=0, le=1_000_000)
     rate_burst: int | None = Field(default=None, ge=1, le=1_000_000)

@@ -77,7 +77,7 @@ def test_every_route_survives_generated_input(
 def test_the_document_lists_every_route(edge: ServiceProcess) -> None:
     document = httpx.get(f"http://127.0.0.1:{edge.http_port}/openapi.json").json()
     operations = sum(len(ops) for ops in document["paths"].values())
-    assert operations == 40  # 34 under /api/v1, 4 webhooks, /health and /metrics
+    assert operations == 42  # 36 under /api/v1, 4 webhooks, /health and /metrics
     for path, ops in document["paths"].items():
         for method, operation in ops.items():
             assert "422" not in operation["responses"], (method, path)
