@@ -29,12 +29,15 @@ from gateway.callbacks.watches import Watches
 from gateway.lifecycle import RetryPolicy
 from gateway.notifications import servicer as notification_servicer
 from gateway.notifications.accept import Acceptor
+from gateway.notifications.inbox import SandboxInbox
 from gateway.notifications.peers import Peers
 from gateway.notifications.routing import RoutePolicy
 from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
 from gateway.notifications.watch import Watching
 from gateway.outbox import start_outbox
+from gateway.providers.circuits import CircuitReader
+from gateway.providers.stats import ProviderStats
 from gateway.receipts import servicer as suppression_servicer
 from gateway.receipts.service import Receipts
 from gateway.receipts.suppressions import SuppressionList
@@ -64,6 +67,8 @@ class Core:
     suppressions: SuppressionList
     callbacks: CallbackEndpoints
     callback_history: CallbackHistory
+    providers: ProviderStats
+    inbox: SandboxInbox
     services: list[GrpcService]
 
 
@@ -169,6 +174,13 @@ async def start_core(
         suppressions=suppressions,
         callbacks=callbacks,
         callback_history=callback_history,
+        providers=ProviderStats(
+            pool=pool,
+            circuits=CircuitReader(
+                settings.worker_metrics_urls, timeout=settings.peer_timeout_seconds
+            ),
+        ),
+        inbox=SandboxInbox(pool=pool, max_items=settings.console_inbox_size),
         services=[
             notification_servicer.service(
                 notification_servicer.NotificationServicer(

@@ -7,7 +7,7 @@ delivery jobs; the domain compares and stores them but learns which is which onl
 
 from __future__ import annotations
 
-from herald.v1 import common_pb2
+from herald.v1 import common_pb2, delivery_pb2
 
 CHANNELS_BY_NAME: dict[str, common_pb2.Channel.ValueType] = {
     "email": common_pb2.CHANNEL_EMAIL,
@@ -30,3 +30,12 @@ STATUS_NUMBERS: dict[str, common_pb2.NotificationStatus.ValueType] = {
     "sent": common_pb2.NOTIFICATION_STATUS_SENT,
 }
 STATUS_NAMES: dict[int, str] = {number: name for name, number in STATUS_NUMBERS.items()}
+# What a delivery attempt came to (herald.v1.AttemptOutcome), as the trail stores it.
+OUTCOME_NUMBERS: dict[str, delivery_pb2.AttemptOutcome.ValueType] = {
+    "delivered": delivery_pb2.ATTEMPT_OUTCOME_DELIVERED,
+    "transient": delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE,
+    "permanent": delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE,
+    "skipped": delivery_pb2.ATTEMPT_OUTCOME_SKIPPED,
+    "reported": delivery_pb2.ATTEMPT_OUTCOME_REPORTED,
+}
+OUTCOME_NAMES: dict[int, str] = {number: name for name, number in OUTCOME_NUMBERS.items()}

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from herald.v1 import common_pb2 as herald_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14herald/v1/user.proto\x12\therald.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16herald/v1/common.proto\"a\n\x0bPreferences\x12\x12\n\x05\x65mail\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x10\n\x03sms\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x11\n\x04push\x18\x03 \x01(\x08H\x02\x88\x01\x01\x42\x08\n\x06_emailB\x06\n\x04_smsB\x07\n\x05_push\"E\n\x13WebPushSubscription\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x0e\n\x06p256dh\x18\x02 \x01(\t\x12\x0c\n\x04\x61uth\x18\x03 \x01(\t\"\xc4\x01\n\nPushTarget\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x08platform\x18\x02 \x01(\x0e\x32\x17.herald.v1.PushPlatform\x12\r\n\x05token\x18\x03 \x01(\t\x12\x30\n\x08web_push\x18\x04 \x01(\x0b\x32\x1e.herald.v1.WebPushSubscription\x12\r\n\x05label\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9d\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\r\n\x05phone\x18\x04 \x01(\t\x12+\n\x0cpush_targets\x18\x05 \x03(\x0b\x32\x15.herald.v1.PushTarget\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12+\n\x0bpreferences\x18\x08 \x01(\x0b\x32\x16.herald.v1.Preferences\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xce\x01\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x10\n\x08password\x18\x04 \x01(\t\x12+\n\x0cpush_targets\x18\x05 \x03(\x0b\x32\x15.herald.v1.PushTarget\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12+\n\x0bpreferences\x18\x08 \x01(\x0b\x32\x16.herald.v1.Preferences\"3\n\x12\x43reateUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"0\n\x0fGetUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"#\n\x14\x42\x61tchGetUsersRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"L\n\x15\x42\x61tchGetUsersResponse\x12\x1e\n\x05users\x18\x01 \x03(\x0b\x32\x0f.herald.v1.User\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t\"u\n\x11UpdateUserRequest\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x10\n\x08password\x18\x03 \x01(\t\"3\n\x12UpdateUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"X\n\x18UpdatePreferencesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12+\n\x0bpreferences\x18\x02 \x01(\x0b\x32\x16.herald.v1.Preferences\":\n\x19UpdatePreferencesResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"N\n\x14\x41\x64\x64PushTargetRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.herald.v1.PushTarget\"]\n\x15\x41\x64\x64PushTargetResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.herald.v1.PushTarget\"L\n\x17RemovePushTargetRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\"J\n\x18RemovePushTargetResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12\x0f\n\x07removed\x18\x02 \x01(\x08\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"L\n\x11ListUsersResponse\x12\x1e\n\x05users\x18\x01 \x03(\x0b\x32\x0f.herald.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x11\x44\x65leteUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse2\xdd\x05\n\x0bUserService\x12I\n\nCreateUser\x12\x1c.herald.v1.CreateUserRequest\x1a\x1d.herald.v1.CreateUserResponse\x12@\n\x07GetUser\x12\x19.herald.v1.GetUserRequest\x1a\x1a.herald.v1.GetUserResponse\x12R\n\rBatchGetUsers\x12\x1f.herald.v1.BatchGetUsersRequest\x1a .herald.v1.BatchGetUsersResponse\x12I\n\nUpdateUser\x12\x1c.herald.v1.UpdateUserRequest\x1a\x1d.herald.v1.UpdateUserResponse\x12^\n\x11UpdatePreferences\x12#.herald.v1.UpdatePreferencesRequest\x1a$.herald.v1.UpdatePreferencesResponse\x12R\n\rAddPushTarget\x12\x1f.herald.v1.AddPushTargetRequest\x1a .herald.v1.AddPushTargetResponse\x12[\n\x10RemovePushTarget\x12\".herald.v1.RemovePushTargetRequest\x1a#.herald.v1.RemovePushTargetResponse\x12\x46\n\tListUsers\x12\x1b.herald.v1.ListUsersRequest\x1a\x1c.herald.v1.ListUsersResponse\x12I\n\nDeleteUser\x12\x1c.herald.v1.DeleteUserRequest\x1a\x1d.herald.v1.DeleteUserResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14herald/v1/user.proto\x12\therald.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16herald/v1/common.proto\"a\n\x0bPreferences\x12\x12\n\x05\x65mail\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x10\n\x03sms\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x11\n\x04push\x18\x03 \x01(\x08H\x02\x88\x01\x01\x42\x08\n\x06_emailB\x06\n\x04_smsB\x07\n\x05_push\"E\n\x13WebPushSubscription\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x0e\n\x06p256dh\x18\x02 \x01(\t\x12\x0c\n\x04\x61uth\x18\x03 \x01(\t\"\xc4\x01\n\nPushTarget\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x08platform\x18\x02 \x01(\x0e\x32\x17.herald.v1.PushPlatform\x12\r\n\x05token\x18\x03 \x01(\t\x12\x30\n\x08web_push\x18\x04 \x01(\x0b\x32\x1e.herald.v1.WebPushSubscription\x12\r\n\x05label\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9d\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\r\n\x05phone\x18\x04 \x01(\t\x12+\n\x0cpush_targets\x18\x05 \x03(\x0b\x32\x15.herald.v1.PushTarget\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12+\n\x0bpreferences\x18\x08 \x01(\x0b\x32\x16.herald.v1.Preferences\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xce\x01\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x10\n\x08password\x18\x04 \x01(\t\x12+\n\x0cpush_targets\x18\x05 \x03(\x0b\x32\x15.herald.v1.PushTarget\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12+\n\x0bpreferences\x18\x08 \x01(\x0b\x32\x16.herald.v1.Preferences\"3\n\x12\x43reateUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"+\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"0\n\x0fGetUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"#\n\x14\x42\x61tchGetUsersRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"L\n\x15\x42\x61tchGetUsersResponse\x12\x1e\n\x05users\x18\x01 \x03(\x0b\x32\x0f.herald.v1.User\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t\"u\n\x11UpdateUserRequest\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x10\n\x08password\x18\x03 \x01(\t\"3\n\x12UpdateUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"X\n\x18UpdatePreferencesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12+\n\x0bpreferences\x18\x02 \x01(\x0b\x32\x16.herald.v1.Preferences\":\n\x19UpdatePreferencesResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"N\n\x14\x41\x64\x64PushTargetRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.herald.v1.PushTarget\"]\n\x15\x41\x64\x64PushTargetResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.herald.v1.PushTarget\"L\n\x17RemovePushTargetRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\"J\n\x18RemovePushTargetResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12\x0f\n\x07removed\x18\x02 \x01(\x08\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"L\n\x11ListUsersResponse\x12\x1e\n\x05users\x18\x01 \x03(\x0b\x32\x0f.herald.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x11\x44\x65leteUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse2\xdd\x05\n\x0bUserService\x12I\n\nCreateUser\x12\x1c.herald.v1.CreateUserRequest\x1a\x1d.herald.v1.CreateUserResponse\x12@\n\x07GetUser\x12\x19.herald.v1.GetUserRequest\x1a\x1a.herald.v1.GetUserResponse\x12R\n\rBatchGetUsers\x12\x1f.herald.v1.BatchGetUsersRequest\x1a .herald.v1.BatchGetUsersResponse\x12I\n\nUpdateUser\x12\x1c.herald.v1.UpdateUserRequest\x1a\x1d.herald.v1.UpdateUserResponse\x12^\n\x11UpdatePreferences\x12#.herald.v1.UpdatePreferencesRequest\x1a$.herald.v1.UpdatePreferencesResponse\x12R\n\rAddPushTarget\x12\x1f.herald.v1.AddPushTargetRequest\x1a .herald.v1.AddPushTargetResponse\x12[\n\x10RemovePushTarget\x12\".herald.v1.RemovePushTargetRequest\x1a#.herald.v1.RemovePushTargetResponse\x12\x46\n\tListUsers\x12\x1b.herald.v1.ListUsersRequest\x1a\x1c.herald.v1.ListUsersResponse\x12I\n\nDeleteUser\x12\x1c.herald.v1.DeleteUserRequest\x1a\x1d.herald.v1.DeleteUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,37 +47,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEUSERRESPONSE']._serialized_start=992
   _globals['_CREATEUSERRESPONSE']._serialized_end=1043
   _globals['_GETUSERREQUEST']._serialized_start=1045
-  _globals['_GETUSERREQUEST']._serialized_end=1073
-  _globals['_GETUSERRESPONSE']._serialized_start=1075
-  _globals['_GETUSERRESPONSE']._serialized_end=1123
-  _globals['_BATCHGETUSERSREQUEST']._serialized_start=1125
-  _globals['_BATCHGETUSERSREQUEST']._serialized_end=1160
-  _globals['_BATCHGETUSERSRESPONSE']._serialized_start=1162
-  _globals['_BATCHGETUSERSRESPONSE']._serialized_end=1238
-  _globals['_UPDATEUSERREQUEST']._serialized_start=1240
-  _globals['_UPDATEUSERREQUEST']._serialized_end=1357
-  _globals['_UPDATEUSERRESPONSE']._serialized_start=1359
-  _globals['_UPDATEUSERRESPONSE']._serialized_end=1410
-  _globals['_UPDATEPREFERENCESREQUEST']._serialized_start=1412
-  _globals['_UPDATEPREFERENCESREQUEST']._serialized_end=1500
-  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_start=1502
-  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_end=1560
-  _globals['_ADDPUSHTARGETREQUEST']._serialized_start=1562
-  _globals['_ADDPUSHTARGETREQUEST']._serialized_end=1640
-  _globals['_ADDPUSHTARGETRESPONSE']._serialized_start=1642
-  _globals['_ADDPUSHTARGETRESPONSE']._serialized_end=1735
-  _globals['_REMOVEPUSHTARGETREQUEST']._serialized_start=1737
-  _globals['_REMOVEPUSHTARGETREQUEST']._serialized_end=1813
-  _globals['_REMOVEPUSHTARGETRESPONSE']._serialized_start=1815
-  _globals['_REMOVEPUSHTARGETRESPONSE']._serialized_end=1889
-  _globals['_LISTUSERSREQUEST']._serialized_start=1891
-  _globals['_LISTUSERSREQUEST']._serialized_end=1948
-  _globals['_LISTUSERSRESPONSE']._serialized_start=1950
-  _globals['_LISTUSERSRESPONSE']._serialized_end=2026
-  _globals['_DELETEUSERREQUEST']._serialized_start=2028
-  _globals['_DELETEUSERREQUEST']._serialized_end=2059
-  _globals['_DELETEUSERRESPONSE']._serialized_start=2061
-  _globals['_DELETEUSERRESPONSE']._serialized_end=2081
-  _globals['_USERSERVICE']._serialized_start=2084
-  _globals['_USERSERVICE']._serialized_end=2817
+  _globals['_GETUSERREQUEST']._serialized_end=1088
+  _globals['_GETUSERRESPONSE']._serialized_start=1090
+  _globals['_GETUSERRESPONSE']._serialized_end=1138
+  _globals['_BATCHGETUSERSREQUEST']._serialized_start=1140
+  _globals['_BATCHGETUSERSREQUEST']._serialized_end=1175
+  _globals['_BATCHGETUSERSRESPONSE']._serialized_start=1177
+  _globals['_BATCHGETUSERSRESPONSE']._serialized_end=1253
+  _globals['_UPDATEUSERREQUEST']._serialized_start=1255
+  _globals['_UPDATEUSERREQUEST']._serialized_end=1372
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=1374
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=1425
+  _globals['_UPDATEPREFERENCESREQUEST']._serialized_start=1427
+  _globals['_UPDATEPREFERENCESREQUEST']._serialized_end=1515
+  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_start=1517
+  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_end=1575
+  _globals['_ADDPUSHTARGETREQUEST']._serialized_start=1577
+  _globals['_ADDPUSHTARGETREQUEST']._serialized_end=1655
+  _globals['_ADDPUSHTARGETRESPONSE']._serialized_start=1657
+  _globals['_ADDPUSHTARGETRESPONSE']._serialized_end=1750
+  _globals['_REMOVEPUSHTARGETREQUEST']._serialized_start=1752
+  _globals['_REMOVEPUSHTARGETREQUEST']._serialized_end=1828
+  _globals['_REMOVEPUSHTARGETRESPONSE']._serialized_start=1830
+  _globals['_REMOVEPUSHTARGETRESPONSE']._serialized_end=1904
+  _globals['_LISTUSERSREQUEST']._serialized_start=1906
+  _globals['_LISTUSERSREQUEST']._serialized_end=1963
+  _globals['_LISTUSERSRESPONSE']._serialized_start=1965
+  _globals['_LISTUSERSRESPONSE']._serialized_end=2041
+  _globals['_DELETEUSERREQUEST']._serialized_start=2043
+  _globals['_DELETEUSERREQUEST']._serialized_end=2074
+  _globals['_DELETEUSERRESPONSE']._serialized_start=2076
+  _globals['_DELETEUSERRESPONSE']._serialized_end=2096
+  _globals['_USERSERVICE']._serialized_start=2099
+  _globals['_USERSERVICE']._serialized_end=2832
 # @@protoc_insertion_point(module_scope)
