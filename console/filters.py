@@ -13,6 +13,7 @@ from starlette.datastructures import QueryParams
 
 from mesh.errors import InvalidArgument
 
+MAX_PAGE = 200
 FIELDS = ("status", "channel", "message_type", "template", "user", "since", "until")
 
 
@@ -28,11 +29,21 @@ class Filters:
     since: str = ""
     until: str = ""
     after: str = ""
+    # Rows per page ("" the page's default).
+    size: str = ""
 
     @classmethod
     def of(cls, params: QueryParams) -> Filters:
-        values = {name: params.get(name, "").strip()[:200] for name in (*FIELDS, "after")}
+        values = {name: params.get(name, "").strip()[:200] for name in (*FIELDS, "after", "size")}
         return cls(**values)
+
+    def page_size(self, default: int) -> int:
+        """`size` if given (1-200), else `default`."""
+        if not self.size:
+            return default
+        if not self.size.isdigit() or not 1 <= int(self.size) <= MAX_PAGE:
+            raise InvalidArgument.field("size", f"a whole number from 1 to {MAX_PAGE}")
+        return int(self.size)
 
     @property
     def active(self) -> bool:

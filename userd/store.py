@@ -149,8 +149,8 @@ async def fetch_user(conn: Conn, *, user_id: UUID) -> User | None:
 
 
 async def user_id_by_email(conn: Conn, *, email: str) -> UUID | None:
-    """The id of the user with this (normalised) email address, or None."""
-    cur = await conn.execute("SELECT id FROM users WHERE email = %s", (email,))
+    """The id of the user with this email address, whatever its case (as unique), or None."""
+    cur = await conn.execute("SELECT id FROM users WHERE lower(email) = lower(%s)", (email,))
     row = await cur.fetchone()
     return row["id"] if row else None
 

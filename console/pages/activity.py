@@ -24,7 +24,7 @@ def router(services: Services, pages: Pages) -> APIRouter:
         filters = Filters.of(request.query_params)
         found = await services.notifications.list(
             principal=operator.principal,
-            page_size=PAGE_SIZE,
+            page_size=filters.page_size(PAGE_SIZE),
             page_token=filters.after,
             **filters.domain(),
         )

@@ -29,7 +29,7 @@ def router(services: Services, pages: Pages) -> APIRouter:
         found = await notifications.list(
             principal=operator.principal,
             status="failed",
-            page_size=PAGE_SIZE,
+            page_size=filters.page_size(PAGE_SIZE),
             page_token=filters.after,
             **filters.domain(with_status=False),
         )

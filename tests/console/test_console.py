@@ -17,8 +17,9 @@ from playwright.async_api import Page, expect
 from tests.console.conftest import NARROW, Console, shoot
 from tests.deliveryd.e2e_stack import TEMPLATE
 
-# The sandbox reports an SMS to this number undelivered, to that one delivered
-# (mesh/sandbox_receipts.py).
+# The sandbox bounces an email to this address, reports an SMS to this number
+# undelivered, to that one delivered (mesh/sandbox_receipts.py).
+BOUNCE = "bounce@simulator.herald.example"
 UNREACHABLE, DELIVERS = "+14155550191", "+14155550190"
 
 
@@ -159,21 +160,27 @@ async def test_opening_a_notifications_story(console: Console, admin: Page) -> N
 
 
 async def test_retrying_a_failed_one_until_it_is_delivered(console: Console, admin: Page) -> None:
-    user, notification_id = await failed_one(console)
+    # The email bounces (a receipt), the route fails over to SMS, which is undelivered.
+    user = await make_user(console, email=BOUNCE, phone=UNREACHABLE)
+    notification_id = await send(console, user)
+    await settled(console, notification_id, "failed")
     await admin.goto(f"{console.base}/console/failed")
     await expect(admin.locator(f'a[href$="/notifications/{notification_id}"]')).to_be_visible()
     await shoot(admin, "failed")
     await admin.goto(f"{console.base}/console/notifications/{notification_id}")
-    await expect(admin.locator(".timeline")).to_contain_text("Receipt from sandbox")
-    await expect(admin.locator(".timeline")).to_contain_text("Final: failed")
+    timeline = admin.locator(".timeline")
+    await expect(timeline).to_contain_text("Receipt from sandbox")
+    await expect(timeline).to_contain_text("failed over to sms")
+    await expect(timeline).to_contain_text("Final: failed")
     await shoot(admin, "story-failed")
 
-    # The cause goes away (a phone that answers); the retry then delivers by SMS.
+    # The cause goes away (a phone that answers); the retry then delivers by SMS (the
+    # bounced address is suppressed now).
     answer = await console.http.patch(f"/api/v1/users/{user['id']}", json={"phone": DELIVERS})
     assert answer.status_code == 200, answer.text
     await admin.get_by_label("Reason").fill("phone number fixed")
     await admin.get_by_role("button", name="Retry", exact=True).click()
-    await expect(admin.locator(".timeline")).to_contain_text("Retried by hand")
+    await expect(timeline).to_contain_text("Retried by hand")
 
     found = await settled(console, notification_id, "delivered")
     [retry] = found["retries"]
@@ -181,7 +188,48 @@ async def test_retrying_a_failed_one_until_it_is_delivered(console: Console, adm
     assert retry["reason"] == "phone number fixed"
     await admin.reload()
     await expect(admin.locator("h1 .status")).to_have_text("delivered")
-    await expect(admin.locator(".timeline")).to_contain_text("console:apikey:")
+    await expect(timeline).to_contain_text("console:apikey:")
+
+
+async def test_retry_all_that_match_counts_confirms_and_records_who_asked(
+    console: Console, admin: Page
+) -> None:
+    user = await make_user(
+        console, phone=UNREACHABLE, preferences={"email": False, "sms": True, "push": False}
+    )
+    sent = [await send(console, user) for _ in range(2)]
+    for notification_id in sent:
+        await settled(console, notification_id, "failed")
+    await admin.goto(f"{console.base}/console/failed?user={user['id']}")
+    await admin.get_by_role("button", name="Retry all that match").click()
+    await expect(admin.get_by_role("heading")).to_have_text("Retry 2 failed notifications?")
+    await admin.get_by_role("button", name="Yes, retry 2").click()
+    await expect(admin.get_by_role("heading", name="Retried 2")).to_be_visible()
+    for notification_id in sent:
+        answer = await console.http.get(f"/api/v1/notifications/{notification_id}")
+        [retry] = answer.json()["retries"]
+        assert retry["requested_by"].startswith("console:apikey:")
+
+
+async def test_filters_page_by_keyset_and_bad_ones_are_named(console: Console, admin: Page) -> None:
+    user = await make_user(console)
+    sent = {await send(console, user) for _ in range(3)}
+    url = f"{console.base}/console/?user={user['id']}&size=2"
+    await admin.goto(url)
+    first = {
+        await a.get_attribute("href") for a in await admin.locator("#rows td:first-child a").all()
+    }
+    await admin.get_by_role("link", name="Older").click()
+    second = {
+        await a.get_attribute("href") for a in await admin.locator("tbody td:first-child a").all()
+    }
+    assert len(first) == 2 and len(second) == 1 and not first & second
+    assert {h.rsplit("/", 1)[1] for h in first | second if h} == sent
+
+    for query, field in [("status=lost", "status"), ("user=ada", "user"), ("since=soon", "since")]:
+        answer = await admin.request.get(f"{console.base}/console/?{query}")
+        assert answer.status == 400
+        assert field in await answer.text()
 
 
 async def test_the_template_preview_renders_what_was_typed(console: Console, admin: Page) -> None:
@@ -235,6 +283,18 @@ async def test_a_read_only_operator_cannot_retry(console: Console) -> None:
     )
     assert answer.status == 403
     assert (await settled(console, notification_id, "failed"))["retries"] == []
+    # Nor any other change: retry all, a key, a template version.
+    token = await csrf_of(page)
+    for path, form in [
+        ("/failed/retry-all", {"confirm": "yes", "expected": "1"}),
+        ("/keys", {"name": "mine", "scopes": "admin"}),
+        ("/templates/publish", {"code": TEMPLATE, "language": "en", "sms_text": "pwned"}),
+    ]:
+        answer = await page.request.post(
+            f"{console.base}/console{path}", form={**form, "csrf_token": token}, max_redirects=0
+        )
+        assert answer.status == 403, path
+    await expect(page.get_by_role("button", name="Retry all that match")).to_have_count(0)
     await page.context.close()
 
 
