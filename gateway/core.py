@@ -162,6 +162,8 @@ async def start_core(
         pool, rule=settings.outbound_rule(), max_per_client=settings.callback_max_endpoints
     )
     callback_history = CallbackHistory(pool)
+    circuits = CircuitReader(settings.worker_metrics_urls, timeout=settings.peer_timeout_seconds)
+    runtime.on_shutdown(circuits.close)
     watches = await start_watches(runtime, settings, pool)
     watching = Watching(pool=pool, notifications=notifications, watches=watches)
     return Core(
@@ -174,12 +176,7 @@ async def start_core(
         suppressions=suppressions,
         callbacks=callbacks,
         callback_history=callback_history,
-        providers=ProviderStats(
-            pool=pool,
-            circuits=CircuitReader(
-                settings.worker_metrics_urls, timeout=settings.peer_timeout_seconds
-            ),
-        ),
+        providers=ProviderStats(pool=pool, circuits=circuits),
         inbox=SandboxInbox(pool=pool, max_items=settings.console_inbox_size),
         services=[
             notification_servicer.service(

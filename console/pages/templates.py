@@ -14,11 +14,11 @@ from console.render import Pages
 from console.security import Changer, Viewer
 from console.services import Services
 from gateway.apikeys import Scope
-from gateway.http.backends import call
+from gateway.http.backends import Backends, call
 from gateway.http.convert import templates as convert
 from gateway.http.convert.common import struct
 from gateway.http.errors import ApiError
-from gateway.http.schemas.templates import ContentOut, VersionOut
+from gateway.http.schemas.templates import ContentOut, TemplateOut, VersionOut
 from herald.v1 import common_pb2, template_pb2
 from mesh import rules
 from mesh.errors import InvalidArgument
@@ -107,18 +107,35 @@ def _proto(content: ContentOut) -> template_pb2.LocalizedContent:
     return out
 
 
+async def _versions(backends: Backends, code: str) -> tuple[list[VersionOut], int]:
+    """The newest MAX_VERSIONS versions (without contents) and the active one's number."""
+    answer = await call(
+        backends.templates.ListVersions,
+        template_pb2.ListVersionsRequest(code=code, page_size=MAX_VERSIONS),
+        timeout=backends.timeout,
+    )
+    return [convert.version(v) for v in answer.versions], answer.active_version
+
+
+async def _template(backends: Backends, code: str, version: int = 0) -> TemplateOut:
+    """The template with one version's contents (0: the active one's)."""
+    got = await call(
+        backends.templates.GetTemplate,
+        template_pb2.GetTemplateRequest(code=code, version=version),
+        timeout=backends.timeout,
+    )
+    return convert.template(got.template)
+
+
+async def _full(backends: Backends, code: str, version: int) -> VersionOut | None:
+    """One version with its contents (ListVersions answers them without)."""
+    return (await _template(backends, code, version)).version if version else None
+
+
 def router(services: Services, pages: Pages) -> APIRouter:
     api = APIRouter()
     stub = services.backends.templates
     timeout = services.backends.timeout
-
-    async def versions(code: str) -> tuple[list[VersionOut], int]:
-        answer = await call(
-            stub.ListVersions,
-            template_pb2.ListVersionsRequest(code=code, page_size=MAX_VERSIONS),
-            timeout=timeout,
-        )
-        return [convert.version(v) for v in answer.versions], answer.active_version
 
     @api.get("/templates")
     async def template_list(request: Request, operator: Viewer) -> Response:
@@ -137,16 +154,18 @@ def router(services: Services, pages: Pages) -> APIRouter:
     ) -> Response:
         operator.principal.require(Scope.TEMPLATES_READ)
         code = _code(code)
-        got = await call(
-            stub.GetTemplate, template_pb2.GetTemplateRequest(code=code), timeout=timeout
+        template = await _template(services.backends, code)
+        found, active = await _versions(services.backends, code)
+        numbers = [v.version for v in found]
+        right_number = b if b in numbers else (numbers[0] if numbers else 0)
+        left_number = a if a in numbers else (numbers[1] if len(numbers) > 1 else right_number)
+        right = await _full(services.backends, code, right_number)
+        left = (
+            right
+            if left_number == right_number
+            else await _full(services.backends, code, left_number)
         )
-        template = convert.template(got.template)
-        found, active = await versions(code)
-        by_number = {v.version: v for v in found}
-        newest = found[0].version if found else 0
-        right = by_number.get(b) or by_number.get(newest)
-        left = by_number.get(a) or (found[1] if len(found) > 1 else right)
-        active_version = by_number.get(active) or right
+        active_version = template.version
         editing = active_version.contents[0] if active_version and active_version.contents else None
         return pages(
             request,
@@ -205,8 +224,7 @@ def router(services: Services, pages: Pages) -> APIRouter:
         code = _code(code)
         form = await request.form()
         values = {name: str(form.get(name, "")) for name in PARTS}
-        found, active = await versions(code)
-        current = next((v for v in found if v.version == active), None)
+        current = (await _template(services.backends, code)).version
         contents = [_content(values, language)]
         if current:
             contents += [_proto(c) for c in current.contents if c.language != language]

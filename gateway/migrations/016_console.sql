@@ -16,6 +16,9 @@ CREATE INDEX console_sessions_expired ON console_sessions (expire_time);
 -- Activity's and Failed's filters, paged newest first (keyset) over a million rows.
 CREATE INDEX notifications_by_status ON notifications (status, create_time DESC, id DESC);
 CREATE INDEX notifications_by_template ON notifications (template_code, create_time DESC, id DESC);
+CREATE INDEX notifications_by_channel ON notifications (channel, create_time DESC, id DESC);
+CREATE INDEX notifications_by_message_type
+    ON notifications (message_type, create_time DESC, id DESC);
 
 -- Providers (sends, failures and latency over the last hour) and the sandbox inbox.
 CREATE INDEX delivery_attempts_by_provider ON delivery_attempts (provider, start_time DESC);

@@ -236,12 +236,28 @@ async def test_the_template_preview_renders_what_was_typed(console: Console, adm
     await admin.goto(f"{console.base}/console/templates")
     await shoot(admin, "templates")
     await admin.get_by_role("link", name=TEMPLATE).click()
+
+    # A new version, published from the console, becomes active; the diff shows the change.
+    await admin.get_by_label("SMS", exact=True).fill("Hi {{ name }}, welcome aboard")
+    await admin.get_by_label("Change note").fill("warmer SMS")
+    await admin.get_by_role("button", name="Publish and make active").click()
+    versions = admin.locator("section[aria-labelledby=versions-h]")
+    await expect(versions.locator("tbody tr").first).to_contain_text("v2 active")
+    await expect(admin.locator("pre.diff .d-add")).to_contain_text(["welcome aboard"])
+    await expect(admin.locator("pre.diff .d-del")).to_contain_text(["Hi {{ name }}, welcome"])
+
     await admin.get_by_label("name", exact=True).fill("Hedy")
     preview = admin.locator("#preview")
     await expect(preview.locator(".preview-subject")).to_have_text("Hello Hedy")
-    await expect(preview.locator(".preview-sms")).to_have_text("Hi Hedy, welcome")
+    await expect(preview.locator(".preview-sms")).to_have_text("Hi Hedy, welcome aboard")
     await expect(admin.frame_locator("#preview iframe.email").locator("b")).to_have_text("Hedy")
     await shoot(admin, "template")
+
+    # Version 1 active again.
+    await versions.locator("tr", has_text="v1").get_by_role("button", name="Make active").click()
+    await expect(versions.locator("tr", has_text="v1")).to_contain_text("active")
+    answer = await console.http.get(f"/api/v1/templates/{TEMPLATE}")
+    assert answer.json()["active_version"] == 1
 
 
 async def test_a_script_typed_as_a_variable_is_shown_as_text(console: Console, admin: Page) -> None:
