@@ -246,6 +246,7 @@ async def test_the_template_preview_renders_what_was_typed(console: Console, adm
     await expect(admin.locator("pre.diff .d-add")).to_contain_text(["welcome aboard"])
     await expect(admin.locator("pre.diff .d-del")).to_contain_text(["Hi {{ name }}, welcome"])
 
+    await admin.wait_for_load_state()  # htmx listens once the page has loaded
     await admin.get_by_label("name", exact=True).fill("Hedy")
     preview = admin.locator("#preview")
     await expect(preview.locator(".preview-subject")).to_have_text("Hello Hedy")
@@ -334,6 +335,8 @@ async def test_every_page_photographed(console: Console, admin: Page) -> None:
     user = await make_user(console, phone=DELIVERS)
     await settled(console, await send(console, user), "delivered")
     for path, name in [
+        ("/", "activity-later"),
+        ("/failed", "failed-later"),
         ("/providers", "providers"),
         (f"/users?q={user['email']}", "users"),
         ("/inbox", "inbox"),
