@@ -100,12 +100,13 @@ def _require_csrf(app: FastAPI) -> None:
 
 def _sign_in(services: Services, pages: Pages) -> APIRouter:
     api = APIRouter()
+    secure = services.secure_cookie
 
     @api.get("/login")
     async def login_form(request: Request) -> Response:
         token = secrets.token_urlsafe(24)
         response = pages(request, "login.html", login_token=token, error="")
-        _cookie(request, response, LOGIN_COOKIE, token, max_age=3600)
+        _cookie(request, response, LOGIN_COOKIE, token, max_age=3600, secure=secure)
         return response
 
     @api.post("/login")
@@ -131,7 +132,14 @@ def _sign_in(services: Services, pages: Pages) -> APIRouter:
             )
         base = request.scope.get("root_path", "")
         response = RedirectResponse(f"{base}/", status_code=303)
-        _cookie(request, response, COOKIE, opened.cookie, max_age=services.sessions.seconds)
+        _cookie(
+            request,
+            response,
+            COOKIE,
+            opened.cookie,
+            max_age=services.sessions.seconds,
+            secure=secure,
+        )
         response.delete_cookie(LOGIN_COOKIE, path=base or "/")
         return response
 
@@ -146,8 +154,11 @@ def _sign_in(services: Services, pages: Pages) -> APIRouter:
     return api
 
 
-def _cookie(request: Request, response: Response, name: str, value: str, *, max_age: int) -> None:
-    """HttpOnly, SameSite=Strict, for the console's path only; Secure over https."""
+def _cookie(
+    request: Request, response: Response, name: str, value: str, *, max_age: int, secure: bool
+) -> None:
+    """HttpOnly, SameSite=Strict, for the console's path only; Secure over https (or when
+    `secure` says TLS ended at a proxy)."""
     response.set_cookie(
         name,
         value,
@@ -155,5 +166,5 @@ def _cookie(request: Request, response: Response, name: str, value: str, *, max_
         path=request.scope.get("root_path", "") or "/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure or request.url.scheme == "https",
     )

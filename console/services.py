@@ -24,3 +24,5 @@ class Services:
     suppressions: SuppressionList
     sessions: Sessions
     bulk_retry_max: int
+    # Cookies are Secure over https, and always when this is set (TLS ended at a proxy).
+    secure_cookie: bool = False

@@ -231,6 +231,12 @@ class GatewaySettings(SharedSettings):
         validation_alias="HERALD_CONSOLE_SESSION_SECONDS",
         description="How long a console sign-in lasts; then the operator signs in again.",
     )
+    console_secure_cookie: bool = Field(
+        False,
+        validation_alias="HERALD_CONSOLE_SECURE_COOKIE",
+        description="Mark the console's cookies Secure even when requests reach the gateway "
+        "as http (set it behind a proxy that terminates TLS); over https they always are.",
+    )
     console_worker_metrics_urls: str = Field(
         "http://127.0.0.1:9103/metrics,http://127.0.0.1:9104/metrics,http://127.0.0.1:9105/metrics",
         validation_alias="HERALD_CONSOLE_WORKER_METRICS_URLS",

@@ -60,6 +60,7 @@ async def start_edge(
             pool=pool, authenticator=core.authenticator, seconds=settings.console_session_seconds
         ),
         bulk_retry_max=settings.console_bulk_retry_max,
+        secure_cookie=settings.console_secure_cookie,
     )
     app.mount("/console", create_console(console))
     http = HttpServer(app, settings.host, settings.http_port)

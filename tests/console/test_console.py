@@ -344,6 +344,7 @@ async def test_every_page_photographed(console: Console, admin: Page) -> None:
     ]:
         await admin.goto(f"{console.base}/console{path}")
         await expect(admin.locator("main h1")).to_be_visible()
+        await admin.wait_for_load_state("networkidle")  # the inbox's frames
         await shoot(admin, name)
     await expect(admin.locator("main")).to_contain_text("console-viewer")  # keys list
     await admin.goto(f"{console.base}/console/providers")
