@@ -34,7 +34,7 @@ def _detail(attempt: AttemptRecord) -> dict[str, Any]:
     return found if isinstance(found, dict) else {"value": found}
 
 
-def _attempt(record: NotificationRecord, attempt: AttemptRecord) -> Event:
+def _attempt(attempt: AttemptRecord) -> Event:
     outcome = OUTCOMES.get(attempt.outcome, str(attempt.outcome))
     channel = CHANNEL_NAMES.get(attempt.channel, str(attempt.channel))
     detail = _detail(attempt)
@@ -84,7 +84,7 @@ def events(record: NotificationRecord) -> list[Event]:
         )
     ]
     for attempt in record.attempts:
-        found.append(_attempt(record, attempt))
+        found.append(_attempt(attempt))
         for receipt in record.receipts_of(attempt.id):
             facts = [("event", receipt.event)]
             if receipt.reason:

@@ -330,6 +330,29 @@ async def test_a_change_without_the_csrf_token_is_refused(console: Console, admi
     assert (await settled(console, notification_id, "failed"))["retries"] == []
 
 
+async def test_an_api_key_is_shown_once_and_revoked(console: Console, admin: Page) -> None:
+    await admin.goto(f"{console.base}/console/keys")
+    await admin.get_by_label("Name").fill("reporting")
+    await admin.get_by_label("notifications:read", exact=True).check()
+    await admin.get_by_role("button", name="Create").click()
+    created = admin.get_by_label("The key")
+    key = await created.input_value()
+    assert key.startswith("hk_")
+    answer = await console.http.get(
+        "/api/v1/notifications/", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert answer.status_code == 200
+    await admin.goto(f"{console.base}/console/keys")
+    assert key not in await admin.content()  # shown once
+    row = admin.locator("tr", has_text="reporting")
+    await row.get_by_role("button", name="Revoke").click()
+    await expect(admin.locator("tr", has_text="reporting")).to_contain_text("revoked")
+    answer = await console.http.get(
+        "/api/v1/notifications/", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert answer.status_code == 401
+
+
 async def test_every_page_photographed(console: Console, admin: Page) -> None:
     """The pages not photographed above, wide and at a phone's width."""
     user = await make_user(console, phone=DELIVERS)
@@ -350,6 +373,9 @@ async def test_every_page_photographed(console: Console, admin: Page) -> None:
     await admin.goto(f"{console.base}/console/providers")
     await expect(admin.locator(".provider h2").first).to_have_text("sandbox")
     await expect(admin.locator(".circuit").first).to_contain_text("circuit closed")
+    last_hour = admin.locator(".window", has_text="Last 60 min").first
+    sends = int(await last_hour.locator("dd").first.inner_text())
+    assert sends >= 10  # every attempt of this module's notifications went to the sandbox
 
     page = await console.signed_in(console.admin_key, NARROW)
     for path, name in [("/", "activity-390"), ("/providers", "providers-390")]:
