@@ -36,6 +36,8 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = ROOT / "artifacts" / "console"
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+# "Retry all that match" retries at most this many (small, so the bound is tested).
+BULK_RETRY_MAX = 2
 WIDE, NARROW = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
 
@@ -83,7 +85,10 @@ async def console(
             session_fakes,
             name="console",
             secret=SECRET,
-            gateway_env={"HERALD_CONSOLE_WORKER_METRICS_URLS": urls},
+            gateway_env={
+                "HERALD_CONSOLE_WORKER_METRICS_URLS": urls,
+                "HERALD_CONSOLE_BULK_RETRY_MAX": str(BULK_RETRY_MAX),
+            },
             worker_env={
                 f"HERALD_DELIVERYD_{channel.upper()}_METRICS_PORT": str(port)
                 for channel, port in ports.items()
