@@ -21,6 +21,8 @@ setup: ## Install the locked Python and npm dependencies.
 	$(UV) sync --frozen
 	@# npm ci refuses lockfiles without every platform's optional package; install honours the lock.
 	@[ -x $(BUF) ] || npm install --no-audit --no-fund --no-save
+	@# The console's front-end files (htmx), locked in console/package-lock.json; no build step.
+	@[ -f console/node_modules/htmx.org/dist/htmx.min.js ] || npm ci --prefix console --no-audit --no-fund
 	@./scripts/tools.sh
 
 gen: setup ## Regenerate gen/ from proto/.

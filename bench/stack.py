@@ -175,6 +175,23 @@ class Stack:
             extra=env,
         )
 
+    def restart_gateway(self, extra: dict[str, str]) -> None:
+        """Restarts the (first) gateway with `extra` settings on the same ports."""
+        old = self.processes.pop("gateway")
+        old.stop()
+        gateway = Process("gateway", old.args, {**old.env, **extra}, old.grpc_port, old.log_path)
+        self._launch([gateway])
+        self._gateways = [gateway, *self._gateways[1:]]
+
+    def worker_metrics_urls(self) -> list[str]:
+        """Each running worker's /metrics."""
+        return [
+            f"http://127.0.0.1:{proc.env[f'HERALD_DELIVERYD_{channel.upper()}_METRICS_PORT']}"
+            "/metrics"
+            for channel in WORKER_CHANNELS
+            if (proc := self.processes.get(f"deliveryd-{channel}")) is not None
+        ]
+
     def stop_process(self, name: str) -> None:
         proc = self.processes.pop(name)
         proc.stop()

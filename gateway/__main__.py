@@ -43,7 +43,7 @@ async def main() -> None:
             users=start_local_users(runtime, settings),
         )
         await runtime.serve_grpc(settings.grpc_port, core.services)
-        await start_edge(runtime, settings, core=core, userd=userd, templated=templated)
+        await start_edge(runtime, settings, core=core, userd=userd, templated=templated, pool=pool)
         await runtime.wait_for_shutdown()
 
 

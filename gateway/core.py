@@ -29,12 +29,15 @@ from gateway.callbacks.watches import Watches
 from gateway.lifecycle import RetryPolicy
 from gateway.notifications import servicer as notification_servicer
 from gateway.notifications.accept import Acceptor, Timing
+from gateway.notifications.inbox import SandboxInbox
 from gateway.notifications.peers import Peers
 from gateway.notifications.routing import RoutePolicy
 from gateway.notifications.service import Notifications
 from gateway.notifications.validation import Limits
 from gateway.notifications.watch import Watching
 from gateway.outbox import Outbox, start_outbox
+from gateway.providers.circuits import CircuitReader
+from gateway.providers.stats import ProviderStats
 from gateway.receipts import servicer as suppression_servicer
 from gateway.receipts.service import Receipts
 from gateway.receipts.suppressions import SuppressionList
@@ -69,6 +72,8 @@ class Core:
     suppressions: SuppressionList
     callbacks: CallbackEndpoints
     callback_history: CallbackHistory
+    providers: ProviderStats
+    inbox: SandboxInbox
     services: list[GrpcService]
 
 
@@ -185,6 +190,8 @@ async def start_core(
         pool, rule=settings.outbound_rule(), max_per_client=settings.callback_max_endpoints
     )
     callback_history = CallbackHistory(pool)
+    circuits = CircuitReader(settings.worker_metrics_urls, timeout=settings.peer_timeout_seconds)
+    runtime.on_shutdown(circuits.close)
     watches = await start_watches(runtime, settings, pool)
     watching = Watching(pool=pool, notifications=notifications, watches=watches)
     return Core(
@@ -197,6 +204,8 @@ async def start_core(
         suppressions=suppressions,
         callbacks=callbacks,
         callback_history=callback_history,
+        providers=ProviderStats(pool=pool, circuits=circuits),
+        inbox=SandboxInbox(pool=pool, max_items=settings.console_inbox_size),
         services=[
             notification_servicer.service(
                 notification_servicer.NotificationServicer(

@@ -11,6 +11,7 @@ stored job with the hop's fields moved, so recipient and content stay what was a
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -66,6 +67,41 @@ def first_job(
     job.deadline.FromDatetime(max(start or now, now) + deadline)
     job.create_time.FromDatetime(now)
     return job.SerializeToString()
+
+
+@dataclass(frozen=True)
+class SentContent:
+    """What a notification's job carries to the workers, as plain values: the recipient's
+    contact points and the rendered parts of every channel of its route ("" when none)."""
+
+    email: str = ""
+    phone: str = ""
+    language: str = ""
+    subject: str = ""
+    html: str = ""
+    text: str = ""
+    sms: str = ""
+    push_title: str = ""
+    push_body: str = ""
+    push_data: dict[str, str] = field(default_factory=dict)
+
+
+def sent_content(stored: bytes) -> SentContent:
+    """The recipient and rendered parts of a stored job."""
+    job = read(stored)
+    content = job.content
+    return SentContent(
+        email=job.recipient.email,
+        phone=job.recipient.phone,
+        language=content.language,
+        subject=content.email.subject,
+        html=content.email.html_body,
+        text=content.email.text_body,
+        sms=content.sms.text,
+        push_title=content.push.title,
+        push_body=content.push.body,
+        push_data=dict(content.push.data),
+    )
 
 
 def read(job: bytes) -> Job:

@@ -451,6 +451,50 @@ class GatewaySettings(SharedSettings):
         "skipped (it fails open: docs/scheduling.md).",
         json_schema_extra=concern("servers"),
     )
+    # The operator console (console/, docs/console.md).
+    console_session_seconds: int = Field(
+        8 * 3600,
+        ge=60,
+        le=7 * 86400,
+        validation_alias="HERALD_CONSOLE_SESSION_SECONDS",
+        description="How long a console sign-in lasts; then the operator signs in again.",
+        json_schema_extra=concern("security"),
+    )
+    console_secure_cookie: bool = Field(
+        False,
+        validation_alias="HERALD_CONSOLE_SECURE_COOKIE",
+        description="Mark the console's cookies Secure even when requests reach the gateway "
+        "as http (set it behind a proxy that terminates TLS); over https they always are.",
+        json_schema_extra=concern("security"),
+    )
+    console_worker_metrics_urls: str = Field(
+        "http://127.0.0.1:9103/metrics,http://127.0.0.1:9104/metrics,http://127.0.0.1:9105/metrics",
+        validation_alias="HERALD_CONSOLE_WORKER_METRICS_URLS",
+        description="The delivery workers' /metrics, comma-separated: the console's Providers "
+        "page reads their circuit breakers there.",
+        json_schema_extra=concern("servers"),
+    )
+    console_bulk_retry_max: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        validation_alias="HERALD_CONSOLE_BULK_RETRY_MAX",
+        description='The most failed notifications one "retry all that match" retries.',
+        json_schema_extra=concern("delivery"),
+    )
+    console_inbox_size: int = Field(
+        50,
+        ge=1,
+        le=500,
+        validation_alias="HERALD_CONSOLE_INBOX_SIZE",
+        description="How many of the sandbox's latest sends the console's inbox shows.",
+        json_schema_extra=concern("performance"),
+    )
+
+    @property
+    def worker_metrics_urls(self) -> tuple[str, ...]:
+        """HERALD_CONSOLE_WORKER_METRICS_URLS as a list."""
+        return tuple(u.strip() for u in self.console_worker_metrics_urls.split(",") if u.strip())
 
     @property
     def receipt_providers(self) -> frozenset[str]:

@@ -37,3 +37,12 @@ HELD = delivery_pb2.ATTEMPT_OUTCOME_HELD
 RELEASED = delivery_pb2.ATTEMPT_OUTCOME_RELEASED
 CANCELLED = delivery_pb2.ATTEMPT_OUTCOME_CANCELLED
 CAPPED = delivery_pb2.ATTEMPT_OUTCOME_CAPPED
+# What a delivery attempt came to (herald.v1.AttemptOutcome), as the trail stores it.
+OUTCOME_NUMBERS: dict[str, delivery_pb2.AttemptOutcome.ValueType] = {
+    "delivered": delivery_pb2.ATTEMPT_OUTCOME_DELIVERED,
+    "transient": delivery_pb2.ATTEMPT_OUTCOME_TRANSIENT_FAILURE,
+    "permanent": delivery_pb2.ATTEMPT_OUTCOME_PERMANENT_FAILURE,
+    "skipped": delivery_pb2.ATTEMPT_OUTCOME_SKIPPED,
+    "reported": delivery_pb2.ATTEMPT_OUTCOME_REPORTED,
+}
+OUTCOME_NAMES: dict[int, str] = {number: name for name, number in OUTCOME_NUMBERS.items()}

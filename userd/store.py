@@ -156,6 +156,13 @@ async def fetch_user(conn: Conn, *, user_id: UUID) -> User | None:
     return _user(row, targets[user_id])
 
 
+async def user_id_by_email(conn: Conn, *, email: str) -> UUID | None:
+    """The id of the user with this email address, whatever its case (as unique), or None."""
+    cur = await conn.execute("SELECT id FROM users WHERE lower(email) = lower(%s)", (email,))
+    row = await cur.fetchone()
+    return row["id"] if row else None
+
+
 async def fetch_users(conn: Conn, *, user_ids: Sequence[UUID]) -> list[User]:
     """The users among `user_ids` that exist, with their push targets (two queries)."""
     cur = await conn.execute(

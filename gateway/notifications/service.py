@@ -22,8 +22,10 @@ notification is NOT_FOUND, exactly as one that does not exist.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
@@ -36,7 +38,9 @@ from gateway.store import notifications, scheduling
 from gateway.store.db import transaction
 from gateway.store.hops import lock, set_hop
 from gateway.timing.scheduler import Clock, utc_now
-from mesh.errors import InvalidArgument, NotFound
+from gateway.wire import CHANNELS_BY_NAME, MESSAGE_TYPES_BY_NAME
+from mesh import rules
+from mesh.errors import Conflict, InvalidArgument, NotFound
 from mesh.logging import bind_correlation_id
 from mesh.rules import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
@@ -83,34 +87,117 @@ class Notifications:
         status: str | None = None,
         start_time: datetime | None = None,
         end_time: datetime | None = None,
+        channel: str | None = None,
+        message_type: str | None = None,
+        template_code: str | None = None,
         page_size: int = 0,
         page_token: str = "",
     ) -> Page:
-        """Newest first; filters are optional (`status` a name: pending, delivered, ...);
-        page_size 0 means the default; `next_page_token` is empty on the last page."""
+        """Newest first; filters are optional (`status` a name: pending, delivered, ...;
+        `channel` the requested one's name, `message_type` a name); page_size 0 means the
+        default; `next_page_token` is empty on the last page."""
         principal.require(Scope.NOTIFICATIONS_READ)
-        if status is not None and status not in lifecycle.STATUSES:
-            raise InvalidArgument.field("status", "unknown status")
+        kept = self._filter(
+            principal.reading_owner,
+            user_id=user_id,
+            status=status,
+            start_time=start_time,
+            end_time=end_time,
+            channel=channel,
+            message_type=message_type,
+            template_code=template_code,
+        )
         if page_size < 0:
             raise InvalidArgument.field("page_size", "must not be negative")
-        if start_time and end_time and end_time <= start_time:
-            raise InvalidArgument.field("end_time", "must be after start_time")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = notifications.decode_page_token(page_token) if page_token else None
         async with transaction(self._pool) as conn:
-            rows = await notifications.list_page(
-                conn,
-                client_id=principal.reading_owner,
-                user_id=user_id,
-                status=status,
-                start_time=start_time,
-                end_time=end_time,
-                after=after,
-                limit=size + 1,
-            )
+            rows = await notifications.list_page(conn, kept=kept, after=after, limit=size + 1)
         more = len(rows) > size
         rows = rows[:size]
         return Page(rows, notifications.encode_page_token(rows[-1]) if more else "")
+
+    @staticmethod
+    def _filter(
+        owner: str | None,
+        *,
+        user_id: uuid.UUID | None,
+        status: str | None,
+        start_time: datetime | None,
+        end_time: datetime | None,
+        channel: str | None,
+        message_type: str | None,
+        template_code: str | None,
+    ) -> notifications.ListFilter:
+        """The filter, each value checked (INVALID_ARGUMENT names the first bad one)."""
+        if status is not None and status not in lifecycle.STATUSES:
+            raise InvalidArgument.field("status", "unknown status")
+        if channel is not None and channel not in CHANNELS_BY_NAME:
+            raise InvalidArgument.field("channel", "unknown channel")
+        if message_type is not None and message_type not in MESSAGE_TYPES_BY_NAME:
+            raise InvalidArgument.field("message_type", "unknown message type")
+        if template_code is not None and not rules.matches(
+            rules.TEMPLATE_CODE, template_code, rules.MAX_TEMPLATE_CODE
+        ):
+            raise InvalidArgument.field("template_code", "not a template code")
+        if start_time and end_time and end_time <= start_time:
+            raise InvalidArgument.field("end_time", "must be after start_time")
+        return notifications.ListFilter(
+            client_id=owner,
+            user_id=user_id,
+            status=status,
+            channel=CHANNELS_BY_NAME[channel] if channel is not None else None,
+            message_type=MESSAGE_TYPES_BY_NAME[message_type] if message_type else None,
+            template_code=template_code,
+            start_time=start_time,
+            end_time=end_time,
+        )
+
+    async def count_failed(self, *, principal: Principal, limit: int, **filters: Any) -> int:
+        """How many failed notifications the caller could retry match `filters` (the
+        keywords of `list` but status), counted up to `limit`."""
+        principal.require(Scope.NOTIFICATIONS_SEND)
+        kept = self._filter(principal.acting_owner, status="failed", **filters)
+        async with transaction(self._pool) as conn:
+            return await notifications.count_up_to(conn, kept=kept, limit=limit)
+
+    async def retry_failed(
+        self, *, principal: Principal, limit: int, requested_by: str, reason: str, **filters: Any
+    ) -> builtins.list[uuid.UUID]:
+        """Retries up to `limit` failed notifications matching `filters` (newest first),
+        each as `retry` does, recorded with the caller's label; answers those retried.
+
+        One that stopped being failed meanwhile (another operator retried it) is skipped.
+        """
+        principal.require(Scope.NOTIFICATIONS_SEND)
+        kept = self._filter(principal.acting_owner, status="failed", **filters)
+        async with transaction(self._pool) as conn:
+            ids = await notifications.ids_of(conn, kept=kept, limit=limit)
+        retried: builtins.list[uuid.UUID] = []
+        for notification_id in ids:
+            try:
+                await self.retry(
+                    notification_id=notification_id,
+                    requested_by=requested_by,
+                    reason=reason,
+                    principal=principal,
+                )
+            except (Conflict, NotFound):
+                continue
+            retried.append(notification_id)
+        return retried
+
+    async def content(
+        self, *, notification_id: uuid.UUID, principal: Principal
+    ) -> jobs.SentContent | None:
+        """What went out (or goes out) for the notification: recipient and rendered parts
+        as accepted; None for one that never had any (suppressed at once)."""
+        principal.require(Scope.NOTIFICATIONS_READ)
+        async with transaction(self._pool) as conn:
+            job = await notifications.job_of(
+                conn, notification_id, client_id=principal.reading_owner
+            )
+        return jobs.sent_content(job) if job is not None else None
 
     async def retry(
         self, *, notification_id: uuid.UUID, requested_by: str, reason: str, principal: Principal

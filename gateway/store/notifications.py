@@ -135,6 +135,8 @@ class NotificationRecord:
     update_time: datetime
     deliver_time: datetime | None
     send_at: datetime | None = None
+    # The id that ties its log lines, trail and callbacks together.
+    correlation_id: str = ""
     attempts: tuple[AttemptRecord, ...] = ()
     retries: tuple[RetryRecord, ...] = ()
     # The providers' receipts about its attempts (see `receipts_of`).
@@ -157,7 +159,7 @@ RETURNING id"""
 _RECORD_COLUMNS = """id, client_id, request_id, user_id, channel, route, template_code,
     template_version, language, priority, message_type, metadata, status, status_reason,
     delivered_channel, delivered_provider, provider_message_id, create_time, update_time,
-    deliver_time, send_at"""
+    deliver_time, send_at, correlation_id"""
 
 
 def _params(row: NewNotification, grace: float) -> tuple[Any, ...]:
@@ -288,42 +290,95 @@ def decode_page_token(token: str) -> tuple[datetime, UUID]:
         raise InvalidArgument.field("page_token", "not a token this service issued") from None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ListFilter:
+    """What a list keeps (every field optional): the owner, the user, the status, the
+    requested channel, the message type (herald.v1 numbers), the template, creation time."""
+
+    client_id: str | None = None
+    user_id: UUID | None = None
+    status: str | None = None
+    channel: int | None = None
+    message_type: int | None = None
+    template_code: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+    def conditions(self) -> tuple[list[sql.Composable], list[Any]]:
+        """The WHERE terms and their parameters."""
+        where: list[sql.Composable] = []
+        params: list[Any] = []
+        for column, value in (
+            ("client_id", self.client_id),
+            ("user_id", self.user_id),
+            ("status", self.status),
+            ("channel", self.channel),
+            ("message_type", self.message_type),
+            ("template_code", self.template_code),
+        ):
+            if value is not None:
+                where.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+                params.append(value)
+        if self.start_time is not None:
+            where.append(sql.SQL("create_time >= %s"))
+            params.append(self.start_time)
+        if self.end_time is not None:
+            where.append(sql.SQL("create_time < %s"))
+            params.append(self.end_time)
+        return where, params
+
+
+def _where(where: list[sql.Composable]) -> sql.Composable:
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+
+
 async def list_page(
     conn: Conn,
     *,
-    client_id: str | None,
-    user_id: UUID | None,
-    status: str | None,
-    start_time: datetime | None,
-    end_time: datetime | None,
+    kept: ListFilter,
     after: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[NotificationRecord]:
-    """Up to `limit` notifications, newest first, after the page cursor."""
-    where: list[sql.Composable] = []
-    params: list[Any] = []
-    if client_id is not None:
-        where.append(sql.SQL("client_id = %s"))
-        params.append(client_id)
-    if user_id is not None:
-        where.append(sql.SQL("user_id = %s"))
-        params.append(user_id)
-    if status is not None:
-        where.append(sql.SQL("status = %s"))
-        params.append(status)
-    if start_time is not None:
-        where.append(sql.SQL("create_time >= %s"))
-        params.append(start_time)
-    if end_time is not None:
-        where.append(sql.SQL("create_time < %s"))
-        params.append(end_time)
+    """Up to `limit` notifications that `kept` keeps, newest first, after the page cursor
+    (keyset paging: each page is an index range scan, however deep)."""
+    where, params = kept.conditions()
     if after is not None:
         where.append(sql.SQL("(create_time, id) < (%s, %s)"))
         params.extend(after)
     query = sql.SQL("SELECT {} FROM notifications {} ORDER BY create_time DESC, id DESC LIMIT %s")
-    condition = sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
-    cur = await conn.execute(query.format(sql.SQL(_RECORD_COLUMNS), condition), [*params, limit])
+    cur = await conn.execute(
+        query.format(sql.SQL(_RECORD_COLUMNS), _where(where)), [*params, limit]
+    )
     return [_record(row) for row in await cur.fetchall()]
+
+
+async def count_up_to(conn: Conn, *, kept: ListFilter, limit: int) -> int:
+    """How many notifications `kept` keeps, counted up to `limit` (a bound, not a scan)."""
+    where, params = kept.conditions()
+    query = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM notifications {} LIMIT %s) AS kept")
+    cur = await conn.execute(query.format(_where(where)), [*params, limit])
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+async def ids_of(conn: Conn, *, kept: ListFilter, limit: int) -> list[UUID]:
+    """The ids of up to `limit` notifications `kept` keeps, newest first."""
+    where, params = kept.conditions()
+    query = sql.SQL("SELECT id FROM notifications {} ORDER BY create_time DESC, id DESC LIMIT %s")
+    cur = await conn.execute(query.format(_where(where)), [*params, limit])
+    return [row["id"] for row in await cur.fetchall()]
+
+
+async def job_of(conn: Conn, notification_id: UUID, *, client_id: str | None) -> bytes | None:
+    """The stored delivery job of the notification's current hop (recipient and rendered
+    content as accepted), if it is `client_id`'s (None: any client's)."""
+    cur = await conn.execute(
+        """SELECT job FROM notifications
+           WHERE id = %s AND (%s::text IS NULL OR client_id = %s)""",
+        (notification_id, client_id, client_id),
+    )
+    row = await cur.fetchone()
+    return bytes(row["job"]) if row and row["job"] is not None else None
 
 
 async def record_retry(

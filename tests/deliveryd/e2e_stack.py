@@ -262,16 +262,18 @@ async def open_sandbox_stack(
     name: str,
     secret: str,
     gateway_env: dict[str, str] | None = None,
+    worker_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
     """The stack as `make up` runs it: the sandbox is the email and SMS chains, and posts
     its receipts (signed with `secret`) to the gateway's /webhooks/sandbox. No push
-    worker."""
+    worker. `worker_env` adds to the workers' environment."""
     async with open_stack(
         service_factory,
         isolation,
         session_fakes,
         name=name,
         gateway_env={"HERALD_SANDBOX_RECEIPTS_SECRET": secret, **(gateway_env or {})},
+        worker_env=worker_env,
         workers=(),
     ) as built:
         env = {

@@ -112,6 +112,18 @@ async def test_get_user_errors(stub: Stub) -> None:
     }
 
 
+async def test_get_user_by_email_whatever_its_case(stub: Stub) -> None:
+    email = unique_email("Grace.Hopper")
+    user = await create(stub, email=email)
+    for asked in (email, email.upper(), f"  {email.lower()} "):
+        assert (await stub.GetUser(user_pb2.GetUserRequest(email=asked))).user == user
+    missing = await rpc_error(stub.GetUser(user_pb2.GetUserRequest(email=unique_email("nobody"))))
+    assert missing.code() == grpc.StatusCode.NOT_FOUND
+    assert set(await invalid_fields(stub.GetUser(user_pb2.GetUserRequest(email="nope")))) == {
+        "email"
+    }
+
+
 async def test_batch_get_users_answers_the_found_and_names_the_missing(stub: Stub) -> None:
     ada, bob = await create(stub), await create(stub)
     unknown = str(uuid.uuid4())

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from herald.v1 import common_pb2 as herald_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14herald/v1/user.proto\x12\therald.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16herald/v1/common.proto\"a\n\x0bPreferences\x12\x12\n\x05\x65mail\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x10\n\x03sms\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x11\n\x04push\x18\x03 \x01(\x08H\x02\x88\x01\x01\x42\x08\n\x06_emailB\x06\n\x04_smsB\x07\n\x05_push\"E\n\x13WebPushSubscription\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x0e\n\x06p256dh\x18\x02 \x01(\t\x12\x0c\n\x04\x61uth\x18\x03 \x01(\t\"\xc4\x01\n\nPushTarget\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x08platform\x18\x02 \x01(\x0e\x32\x17.herald.v1.PushPlatform\x12\r\n\x05token\x18\x03 \x01(\t\x12\x30\n\x08web_push\x18\x04 \x01(\x0b\x32\x1e.herald.v1.WebPushSubscription\x12\r\n\x05label\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\nQuietHours\x12\r\n\x05start\x18\x01 \x01(\t\x12\x0b\n\x03\x65nd\x18\x02 \x01(\t\"\xc9\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\r\n\x05phone\x18\x04 \x01(\t\x12+\n\x0cpush_targets\x18\x05 \x03(\x0b\x32\x15.herald.v1.PushTarget\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12+\n\x0bpreferences\x18\x08 \x01(\x0b\x32\x16.herald.v1.Preferences\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0bquiet_hours\x18\x0b \x01(\x0b\x32\x15.herald.v1.QuietHours\"\xfa\x01\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x10\n\x08password\x18\x04 \x01(\t\x12+\n\x0cpush_targets\x18\x05 \x03(\x0b\x32\x15.herald.v1.PushTarget\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12+\n\x0bpreferences\x18\x08 \x01(\x0b\x32\x16.herald.v1.Preferences\x12*\n\x0bquiet_hours\x18\t \x01(\x0b\x32\x15.herald.v1.QuietHours\"3\n\x12\x43reateUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"0\n\x0fGetUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"#\n\x14\x42\x61tchGetUsersRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"L\n\x15\x42\x61tchGetUsersResponse\x12\x1e\n\x05users\x18\x01 \x03(\x0b\x32\x0f.herald.v1.User\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t\"u\n\x11UpdateUserRequest\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x10\n\x08password\x18\x03 \x01(\t\"3\n\x12UpdateUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"X\n\x18UpdatePreferencesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12+\n\x0bpreferences\x18\x02 \x01(\x0b\x32\x16.herald.v1.Preferences\":\n\x19UpdatePreferencesResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"N\n\x14\x41\x64\x64PushTargetRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.herald.v1.PushTarget\"]\n\x15\x41\x64\x64PushTargetResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.herald.v1.PushTarget\"L\n\x17RemovePushTargetRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\"J\n\x18RemovePushTargetResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12\x0f\n\x07removed\x18\x02 \x01(\x08\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"L\n\x11ListUsersResponse\x12\x1e\n\x05users\x18\x01 \x03(\x0b\x32\x0f.herald.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x11\x44\x65leteUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse2\xdd\x05\n\x0bUserService\x12I\n\nCreateUser\x12\x1c.herald.v1.CreateUserRequest\x1a\x1d.herald.v1.CreateUserResponse\x12@\n\x07GetUser\x12\x19.herald.v1.GetUserRequest\x1a\x1a.herald.v1.GetUserResponse\x12R\n\rBatchGetUsers\x12\x1f.herald.v1.BatchGetUsersRequest\x1a .herald.v1.BatchGetUsersResponse\x12I\n\nUpdateUser\x12\x1c.herald.v1.UpdateUserRequest\x1a\x1d.herald.v1.UpdateUserResponse\x12^\n\x11UpdatePreferences\x12#.herald.v1.UpdatePreferencesRequest\x1a$.herald.v1.UpdatePreferencesResponse\x12R\n\rAddPushTarget\x12\x1f.herald.v1.AddPushTargetRequest\x1a .herald.v1.AddPushTargetResponse\x12[\n\x10RemovePushTarget\x12\".herald.v1.RemovePushTargetRequest\x1a#.herald.v1.RemovePushTargetResponse\x12\x46\n\tListUsers\x12\x1b.herald.v1.ListUsersRequest\x1a\x1c.herald.v1.ListUsersResponse\x12I\n\nDeleteUser\x12\x1c.herald.v1.DeleteUserRequest\x1a\x1d.herald.v1.DeleteUserResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14herald/v1/user.proto\x12\therald.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16herald/v1/common.proto\"a\n\x0bPreferences\x12\x12\n\x05\x65mail\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x10\n\x03sms\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x11\n\x04push\x18\x03 \x01(\x08H\x02\x88\x01\x01\x42\x08\n\x06_emailB\x06\n\x04_smsB\x07\n\x05_push\"E\n\x13WebPushSubscription\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x0e\n\x06p256dh\x18\x02 \x01(\t\x12\x0c\n\x04\x61uth\x18\x03 \x01(\t\"\xc4\x01\n\nPushTarget\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x08platform\x18\x02 \x01(\x0e\x32\x17.herald.v1.PushPlatform\x12\r\n\x05token\x18\x03 \x01(\t\x12\x30\n\x08web_push\x18\x04 \x01(\x0b\x32\x1e.herald.v1.WebPushSubscription\x12\r\n\x05label\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\nQuietHours\x12\r\n\x05start\x18\x01 \x01(\t\x12\x0b\n\x03\x65nd\x18\x02 \x01(\t\"\xc9\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\r\n\x05phone\x18\x04 \x01(\t\x12+\n\x0cpush_targets\x18\x05 \x03(\x0b\x32\x15.herald.v1.PushTarget\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12+\n\x0bpreferences\x18\x08 \x01(\x0b\x32\x16.herald.v1.Preferences\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0bquiet_hours\x18\x0b \x01(\x0b\x32\x15.herald.v1.QuietHours\"\xfa\x01\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x10\n\x08password\x18\x04 \x01(\t\x12+\n\x0cpush_targets\x18\x05 \x03(\x0b\x32\x15.herald.v1.PushTarget\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12+\n\x0bpreferences\x18\x08 \x01(\x0b\x32\x16.herald.v1.Preferences\x12*\n\x0bquiet_hours\x18\t \x01(\x0b\x32\x15.herald.v1.QuietHours\"3\n\x12\x43reateUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"+\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"0\n\x0fGetUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"#\n\x14\x42\x61tchGetUsersRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"L\n\x15\x42\x61tchGetUsersResponse\x12\x1e\n\x05users\x18\x01 \x03(\x0b\x32\x0f.herald.v1.User\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t\"u\n\x11UpdateUserRequest\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x10\n\x08password\x18\x03 \x01(\t\"3\n\x12UpdateUserResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"X\n\x18UpdatePreferencesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12+\n\x0bpreferences\x18\x02 \x01(\x0b\x32\x16.herald.v1.Preferences\":\n\x19UpdatePreferencesResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\"N\n\x14\x41\x64\x64PushTargetRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.herald.v1.PushTarget\"]\n\x15\x41\x64\x64PushTargetResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.herald.v1.PushTarget\"L\n\x17RemovePushTargetRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\"J\n\x18RemovePushTargetResponse\x12\x1d\n\x04user\x18\x01 \x01(\x0b\x32\x0f.herald.v1.User\x12\x0f\n\x07removed\x18\x02 \x01(\x08\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"L\n\x11ListUsersResponse\x12\x1e\n\x05users\x18\x01 \x03(\x0b\x32\x0f.herald.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x11\x44\x65leteUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse2\xdd\x05\n\x0bUserService\x12I\n\nCreateUser\x12\x1c.herald.v1.CreateUserRequest\x1a\x1d.herald.v1.CreateUserResponse\x12@\n\x07GetUser\x12\x19.herald.v1.GetUserRequest\x1a\x1a.herald.v1.GetUserResponse\x12R\n\rBatchGetUsers\x12\x1f.herald.v1.BatchGetUsersRequest\x1a .herald.v1.BatchGetUsersResponse\x12I\n\nUpdateUser\x12\x1c.herald.v1.UpdateUserRequest\x1a\x1d.herald.v1.UpdateUserResponse\x12^\n\x11UpdatePreferences\x12#.herald.v1.UpdatePreferencesRequest\x1a$.herald.v1.UpdatePreferencesResponse\x12R\n\rAddPushTarget\x12\x1f.herald.v1.AddPushTargetRequest\x1a .herald.v1.AddPushTargetResponse\x12[\n\x10RemovePushTarget\x12\".herald.v1.RemovePushTargetRequest\x1a#.herald.v1.RemovePushTargetResponse\x12\x46\n\tListUsers\x12\x1b.herald.v1.ListUsersRequest\x1a\x1c.herald.v1.ListUsersResponse\x12I\n\nDeleteUser\x12\x1c.herald.v1.DeleteUserRequest\x1a\x1d.herald.v1.DeleteUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,37 +49,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEUSERRESPONSE']._serialized_start=1122
   _globals['_CREATEUSERRESPONSE']._serialized_end=1173
   _globals['_GETUSERREQUEST']._serialized_start=1175
-  _globals['_GETUSERREQUEST']._serialized_end=1203
-  _globals['_GETUSERRESPONSE']._serialized_start=1205
-  _globals['_GETUSERRESPONSE']._serialized_end=1253
-  _globals['_BATCHGETUSERSREQUEST']._serialized_start=1255
-  _globals['_BATCHGETUSERSREQUEST']._serialized_end=1290
-  _globals['_BATCHGETUSERSRESPONSE']._serialized_start=1292
-  _globals['_BATCHGETUSERSRESPONSE']._serialized_end=1368
-  _globals['_UPDATEUSERREQUEST']._serialized_start=1370
-  _globals['_UPDATEUSERREQUEST']._serialized_end=1487
-  _globals['_UPDATEUSERRESPONSE']._serialized_start=1489
-  _globals['_UPDATEUSERRESPONSE']._serialized_end=1540
-  _globals['_UPDATEPREFERENCESREQUEST']._serialized_start=1542
-  _globals['_UPDATEPREFERENCESREQUEST']._serialized_end=1630
-  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_start=1632
-  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_end=1690
-  _globals['_ADDPUSHTARGETREQUEST']._serialized_start=1692
-  _globals['_ADDPUSHTARGETREQUEST']._serialized_end=1770
-  _globals['_ADDPUSHTARGETRESPONSE']._serialized_start=1772
-  _globals['_ADDPUSHTARGETRESPONSE']._serialized_end=1865
-  _globals['_REMOVEPUSHTARGETREQUEST']._serialized_start=1867
-  _globals['_REMOVEPUSHTARGETREQUEST']._serialized_end=1943
-  _globals['_REMOVEPUSHTARGETRESPONSE']._serialized_start=1945
-  _globals['_REMOVEPUSHTARGETRESPONSE']._serialized_end=2019
-  _globals['_LISTUSERSREQUEST']._serialized_start=2021
-  _globals['_LISTUSERSREQUEST']._serialized_end=2078
-  _globals['_LISTUSERSRESPONSE']._serialized_start=2080
-  _globals['_LISTUSERSRESPONSE']._serialized_end=2156
-  _globals['_DELETEUSERREQUEST']._serialized_start=2158
-  _globals['_DELETEUSERREQUEST']._serialized_end=2189
-  _globals['_DELETEUSERRESPONSE']._serialized_start=2191
-  _globals['_DELETEUSERRESPONSE']._serialized_end=2211
-  _globals['_USERSERVICE']._serialized_start=2214
-  _globals['_USERSERVICE']._serialized_end=2947
+  _globals['_GETUSERREQUEST']._serialized_end=1218
+  _globals['_GETUSERRESPONSE']._serialized_start=1220
+  _globals['_GETUSERRESPONSE']._serialized_end=1268
+  _globals['_BATCHGETUSERSREQUEST']._serialized_start=1270
+  _globals['_BATCHGETUSERSREQUEST']._serialized_end=1305
+  _globals['_BATCHGETUSERSRESPONSE']._serialized_start=1307
+  _globals['_BATCHGETUSERSRESPONSE']._serialized_end=1383
+  _globals['_UPDATEUSERREQUEST']._serialized_start=1385
+  _globals['_UPDATEUSERREQUEST']._serialized_end=1502
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=1504
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=1555
+  _globals['_UPDATEPREFERENCESREQUEST']._serialized_start=1557
+  _globals['_UPDATEPREFERENCESREQUEST']._serialized_end=1645
+  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_start=1647
+  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_end=1705
+  _globals['_ADDPUSHTARGETREQUEST']._serialized_start=1707
+  _globals['_ADDPUSHTARGETREQUEST']._serialized_end=1785
+  _globals['_ADDPUSHTARGETRESPONSE']._serialized_start=1787
+  _globals['_ADDPUSHTARGETRESPONSE']._serialized_end=1880
+  _globals['_REMOVEPUSHTARGETREQUEST']._serialized_start=1882
+  _globals['_REMOVEPUSHTARGETREQUEST']._serialized_end=1958
+  _globals['_REMOVEPUSHTARGETRESPONSE']._serialized_start=1960
+  _globals['_REMOVEPUSHTARGETRESPONSE']._serialized_end=2034
+  _globals['_LISTUSERSREQUEST']._serialized_start=2036
+  _globals['_LISTUSERSREQUEST']._serialized_end=2093
+  _globals['_LISTUSERSRESPONSE']._serialized_start=2095
+  _globals['_LISTUSERSRESPONSE']._serialized_end=2171
+  _globals['_DELETEUSERREQUEST']._serialized_start=2173
+  _globals['_DELETEUSERREQUEST']._serialized_end=2204
+  _globals['_DELETEUSERRESPONSE']._serialized_start=2206
+  _globals['_DELETEUSERRESPONSE']._serialized_end=2226
+  _globals['_USERSERVICE']._serialized_start=2229
+  _globals['_USERSERVICE']._serialized_end=2962
 # @@protoc_insertion_point(module_scope)
