@@ -13,9 +13,9 @@ from gateway.http.schemas.common import RequestModel
 
 # A burst without a rate is refused (400 naming rate_per_second): the schema says so.
 BURST_NEEDS_RATE: dict[str, Any] = {
-    "if": {"properties": {"rate_burst": {"type": "integer"}}, "required": ["rate_burst"]},
+    "if": {"properties": {"rate_burst": {"not": {"type": "null"}}}, "required": ["rate_burst"]},
     "then": {
-        "properties": {"rate_per_second": {"type": "integer"}},
+        "properties": {"rate_per_second": {"not": {"type": "null"}}},
         "required": ["rate_per_second"],
     },
 }
