@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from gateway.apikeys.scopes import CLIENT_ID, Scope
 from gateway.apikeys.service import MAX_NAME, NAME
@@ -19,6 +19,16 @@ BURST_NEEDS_RATE: dict[str, Any] = {
         "required": ["rate_per_second"],
     },
 }
+
+
+def _whole(value: object) -> object:
+    """A JSON number with no fraction (1401.0) is the integer JSON Schema says it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# A key's rate and burst: integers, spelled 12 or 12.0.
+Rate = Annotated[int, Field(ge=0, le=1_000_000), BeforeValidator(_whole)]
+Burst = Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(_whole)]
 
 # A scope by name (the request models are strict, which would want an enum instance).
 ScopeName = Annotated[Scope, Field(strict=False)]
@@ -37,17 +47,13 @@ class ApiKeyCreate(RequestModel):
         description="The client the key belongs to (its notifications are the client's). "
         "Omitted: a new client, named by the key's id.",
     )
-    rate_per_second: int | None = Field(
+    rate_per_second: Rate | None = Field(
         default=None,
-        ge=0,
-        le=1_000_000,
         description="The key's send rate: notifications per second (0: unlimited). Omitted: "
         "the gateway's default.",
     )
-    rate_burst: int | None = Field(
+    rate_burst: Burst | None = Field(
         default=None,
-        ge=1,
-        le=1_000_000,
         description="How many it may send at once above its rate. Omitted: the rate.",
     )
 
@@ -57,8 +63,8 @@ class ApiKeyRate(RequestModel):
 
     model_config = ConfigDict(**RequestModel.model_config, json_schema_extra=BURST_NEEDS_RATE)
 
-    rate_per_second: int | None = Field(default=None, ge=0, le=1_000_000)
-    rate_burst: int | None = Field(default=None, ge=1, le=1_000_000)
+    rate_per_second: Rate | None = None
+    rate_burst: Burst | None = None
 
 
 class ApiKeyOut(BaseModel):
