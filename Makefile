@@ -40,7 +40,7 @@ lint: setup ## buf lint/format/breaking, generated code up to date, ruff, mypy.
 
 test: lint ## Run every check and the whole test suite (needs PostgreSQL, Redis, RabbitMQ).
 	./scripts/services.sh
-	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 test-fast: ## The fast loop: the unit tier only, no server needed (README, Tests).
 	$(UV) run --frozen pytest -m unit -n $(TEST_WORKERS) -q $(PYTEST_ARGS)

@@ -30,10 +30,39 @@ def tier_of(item: pytest.Item) -> str:
     return "integration" if needs & SERVER_FIXTURES else "unit"
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks
+# Packages whose stack is package-scoped: run whole on one xdist worker (`--dist
+# loadgroup`), so the stack starts once, not each time a worker comes back to the package.
+# Every other test file is a group of its own, as `--dist loadfile` would make it.
+PACKAGE_GROUPS = ("tests/gateway/http/", "tests/gateway/core/", "tests/gateway/openapi/")
+
+
+def xdist_group_of(item: pytest.Item) -> str:
+    path = item.nodeid.split("::", 1)[0]
+    return next((p.rstrip("/") for p in PACKAGE_GROUPS if path.startswith(p)), path)
+
+
+# The longest groups go out first (`--no-loadscope-reorder` keeps this order), so the run
+# never ends waiting on a long one started late: the schema-driven run, the edge's package,
+# the bench's smoke run, the console's browser tests.
+FIRST = (
+    "tests/gateway/openapi",
+    "tests/gateway/http",
+    "tests/bench/test_smoke.py",
+    "tests/console",
+)
+
+
+def _start_order(item: pytest.Item) -> int:
+    group = xdist_group_of(item)
+    return next((i for i, p in enumerate(FIRST) if group.startswith(p)), len(FIRST))
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks, and before xdist
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(tier_of(item))
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
+    items.sort(key=_start_order)  # stable: within a group, the order as collected
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
