@@ -47,11 +47,30 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
+# Ports the tests give Herald's servers: below Linux's ephemeral range (32768-60999), so no
+# client connection's local end (nor a fake provider's OS-chosen port) can take one, and a
+# block of their own per xdist worker, handed out once each: a server restarted on its port
+# never finds it given meanwhile to another test's process.
+PORT_BLOCK = 2000
+_FIRST_PORT = 20000 + PORT_BLOCK * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+_next_port = iter(range(_FIRST_PORT, _FIRST_PORT + PORT_BLOCK))
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on, never handed out before in this test process."""
+    for port in _next_port:
+        if _bindable(port):
+            return port
+    raise AssertionError(f"no free port left in {_FIRST_PORT}-{_FIRST_PORT + PORT_BLOCK - 1}")
 
 
 @dataclass
