@@ -37,7 +37,7 @@ SCHEDULED_WAITING = Gauge(
     "Notifications scheduled and not yet due (status scheduled), as the last pass saw them.",
 )
 HELD_BY_QUIET_HOURS = Gauge(
-    "herald_quiet_hours_holding",
+    "herald_scheduled_quiet_window",
     "Of those, the ones held by their user's quiet hours.",
 )
 
