@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -35,16 +36,13 @@ from scripts.supervise import config, read_procfile, scaled
 from tests.support.infra import SERVICE_TOKEN, Isolation, free_port, rabbitmqctl
 from tests.support.processes import ROOT, SERVING, health_status
 from tests.support.stack import add_vhost
+from tests.support.waits import eventually_sync
 
 TEMPLATE = "ops/supervised"
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+def serving(port: int) -> bool:
+    return bool(health_status(port) == SERVING)
 
 
 @dataclass
@@ -106,7 +104,7 @@ def supervised(
     built = Supervised(process, run_dir, env, log)
     try:
         for variable in [v for v in env if v.endswith("_GRPC_PORT")]:
-            wait_until(lambda v=variable: health_status(built.port(v)) == SERVING, variable)  # type: ignore[misc]
+            eventually_sync(partial(serving, built.port(variable)), 60, what=variable)
         yield built
     finally:
         if process.poll() is None:
@@ -205,10 +203,13 @@ async def test_a_killed_worker_comes_back_and_the_rest_keep_serving(
     assert gateway and email
 
     os.kill(email, signal.SIGKILL)
-    wait_until(lambda: supervised.pid("email") not in (0, email), "a new email worker")
-    wait_until(
+    eventually_sync(
+        lambda: supervised.pid("email") not in (0, email), 60, what="a new email worker"
+    )
+    eventually_sync(
         lambda: health_status(supervised.port("HERALD_DELIVERYD_EMAIL_GRPC_PORT")) == SERVING,
-        "the new email worker serving",
+        60,
+        what="the new email worker serving",
     )
 
     assert supervised.pid("gateway") == gateway

@@ -42,7 +42,6 @@ from tests.deliveryd.services import (
     start_userd,
 )
 from tests.deliveryd.webhook import AlertWebhook
-from tests.fakes.base import wait_until
 from tests.support.infra import (
     AMQP_HOST,
     AMQP_PASSWORD,
@@ -53,6 +52,7 @@ from tests.support.infra import (
     rabbitmqctl,
 )
 from tests.support.processes import ServiceProcess
+from tests.support.waits import eventually
 
 CHANNELS = {
     "email": common_pb2.CHANNEL_EMAIL,
@@ -300,7 +300,7 @@ class Harness:
         async def reached() -> bool:
             return await self.status(notification_id) == status
 
-        await wait_until(reached)
+        await eventually(reached)
         return await self.notification(notification_id)
 
     async def trail(self, notification_id: str) -> list[notifications.AttemptRecord]:

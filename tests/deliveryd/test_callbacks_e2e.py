@@ -22,9 +22,9 @@ from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.e2e_stack import Stack, open_sandbox_stack
 from tests.deliveryd.receiver import CallbackReceiver, sign_as
-from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation
+from tests.support.waits import eventually
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 RECEIPTED = "delivered@simulator.herald.example"  # sent, then delivered by its receipt
@@ -118,7 +118,7 @@ async def test_a_receiver_gets_sent_then_delivered_each_signed(
     await acme.register(receiver)
     nid = await acme.send(receipted)
 
-    await wait_until(lambda: len(receiver.deliveries) >= 2)
+    await eventually(lambda: len(receiver.deliveries) >= 2)
     sent, delivered = receiver.deliveries
     assert [(e["status"], e["previous_status"]) for e in (sent, delivered)] == [
         ("sent", "pending"),
@@ -154,7 +154,7 @@ async def test_a_failing_receiver_gets_the_same_event_until_it_takes_it(
     receiver.fail_next(3, status=500)
     nid = await retried.send()
 
-    await wait_until(lambda: receiver.deliveries, timeout=30)
+    await eventually(lambda: receiver.deliveries, timeout=30)
     [event] = receiver.deliveries
     assert event["status"] == "delivered"
     assert len(receiver.requests) == 4
@@ -175,7 +175,7 @@ async def test_a_later_status_waits_for_the_earlier_ones_retries(
     receiver.fail_next(2, status=503)  # `sent` is refused twice; `delivered` comes meanwhile
     nid = await ordered.send(receipted)
     await stack.settled(nid, client="ordered")
-    await wait_until(lambda: len(receiver.deliveries) >= 2, timeout=30)
+    await eventually(lambda: len(receiver.deliveries) >= 2, timeout=30)
     assert [e["status"] for e in receiver.deliveries] == ["sent", "delivered"]
     sent_id = receiver.deliveries[0]["id"]
     posted = [r.headers["webhook-id"] for r in receiver.requests]
@@ -195,7 +195,7 @@ async def test_a_rotated_secret_signs_beside_the_old_one_for_the_overlap(
     new = answer.json()["secret"]
     assert new != old
     await rotating.send()
-    await wait_until(lambda: receiver.deliveries)
+    await eventually(lambda: receiver.deliveries)
     posted = receiver.requests[-1]
     for secret in (old, new):  # a receiver holding either secret verifies it
         receiver.secret = secret
@@ -216,7 +216,7 @@ async def test_a_receiver_that_never_answers_holds_up_no_one_else(
         stuck.fail_always(status=200, delay=3)
         slow_ids = [await slow.send() for _ in range(6)]
         nid = await fast.send()
-        await wait_until(lambda: receiver.deliveries, timeout=30)
+        await eventually(lambda: receiver.deliveries, timeout=30)
         assert receiver.deliveries[0]["notification_id"] == nid
         for sid in slow_ids:  # the notifications themselves went on
             await stack.settled(sid, client="slow")
@@ -233,12 +233,12 @@ async def test_a_callback_decided_before_the_gateway_died_is_posted_after_restar
     await receiver.refuse()  # down when the status changes: the callback waits
     nid = await durable.send()
     await stack.settled(nid, client="durable")
-    await wait_until(lambda: _attempted(durable, nid), timeout=30)  # tried once at least, refused
+    await eventually(lambda: _attempted(durable, nid), timeout=30)  # tried once at least, refused
 
     await asyncio.to_thread(stack.gateway.kill)  # a crash: nothing flushed, nothing said
     await receiver.resume()
     await asyncio.to_thread(stack.gateway.start)
-    await wait_until(lambda: receiver.deliveries, timeout=30)
+    await eventually(lambda: receiver.deliveries, timeout=30)
     [event] = receiver.deliveries
     assert (event["notification_id"], event["status"]) == (nid, "delivered")
 

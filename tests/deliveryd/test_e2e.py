@@ -39,11 +39,11 @@ from tests.deliveryd.e2e_stack import (
 )
 from tests.deliveryd.harness import jobs_counted
 from tests.deliveryd.services import BACKOFF_BASE
-from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation, rabbitmqctl
 from tests.support.metrics import user_cache_hits
 from tests.support.processes import SERVING, health_status
+from tests.support.waits import eventually
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ async def test_a_seed_payload_posted_to_the_rest_edge_reaches_sendgrid(
             answer = await http.get(f"/api/v1/notifications/{nid}")
             return bool(answer.json()["status"] == "delivered")
 
-        await wait_until(delivered)
+        await eventually(delivered)
         status = (await http.get(f"/api/v1/notifications/{nid}")).json()
     [mail] = fakes.sendgrid.deliveries
     assert (mail["to"], mail["subject"], mail["text"]) == (user.email, "Hello Ada", "Welcome, Ada!")
@@ -158,7 +158,7 @@ async def test_a_connection_dropped_while_the_provider_works_sends_once(
     async with e2e.replaced_worker("email", **slow):
         fakes.sendgrid.delay_next(1, seconds=4)  # rabbitmqctl below takes about a second
         nid = await e2e.send(user)
-        await wait_until(lambda: fakes.sendgrid.requests)
+        await eventually(lambda: fakes.sendgrid.requests)
         vhost = unquote(urlsplit(e2e.amqp_url).path[1:])
         await asyncio.to_thread(
             rabbitmqctl, "close_all_connections", "-p", vhost, "test: dropped mid-send"
@@ -167,7 +167,7 @@ async def test_a_connection_dropped_while_the_provider_works_sends_once(
         done = await e2e.settled(nid)
         # The worker reconnects (5 s) and drops the redelivered copy: its hop is done.
         worker = e2e.workers["email"]
-        await wait_until(lambda: jobs_counted(worker, "taken", "final"), timeout=45)
+        await eventually(lambda: jobs_counted(worker, "taken", "final"), timeout=45)
     assert [m["to"] for m in fakes.sendgrid.deliveries] == [user.email]
     assert trail(done) == [
         (common_pb2.CHANNEL_EMAIL, 1, "sendgrid", OUTCOME.ATTEMPT_OUTCOME_DELIVERED)
@@ -269,9 +269,9 @@ async def test_everything_failing_fails_alerts_and_retry_delivers_later(
         dead.extend(await e2e.dead_letters())
         return bool(dead)
 
-    await wait_until(dead_lettered)
+    await eventually(dead_lettered)
     assert [j.notification_id for j in dead] == [nid]
-    await wait_until(lambda: e2e.webhook.deliveries)
+    await eventually(lambda: e2e.webhook.deliveries)
     [alert] = e2e.webhook.deliveries
     assert (alert["notification_id"], alert["error"]) == (nid, failed.status_reason)
 
@@ -339,7 +339,7 @@ async def test_the_circuit_opens_and_closes_after_recovery(e2e: Stack, fakes: Fa
         async def probed() -> bool:  # after the cool-down; until then Mailgun delivers
             return await provider() == "sendgrid"
 
-        await wait_until(probed)
+        await eventually(probed)
         assert await provider() == "sendgrid"
 
 
@@ -360,7 +360,7 @@ async def test_the_same_job_delivered_twice_reaches_the_provider_once(
                 message = await queue.get(fail=False)
                 return message is not None
 
-            await wait_until(queued)
+            await eventually(queued)
             assert message is not None
             exchange = await channel.get_exchange(amqp.EXCHANGE)
             for _ in range(2):
@@ -372,7 +372,7 @@ async def test_the_same_job_delivered_twice_reaches_the_provider_once(
         worker = await e2e.start_worker("email")
         await e2e.settled(nid)
         # The other copy is dropped unsent (its hop done, or the notification final).
-        await wait_until(lambda: jobs_counted(worker, "taken", "final"))
+        await eventually(lambda: jobs_counted(worker, "taken", "final"))
     # Only this user's mail: a notification of an earlier test may still arrive late.
     assert [d["to"] for d in fakes.sendgrid.deliveries if d["to"] == user.email] == [user.email]
 
@@ -388,7 +388,7 @@ async def test_a_worker_killed_mid_delivery_delivers_each_once(e2e: Stack, fakes
         victim = await e2e.start_worker("email", **overrides)
         fakes.smtp.stall_ehlo(30)
         nids = [await e2e.send(user) for _ in range(3)]
-        await wait_until(lambda: fakes.smtp.connections >= 3)
+        await eventually(lambda: fakes.smtp.connections >= 3)
         victim.kill()
         e2e.workers.pop("email")
         fakes.smtp.stall_ehlo(0)

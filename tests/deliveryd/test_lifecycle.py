@@ -19,9 +19,9 @@ from mesh.health import NOT_SERVING, SERVING
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.harness import DELIVERED, Harness, make_job
-from tests.fakes.base import wait_until
 from tests.support.infra import Isolation
 from tests.support.processes import ServiceProcess, health_status
+from tests.support.waits import eventually
 
 Spawn = Callable[[str, dict[str, str]], Awaitable[ServiceProcess]]
 
@@ -118,7 +118,7 @@ async def test_the_circuit_opens_skips_the_provider_and_closes_after_recovery(
     async def probed() -> bool:
         return await deliver() == "sendgrid"
 
-    await wait_until(probed)
+    await eventually(probed)
     assert await circuit() == (SERVING, "0.0")
     assert await deliver() == "sendgrid"
     assert await asyncio.to_thread(worker.stop) == 0
@@ -134,7 +134,7 @@ async def test_sigterm_finishes_jobs_in_flight_and_exits_zero(
     user = await harness.create_user()
     fakes.sendgrid.delay_next(4, seconds=0.6)
     nids = [await harness.send(make_job(user)) for _ in range(4)]
-    await wait_until(lambda: len(fakes.sendgrid.requests) == 4)
+    await eventually(lambda: len(fakes.sendgrid.requests) == 4)
     assert await asyncio.to_thread(worker.stop) == 0
     assert [await harness.status(n) for n in nids] == [DELIVERED] * 4
     trails = {n: [a.detail for a in await harness.trail(n)] for n in nids}
@@ -152,7 +152,7 @@ async def test_sigkill_mid_delivery_redelivers_and_delivers_exactly_once(
     user = await harness.create_user()
     fakes.smtp.stall_ehlo(30)
     nids = [await harness.send(make_job(user)) for _ in range(3)]
-    await wait_until(lambda: fakes.smtp.connections == 3)
+    await eventually(lambda: fakes.smtp.connections == 3)
     worker.kill()
     fakes.smtp.stall_ehlo(0)
     replacement = await start("email", env)
@@ -182,9 +182,9 @@ async def test_sigkill_after_onesignal_took_the_message_sends_it_once(
     user = await harness.create_user(push_targets=[target])
     fakes.onesignal.delay_next(3, seconds=1.5)
     nids = [await harness.send(make_job(user, route=("push",))) for _ in range(3)]
-    await wait_until(lambda: len(fakes.onesignal.requests) == 3)
+    await eventually(lambda: len(fakes.onesignal.requests) == 3)
     worker.kill()
-    await wait_until(lambda: len(fakes.onesignal.deliveries) == 3)
+    await eventually(lambda: len(fakes.onesignal.deliveries) == 3)
     replacement = await start("push", env)
     for nid in nids:
         await harness.settled(nid)
@@ -210,7 +210,7 @@ async def test_sigkill_after_sendgrid_took_the_message_is_a_marked_duplicate(
     user = await harness.create_user()
     fakes.sendgrid.delay_next(1, seconds=1.5)
     nid = await harness.send(make_job(user))
-    await wait_until(lambda: len(fakes.sendgrid.requests) == 1)
+    await eventually(lambda: len(fakes.sendgrid.requests) == 1)
     worker.kill()
     replacement = await start("email", env)
     await harness.settled(nid)
@@ -237,7 +237,7 @@ async def test_an_alert_waits_for_a_worker_and_only_critical_failures_page(
     async def alerted() -> bool:
         return bool(harness.webhook.deliveries) and not await harness.ready(amqp.ALERTS_QUEUE)
 
-    await wait_until(alerted)
+    await eventually(alerted)
     [alert] = harness.webhook.deliveries
     assert (alert["notification_id"], alert["error"]) == (
         critical.notification_id,

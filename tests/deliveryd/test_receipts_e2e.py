@@ -23,10 +23,11 @@ from herald.v1 import common_pb2, delivery_pb2, notification_pb2, status_pb2, st
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.e2e_stack import DELIVERED, FAILED, OUTCOME, Stack, open_stack
-from tests.fakes.base import post_webhook, wait_until
+from tests.fakes.base import post_webhook
 from tests.fakes.signing import SendGridSigner, mailgun_signature_block
 from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation
+from tests.support.waits import eventually
 
 SENT = common_pb2.NOTIFICATION_STATUS_SENT
 EMAIL, SMS = common_pb2.CHANNEL_EMAIL, common_pb2.CHANNEL_SMS
@@ -82,7 +83,7 @@ async def test_a_bounced_email_fails_over_to_sms_and_its_receipt_delivers_it(
     )
     assert bounced.status == 200, bounced.text
 
-    await wait_until(lambda: fakes.twilio.deliveries)  # the route's next channel
+    await eventually(lambda: fakes.twilio.deliveries)  # the route's next channel
     [sms] = fakes.twilio.deliveries
     await _sent(e2e, nid)  # Twilio took it
     answer = await fakes.twilio.status_callback(sms["sid"], "delivered")
@@ -215,11 +216,11 @@ async def test_a_bounced_address_is_suppressed_until_an_operator_lifts_it(
     await _sent(e2e, first)
     [mail] = fakes.sendgrid.deliveries
     await fakes.sendgrid.send_event(_edge(e2e, "sendgrid"), mail["message_id"], "bounce")
-    await wait_until(lambda: fakes.twilio.deliveries)
+    await eventually(lambda: fakes.twilio.deliveries)
 
     # The next notification to that address skips email without calling SendGrid.
     second = await e2e.send(user)
-    await wait_until(lambda: len(fakes.twilio.deliveries) == 2)
+    await eventually(lambda: len(fakes.twilio.deliveries) == 2)
     found = await _sent(e2e, second)
     assert len(fakes.sendgrid.requests) == 1
     skipped, by_sms = found.attempts
@@ -278,7 +279,7 @@ async def test_a_complaint_suppresses_without_moving_the_notification(
         (EMAIL, "complained", "recorded"),
     ]
     later = await e2e.send(user)
-    await wait_until(lambda: fakes.twilio.deliveries)
+    await eventually(lambda: fakes.twilio.deliveries)
     found = await _sent(e2e, later)
     assert found.attempts[0].outcome == OUTCOME.ATTEMPT_OUTCOME_SKIPPED
     assert "complained" in found.attempts[0].error
@@ -308,7 +309,7 @@ async def test_mailgun_deferred_then_bounced_fails_over_and_a_replayed_token_is_
 
     bounced = await fakes.mailgun.send_event(url, mail, "failed", reason="bounce")
     assert bounced.status == 200, bounced.text
-    await wait_until(lambda: fakes.twilio.deliveries)
+    await eventually(lambda: fakes.twilio.deliveries)
     [sms] = fakes.twilio.deliveries
     await _sent(e2e, nid)
     assert (await fakes.twilio.status_callback(sms["sid"], "delivered")).status == 200

@@ -27,9 +27,9 @@ from tests.deliveryd.harness import (
     make_job,
 )
 from tests.deliveryd.services import BACKOFF_BASE
-from tests.fakes.base import wait_until
 from tests.support.infra import Isolation
 from tests.support.processes import ServiceProcess
+from tests.support.waits import eventually
 
 OUTCOME = delivery_pb2.AttemptOutcome
 EMAIL, SMS = common_pb2.CHANNEL_EMAIL, common_pb2.CHANNEL_SMS
@@ -147,7 +147,7 @@ async def test_a_permanent_failure_is_not_retried(herald: Harness, fakes: Fakes)
         dead.extend(await herald.dead_letters())
         return bool(dead)
 
-    await wait_until(dead_lettered)
+    await eventually(dead_lettered)
     assert [j.notification_id for j in dead] == [nid]
 
 
@@ -207,7 +207,7 @@ async def test_a_refused_report_is_dropped_only_when_the_job_is_settled_elsewher
     herald.gateway.faults.fail(*REPORTS, code=code)
     job = make_job(user)
     nid = await herald.send(job)
-    await wait_until(lambda: len(fakes.sendgrid.deliveries) == 1)
+    await eventually(lambda: len(fakes.sendgrid.deliveries) == 1)
     dead: list[delivery_pb2.DeliveryJob] = []
 
     async def settled() -> bool:
@@ -215,7 +215,7 @@ async def test_a_refused_report_is_dropped_only_when_the_job_is_settled_elsewher
         dead.extend(await herald.dead_letters())
         return await jobs_counted(workers["email"], "report refused") > refused
 
-    await wait_until(settled)
+    await eventually(settled)
     dead.extend(await herald.dead_letters())
     assert [j.notification_id for j in dead] == ([nid] if dead_lettered else [])
     assert len(fakes.sendgrid.deliveries) == 1
@@ -234,7 +234,7 @@ async def test_everything_failing_fails_dead_letters_and_alerts(
     nid = await herald.send(job)
     failed = await herald.settled(nid, FAILED)
     assert "twilio" in failed.status_reason
-    await wait_until(lambda: herald.webhook.deliveries)
+    await eventually(lambda: herald.webhook.deliveries)
     [alert] = herald.webhook.deliveries
     assert alert["notification_id"] == nid
     assert alert["error"] == failed.status_reason
@@ -245,7 +245,7 @@ async def test_everything_failing_fails_dead_letters_and_alerts(
         dead.extend(await herald.dead_letters())
         return bool(dead)
 
-    await wait_until(dead_lettered)
+    await eventually(dead_lettered)
     assert [(j.notification_id, j.channel) for j in dead] == [(nid, SMS)]
 
 
@@ -259,7 +259,7 @@ async def test_a_job_delivered_twice_by_the_broker_reaches_the_provider_once(
     await herald.settled(nid)
     # The copy is dropped unsent: its hop is done (or the notification final by then).
     dropped = {status_pb2.CLAIM_RESULT_TAKEN, status_pb2.CLAIM_RESULT_FINAL}
-    await wait_until(lambda: dropped & set(herald.claims(nid)))
+    await eventually(lambda: dropped & set(herald.claims(nid)))
     assert len(fakes.sendgrid.deliveries) == 1
 
 
@@ -277,9 +277,9 @@ async def test_a_burst_is_claimed_and_reported_in_batch_calls(
     async def all_taken() -> bool:
         return claims.held > 0 and not await herald.ready(amqp.queue_name("email"))
 
-    await wait_until(all_taken)
+    await eventually(all_taken)
     claims.release()
-    await wait_until(lambda: reports.held > 0 and len(fakes.sendgrid.deliveries) == len(nids))
+    await eventually(lambda: reports.held > 0 and len(fakes.sendgrid.deliveries) == len(nids))
     reports.release()
     for nid in nids:
         await herald.settled(nid)
@@ -316,13 +316,13 @@ async def test_a_lost_report_is_made_again_without_sending_again(
     requeued = await jobs_counted(workers["email"], "report failed")
     herald.gateway.faults.fail(*REPORTS)
     nid = await herald.send(make_job(user))
-    await wait_until(lambda: fakes.sendgrid.deliveries)
+    await eventually(lambda: fakes.sendgrid.deliveries)
 
     # Report retries run out; the message is requeued and the outcome kept to re-report.
     async def given_up() -> bool:
         return await jobs_counted(workers["email"], "report failed") > requeued
 
-    await wait_until(given_up)
+    await eventually(given_up)
     assert await herald.status(nid) == PENDING
     herald.gateway.faults.heal()
     await herald.settled(nid)

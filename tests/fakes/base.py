@@ -29,8 +29,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.support.waits import eventually
-
 RECORDED = web.RequestKey("recorded", object)
 
 
@@ -241,7 +239,3 @@ class FakeServer:
     @staticmethod
     def recorded(request: web.Request) -> Recorded:
         return request[RECORDED]  # type: ignore[return-value]
-
-
-# Kept under its old name for the fakes' users.
-wait_until = eventually

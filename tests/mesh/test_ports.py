@@ -6,22 +6,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 
 import psutil
 
 from tests.conftest import ServiceFactory
 from tests.support.infra import free_port
 from tests.support.processes import SERVING, ServiceProcess, health_status
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+from tests.support.waits import eventually_sync
 
 
 def time_wait_on(port: int) -> None:
@@ -41,7 +32,7 @@ def time_wait_on(port: int) -> None:
             for c in psutil.net_connections("tcp")
         )
 
-    wait_until(in_time_wait, f"port {port} in TIME-WAIT")
+    eventually_sync(in_time_wait, what=f"port {port} in TIME-WAIT")
 
 
 def end_time_wait(port: int) -> None:
@@ -62,10 +53,10 @@ def test_a_port_in_time_wait_is_waited_for_in_one_line_then_served(
     time_wait_on(port)
     proc = service_factory("templated", env={"HERALD_TEMPLATED_GRPC_PORT": str(port)}, wait=False)
 
-    wait_until(lambda: "TIME-WAIT" in proc.logs(), "the waiting line")
+    eventually_sync(lambda: "TIME-WAIT" in proc.logs(), what="the waiting line")
     assert proc.process is not None and proc.process.poll() is None
     end_time_wait(port)
-    wait_until(lambda: health_status(port) == SERVING, "templated serving")
+    eventually_sync(lambda: health_status(port) == SERVING, what="templated serving")
 
     logs = proc.logs()
     assert logs.count("TIME-WAIT") == 1, logs

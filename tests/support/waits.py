@@ -30,3 +30,14 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what or 'the condition'} did not hold within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def eventually_sync(
+    check: Callable[[], object], timeout: float = 30.0, *, what: str = "", interval: float = 0.05
+) -> None:
+    """`eventually` for a test that is not a coroutine."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what or 'the condition'} did not hold within {timeout}s")
+        time.sleep(interval)

@@ -25,10 +25,10 @@ from gateway.callers import API_KEY_HEADER
 from herald.v1 import callback_pb2, callback_pb2_grpc, common_pb2, notification_pb2
 from herald.v1 import notification_pb2_grpc as notification_grpc
 from mesh.interceptors import CLIENT_HEADER, field_violations
-from tests.fakes.base import wait_until
 from tests.gateway.http.conftest import Keys, bearer, create_key, fail_every_channel
 from tests.support.infra import SERVICE_TOKEN
 from tests.support.processes import ROOT, SERVING, ServiceProcess, health_status
+from tests.support.waits import eventually
 
 GRPCURL = str(ROOT / ".venv" / "bin" / "grpcurl")
 HOOK = "https://hooks.example.com/herald"
@@ -371,7 +371,7 @@ async def test_a_notifications_callbacks_with_their_attempts_and_no_one_elses(
         return event if event.attempts else None
 
     # The dispatcher posts at once, and cannot reach the host: one attempt, recorded.
-    await wait_until(attempted)
+    await eventually(attempted)
     event = await attempted()
     assert event is not None
     assert (event.endpoint_id, event.status) == (
