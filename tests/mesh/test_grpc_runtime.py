@@ -22,6 +22,7 @@ from mesh.runtime import GrpcService, Runtime, create_grpc_server
 from mesh.settings import CommonSettings
 from tests.support.infra import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.waits import eventually
 
 TOKEN = "unit-test-token"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -258,6 +259,7 @@ async def test_shutdown_finishes_calls_in_flight_and_turns_health_off() -> None:
         ProbeUsers.slow_started.clear()
         in_flight = asyncio.create_task(_get(address, "slow", _auth()))
         await asyncio.wait_for(ProbeUsers.slow_started.wait(), 10)
+        await eventually(lambda: seen, 10, what="the health watch's first answer")
         runtime.request_shutdown()
         await runtime.wait_for_shutdown()
     # Leaving the block ran the shutdown: the slow call still got its answer, and health
