@@ -65,6 +65,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_start_order)  # stable: within a group, the order as collected
 
 
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    """Stops a run whose groups did not take: xdist marks a grouped test's id with
+    `@group`, and when it cannot (pytest-xdist#1386, pytest 9.2) it hands one module's
+    tests to every worker without a word, each starting that module's stack again."""
+    config = getattr(node, "config", None)
+    if config is None or config.getoption("dist", None) != "loadgroup":
+        return
+    ungrouped = [i for i in ids if i.rfind("@") <= i.rfind("]")]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"--dist loadgroup did not group {len(ungrouped)} tests (e.g. {ungrouped[0]}): "
+            "pytest-xdist cannot mark this pytest's node ids (pytest-xdist#1386); "
+            "see the pytest pin in pyproject.toml"
+        )
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if session.config.getoption("markexpr") == "unit":
         return  # the fast loop needs no server
