@@ -1,7 +1,8 @@
 """Time-aware delivery end to end, every process real (userd, templated, gateways,
 deliveryd email and sms) on real PostgreSQL, Redis and RabbitMQ, the providers faked:
 scheduled sends survive a gateway restart and go out once with two gateways, Cancel over
-REST, an API key over its rate, providers paced across workers, a provider's 429."""
+REST, an API key over its rate (REST and gRPC), providers paced across workers, a
+provider's 429; and the metrics each of these moves, read from the processes."""
 
 from __future__ import annotations
 
@@ -13,17 +14,23 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import httpx
 import psycopg
 import pytest
 from google.protobuf import struct_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
+from bench.stages import scrape
+from gateway.callers import API_KEY_HEADER
 from herald.v1 import common_pb2, notification_pb2
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.e2e_stack import DELIVERED, OUTCOME, TEMPLATE, Stack, open_stack
 from tests.gateway.http.conftest import apikeys, bearer
 from tests.support.infra import POSTGRES_URL, Isolation
+from tests.support.processes import ServiceProcess
 
 NAME = "timeaware"
 SMS = common_pb2.CHANNEL_SMS
@@ -57,6 +64,16 @@ async def e2e(stack: Stack, fakes: Fakes) -> Stack:
 
 def database(isolation: Isolation) -> str:
     return f"{POSTGRES_URL}/{isolation.database(f'notifications_{NAME}')}"
+
+
+async def counted(url: str, name: str, label: str, value: str) -> float:
+    """A counter of the process at `url`, by its one label (0 before its first count)."""
+    samples = await asyncio.to_thread(scrape, url, name.removesuffix("_total"), label)
+    return samples.get((name, value), 0.0)
+
+
+def sms_metrics(worker: ServiceProcess) -> str:
+    return f"http://127.0.0.1:{worker.env['HERALD_DELIVERYD_SMS_METRICS_PORT']}"
 
 
 def at(seconds: float) -> notification_pb2.SendRequest:
@@ -217,6 +234,8 @@ async def test_a_client_over_its_rate_gets_429_and_others_do_not(e2e: Stack) -> 
     slow = make("slow", "--rate", "1", "--burst", "2")
     other = make("other")
     user = await e2e.create_user()
+    gateway_url = f"http://127.0.0.1:{e2e.gateway.http_port}"
+    throttled = await counted(gateway_url, "herald_throttled_total", "limit", "client")
     body = {
         "notification_type": "email",
         "user_id": user.id,
@@ -242,16 +261,63 @@ async def test_a_client_over_its_rate_gets_429_and_others_do_not(e2e: Stack) -> 
             ok = await http.post("/api/v1/notifications/", json=body, headers=bearer(other["key"]))
             assert ok.status_code == 202, ok.text
 
+    # Over gRPC the key's Sends at once, five against its burst of two, are refused with
+    # RESOURCE_EXHAUSTED and google.rpc.RetryInfo in the status details.
+    variables = struct_pb2.Struct()
+    variables.update({"name": "Ada"})
+    sent = await asyncio.gather(
+        *(
+            e2e.notifications.Send(
+                notification_pb2.SendRequest(
+                    user_id=user.id,
+                    channel=common_pb2.CHANNEL_EMAIL,
+                    template_code=TEMPLATE,
+                    variables=variables,
+                    send_at=at(3600).send_at,
+                ),
+                metadata=((API_KEY_HEADER, slow["key"]),),
+                timeout=10,
+            )
+            for _ in range(5)
+        ),
+        return_exceptions=True,
+    )
+    refused = [r for r in sent if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(refused) >= 3, sent
+    assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    error = refused[0]
+    assert "grpc-status-details-bin" in {key for key, _ in error.trailing_metadata() or ()}
+    status = rpc_status.from_call(error)
+    assert status is not None and status.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    [detail] = [d for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+    retry = error_details_pb2.RetryInfo()
+    detail.Unpack(retry)
+    assert retry.retry_delay.ToTimedelta() > timedelta(0)
+    # Each refusal counted once: the REST one and the gRPC ones.
+    assert await counted(gateway_url, "herald_throttled_total", "limit", "client") == (
+        throttled + 1 + len(refused)
+    )
+
 
 async def test_twilio_never_sees_more_than_its_rate_across_two_sms_workers(
     e2e: Stack, fakes: Fakes
 ) -> None:
     second = await asyncio.to_thread(e2e.factory, "deliveryd", "sms", env=e2e.worker_env)
+    workers = (e2e.workers["sms"], second)
+
+    async def pacing(name: str) -> float:
+        return sum([await counted(sms_metrics(w), name, "provider", "twilio") for w in workers])
+
     try:
+        paced = await pacing("herald_provider_paced_total")
+        unavailable = await pacing("herald_provider_pacing_unavailable_total")
         user = await e2e.create_user()
         ids = await asyncio.gather(*(e2e.send(user, SMS) for _ in range(16)))
         for notification_id in ids:
             await e2e.settled(notification_id, timeout=60)
+        # The workers waited for the shared rate, which Redis kept for both all along.
+        assert await pacing("herald_provider_paced_total") > paced
+        assert await pacing("herald_provider_pacing_unavailable_total") == unavailable
     finally:
         assert await asyncio.to_thread(second.stop) == 0
     assert len(fakes.twilio.sends()) == 16
@@ -262,6 +328,8 @@ async def test_twilio_never_sees_more_than_its_rate_across_two_sms_workers(
 async def test_a_429_is_retried_after_its_retry_after_without_a_failure(
     e2e: Stack, fakes: Fakes
 ) -> None:
+    sms_worker = sms_metrics(e2e.workers["sms"])
+    throttled = await counted(sms_worker, "herald_provider_throttled_total", "provider", "twilio")
     fakes.twilio.throttle_next(1, retry_after=1)
     user = await e2e.create_user()
     notification_id = await e2e.send(user, SMS)
@@ -278,3 +346,6 @@ async def test_a_429_is_retried_after_its_retry_after_without_a_failure(
     first, again = fakes.twilio.sends()
     assert again - first >= 1.0
     assert delivered.status == DELIVERED
+    assert await counted(sms_worker, "herald_provider_throttled_total", "provider", "twilio") == (
+        throttled + 1
+    )
