@@ -62,6 +62,15 @@ async def e2e(stack: Stack, fakes: Fakes) -> Stack:
     return stack
 
 
+@pytest.fixture(scope="module")
+def admin_key(stack: Stack) -> dict[str, str]:
+    """An admin key, made once with the CLI; the tests make other keys with it over REST."""
+    done = apikeys(stack.gateway, "create", "--name", "admin", "--scopes", "admin", "--json")
+    assert done.returncode == 0, done.stderr
+    created: dict[str, str] = json.loads(done.stdout)
+    return created
+
+
 def database(isolation: Isolation) -> str:
     return f"{POSTGRES_URL}/{isolation.database(f'notifications_{NAME}')}"
 
@@ -182,10 +191,10 @@ async def test_a_thousand_scheduled_for_one_second_go_out_once_with_two_gateways
         assert await asyncio.to_thread(second.stop) == 0
 
 
-async def test_cancel_before_dispatch_wins_after_delivery_conflicts(e2e: Stack) -> None:
-    key = json.loads(
-        apikeys(e2e.gateway, "create", "--name", "canceller", "--scopes", "admin", "--json").stdout
-    )
+async def test_cancel_before_dispatch_wins_after_delivery_conflicts(
+    e2e: Stack, admin_key: dict[str, str]
+) -> None:
+    key = admin_key
     user = await e2e.create_user()
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{e2e.gateway.http_port}",
@@ -222,19 +231,25 @@ async def test_cancel_before_dispatch_wins_after_delivery_conflicts(e2e: Stack) 
         assert f"notification {sent_id} is delivered" in late.json()["error"]["message"]
 
 
-async def test_a_client_over_its_rate_gets_429_and_others_do_not(e2e: Stack) -> None:
-    def make(name: str, *rate: str) -> dict[str, str]:
-        # A client's own scopes (an admin key would list every client's notifications).
-        scopes = "notifications:send,notifications:read"
-        done = apikeys(e2e.gateway, "create", "--name", name, "--scopes", scopes, *rate, "--json")
-        assert done.returncode == 0, done.stderr
-        created: dict[str, str] = json.loads(done.stdout)
-        return created
-
-    slow = make("slow", "--rate", "1", "--burst", "2")
-    other = make("other")
-    user = await e2e.create_user()
+async def test_a_client_over_its_rate_gets_429_and_others_do_not(
+    e2e: Stack, admin_key: dict[str, str]
+) -> None:
+    # A client's own scopes (an admin key would list every client's notifications).
+    scopes = "notifications:send,notifications:read"
+    rate = ("--rate", "1", "--burst", "2")
+    made = apikeys(e2e.gateway, "create", "--name", "slow", "--scopes", scopes, *rate, "--json")
+    assert made.returncode == 0, made.stderr
+    slow = json.loads(made.stdout)
     gateway_url = f"http://127.0.0.1:{e2e.gateway.http_port}"
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as http:
+        created = await http.post(
+            "/api/v1/api-keys/",
+            json={"name": "other", "scopes": scopes.split(",")},
+            headers=bearer(admin_key["key"]),
+        )
+        assert created.status_code == 201, created.text
+    other = created.json()
+    user = await e2e.create_user()
     throttled = await counted(gateway_url, "herald_throttled_total", "limit", "client")
     body = {
         "notification_type": "email",
