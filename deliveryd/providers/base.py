@@ -5,10 +5,12 @@ the errors below. The classification is the provider's job, because only it know
 its API's answers mean:
 
 - `TransientError`: worth trying again, here or through another provider (a timeout, a
-  refused connection, 429, 5xx). Errors about the provider account or its configuration
+  refused connection, 5xx). Errors about the provider account or its configuration
   (401/403 rejected credentials, a 404 for the provider's own endpoint, domain or account,
   an unknown app id, a refused sender) are transient too: another provider may well deliver
   the message. Counts against the circuit breaker.
+- `Throttled`, a transient error of its own: the provider answered 429 (too many
+  requests). `classify_http` makes every 429 one, waiting the answer's Retry-After.
 - `PermanentError`: only errors about this message: an invalid, unsubscribed or
   unregistered recipient, rejected content, a payload too large. Not retried, not failed
   over, and not the provider's fault.
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 
 class ProviderError(Exception):
@@ -50,7 +52,17 @@ class Throttled(TransientError):
         self.retry_after = retry_after
 
 
-def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
+class Headers(Protocol):
+    """An answer's headers, as any HTTP client holds them (case-insensitive `get`)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+# How long to wait after a 429 that does not say (no Retry-After, or an unreadable one).
+DEFAULT_RETRY_AFTER = 1.0
+
+
+def retry_after_seconds(value: str | None, default: float = DEFAULT_RETRY_AFTER) -> float:
     """A Retry-After header's delay: seconds, or an HTTP date (RFC 9110)."""
     if not value:
         return default
@@ -63,6 +75,14 @@ def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
     except (TypeError, ValueError):
         return default
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def throttled(provider: str, headers: Headers | None) -> Throttled:
+    """A provider's 429 as `Throttled`, waiting what its Retry-After header says."""
+    value = headers.get("Retry-After") if headers is not None else None
+    return Throttled(
+        f"{provider} answered 429 (too many requests)", retry_after=retry_after_seconds(value)
+    )
 
 
 class PermanentError(ProviderError):
@@ -176,16 +196,24 @@ MESSAGE_STATUSES = frozenset({400, 413, 414, 422})
 
 
 def classify_http(
-    status: int, text: str, *, provider: str, account_error: bool = False
+    status: int,
+    text: str,
+    *,
+    provider: str,
+    account_error: bool = False,
+    headers: Headers | None = None,
 ) -> ProviderError:
     """The usual meaning of an HTTP error status, for APIs without finer error codes.
 
+    A 429 is `Throttled`, waiting what the Retry-After of the answer's `headers` says.
     Permanent only when the status says the request's content was refused (400, 413, 414,
     422) and the provider's own error code did not show it to be about the account or
     configuration (`account_error`, e.g. OneSignal's unknown app id): a 401, 403 or 404
     (the provider's endpoint, domain or account does not exist) is the configuration's
     fault, not the message's, so it is transient and the chain fails over.
     """
+    if status == 429:
+        return throttled(provider, headers)
     message = f"{provider} answered {status}: {text[:300]}".rstrip(": ")
     if status in (401, 403):
         # The message is fine; the credentials are not. Another provider may deliver it.

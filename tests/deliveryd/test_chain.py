@@ -1,4 +1,5 @@
-"""The provider chain, its circuit breakers, the deadline check and what is critical."""
+"""The provider chain, its circuit breakers, a provider's 429, pacing (Redis down too),
+the deadline check and what is critical."""
 
 from __future__ import annotations
 
@@ -11,21 +12,28 @@ import pytest
 from deliveryd.alerts import is_critical
 from deliveryd.chain import CLOSED, HALF_OPEN, OPEN, Breakers, Outcome, ProviderChain
 from deliveryd.deadline import deadline_passed
+from deliveryd.pacing import Pacer
 from deliveryd.providers.base import (
     PermanentError,
     Provider,
     Sent,
     SmsMessage,
+    Throttled,
     TransientError,
 )
 from herald.v1 import common_pb2, delivery_pb2
+from mesh.ratelimit import SharedLimits
+from tests.support.infra import free_port
+from tests.support.metrics import sample
 from tests.support.waits import eventually
 
 MESSAGE = SmsMessage(to="+5511987654321", text="hi", key="n:1:sms", notification_id="n")
+THROTTLE_SECONDS = 0.05
 
 
 class Scripted(Provider[SmsMessage]):
-    """A provider that answers from a script: "ok", "transient", "permanent" or "hang"."""
+    """A provider that answers from a script: "ok", "transient", "permanent", "hang" or
+    "throttled" (a 429 with Retry-After: THROTTLE_SECONDS)."""
 
     def __init__(self, name: str, *script: str, timeout: float = 0.2) -> None:
         super().__init__(timeout=timeout)
@@ -42,6 +50,8 @@ class Scripted(Provider[SmsMessage]):
             raise PermanentError("invalid number")
         if step == "hang":
             await asyncio.sleep(10)
+        if step == "throttled":
+            raise Throttled("429 from fake", retry_after=THROTTLE_SECONDS)
         return Sent(message_id=f"{self.name}-{self.calls}")
 
 
@@ -124,6 +134,60 @@ async def test_permanent_failures_do_not_open_the_circuit() -> None:
     for _ in range(3):
         await providers.send(MESSAGE)
     assert breakers.state("a") == CLOSED
+    assert provider.calls == 3
+
+
+async def test_a_providers_429_is_waited_out_without_a_failure_or_another_attempt() -> None:
+    """Two 429s, then the send: one try, delivered, the waits in it; the breaker (which
+    would open at one failure) never counts them, and the throttles are counted."""
+    breakers = Breakers(threshold=1, cooldown=60)
+    provider = Scripted("busy", "throttled", "throttled")
+    throttled_before = sample("herald_provider_throttled_total", provider="busy")
+    result = await ProviderChain("sms", [provider], breakers).send(MESSAGE)
+    [tried] = result.tries
+    assert (tried.outcome, tried.throttled, provider.calls) == (Outcome.DELIVERED, 2, 3)
+    assert tried.waited >= 2 * THROTTLE_SECONDS
+    assert breakers.state("busy") == CLOSED
+    assert sample("herald_provider_throttled_total", provider="busy") == throttled_before + 2
+    assert sample("herald_provider_failures_total", provider="busy", kind="transient") == 0
+
+
+async def test_a_429_outlasting_the_throttle_wait_is_a_transient_failure() -> None:
+    breakers = Breakers(threshold=1, cooldown=60)
+    provider = Scripted("slow-down", "throttled")
+    result = await ProviderChain(
+        "sms", [provider], breakers, throttle_wait=THROTTLE_SECONDS / 2
+    ).send(MESSAGE)
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.tries[0].error == "429 from fake"
+    assert provider.calls == 1
+    assert breakers.state("slow-down") == CLOSED  # still not the provider's failure
+
+
+async def test_pacing_with_redis_unreachable_falls_back_to_the_workers_own_bucket() -> None:
+    """Redis refuses connections: every send still goes (none is lost), counted as
+    unpaced by Redis, and the worker paces itself at the provider's rate: 2 a second with
+    a burst of 2 lets two through at once and makes the third wait."""
+    limits = SharedLimits(f"redis://127.0.0.1:{free_port()}/0", prefix="tests-pacing", timeout=0.5)
+    pacer = Pacer(limits, {"paced": "2/s burst 2"})
+    provider = Scripted("paced")
+    providers = ProviderChain("sms", [provider], Breakers(threshold=3, cooldown=60), pacer=pacer)
+
+    def counted() -> tuple[float, float]:
+        return (
+            sample("herald_provider_pacing_unavailable_total", provider="paced"),
+            sample("herald_provider_paced_total", provider="paced"),
+        )
+
+    unavailable, paced = counted()
+    burst = [await providers.send(MESSAGE) for _ in range(2)]
+    assert [r.outcome for r in burst] == [Outcome.DELIVERED] * 2
+    assert counted() == (unavailable + 2, paced)  # within the burst: no wait
+    third = await providers.send(MESSAGE)
+    assert third.outcome is Outcome.DELIVERED
+    now_unavailable, now_paced = counted()
+    assert now_paced >= paced + 1 and now_unavailable >= unavailable + 3
+    assert third.tries[0].waited > 0
     assert provider.calls == 3
 
 

@@ -1,29 +1,35 @@
 """Each provider class against its fake, with the real SDK on the wire.
 
 Success carries the exact message and the provider's id; failures are classified:
-transient (5xx, 429, timeouts, refused connections, and anything about the provider
-account or configuration: rejected credentials, an unknown domain, account or app id, a
-refused sender) or permanent (invalid recipient, rejected content, a payload too large),
-and gone push targets as such.
+transient (5xx, timeouts, refused connections, and anything about the provider account
+or configuration: rejected credentials, an unknown domain, account or app id, a refused
+sender) or permanent (invalid recipient, rejected content, a payload too large), and
+gone push targets as such. A 429 is `Throttled`, with the answer's Retry-After, from
+every HTTP provider.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
 from deliveryd.providers.base import (
+    DEFAULT_RETRY_AFTER,
     EmailMessage,
     PermanentError,
     Platform,
     PushDevice,
     PushMessage,
+    Sent,
     SmsMessage,
     TargetGone,
+    Throttled,
     TransientError,
 )
 from deliveryd.providers.email.mailgun import MailgunProvider
@@ -36,6 +42,7 @@ from deliveryd.providers.sandbox import SandboxProvider
 from deliveryd.providers.sms.twilio import TwilioProvider
 from mesh.outbound import OutboundRule
 from tests.deliveryd.conftest import Fakes
+from tests.fakes.base import FakeServer
 
 SENDER = "Herald <no-reply@herald.test>"
 TIMEOUT = 0.5
@@ -68,6 +75,23 @@ def push(device: PushDevice, key: str = "n-3:1:push") -> PushMessage:
         key=key,
         notification_id="n-3",
     )
+
+
+async def throttled_by_429s(fake: FakeServer, send: Callable[[], Awaitable[Sent]]) -> None:
+    """A 429 from `fake` makes `send` raise `Throttled` waiting the answer's Retry-After
+    (seconds, an HTTP date, or 1 s when there is none), and sends nothing; the next
+    request, answered normally, sends."""
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    for header, waits in ((7, 7.0), (None, DEFAULT_RETRY_AFTER), (format_datetime(when), 30.0)):
+        delivered = len(fake.deliveries)
+        fake.throttle_next(retry_after=header)
+        with pytest.raises(Throttled) as caught:
+            await send()
+        assert caught.value.status == 429
+        assert caught.value.retry_after == pytest.approx(waits, abs=1.5)
+        assert len(fake.deliveries) == delivered
+    await send()
+    assert len(fake.deliveries) == delivered + 1
 
 
 # --- SendGrid --------------------------------------------------------------------------
@@ -107,7 +131,7 @@ async def test_sendgrid_sends_no_attempt_id_outside_a_hop(
     assert "herald_attempt_id" not in delivery["custom_args"]
 
 
-@pytest.mark.parametrize("status", [429, 500, 503])
+@pytest.mark.parametrize("status", [500, 503])
 async def test_sendgrid_server_errors_are_transient(
     fakes: Fakes, sendgrid: SendGridProvider, status: int
 ) -> None:
@@ -116,6 +140,10 @@ async def test_sendgrid_server_errors_are_transient(
         await sendgrid.send(email())
     assert caught.value.status == status
     assert not fakes.sendgrid.deliveries
+
+
+async def test_sendgrid_429_is_throttled(fakes: Fakes, sendgrid: SendGridProvider) -> None:
+    await throttled_by_429s(fakes.sendgrid, lambda: sendgrid.send(email()))
 
 
 async def test_sendgrid_invalid_recipient_is_permanent(
@@ -212,6 +240,10 @@ async def test_mailgun_classifies_failures(fakes: Fakes, mailgun: MailgunProvide
     with pytest.raises(TransientError, match="unreachable"):
         await mailgun.send(email())
     assert not fakes.mailgun.deliveries
+
+
+async def test_mailgun_429_is_throttled(fakes: Fakes, mailgun: MailgunProvider) -> None:
+    await throttled_by_429s(fakes.mailgun, lambda: mailgun.send(email()))
 
 
 async def test_mailgun_account_errors_are_transient(fakes: Fakes) -> None:
@@ -376,15 +408,16 @@ async def test_twilio_transient_failures(fakes: Fakes, twilio: TwilioProvider) -
     fakes.twilio.fail_next(status=500)
     with pytest.raises(TransientError):
         await twilio.send(sms())
-    fakes.twilio.fail_next(status=429)
-    with pytest.raises(TransientError):
-        await twilio.send(sms())
     fakes.twilio.delay_next(1, seconds=TIMEOUT * 3)
     with pytest.raises(TransientError, match="timed out"):
         await twilio.send(sms())
     await fakes.twilio.refuse()
     with pytest.raises(TransientError, match="unreachable"):
         await twilio.send(sms())
+
+
+async def test_twilio_429_is_throttled(fakes: Fakes, twilio: TwilioProvider) -> None:
+    await throttled_by_429s(fakes.twilio, lambda: twilio.send(sms()))
 
 
 async def test_twilio_account_errors_are_transient(fakes: Fakes) -> None:
@@ -487,6 +520,11 @@ async def test_fcm_failures_are_classified_without_sdk_retries(
         await fcm.send(push(fcm_device()))
 
 
+async def test_fcm_429_is_throttled(fakes: Fakes, fcm: FcmProvider) -> None:
+    await fcm.send(push(fcm_device()))  # fetches the token: the 429s answer the sends
+    await throttled_by_429s(fakes.fcm, lambda: fcm.send(push(fcm_device())))
+
+
 async def test_fcm_rejected_token_fails_fast_and_is_fetched_again(
     fakes: Fakes, fcm: FcmProvider
 ) -> None:
@@ -584,15 +622,16 @@ async def test_onesignal_failures(fakes: Fakes, onesignal: OneSignalProvider) ->
     fakes.onesignal.unsubscribed.add("sub-gone")
     with pytest.raises(TargetGone):
         await onesignal.send(push(onesignal_device("sub-gone")))
-    fakes.onesignal.fail_next(status=429, headers={"Retry-After": "1"})
-    with pytest.raises(TransientError):
-        await onesignal.send(push(onesignal_device()))
     fakes.onesignal.fail_next(status=400)
     with pytest.raises(PermanentError):
         await onesignal.send(push(onesignal_device()))
     fakes.onesignal.delay_next(1, seconds=TIMEOUT * 3)
     with pytest.raises(TransientError, match="timed out"):
         await onesignal.send(push(onesignal_device()))
+
+
+async def test_onesignal_429_is_throttled(fakes: Fakes, onesignal: OneSignalProvider) -> None:
+    await throttled_by_429s(fakes.onesignal, lambda: onesignal.send(push(onesignal_device())))
 
 
 async def test_onesignal_app_and_key_errors_are_transient(fakes: Fakes) -> None:
@@ -676,6 +715,11 @@ async def test_webpush_failures(fakes: Fakes, webpush: WebPushProvider) -> None:
     await fakes.webpush.refuse()
     with pytest.raises(TransientError, match="unreachable"):
         await webpush.send(push(device))
+
+
+async def test_webpush_429_is_throttled(fakes: Fakes, webpush: WebPushProvider) -> None:
+    device, _ = webpush_device(fakes)
+    await throttled_by_429s(fakes.webpush, lambda: webpush.send(push(device)))
 
 
 # --- Sandbox ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Time-aware delivery end to end, every process real (userd, templated, gateways,
 deliveryd email and sms) on real PostgreSQL, Redis and RabbitMQ, the providers faked:
 scheduled sends survive a gateway restart and go out once with two gateways, Cancel over
-REST, an API key over its rate, providers paced across workers, a provider's 429."""
+REST, an API key over its rate (REST and gRPC), providers paced across workers, a
+provider's 429; and the metrics each of these moves, read from the processes."""
 
 from __future__ import annotations
 
@@ -13,17 +14,23 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import httpx
 import psycopg
 import pytest
 from google.protobuf import struct_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
+from bench.stages import scrape
+from gateway.callers import API_KEY_HEADER
 from herald.v1 import common_pb2, notification_pb2
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.e2e_stack import DELIVERED, OUTCOME, TEMPLATE, Stack, open_stack
 from tests.gateway.http.conftest import apikeys, bearer
 from tests.support.infra import POSTGRES_URL, Isolation
+from tests.support.processes import ServiceProcess
 
 NAME = "timeaware"
 SMS = common_pb2.CHANNEL_SMS
@@ -55,8 +62,27 @@ async def e2e(stack: Stack, fakes: Fakes) -> Stack:
     return stack
 
 
+@pytest.fixture(scope="module")
+def admin_key(stack: Stack) -> dict[str, str]:
+    """An admin key, made once with the CLI; the tests make other keys with it over REST."""
+    done = apikeys(stack.gateway, "create", "--name", "admin", "--scopes", "admin", "--json")
+    assert done.returncode == 0, done.stderr
+    created: dict[str, str] = json.loads(done.stdout)
+    return created
+
+
 def database(isolation: Isolation) -> str:
     return f"{POSTGRES_URL}/{isolation.database(f'notifications_{NAME}')}"
+
+
+async def counted(url: str, name: str, label: str, value: str) -> float:
+    """A counter of the process at `url`, by its one label (0 before its first count)."""
+    samples = await asyncio.to_thread(scrape, url, name.removesuffix("_total"), label)
+    return samples.get((name, value), 0.0)
+
+
+def sms_metrics(worker: ServiceProcess) -> str:
+    return f"http://127.0.0.1:{worker.env['HERALD_DELIVERYD_SMS_METRICS_PORT']}"
 
 
 def at(seconds: float) -> notification_pb2.SendRequest:
@@ -165,10 +191,10 @@ async def test_a_thousand_scheduled_for_one_second_go_out_once_with_two_gateways
         assert await asyncio.to_thread(second.stop) == 0
 
 
-async def test_cancel_before_dispatch_wins_after_delivery_conflicts(e2e: Stack) -> None:
-    key = json.loads(
-        apikeys(e2e.gateway, "create", "--name", "canceller", "--scopes", "admin", "--json").stdout
-    )
+async def test_cancel_before_dispatch_wins_after_delivery_conflicts(
+    e2e: Stack, admin_key: dict[str, str]
+) -> None:
+    key = admin_key
     user = await e2e.create_user()
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{e2e.gateway.http_port}",
@@ -205,18 +231,26 @@ async def test_cancel_before_dispatch_wins_after_delivery_conflicts(e2e: Stack) 
         assert f"notification {sent_id} is delivered" in late.json()["error"]["message"]
 
 
-async def test_a_client_over_its_rate_gets_429_and_others_do_not(e2e: Stack) -> None:
-    def make(name: str, *rate: str) -> dict[str, str]:
-        # A client's own scopes (an admin key would list every client's notifications).
-        scopes = "notifications:send,notifications:read"
-        done = apikeys(e2e.gateway, "create", "--name", name, "--scopes", scopes, *rate, "--json")
-        assert done.returncode == 0, done.stderr
-        created: dict[str, str] = json.loads(done.stdout)
-        return created
-
-    slow = make("slow", "--rate", "1", "--burst", "2")
-    other = make("other")
+async def test_a_client_over_its_rate_gets_429_and_others_do_not(
+    e2e: Stack, admin_key: dict[str, str]
+) -> None:
+    # A client's own scopes (an admin key would list every client's notifications).
+    scopes = "notifications:send,notifications:read"
+    rate = ("--rate", "1", "--burst", "2")
+    made = apikeys(e2e.gateway, "create", "--name", "slow", "--scopes", scopes, *rate, "--json")
+    assert made.returncode == 0, made.stderr
+    slow = json.loads(made.stdout)
+    gateway_url = f"http://127.0.0.1:{e2e.gateway.http_port}"
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as http:
+        created = await http.post(
+            "/api/v1/api-keys/",
+            json={"name": "other", "scopes": scopes.split(",")},
+            headers=bearer(admin_key["key"]),
+        )
+        assert created.status_code == 201, created.text
+    other = created.json()
     user = await e2e.create_user()
+    throttled = await counted(gateway_url, "herald_throttled_total", "limit", "client")
     body = {
         "notification_type": "email",
         "user_id": user.id,
@@ -242,16 +276,63 @@ async def test_a_client_over_its_rate_gets_429_and_others_do_not(e2e: Stack) -> 
             ok = await http.post("/api/v1/notifications/", json=body, headers=bearer(other["key"]))
             assert ok.status_code == 202, ok.text
 
+    # Over gRPC the key's Sends at once, five against its burst of two, are refused with
+    # RESOURCE_EXHAUSTED and google.rpc.RetryInfo in the status details.
+    variables = struct_pb2.Struct()
+    variables.update({"name": "Ada"})
+    sent = await asyncio.gather(
+        *(
+            e2e.notifications.Send(
+                notification_pb2.SendRequest(
+                    user_id=user.id,
+                    channel=common_pb2.CHANNEL_EMAIL,
+                    template_code=TEMPLATE,
+                    variables=variables,
+                    send_at=at(3600).send_at,
+                ),
+                metadata=((API_KEY_HEADER, slow["key"]),),
+                timeout=10,
+            )
+            for _ in range(5)
+        ),
+        return_exceptions=True,
+    )
+    refused = [r for r in sent if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(refused) >= 3, sent
+    assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    error = refused[0]
+    assert "grpc-status-details-bin" in {key for key, _ in error.trailing_metadata() or ()}
+    status = rpc_status.from_call(error)
+    assert status is not None and status.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    [detail] = [d for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+    retry = error_details_pb2.RetryInfo()
+    detail.Unpack(retry)
+    assert retry.retry_delay.ToTimedelta() > timedelta(0)
+    # Each refusal counted once: the REST one and the gRPC ones.
+    assert await counted(gateway_url, "herald_throttled_total", "limit", "client") == (
+        throttled + 1 + len(refused)
+    )
+
 
 async def test_twilio_never_sees_more_than_its_rate_across_two_sms_workers(
     e2e: Stack, fakes: Fakes
 ) -> None:
     second = await asyncio.to_thread(e2e.factory, "deliveryd", "sms", env=e2e.worker_env)
+    workers = (e2e.workers["sms"], second)
+
+    async def pacing(name: str) -> float:
+        return sum([await counted(sms_metrics(w), name, "provider", "twilio") for w in workers])
+
     try:
+        paced = await pacing("herald_provider_paced_total")
+        unavailable = await pacing("herald_provider_pacing_unavailable_total")
         user = await e2e.create_user()
         ids = await asyncio.gather(*(e2e.send(user, SMS) for _ in range(16)))
         for notification_id in ids:
             await e2e.settled(notification_id, timeout=60)
+        # The workers waited for the shared rate, which Redis kept for both all along.
+        assert await pacing("herald_provider_paced_total") > paced
+        assert await pacing("herald_provider_pacing_unavailable_total") == unavailable
     finally:
         assert await asyncio.to_thread(second.stop) == 0
     assert len(fakes.twilio.sends()) == 16
@@ -262,6 +343,8 @@ async def test_twilio_never_sees_more_than_its_rate_across_two_sms_workers(
 async def test_a_429_is_retried_after_its_retry_after_without_a_failure(
     e2e: Stack, fakes: Fakes
 ) -> None:
+    sms_worker = sms_metrics(e2e.workers["sms"])
+    throttled = await counted(sms_worker, "herald_provider_throttled_total", "provider", "twilio")
     fakes.twilio.throttle_next(1, retry_after=1)
     user = await e2e.create_user()
     notification_id = await e2e.send(user, SMS)
@@ -278,3 +361,6 @@ async def test_a_429_is_retried_after_its_retry_after_without_a_failure(
     first, again = fakes.twilio.sends()
     assert again - first >= 1.0
     assert delivered.status == DELIVERED
+    assert await counted(sms_worker, "herald_provider_throttled_total", "provider", "twilio") == (
+        throttled + 1
+    )

@@ -5,6 +5,7 @@ test's event loop, that records every request and can be told to misbehave.
     fake.fail_next(2, status=503)          # the next two requests answer 503
     fake.delay_next(1, seconds=3)          # the next request answers after 3 s (a timeout)
     fake.fail_always(status=500)           # until fake.heal()
+    fake.throttle_next(1, retry_after=3)   # the next request answers 429, Retry-After: 3
     await fake.refuse()                    # stop listening: connections are refused
     await fake.resume()                    # listen again on the same port
 
@@ -150,6 +151,16 @@ class FakeServer:
         """The next `count` requests answer `status` (after `delay`)."""
         for _ in range(count):
             self._faults.append(Fault(status, delay, body, headers or {}))
+
+    def throttle_next(self, count: int = 1, *, retry_after: float | str | None = 1.0) -> None:
+        """The next `count` requests answer 429 (too many requests) with the provider's
+        error document and `Retry-After: retry_after` (seconds or an HTTP date; None: no
+        such header), as a provider does when sent to faster than its rate."""
+        headers = {}
+        if retry_after is not None:
+            value = retry_after if isinstance(retry_after, str) else f"{retry_after:g}"
+            headers["Retry-After"] = value
+        self.fail_next(count, status=429, headers=headers)
 
     def delay_next(self, count: int, seconds: float) -> None:
         """The next `count` requests are answered normally, but only after `seconds`."""

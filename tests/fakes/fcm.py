@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.fakes.base import FakeServer
 
+FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -47,13 +48,14 @@ class FcmFake(FakeServer):
         app.router.add_post("/v1/projects/{project}/messages:send", self._send)
 
     def error_body(self, status: int) -> Any:
-        return {
-            "error": {
-                "code": status,
-                "message": f"fake failure {status}",
-                "status": STATUS_NAMES.get(status, "UNKNOWN"),
-            }
+        error: dict[str, Any] = {
+            "code": status,
+            "message": f"fake failure {status}",
+            "status": STATUS_NAMES.get(status, "UNKNOWN"),
         }
+        if status == 429:  # the sending rate: the SDK's QuotaExceededError
+            error["details"] = [{"@type": FCM_ERROR, "errorCode": "QUOTA_EXCEEDED"}]
+        return {"error": error}
 
     def write_service_account(self, path: Path) -> Path:
         """A service-account file whose token URI is this fake (a fresh RSA key)."""
@@ -104,7 +106,7 @@ class FcmFake(FakeServer):
                         "status": "NOT_FOUND",
                         "details": [
                             {
-                                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                                "@type": FCM_ERROR,
                                 "errorCode": "UNREGISTERED",
                             }
                         ],

@@ -38,7 +38,9 @@ class OneSignalFake(FakeServer):
         app.router.add_post("/notifications", self._create)
 
     def error_body(self, status: int) -> Any:
-        return {"errors": [f"fake failure {status}"]}
+        return {
+            "errors": ["API rate limit exceeded." if status == 429 else f"fake failure {status}"]
+        }
 
     async def _create(self, request: web.Request) -> web.Response:
         recorded = self.recorded(request)

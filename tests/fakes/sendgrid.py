@@ -57,7 +57,8 @@ class SendGridFake(FakeServer):
         app.router.add_post("/v3/mail/send", self._send)
 
     def error_body(self, status: int) -> Any:
-        return {"errors": [{"message": f"fake failure {status}", "field": None, "help": None}]}
+        message = "too many requests" if status == 429 else f"fake failure {status}"
+        return {"errors": [{"message": message, "field": None, "help": None}]}
 
     async def _send(self, request: web.Request) -> web.Response:
         recorded = self.recorded(request)

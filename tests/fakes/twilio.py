@@ -35,11 +35,6 @@ class TwilioFake(FakeServer):
         super().reset()
         self.invalid_numbers.clear()
 
-    def throttle_next(self, count: int = 1, *, retry_after: float = 1.0) -> None:
-        """The next `count` requests answer 429 with `Retry-After`, as Twilio does when an
-        account or number sends faster than its rate (error 20429)."""
-        self.fail_next(count, status=429, headers={"Retry-After": f"{retry_after:g}"})
-
     def sends(self) -> list[float]:
         """When each request to create a message arrived (monotonic seconds), in order."""
         return [r.time for r in self.requests if r.path.endswith("/Messages.json")]

@@ -5,9 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+from prometheus_client import REGISTRY
+
 from bench.stages import scrape
 from tests.support.processes import ServiceProcess
 from tests.support.waits import eventually
+
+
+def sample(name: str, **labels: str) -> float:
+    """A sample of this test process's own registry (0 before anything was counted)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def user_cache_hits(base_url: str) -> float:

@@ -73,10 +73,11 @@ async def test_create_user_normalises_applies_defaults_and_hashes_the_password(
     assert (await stub.GetUser(user_pb2.GetUserRequest(id=user.id))).user == user
 
 
-async def test_create_user_keeps_locale_time_zone_and_every_kind_of_push_target(
+async def test_create_user_keeps_locale_time_zone_quiet_hours_and_every_kind_of_push_target(
     stub: Stub,
 ) -> None:
     fcm, onesignal, webpush = fcm_target(label="Pixel 8"), onesignal_target(), webpush_target()
+    night = user_pb2.QuietHours(start="22:00", end="07:00")
     user = await create(
         stub,
         phone="",
@@ -84,8 +85,10 @@ async def test_create_user_keeps_locale_time_zone_and_every_kind_of_push_target(
         time_zone="America/Sao_Paulo",
         preferences=user_pb2.Preferences(sms=False),
         push_targets=[fcm, onesignal, webpush],
+        quiet_hours=night,
     )
     assert (user.locale, user.time_zone, user.phone) == ("pt-BR", "America/Sao_Paulo", "")
+    assert user.quiet_hours == night
     assert (user.preferences.email, user.preferences.sms, user.preferences.push) == (
         True,
         False,
@@ -168,6 +171,9 @@ BAD_CREATE_FIELDS: list[tuple[dict[str, Any], str]] = [
     ({"locale": "english!"}, "locale"),
     ({"locale": "en-" + "a" * 70}, "locale"),
     ({"time_zone": "Mars/Olympus_Mons"}, "time_zone"),
+    ({"quiet_hours": user_pb2.QuietHours(start="24:00", end="07:00")}, "quiet_hours.start"),
+    ({"quiet_hours": user_pb2.QuietHours(start="22:00", end="7:00")}, "quiet_hours.end"),
+    ({"quiet_hours": user_pb2.QuietHours(start="22:00")}, "quiet_hours.end"),
     ({"push_targets": [user_pb2.PushTarget(token="abc")]}, "push_targets[0].platform"),
     ({"push_targets": [fcm_target(token="has spaces")]}, "push_targets[0].token"),
     ({"push_targets": [fcm_target(token="x" * 1025)]}, "push_targets[0].token"),
@@ -320,6 +326,14 @@ async def test_update_user_every_path(stub: Stub, users_db: Db) -> None:
         ("laptop", False),
     ]
 
+    # "quiet_hours" sets the user's own window; unset in the user, it clears it.
+    night = user_pb2.QuietHours(start="22:30", end="06:45")
+    user = await update(stub, user_pb2.User(id=user.id, quiet_hours=night), "quiet_hours")
+    assert user.quiet_hours == night
+    assert (await stub.GetUser(user_pb2.GetUserRequest(id=user.id))).user.quiet_hours == night
+    user = await update(stub, user_pb2.User(id=user.id), "quiet_hours")
+    assert not user.HasField("quiet_hours")
+
     new_password = "a brand new passphrase"
     user = await update(stub, user_pb2.User(id=user.id), "password", password=new_password)
     stored_hash = snapshot(users_db, user.id)["user"]["password_hash"]
@@ -355,6 +369,10 @@ async def test_update_user_errors_name_the_field_and_change_nothing(
     assert "user.locale" in await refused(user_pb2.User(id=user.id, locale="!!"), ["locale"])
     assert "user.time_zone" in await refused(
         user_pb2.User(id=user.id, time_zone="Europe/Atlantis"), ["time_zone"]
+    )
+    assert "user.quiet_hours.start" in await refused(
+        user_pb2.User(id=user.id, quiet_hours=user_pb2.QuietHours(start="9pm", end="07:00")),
+        ["quiet_hours"],
     )
     assert "user.preferences.email" in await refused(me, ["preferences.email"])
     assert "user.preferences" in await refused(me, ["preferences"])

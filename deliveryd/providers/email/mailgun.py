@@ -66,6 +66,7 @@ class MailgunProvider(Provider[EmailMessage]):
                 response.text,
                 provider=self.name,
                 account_error=_about_sender(response),
+                headers=response.headers,
             )
         try:
             message_id = str(response.json().get("id", ""))

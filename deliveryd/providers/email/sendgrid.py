@@ -73,6 +73,7 @@ class SendGridProvider(Provider[EmailMessage]):
                 text,
                 provider=self.name,
                 account_error=_about_sender(text),
+                headers=exc.headers,
             ) from None
         except TimeoutError as exc:
             raise TransientError(f"sendgrid timed out after {self.timeout}s") from exc

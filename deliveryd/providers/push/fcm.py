@@ -37,6 +37,7 @@ from deliveryd.providers.base import (
     Sent,
     TargetGone,
     TransientError,
+    throttled,
 )
 
 FCM_PATH = "/v1/projects/{0}/messages:send"
@@ -45,8 +46,12 @@ FCM_PATH = "/v1/projects/{0}/messages:send"
 def _classify(error: BaseException) -> Exception:
     """Permanent only for what is wrong with this message (its token or its payload, which
     FCM answers with INVALID_ARGUMENT); rejected credentials, an unknown project and the
-    like are the configuration's fault: transient, so that the chain fails over."""
+    like are the configuration's fault: transient, so that the chain fails over. A 429
+    (QUOTA_EXCEEDED) is `Throttled`, waiting its Retry-After."""
     text = f"fcm: {error}"[:300]
+    if isinstance(error, exceptions.ResourceExhaustedError):
+        response = error.http_response
+        return throttled("fcm", response.headers if response is not None else None)
     if isinstance(error, messaging.UnregisteredError | messaging.SenderIdMismatchError):
         return TargetGone(text, status=404)
     if isinstance(error, exceptions.InvalidArgumentError):

@@ -86,6 +86,7 @@ class OneSignalProvider(Provider[PushMessage]):
                 response.text,
                 provider=self.name,
                 account_error=_about_account(response),
+                headers=response.headers,
             )
         try:
             body = response.json()

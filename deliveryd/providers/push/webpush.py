@@ -93,7 +93,9 @@ class WebPushProvider(Provider[PushMessage]):
                 raise TargetGone(f"webpush subscription gone ({status})", status=status) from None
             if not status:
                 raise TransientError(f"webpush failed: {exc.message}"[:300]) from None
-            raise classify_http(status, str(exc.message), provider=self.name) from None
+            raise classify_http(
+                status, str(exc.message), provider=self.name, headers=exc.response.headers
+            ) from None
         except TimeoutError as exc:
             raise TransientError(f"webpush timed out after {self.timeout}s") from exc
         except aiohttp.ClientError as exc:

@@ -17,10 +17,9 @@ from deliveryd.providers.base import (
     Provider,
     Sent,
     SmsMessage,
-    Throttled,
     TransientError,
     classify_http,
-    retry_after_seconds,
+    throttled,
 )
 
 # Twilio error codes that say the number itself cannot receive this message.
@@ -55,11 +54,7 @@ class _HttpClient(TwilioHttpClient):  # type: ignore[misc]
     def request(self, *args: Any, **kwargs: Any) -> Response:
         response = super().request(*args, **kwargs)
         if response.status_code == 429:
-            headers = response.headers or {}
-            raise Throttled(
-                "twilio answered 429 (too many requests)",
-                retry_after=retry_after_seconds(headers.get("Retry-After")),
-            )
+            raise throttled("twilio", response.headers)
         return response
 
 

@@ -1,6 +1,7 @@
-"""Scheduling, quiet hours, frequency caps and Cancel in the gateway's own domain objects,
-in process on the package gateway's notifications database and RabbitMQ vhost (the real
-userd and templated of `peers`): time is an injected clock, never a sleep.
+"""Scheduling, quiet hours, rate limits, frequency caps and Cancel in the gateway's own
+domain objects, in process on the package gateway's notifications database and RabbitMQ
+vhost (the real userd and templated of `peers`): time is an injected clock, never a
+sleep. The limits are in the real Redis, or in one nothing answers on (fail open).
 
 The package's gateway process runs its own scheduler on the same rows, on the real
 clock: the clocks here are set in 2030, so it never finds these rows due.
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
@@ -21,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from gateway.apikeys.scopes import Principal, Scope
 from gateway.lifecycle import Hop
 from gateway.notifications.accept import Acceptor, Timing
-from gateway.notifications.model import Caller, NewSend
+from gateway.notifications.model import Caller, NewSend, Outcome
 from gateway.notifications.peers import Peers as PeerClients
 from gateway.notifications.routing import RoutePolicy
 from gateway.notifications.service import Notifications
@@ -29,7 +30,8 @@ from gateway.notifications.validation import Limits
 from gateway.outbox import RunningOutbox, start_outbox
 from gateway.settings import DEFAULT_ROUTE_POLICY
 from gateway.status.claims import ClaimAsk, ClaimResult, Claims
-from gateway.timing.limits import FrequencyCaps
+from gateway.store import db
+from gateway.timing.limits import ClientLimits, ClientThrottled, FrequencyCaps
 from gateway.timing.quiet import QuietPolicy, QuietWindow
 from gateway.timing.scheduler import Scheduler
 from gateway.wire import CHANNELS_BY_NAME
@@ -40,7 +42,8 @@ from mesh.errors import Conflict, InvalidArgument
 from mesh.ratelimit import SharedLimits
 from tests.gateway.core.helpers import CLIENT_ID, Queues
 from tests.gateway.core.peers import METADATA, Peers
-from tests.support.infra import POSTGRES_URL, REDIS_URL, SERVICE_TOKEN, Isolation
+from tests.support.infra import POSTGRES_URL, REDIS_URL, SERVICE_TOKEN, Isolation, free_port
+from tests.support.metrics import sample
 from tests.support.processes import ServiceProcess
 
 OUTCOME = delivery_pb2.AttemptOutcome
@@ -68,12 +71,16 @@ class Clock:
 class Domain:
     clock: Clock
     acceptor: Acceptor
+    # The same, its limits in a Redis that refuses every connection.
+    without_redis: Acceptor
     notifications: Notifications
     scheduler: Scheduler
     claims: Claims
     pool: AsyncConnectionPool
     london_user: str
     plain_user: str
+    # A new user in a time zone (blocking: call it in a thread).
+    new_user: Callable[[str], str]
 
 
 @pytest.fixture(scope="module")
@@ -92,24 +99,28 @@ async def domain(
     userd = internal_channel(peers.userd_addr, SERVICE_TOKEN)
     templated = internal_channel(peers.templated_addr, SERVICE_TOKEN)
     clock = Clock(LONDON_NIGHT)
-    limits = SharedLimits(REDIS_URL, prefix=f"{isolation.redis_prefix}sched", timeout=1.0)
     scheduler = Scheduler(pool, running.outbox, idle=5.0, batch_size=50, clock=clock)
-    acceptor = Acceptor(
-        pool=pool,
-        peers=PeerClients(userd=userd, templated=templated, timeout=5.0, users=None),
-        outbox=running.outbox,
-        policy=RoutePolicy.from_names(DEFAULT_ROUTE_POLICY),
-        limits=Limits(32 * 1024, 8 * 1024, 86400 * 3650),
-        deadline_seconds=3600,
-        max_batch=500,
-        concurrency=32,
-        runs=4,
-        timing=Timing(
-            quiet=QuietPolicy(frozenset({"marketing"}), QuietWindow.parse("22:00-07:00")),
-            caps=FrequencyCaps(limits, {"marketing": "3/day"}),
-            clock=clock,
-        ),
-    )
+
+    def acceptor(redis_url: str) -> Acceptor:
+        limits = SharedLimits(redis_url, prefix=f"{isolation.redis_prefix}sched", timeout=1.0)
+        return Acceptor(
+            pool=pool,
+            peers=PeerClients(userd=userd, templated=templated, timeout=5.0, users=None),
+            outbox=running.outbox,
+            policy=RoutePolicy.from_names(DEFAULT_ROUTE_POLICY),
+            limits=Limits(32 * 1024, 8 * 1024, 86400 * 3650),
+            deadline_seconds=3600,
+            max_batch=500,
+            concurrency=32,
+            runs=4,
+            timing=Timing(
+                quiet=QuietPolicy(frozenset({"marketing"}), QuietWindow.parse("22:00-07:00")),
+                client_limits=ClientLimits(limits, default=(100, 1000)),
+                caps=FrequencyCaps(limits, {"marketing": "3/day"}),
+                clock=clock,
+            ),
+        )
+
     users = user_pb2_grpc.UserServiceStub(peers.users.channel)
 
     def create(time_zone: str) -> str:
@@ -124,13 +135,15 @@ async def domain(
 
     yield Domain(
         clock,
-        acceptor,
+        acceptor(REDIS_URL),
+        acceptor(f"redis://127.0.0.1:{free_port()}/0"),
         Notifications(pool=pool, outbox=running.outbox, deadline_seconds=3600, clock=clock),
         scheduler,
         Claims(pool=pool),
         pool,
         await asyncio.to_thread(create, "Europe/London"),
         await asyncio.to_thread(create, "UTC"),
+        create,
     )
     await running.stop()
     await connection.close()
@@ -281,6 +294,7 @@ async def test_a_fourth_marketing_notification_a_day_is_suppressed_by_the_cap(
 ) -> None:
     domain = at_night
     user = domain.plain_user  # UTC: 23:30 is inside the window, so bypass it
+    capped = sample("herald_throttled_total", limit="frequency_cap")
     answers = [
         await domain.acceptor.send(
             notification=new_send(user, message_type="marketing", quiet_hours="bypass"),
@@ -289,11 +303,98 @@ async def test_a_fourth_marketing_notification_a_day_is_suppressed_by_the_cap(
         for _ in range(4)
     ]
     assert [a.status for a in answers] == ["pending"] * 3 + ["suppressed"]
+    assert sample("herald_throttled_total", limit="frequency_cap") == capped + 1
     record = await domain.notifications.get(
         notification_id=answers[3].notification_id, principal=PRINCIPAL
     )
     assert record.status_reason == "frequency cap: at most 3/day marketing notifications per user"
     assert [a.outcome for a in record.attempts] == [OUTCOME.ATTEMPT_OUTCOME_CAPPED]
+
+
+async def test_the_gauges_count_what_is_scheduled_and_what_quiet_hours_hold(
+    at_night: Domain,
+) -> None:
+    domain = at_night
+    user = await asyncio.to_thread(domain.new_user, "Europe/London")
+
+    async def gauges() -> tuple[float, float]:
+        await domain.scheduler.pass_once()
+        return sample("herald_scheduled_waiting"), sample("herald_scheduled_quiet_window")
+
+    waiting, held = await gauges()
+    await domain.acceptor.send(
+        notification=new_send(user, message_type="marketing"), caller=CALLER
+    )  # held by the night
+    later = await domain.acceptor.send(
+        notification=new_send(user, send_at=LONDON_NIGHT + timedelta(hours=1)), caller=CALLER
+    )
+    assert await gauges() == (waiting + 2, held + 1)
+    await domain.notifications.cancel(notification_id=later.notification_id, principal=PRINCIPAL)
+    assert await gauges() == (waiting + 1, held + 1)
+
+
+def rate_limited(per_second: int, burst: int) -> Caller:
+    """A caller with an API key of its own (a client of its own too) and that rate."""
+    client = f"rated-{uuid.uuid4().hex[:8]}"
+    principal = replace(PRINCIPAL, client_id=client, rate_key=client, rate=(per_second, burst))
+    return Caller(principal=principal, correlation_id="rate-limited")
+
+
+async def stored_for(domain: Domain, caller: Caller) -> int:
+    async with db.connection(domain.pool) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM notifications WHERE client_id = %s", (caller.client_id,)
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def test_a_key_over_its_rate_is_refused_before_anything_is_stored(
+    at_night: Domain,
+) -> None:
+    domain = at_night
+    caller = rate_limited(1, 1)
+    throttled = sample("herald_throttled_total", limit="client")
+    first = await domain.acceptor.send(notification=new_send(domain.plain_user), caller=caller)
+    assert first.status == "pending"
+    with pytest.raises(ClientThrottled) as refused:
+        await domain.acceptor.send(notification=new_send(domain.plain_user), caller=caller)
+    assert refused.value.retry_after is not None and refused.value.retry_after > 0
+    with pytest.raises(ClientThrottled):  # a batch takes a token per item, all or none
+        await domain.acceptor.send_batch(
+            notifications=[new_send(domain.plain_user) for _ in range(3)], caller=caller
+        )
+    assert await stored_for(domain, caller) == 1
+    assert sample("herald_throttled_total", limit="client") == throttled + 1 + 3
+
+
+async def test_with_redis_unreachable_every_accept_limit_fails_open(at_night: Domain) -> None:
+    """Over its key's rate (1/s, burst 1) and over the user's cap (3 marketing a day), with
+    Redis refusing connections: every notification is stored and goes (none refused,
+    none suppressed), and what went unchecked is counted."""
+    domain = at_night
+    user = await asyncio.to_thread(domain.new_user, "UTC")
+    caller = rate_limited(1, 1)
+
+    def counted() -> tuple[float, ...]:
+        return (
+            sample("herald_rate_limit_unavailable_total", limit="client"),
+            sample("herald_rate_limit_unavailable_total", limit="frequency_cap"),
+            sample("herald_throttled_total", limit="client"),
+            sample("herald_throttled_total", limit="frequency_cap"),
+        )
+
+    client, cap, throttled, capped = counted()
+    marketing = [new_send(user, message_type="marketing", quiet_hours="bypass") for _ in range(6)]
+    answers: list[Outcome] = [
+        await domain.without_redis.send(notification=send, caller=caller) for send in marketing[:4]
+    ]
+    answers += await domain.without_redis.send_batch(notifications=marketing[4:], caller=caller)
+    assert [getattr(a, "status", a) for a in answers] == ["pending"] * 6
+    assert await stored_for(domain, caller) == 6
+    # The rate was asked once per call (4 sends, 1 batch), the cap once per notification.
+    assert counted() == (client + 5, cap + 6, throttled, capped)
 
 
 async def test_cancel_before_dispatch_wins_and_records_who(at_night: Domain) -> None:

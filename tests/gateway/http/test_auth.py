@@ -1,11 +1,13 @@
 """API keys: every /api/v1 route answers 401 without a live key and 403 without its scope,
-before touching anything; the CLI creates, lists and revokes keys."""
+before touching anything; the CLI creates, lists and revokes keys; an admin sets a key's
+send rate over REST, and the key's next sends obey it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -202,3 +204,85 @@ def test_cli_lists_and_revokes_and_keys_are_stored_hashed(
     bad_scope = apikeys(edge, "create", "--name", "x", "--scopes", "send,root")
     assert bad_scope.returncode == 2
     assert "unknown scope 'root'" in bad_scope.stderr
+
+
+def test_an_admin_sets_a_keys_rate_and_its_next_sends_obey_it(
+    http: httpx.Client, admin: httpx.Client, keys: Keys, seeded: dict[str, Any]
+) -> None:
+    created = admin.post(
+        "/api/v1/api-keys/",
+        json={"name": "rated", "scopes": ["notifications:send"], "client_id": "rated"},
+    )
+    assert created.status_code == 201, created.text
+    key_id, key = created.json()["id"], created.json()["key"]
+    rate_path = f"/api/v1/api-keys/{key_id}/rate"
+
+    def rate() -> tuple[int | None, int | None]:
+        [row] = [k for k in admin.get("/api/v1/api-keys/").json()["items"] if k["id"] == key_id]
+        return row["rate_per_second"], row["rate_burst"]
+
+    item = {
+        "notification_type": "email",
+        "user_id": seeded["user"]["id"],
+        "template_code": "auth/welcome",
+        "variables": {"name": "Ada", "link": "https://example.com"},
+        # Nothing is published: no worker runs here, and none needs to.
+        "send_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+    }
+    two = {"notifications": [item, item]}
+
+    def send(body: dict[str, Any], path: str = "/api/v1/notifications/") -> httpx.Response:
+        return http.post(path, json=body, headers=bearer(key))
+
+    assert rate() == (None, None)  # the gateway's default
+    assert admin.put(rate_path, json={"rate_per_second": 1, "rate_burst": 1}).status_code == 204
+    assert rate() == (1, 1)
+    # One a second, one at once: a send passes; a batch of two never can (all or none).
+    assert send(item).status_code == 202
+    refused = send(two, "/api/v1/notifications/batch")
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "RESOURCE_EXHAUSTED"
+    assert int(refused.headers["Retry-After"]) >= 1
+    # 0: unlimited.
+    assert admin.put(rate_path, json={"rate_per_second": 0}).status_code == 204
+    assert rate()[0] == 0
+    for _ in range(3):
+        accepted = send(two, "/api/v1/notifications/batch")
+        assert accepted.status_code == 202, accepted.text
+
+    # Only an admin key may; only a live key's rate can be set.
+    for lacking in (key, keys.send_read, keys.other, keys.operator):
+        answer = http.put(rate_path, json={"rate_per_second": 5}, headers=bearer(lacking))
+        assert answer.status_code == 403, answer.text
+    revoked_id = keys.revoked.split("_")[1]
+    for missing in ("000000000000", revoked_id):
+        answer = admin.put(f"/api/v1/api-keys/{missing}/rate", json={"rate_per_second": 5})
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["code"] == "NOT_FOUND"
+
+    # Bad input is a 400 naming the field, and changes nothing.
+    for body, field in [
+        ({"rate_per_second": -1}, "rate_per_second"),
+        ({"rate_per_second": "fast"}, "rate_per_second"),
+        ({"rate_per_second": 1.5}, "rate_per_second"),
+        ({"rate_per_second": 2_000_000}, "rate_per_second"),
+        ({"rate_burst": 5}, "rate_per_second"),  # a burst needs a rate
+        ({"rate_per_second": 5, "rate_burst": 0}, "rate_burst"),
+        ({"rate_per_second": 5, "burst": 10}, "burst"),
+    ]:
+        answer = admin.put(rate_path, json=body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert field in [f["field"] for f in answer.json()["error"]["fields"]], (body, answer.text)
+    assert rate()[0] == 0
+    # Both left out: back to the default.
+    assert admin.put(rate_path, json={}).status_code == 204
+    assert rate() == (None, None)
+
+
+def test_openapi_documents_setting_a_keys_rate(http: httpx.Client) -> None:
+    document = http.get("/openapi.json").json()
+    operation = document["paths"]["/api/v1/api-keys/{key_id}/rate"]["put"]
+    assert {"204", "400", "404"} <= set(operation["responses"])
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    schema = document["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+    assert set(schema["properties"]) == {"rate_per_second", "rate_burst"}

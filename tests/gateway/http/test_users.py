@@ -132,3 +132,48 @@ def test_preferences_push_targets_list_and_delete(admin: httpx.Client) -> None:
 
     assert admin.delete(f"/api/v1/users/{user['id']}").status_code == 204
     assert admin.get(f"/api/v1/users/{user['id']}").status_code == 404
+
+
+def test_quiet_hours_are_kept_in_the_users_time_zone_and_read_back(admin: httpx.Client) -> None:
+    night = {"start": "22:00", "end": "07:00"}
+    user = new_user(admin, time_zone="Europe/London", quiet_hours=night)
+    assert (user["time_zone"], user["quiet_hours"]) == ("Europe/London", night)
+    path = f"/api/v1/users/{user['id']}"
+    assert admin.get(path).json()["quiet_hours"] == night
+    # Without one, the gateway's default applies: none of the user's own.
+    assert new_user(admin)["quiet_hours"] is None
+
+    early = {"start": "23:30", "end": "06:15"}
+    changed = admin.patch(path, json={"quiet_hours": early, "time_zone": "America/Sao_Paulo"})
+    assert changed.status_code == 200, changed.text
+    before = admin.get(path).json()
+    assert (before["time_zone"], before["quiet_hours"]) == ("America/Sao_Paulo", early)
+
+    # A bad zone or time is a 400 naming the field, and nothing changes, not even the
+    # good field sent with it.
+    bad_changes: list[tuple[dict[str, Any], str]] = [
+        ({"time_zone": "Mars/Olympus_Mons"}, "time_zone"),
+        ({"quiet_hours": {"start": "24:00", "end": "07:00"}}, "quiet_hours.start"),
+        ({"quiet_hours": {"start": "22:00", "end": "7am"}}, "quiet_hours.end"),
+        ({"quiet_hours": {"start": "22:00"}}, "quiet_hours.end"),
+        ({"quiet_hours": "22:00-07:00"}, "quiet_hours"),
+        ({"name": "Renamed", "quiet_hours": {"start": "9:00"}}, "quiet_hours.start"),
+    ]
+    for body, field in bad_changes:
+        refused = admin.patch(path, json=body)
+        assert refused.status_code == 400, (body, refused.text)
+        assert field in [f["field"] for f in refused.json()["error"]["fields"]], refused.text
+    assert admin.get(path).json() == before
+    bad_users: list[tuple[dict[str, Any], str]] = [
+        ({"time_zone": "Europe/Londres"}, "time_zone"),
+        ({"quiet_hours": {"start": "22:60", "end": "07:00"}}, "quiet_hours.start"),
+    ]
+    for body, field in bad_users:
+        refused = admin.post("/api/v1/users/", json={**SEED_USER, **body, "email": "q@example.com"})
+        assert refused.status_code == 400, (body, refused.text)
+        assert field in [f["field"] for f in refused.json()["error"]["fields"]], refused.text
+
+    # null: back to the gateway's default.
+    cleared = admin.patch(path, json={"quiet_hours": None})
+    assert cleared.status_code == 200, cleared.text
+    assert admin.get(path).json()["quiet_hours"] is None
