@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _as_dict(key: ApiKey) -> dict[str, Any]:
+def as_dict(key: ApiKey) -> dict[str, Any]:
     return {
         "id": key.id,
         "name": key.name,
@@ -113,7 +113,7 @@ async def _run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                 rate=service.check_rate(args.rate, args.burst),
             )
             if args.json:
-                _out(orjson.dumps({**_as_dict(new.key), "key": new.token}).decode())
+                _out(orjson.dumps({**as_dict(new.key), "key": new.token}).decode())
             else:
                 scopes = ",".join(sorted(s.value for s in new.key.scopes))
                 _out(
@@ -124,7 +124,7 @@ async def _run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                 _out("Store it now: it is not shown again.")
             return 0
         if args.command == "list":
-            keys = [_as_dict(k) for k in await service.list_keys(conn)]
+            keys = [as_dict(k) for k in await service.list_keys(conn)]
             if args.json:
                 _out(orjson.dumps(keys).decode())
             else:

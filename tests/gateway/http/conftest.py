@@ -10,15 +10,22 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+from unittest import mock
 
 import grpc
 import httpx
 import pytest
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
 from bench.stages import scrape
+from gateway.apikeys import cli as apikeys_cli
+from gateway.apikeys import service as apikey_service
+from gateway.settings import GatewaySettings
 from herald.v1 import (
     common_pb2,
     notification_pb2,
@@ -26,12 +33,14 @@ from herald.v1 import (
     status_pb2_grpc,
 )
 from mesh.interceptors import CLIENT_HEADER, OPEN_METHOD_PREFIXES, TOKEN_HEADER
+from mesh.settings import load_settings
 from tests.conftest import ServiceFactory
 from tests.support.infra import SERVICE_TOKEN, Isolation, rabbitmqctl
 from tests.support.processes import ROOT, ServiceProcess
 from tests.support.reports import failing_every_channel
 from tests.support.stack import Core, add_vhost, start_core
 
+T = TypeVar("T")
 EDGE_TIMEOUT_SECONDS = "1"  # a paused userd outlasts it (504 test)
 KEY_CACHE_SECONDS = 300  # the longest the setting allows
 
@@ -84,14 +93,54 @@ def apikeys(edge: ServiceProcess, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def create_key(
+def create_key_with_cli(
     edge: ServiceProcess, name: str, scopes: str, client: str | None = None
 ) -> dict[str, Any]:
+    """A key made by `python -m gateway apikeys create --json` as a process (the CLI's
+    own tests); what it prints."""
     more = ("--client", client) if client else ()
     done = apikeys(edge, "create", "--name", name, "--scopes", scopes, *more, "--json")
     assert done.returncode == 0, done.stderr
     created: dict[str, Any] = json.loads(done.stdout)
     return created
+
+
+def _in_process(edge: ServiceProcess, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+    """Runs `work` on a connection to the edge's database, as the apikeys CLI does, in this
+    process (a CLI process costs seconds of imports; the CLI as a process is tested in
+    test_auth). On a thread of its own, so callers inside an event loop may use it too."""
+    with mock.patch.dict(os.environ, edge.env):
+        settings = load_settings(GatewaySettings)
+
+    async def run() -> T:
+        url = settings.database_url(settings.database)
+        async with await AsyncConnection.connect(
+            url, autocommit=True, row_factory=dict_row
+        ) as conn:
+            return await work(conn)
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, run()).result()
+
+
+def create_key(
+    edge: ServiceProcess, name: str, scopes: str, client: str | None = None
+) -> dict[str, Any]:
+    """A key as `apikeys create --json` prints it (with its plaintext `key`), made by the
+    same service function the CLI calls."""
+
+    async def create(conn: AsyncConnection[Any]) -> dict[str, Any]:
+        new = await apikey_service.create(
+            conn, name=name, scopes=apikey_service.parse_scopes(scopes), client_id=client or ""
+        )
+        return {**apikeys_cli.as_dict(new.key), "key": new.token}
+
+    return _in_process(edge, create)
+
+
+def revoke_key(edge: ServiceProcess, key_id: str) -> bool:
+    """`apikeys revoke <id>` in process: False when no live key has that id."""
+    return _in_process(edge, lambda conn: apikey_service.revoke(conn, key_id=key_id))
 
 
 # The client every test key but `admin` and `other` belongs to.
@@ -134,8 +183,7 @@ def _keys(edge: ServiceProcess) -> Keys:
             ("revoked", "admin", CLIENT),
         ]
     }
-    done = apikeys(edge, "revoke", made["revoked"]["id"])
-    assert done.returncode == 0, done.stderr
+    assert revoke_key(edge, made["revoked"]["id"])
     return Keys(
         **{name: made[name]["key"] for name in made},
         send_id=made["send"]["id"],

@@ -14,7 +14,13 @@ import httpx
 import psycopg
 import pytest
 
-from tests.gateway.http.conftest import Keys, apikeys, bearer, create_key, service_work
+from tests.gateway.http.conftest import (
+    Keys,
+    apikeys,
+    bearer,
+    create_key_with_cli,
+    service_work,
+)
 from tests.support.infra import POSTGRES_URL
 from tests.support.processes import ServiceProcess
 from tests.support.stack import Core
@@ -174,7 +180,7 @@ def test_open_routes_need_no_key(http: httpx.Client) -> None:
 def test_cli_lists_and_revokes_and_keys_are_stored_hashed(
     http: httpx.Client, edge: ServiceProcess
 ) -> None:
-    created = create_key(edge, "cli-test", "read")
+    created = create_key_with_cli(edge, "cli-test", "read")
     assert created["key"].startswith(f"hk_{created['id']}_")
     # The legacy name reads as its three scopes; without --client, a client of its own.
     assert created["scopes"] == ["notifications:read", "templates:read", "users:read"]

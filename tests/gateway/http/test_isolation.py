@@ -21,9 +21,9 @@ from tests.gateway.http.conftest import (
     CLIENT,
     KEY_CACHE_SECONDS,
     Keys,
-    apikeys,
     bearer,
     fail_every_channel,
+    revoke_key,
 )
 from tests.support.infra import SERVICE_TOKEN
 from tests.support.processes import ServiceProcess
@@ -161,13 +161,14 @@ def test_a_key_revoked_through_the_edge_fails_at_once(
 def test_a_key_revoked_elsewhere_fails_when_postgres_says_so(
     http: httpx.Client, edge: ServiceProcess, admin: httpx.Client
 ) -> None:
-    """The CLI is another process: the gateway learns of its revocation by NOTIFY. The
-    key's row is cached for five minutes here, so only the NOTIFY can make it fail."""
+    """Revoked by another process (this one, with the CLI's code): the gateway learns of it
+    by NOTIFY. The key's row is cached for five minutes here, so only the NOTIFY can make
+    it fail."""
     key = admin.post(
         "/api/v1/api-keys/", json={"name": "cli-revoked", "scopes": ["users:read"]}
     ).json()
     assert http.get("/api/v1/users/", headers=bearer(key["key"])).status_code == 200  # cached
-    assert apikeys(edge, "revoke", key["id"]).returncode == 0
+    assert revoke_key(edge, key["id"])
     deadline = time.monotonic() + KEY_CACHE_SECONDS / 10
     while http.get("/api/v1/users/", headers=bearer(key["key"])).status_code != 401:
         assert time.monotonic() < deadline, "the revocation never reached the gateway"
