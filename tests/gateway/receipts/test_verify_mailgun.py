@@ -177,6 +177,19 @@ def test_a_stale_or_future_timestamp_is_refused(offset: timedelta) -> None:
         body(event_data("delivered", recipient={"email": "jane@example.com"})),
         body(failed("fatal", "bounce")),
     ],
+    # Named, not shown: each body carries a random token, and xdist's workers must
+    # collect the same test ids.
+    ids=[
+        "not-json",
+        "not-an-object",
+        "no-event-data",
+        "event-data-a-list",
+        "user-variables-a-list",
+        "message-not-an-object",
+        "timestamp-not-a-number",
+        "recipient-an-object",
+        "failed-fatal-bounce",
+    ],
 )
 def test_a_body_of_the_wrong_shape_is_malformed(payload: bytes) -> None:
     with pytest.raises(MalformedReceipt) as caught:
