@@ -106,6 +106,7 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 ServiceFactory = Callable[..., ServiceProcess]
 TEST_DB_POOL_SIZE = "8"
+TEST_PASSWORD_HASH_PROFILE = "cheapest"
 
 
 @pytest.fixture(scope="session")
@@ -137,6 +138,10 @@ def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFac
             # Stacks live for a module or the run beside one another on both xdist workers:
             # a gateway's 20 connections each would crowd PostgreSQL's 100.
             full_env["HERALD_GATEWAY_DB_POOL_SIZE"] = TEST_DB_POOL_SIZE
+        if module == "userd":
+            # A production hash costs ~0.1-0.3 s of CPU, and the suite creates users by the
+            # hundred; the same argon2id code runs with the cheapest parameters.
+            full_env["HERALD_USERD_PASSWORD_HASH_PROFILE"] = TEST_PASSWORD_HASH_PROFILE
         if metrics_env:
             full_env[metrics_env] = str(free_port())
         if module == "gateway":

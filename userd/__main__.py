@@ -36,7 +36,10 @@ async def main() -> None:
         await cache.start()
         runtime.on_shutdown(cache.stop)
         users = Users(
-            pool=pool, cache=cache, passwords=Passwords(), outbound=settings.outbound_rule()
+            pool=pool,
+            cache=cache,
+            passwords=Passwords(settings.password_hash_profile),
+            outbound=settings.outbound_rule(),
         )
         servicer = UserServicer(users)
 

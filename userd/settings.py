@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
 
-from mesh.settings import CommonSettings, Port, concern
+from pydantic import Field, ValidationInfo, field_validator
+
+from mesh.settings import CommonSettings, Port, concern, is_loopback
+
+PasswordProfile = Literal["rfc_9106_low_memory", "rfc_9106_high_memory", "cheapest"]
 
 
 class UserdSettings(CommonSettings):
@@ -43,3 +47,21 @@ class UserdSettings(CommonSettings):
         description="Deadline of one cache operation; past it the cache counts as down.",
         json_schema_extra=concern("servers"),
     )
+    password_hash_profile: PasswordProfile = Field(
+        "rfc_9106_low_memory",
+        validation_alias="HERALD_USERD_PASSWORD_HASH_PROFILE",
+        description="The argon2id parameters a new password is hashed with (argon2-cffi's "
+        "profiles): rfc_9106_low_memory (64 MiB, 3 passes), rfc_9106_high_memory (2 GiB). "
+        "`cheapest` is for the test suite only (a hash takes microseconds and is easy to "
+        "crack) and is refused when HERALD_HOST binds beyond loopback. A stored hash keeps "
+        "its own parameters, so changing this leaves existing passwords readable.",
+        json_schema_extra=concern("security"),
+    )
+
+    @field_validator("password_hash_profile")
+    @classmethod
+    def _cheapest_only_on_loopback(cls, value: str, info: ValidationInfo) -> str:
+        host = info.data.get("host")
+        if value == "cheapest" and host and not is_loopback(host):
+            raise ValueError(f"cheapest is for tests and cannot serve on {host}")
+        return value

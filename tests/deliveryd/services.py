@@ -282,7 +282,9 @@ async def start_userd(*, database_name: str, redis_prefix: str, allow_loopback: 
     )
     await sync.start()
     outbound = OutboundRule(allow_loopback=allow_loopback)
-    servicer = UserServicer(Users(pool=pool, cache=sync, passwords=Passwords(), outbound=outbound))
+    servicer = UserServicer(
+        Users(pool=pool, cache=sync, passwords=Passwords("cheapest"), outbound=outbound)
+    )
 
     def register(server: grpc.aio.Server) -> None:
         user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)

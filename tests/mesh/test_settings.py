@@ -6,10 +6,12 @@ import subprocess
 import sys
 
 import pytest
+from argon2 import PasswordHasher
 from pydantic import ValidationError
 
 from mesh.settings import DEV_SERVICE_TOKEN, CommonSettings, load_settings
 from tests.support.processes import ROOT
+from userd.passwords import Passwords
 from userd.settings import UserdSettings
 
 
@@ -173,3 +175,28 @@ def test_a_server_beyond_loopback_with_the_development_token_does_not_start(serv
     assert result.returncode == 2, result.stderr
     [line] = result.stderr.strip().splitlines()
     assert "HERALD_SERVICE_TOKEN" in line and "development token" in line
+
+
+async def test_passwords_are_hashed_with_rfc_9106_low_memory_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HERALD_USERD_PASSWORD_HASH_PROFILE", raising=False)
+    profile = UserdSettings().password_hash_profile
+    assert profile == "rfc_9106_low_memory"
+    hashed = await Passwords(profile).hash("correct horse battery")
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$")  # RFC 9106, second choice
+    cheap = await Passwords("cheapest").hash("correct horse battery")
+    assert cheap.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    assert PasswordHasher().verify(cheap, "correct horse battery")  # a hash keeps its own
+
+
+def test_the_cheapest_password_hash_is_refused_beyond_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HERALD_USERD_PASSWORD_HASH_PROFILE", "cheapest")
+    monkeypatch.setenv("HERALD_SERVICE_TOKEN", "a-real-secret")
+    monkeypatch.setenv("HERALD_HOST", "127.0.0.1")
+    assert UserdSettings().password_hash_profile == "cheapest"
+    monkeypatch.setenv("HERALD_HOST", "0.0.0.0")
+    with pytest.raises(ValidationError, match="cheapest is for tests"):
+        UserdSettings()

@@ -253,7 +253,7 @@ class Peers:
             Users(
                 pool=user_pool,
                 cache=sync,
-                passwords=Passwords(),
+                passwords=Passwords("cheapest"),
                 outbound=OutboundRule(allow_loopback=False),
             )
         )
