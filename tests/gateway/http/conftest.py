@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
-from unittest import mock
 
 import grpc
 import httpx
@@ -25,7 +24,6 @@ from psycopg.rows import dict_row
 from bench.stages import scrape
 from gateway.apikeys import cli as apikeys_cli
 from gateway.apikeys import service as apikey_service
-from gateway.settings import GatewaySettings
 from herald.v1 import (
     common_pb2,
     notification_pb2,
@@ -33,9 +31,8 @@ from herald.v1 import (
     status_pb2_grpc,
 )
 from mesh.interceptors import CLIENT_HEADER, OPEN_METHOD_PREFIXES, TOKEN_HEADER
-from mesh.settings import load_settings
 from tests.conftest import ServiceFactory
-from tests.support.infra import SERVICE_TOKEN, Isolation, rabbitmqctl
+from tests.support.infra import POSTGRES_URL, SERVICE_TOKEN, Isolation, rabbitmqctl
 from tests.support.processes import ROOT, ServiceProcess
 from tests.support.reports import failing_every_channel
 from tests.support.stack import Core, add_vhost, start_core
@@ -108,12 +105,13 @@ def create_key_with_cli(
 def _in_process(edge: ServiceProcess, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
     """Runs `work` on a connection to the edge's database, as the apikeys CLI does, in this
     process (a CLI process costs seconds of imports; the CLI as a process is tested in
-    test_auth). On a thread of its own, so callers inside an event loop may use it too."""
-    with mock.patch.dict(os.environ, edge.env):
-        settings = load_settings(GatewaySettings)
+    test_auth). On a thread of its own, so callers inside an event loop may use it too.
+    The URL is read from the edge's env, never by changing this process's environment
+    (processes started meanwhile would inherit it)."""
+    server = edge.env.get("HERALD_POSTGRES_URL", POSTGRES_URL).rstrip("/")
+    url = f"{server}/{edge.env['HERALD_GATEWAY_DATABASE']}"
 
     async def run() -> T:
-        url = settings.database_url(settings.database)
         async with await AsyncConnection.connect(
             url, autocommit=True, row_factory=dict_row
         ) as conn:
