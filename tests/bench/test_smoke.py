@@ -18,6 +18,7 @@ import pytest
 
 from bench.flood import EXPECTED
 from bench.model import NOT_MEASURED, REFUSALS, SCENARIOS, Row
+from tests.conftest import TEST_DB_POOL_SIZE
 from tests.support.infra import POSTGRES_URL
 
 # Runs the whole bench stack (its own servers check and isolation).
@@ -67,6 +68,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         # One run serves every test here (a run is a whole stack's start): the cache off
         # shows a setting given with --set reaching the stack.
         *("--set", "HERALD_USER_CACHE_SECONDS=0"),
+        # Beside the other workers' stacks, PostgreSQL's 100 connections are shared: the
+        # same pool size the suite's own gateways use (tests/conftest.py).
+        *("--set", f"HERALD_GATEWAY_DB_POOL_SIZE={TEST_DB_POOL_SIZE}"),
     )
 
 
