@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -252,15 +252,22 @@ class Harness:
         *,
         ledger: Ledger | None = None,
         pids: dict[str, int] | None = None,
+        beside: dict[str, int] | None = None,
+        until: Callable[[LoadResult], None] | None = None,
     ) -> Row:
         """Drives `spec`, waits for its notifications to settle, and makes its row
-        (`ledger` and `pids`: another system than the stack's, i.e. the floor)."""
+        (`ledger` and `pids`: another system than the stack's, i.e. the floor). `beside`:
+        more processes to watch (not the system measured: see NOT_MEASURED); `until`:
+        what else the window waits for once the notifications settled, so that the work
+        they cause later (callbacks) counts in the row."""
         prefix = request_prefix(spec.tag)
         books = ledger or self.ledger
         stack_pids = self.stack.pids() if pids is None else pids
-        with self._watch(name, stack_pids, stages=pids is None) as watch:
+        with self._watch(name, stack_pids | (beside or {}), stages=pids is None) as watch:
             load = self._drive(spec)
             books.wait_settled(prefix, load.accepted_items, self.params.drain_timeout)
+            if until is not None:
+                until(load)
         row = self._row(
             name,
             spec,

@@ -23,8 +23,9 @@ SCENARIOS = (
     "callbacks",
 )
 
-# Processes a row watches that are not the system measured (the loads, a fake provider).
-NOT_MEASURED = frozenset({"load", "flood", "fake-sendgrid"})
+# Processes a row watches that are not the system measured (the loads, a fake provider, a
+# client's callback receiver).
+NOT_MEASURED = frozenset({"load", "flood", "fake-sendgrid", "receiver"})
 
 # The floor's open-loop rows, `floor-rate@<rate>`, one per REST rate.
 FLOOR_RATE = "floor-rate"

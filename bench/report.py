@@ -15,6 +15,8 @@ import orjson
 import psutil
 
 from bench.model import (
+    CALLBACKS_OFF,
+    CALLBACKS_ON,
     FLOOR_RATE,
     OPEN_LOOPS,
     REJECTED_ALONE,
@@ -36,6 +38,7 @@ PROCESS_ORDER = (
     "deliveryd-sms",
     "deliveryd-push",
     "fake-sendgrid",
+    "receiver",
     "load",
     "flood",
     "postgres",
@@ -112,7 +115,8 @@ def method(params: Params) -> dict[str, str]:
         "resources": "CPU seconds and peak RSS of each process, sampled every 0.25 s over the "
         "load and settle window; postgres/rabbitmq/redis are CPU only and include any other "
         "client of those servers; `cpu ms/notif`: the CPU of every process but the load "
-        "generator and fake providers (the servers included) per notification accepted "
+        "generator, fake providers and callback receiver (the servers included) per "
+        "notification accepted "
         "(backlog drain: delivered), so it covers accepting and delivering, except in the "
         "backlog rows, which split them",
         "rejected": f"an authenticated REST send load at {params.flood_send_rate:g}/s "
@@ -190,7 +194,7 @@ def table(rows: list[Row]) -> str:
         res.append((row.scenario, *cells, num(row.cpu_ms_per_notification)))
     out.append(
         "CPU seconds and peak RSS per process (over load + settle), and CPU ms per "
-        "notification (all but the load and fake providers):"
+        "notification (all but the load, fake providers and receiver):"
     )
     out.append(_grid(res))
     return "\n".join(out)
@@ -336,6 +340,45 @@ def rejected_lines(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def callbacks_lines(rows: list[Row]) -> str:
+    """Each callbacks-on row against the callbacks-off row before it, two lines each:
+    what the receiver got, then what an endpoint cost; empty when the scenario did not
+    run."""
+    lines = []
+    off: Row | None = None
+    for row in rows:
+        base = open_loop_scenario(row.scenario)
+        if base == CALLBACKS_OFF:
+            off = row
+        if base != CALLBACKS_ON or "callbacks" not in row.notes:
+            continue
+        got = row.notes["callbacks"]
+        lines.append(
+            f"  {row.scenario}: {got['events']} of {got['expected']} events received "
+            f"({got['received']} posts), status change → receiver p50/p95/p99 "
+            f"{_three_text(_three(got['lag_ms']))} ms"
+        )
+        if off is None:
+            continue
+        costs = []
+        for seen in (off, row):
+            gateways = sum(
+                float(u["cpu_seconds"])
+                for n, u in seen.resources.items()
+                if n.startswith("gateway")
+            )
+            per = gateways * 1000 / seen.accepted if seen.accepted else None
+            costs.append((seen.accepted_per_s, seen.cpu_ms_per_notification, per))
+        receiver = row.resources.get("receiver", {}).get("cpu_seconds")
+        (a_off, c_off, g_off), (a_on, c_on, g_on) = costs
+        lines.append(
+            f"    against {off.scenario}: accepted/s {num(a_off)} → {num(a_on)}, CPU ms/notif "
+            f"{num(c_off)} → {num(c_on)}, the gateways' {num(g_off)} → {num(g_on)}; the "
+            f"receiver (not counted) {num(receiver)} s"
+        )
+    return "\n".join(lines)
+
+
 def _three(latency: dict[str, float | None]) -> dict[str, float | None]:
     return {k: latency.get(k) for k in ("p50", "p95", "p99")}
 
@@ -424,6 +467,10 @@ def text(
         (
             "Rejected traffic, the authenticated load beside the flood against it alone:",
             rejected_lines(doc["rejected"]),
+        ),
+        (
+            "Callbacks, an endpoint against none (the window runs until every event came):",
+            callbacks_lines(rows),
         ),
         ("Accept pipeline in the gateways (summed over them), mean per run:", stages(rows)),
     )

@@ -43,10 +43,12 @@ class PublicResolver(AbstractResolver):
         await self._resolver.close()
 
 
-def public_session(rule: OutboundRule) -> aiohttp.ClientSession:
-    """A session whose requests raise `OutboundRefused` instead of going where `rule` forbids.
+def public_session(rule: OutboundRule, *, timeout: float) -> aiohttp.ClientSession:
+    """A session whose requests raise `OutboundRefused` instead of going where `rule` forbids,
+    each within `timeout` seconds in all.
 
-    Created inside the running loop (an aiohttp session belongs to it).
+    Created inside the running loop (an aiohttp session belongs to it). It keeps no
+    cookies: what one user-given host sets is no state of Herald's.
     """
 
     async def check(
@@ -58,5 +60,7 @@ def public_session(rule: OutboundRule) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(resolver=PublicResolver(rule)),
         middlewares=(check,),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=timeout),
         trust_env=False,  # a proxy from the environment would connect for us, unchecked
     )

@@ -21,8 +21,8 @@ status changed, and this loop only reads the outbox.
   recording it posts again after the lease); the `webhook-id` header, the event's id,
   lets a receiver drop the copy.
 - **Cost.** The database work is per batch, not per callback: a round leases several
-  posts' worth of events per endpoint (`QUEUED_PER_POST`), queued here and posted in
-  order, and the outcomes are written a batch per transaction (`Recorder`). An idle
+  posts' worth of events per endpoint (`QUEUED_PER_POST`) in one statement, queued here
+  and posted in order, and the outcomes are written a batch per statement (`Recorder`). An idle
   dispatcher looks every `HERALD_CALLBACK_INTERVAL_SECONDS`; a busy one takes again when an
   endpoint it left events behind for has posted half of what it holds."""
 
@@ -75,6 +75,10 @@ BACKLOG_SECONDS = 5.0
 # then feeds a busy endpoint for several posts, so a steady flow costs one lease query
 # per this many callbacks rather than one per callback.
 QUEUED_PER_POST = 8
+# How long the outcomes of posts gather before they are written together. An event's
+# successor (the same notification's next status) is taken once the event is recorded,
+# so this is added to its wait; the lease keeps an unrecorded event from a second post.
+RECORD_GATHER_SECONDS = 0.1
 
 
 class Dispatcher:
@@ -113,7 +117,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Takes and posts due callbacks until cancelled."""
-        session = public_session(self._rule)
+        session = public_session(self._rule, timeout=self._timeout)
         recording = asyncio.create_task(self._recorder.run())
         last_backlog = 0.0
         try:
@@ -165,7 +169,7 @@ class Dispatcher:
         half = self._per_endpoint_held // 2
         busy = [e for e in {*self._running, *self._queued} if self._held(e) > half]
         try:
-            async with db.transaction(self._pool) as conn:
+            async with db.connection(self._pool) as conn:
                 return await callbacks.take_due(
                     conn,
                     limit=free,
@@ -215,11 +219,7 @@ class Dispatcher:
         began = time.monotonic()
         try:
             async with session.post(
-                due.url,
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                allow_redirects=False,
+                due.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
                 if not 200 <= status < 300:
@@ -274,10 +274,11 @@ class Dispatcher:
 
 
 class Recorder:
-    """Writes what became of posted events, a batch per transaction: while one batch is
-    written the next gathers, so a busy dispatcher commits once per many callbacks. An
-    outcome not written (the database away) is lost only as a record: its lease runs out
-    and the event is posted again."""
+    """Writes what became of posted events, a batch per statement: it gathers for
+    `RECORD_GATHER_SECONDS` after the first outcome, and while one batch is written the
+    next gathers, so a steady flow of callbacks costs a few statements a second, not one
+    per callback. An outcome not written (the database away) is lost only as a record:
+    its lease runs out and the event is posted again."""
 
     def __init__(self, pool: AsyncConnectionPool, *, backoff_base: float, backoff_max: float):
         self._pool = pool
@@ -292,6 +293,7 @@ class Recorder:
     async def run(self) -> None:
         while True:
             await self._ready.wait()
+            await asyncio.sleep(RECORD_GATHER_SECONDS)
             self._ready.clear()
             await self.flush()
 
@@ -300,7 +302,7 @@ class Recorder:
         if not batch:
             return
         try:
-            async with db.transaction(self._pool) as conn:
+            async with db.connection(self._pool) as conn:
                 await callbacks.record(conn, batch, **self._backoff)
         except Exception:  # the leases run out and the events are posted again
             log.exception("callbacks: recording attempts failed", outcomes=len(batch))

@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from gateway.store.db import Conn
 
 
@@ -169,12 +171,14 @@ async def take_due(
     """Leases up to `limit` events due now: each the earliest pending one of its
     (endpoint, notification), at most `per_endpoint` per endpoint, none of an endpoint
     backing off or in `busy` (holding all it may here). The lease is taken by a
-    conditional UPDATE, so two dispatchers never take one event."""
+    conditional UPDATE, so two dispatchers never take one event; the same statement
+    answers where each goes and its endpoint's live secrets, newest first."""
     cur = await conn.execute(
         f"""WITH candidates AS (
-                SELECT id FROM (
-                    SELECT e.id, e.next_attempt_time, e.seq, row_number() OVER (
-                        PARTITION BY e.endpoint_id ORDER BY e.next_attempt_time, e.seq) AS n
+                SELECT id, endpoint_id, url FROM (
+                    SELECT e.id, e.endpoint_id, p.url, e.next_attempt_time, e.seq,
+                        row_number() OVER (
+                            PARTITION BY e.endpoint_id ORDER BY e.next_attempt_time, e.seq) AS n
                     FROM callback_events e
                     JOIN callback_endpoints p ON p.id = e.endpoint_id
                     WHERE e.state = 'pending' AND e.next_attempt_time <= now()
@@ -189,28 +193,26 @@ async def take_due(
                 ) ranked
                 WHERE n <= %(per_endpoint)s
                 ORDER BY next_attempt_time, seq
-                LIMIT %(limit)s)
+                LIMIT %(limit)s),
+            live AS (
+                SELECT endpoint_id, array_agg(secret ORDER BY create_time DESC) AS secrets
+                FROM callback_secrets
+                WHERE endpoint_id IN (SELECT endpoint_id FROM candidates)
+                  AND (expire_time IS NULL OR expire_time > now())
+                GROUP BY endpoint_id)
             UPDATE callback_events c SET lease_until = now() + %(lease)s
-            FROM candidates
+            FROM candidates JOIN live USING (endpoint_id)
             WHERE c.id = candidates.id AND c.state = 'pending'
               AND (c.lease_until IS NULL OR c.lease_until < now())
-            RETURNING {", ".join(f"c.{col.strip()}" for col in _EVENT.split(","))}""",
+            RETURNING {", ".join(f"c.{col.strip()}" for col in _EVENT.split(","))},
+                candidates.url, live.secrets""",
         {"busy": list(busy), "per_endpoint": per_endpoint, "limit": limit, "lease": lease},
     )
-    events = sorted((Event(**row) for row in await cur.fetchall()), key=lambda e: e.seq)
-    if not events:
-        return []
-    ids = list({e.endpoint_id for e in events})
-    cur = await conn.execute(
-        """SELECT p.id, p.url, array_agg(s.secret ORDER BY s.create_time DESC) AS secrets
-           FROM callback_endpoints p
-           JOIN callback_secrets s ON s.endpoint_id = p.id
-             AND (s.expire_time IS NULL OR s.expire_time > now())
-           WHERE p.id = ANY(%s::uuid[]) GROUP BY p.id, p.url""",
-        (ids,),
-    )
-    where = {row["id"]: (row["url"], list(row["secrets"])) for row in await cur.fetchall()}
-    return [Due(e, *where[e.endpoint_id]) for e in events if e.endpoint_id in where]
+    taken = []
+    for row in await cur.fetchall():
+        url, secrets = row.pop("url"), row.pop("secrets")
+        taken.append(Due(Event(**row), url, secrets))
+    return sorted(taken, key=lambda due: due.event.seq)
 
 
 class Result(StrEnum):
@@ -240,64 +242,68 @@ class Outcome:
 async def record(
     conn: Conn, outcomes: Sequence[Outcome], *, backoff_base: float, backoff_max: float
 ) -> None:
-    """Records a batch of outcomes in four statements whatever its size: the attempts, the
+    """Records a batch of outcomes in one statement whatever its size: the attempts, the
     events' new states, the endpoints that failed (backed off: `backoff_base` doubling
-    per consecutive failure, up to `backoff_max` seconds) and those that recovered."""
-    posted = [o for o in outcomes if o.posted]
-    if posted:
-        await conn.execute(
-            """INSERT INTO callback_attempts (event_id, notification_id, url, status_code,
-                   duration_ms, error)
-               SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::int[],
-                   %s::float8[], %s::text[])""",
-            (
-                [o.event.id for o in posted],
-                [o.event.notification_id for o in posted],
-                [o.url for o in posted],
-                [o.status_code for o in posted],
-                [o.duration_ms for o in posted],
-                [o.error[:1000] for o in posted],
-            ),
-        )
+    per consecutive failure, up to `backoff_max` seconds) and those that recovered.
+
+    The batch goes as one JSON array (serialized by orjson, read by
+    `jsonb_to_recordset`): one parameter instead of a PostgreSQL array per column, each
+    of which psycopg would build element by element in Python."""
+    if not outcomes:
+        return
+    batch = orjson.dumps(
+        [
+            {
+                "id": o.event.id,
+                "notification_id": o.event.notification_id,
+                "endpoint_id": o.event.endpoint_id,
+                "url": o.url,
+                "result": o.result.value,
+                "status_code": o.status_code,
+                "duration_ms": o.duration_ms,
+                "error": o.error[:1000],
+                "delay": o.delay.total_seconds(),
+            }
+            for o in outcomes
+        ]
+    ).decode()
     await conn.execute(
-        """UPDATE callback_events c SET
+        """WITH o AS (
+               SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb) AS o(id uuid,
+                   notification_id uuid, endpoint_id uuid, url text, result text,
+                   status_code int, duration_ms float8, error text, delay float8)),
+           attempts AS (
+               INSERT INTO callback_attempts (event_id, notification_id, url, status_code,
+                   duration_ms, error)
+               SELECT id, notification_id, url, status_code, duration_ms, error
+               FROM o WHERE result <> 'released'),
+           failing AS (
+               UPDATE callback_endpoints SET consecutive_failures = consecutive_failures + 1,
+                   failing_since = COALESCE(failing_since, now()),
+                   next_attempt_time = now() + make_interval(secs => LEAST(
+                       %(base)s * power(2, LEAST(consecutive_failures, 30)), %(max)s))
+               WHERE id IN (SELECT endpoint_id FROM o WHERE result = 'retry')),
+           recovered AS (
+               UPDATE callback_endpoints SET failing_since = NULL, consecutive_failures = 0,
+                   next_attempt_time = now()
+               WHERE id IN (SELECT endpoint_id FROM o WHERE result = 'delivered')
+                 AND id NOT IN (SELECT endpoint_id FROM o WHERE result = 'retry')
+                 AND consecutive_failures > 0)
+           UPDATE callback_events c SET
                state = CASE WHEN o.result IN ('delivered', 'failed') THEN o.result
                             ELSE 'pending' END,
                attempts = c.attempts + CASE WHEN o.result = 'released' THEN 0 ELSE 1 END,
-               next_attempt_time = CASE WHEN o.result = 'retry' THEN now() + o.delay
+               next_attempt_time = CASE WHEN o.result = 'retry'
+                                        THEN now() + make_interval(secs => o.delay)
                                         ELSE c.next_attempt_time END,
                finish_time = CASE WHEN o.result IN ('delivered', 'failed') THEN now() END,
                last_error = CASE WHEN o.result = 'released' THEN c.last_error
                                  ELSE o.error END,
                lease_until = NULL
-           FROM unnest(%s::uuid[], %s::text[], %s::interval[], %s::text[])
-               AS o(id, result, delay, error)
+           FROM o
            WHERE c.id = o.id AND c.state = 'pending'""",
-        (
-            [o.event.id for o in outcomes],
-            [o.result.value for o in outcomes],
-            [o.delay for o in outcomes],
-            [o.error[:1000] for o in outcomes],
-        ),
+        {"batch": batch, "base": backoff_base, "max": backoff_max},
     )
-    failing = {o.event.endpoint_id for o in outcomes if o.result is Result.RETRY}
-    if failing:
-        await conn.execute(
-            """UPDATE callback_endpoints SET consecutive_failures = consecutive_failures + 1,
-                   failing_since = COALESCE(failing_since, now()),
-                   next_attempt_time = now() + make_interval(
-                       secs => LEAST(%s * power(2, LEAST(consecutive_failures, 30)), %s))
-               WHERE id = ANY(%s::uuid[])""",
-            (backoff_base, backoff_max, list(failing)),
-        )
-    recovered = {o.event.endpoint_id for o in outcomes if o.result is Result.DELIVERED} - failing
-    if recovered:
-        await conn.execute(
-            """UPDATE callback_endpoints SET failing_since = NULL, consecutive_failures = 0,
-                   next_attempt_time = now()
-               WHERE id = ANY(%s::uuid[]) AND consecutive_failures > 0""",
-            (list(recovered),),
-        )
 
 
 async def for_notification(conn: Conn, notification_id: UUID) -> list[Event]:

@@ -128,6 +128,12 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
     # With an endpoint registered, every status change reached the receiver, once each.
     posted = rows["callbacks-on@20"]["notes"]["callbacks"]
     assert posted["events"] == posted["expected"] == rows["callbacks-on@20"]["accepted"] > 0
+    assert posted["lag_ms"]["p50"] > 0
+    # The receiver shares the machine: watched in both rows, not counted as Herald's.
+    for name in ("callbacks-off@20", "callbacks-on@20"):
+        assert rows[name]["resources"]["receiver"]["cpu_seconds"] >= 0, name
+    got = f"callbacks-on@20: {posted['events']} of {posted['expected']} events received"
+    assert got in results["stdout"]
 
 
 @pytest.mark.timeout(240)

@@ -53,7 +53,7 @@ class WebPushProvider(Provider[PushMessage]):
     def _session_now(self) -> aiohttp.ClientSession:
         # Created on first use: an aiohttp session belongs to the running loop.
         if self._session is None:
-            self._session = public_session(self._outbound)
+            self._session = public_session(self._outbound, timeout=self.timeout)
         return self._session
 
     async def send(self, message: PushMessage) -> Sent:
