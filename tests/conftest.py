@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -161,8 +163,13 @@ def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFac
         return proc.start(wait=wait)
 
     yield start
-    for proc in started:
+    # Every process still running is told at once, so their graceful stops overlap.
+    running = [(proc, proc.process) for proc in started if proc.process is not None]
+    running = [(proc, popen) for proc, popen in running if popen.poll() is None]
+    for _, popen in running:
+        popen.send_signal(signal.SIGTERM)
+    for proc, popen in running:
         try:
-            proc.stop()
-        except AssertionError:
+            popen.wait(15)
+        except subprocess.TimeoutExpired:
             proc.kill()

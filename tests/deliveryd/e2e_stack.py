@@ -245,8 +245,7 @@ async def open_stack(
         ),
         timeout=10,
     )
-    for channel in workers:
-        await built.start_worker(channel)
+    await asyncio.gather(*(built.start_worker(channel) for channel in workers))
     try:
         yield built
     finally:
@@ -290,8 +289,10 @@ async def open_sandbox_stack(
 
 
 async def _close(built: Stack, core: Any, webhook: AlertWebhook, vhost: str) -> None:
-    for channel in list(built.workers):
-        await built.stop_worker(channel)
+    workers = [built.workers.pop(channel) for channel in list(built.workers)]
+    if workers:
+        codes = await asyncio.to_thread(workers[0].stop_together, *workers[1:])
+        assert codes == [0] * len(workers), dict(zip([w.name for w in workers], codes, strict=True))
     await asyncio.to_thread(core.stop)
     for grpc_channel in built.channels:
         await grpc_channel.close()

@@ -107,6 +107,30 @@ class ServiceProcess:
             self.process.wait()
             raise AssertionError(f"{self.name} ignored SIGTERM for {timeout}s") from None
 
+    def stop_together(self, *others: ServiceProcess, timeout: float = 15.0) -> list[int]:
+        """Stops this process and `others` at once (SIGTERM to each, then a wait for each,
+        so their graceful stops overlap); their exit codes, in order. One that outlasts
+        `timeout` is killed, and the call fails naming it."""
+        procs = (self, *others)
+        for proc in procs:
+            if proc.process is not None and proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
+        codes, ignored = [], []
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            if proc.process is None:
+                codes.append(0)
+                continue
+            try:
+                codes.append(proc.process.wait(max(deadline - time.monotonic(), 0.1)))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes.append(proc.process.returncode)
+                ignored.append(proc.name)
+        if ignored:
+            raise AssertionError(f"{', '.join(ignored)} ignored SIGTERM for {timeout}s")
+        return codes
+
     def kill(self) -> None:
         """SIGKILL: a crash, no shutdown."""
         if self.process is not None and self.process.poll() is None:

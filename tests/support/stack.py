@@ -19,8 +19,7 @@ class Core:
     gateway: ServiceProcess
 
     def stop(self) -> None:
-        for proc in (self.gateway, self.templated, self.userd):
-            proc.stop()
+        self.gateway.stop_together(self.templated, self.userd)
 
 
 def add_vhost(name: str) -> str:
@@ -42,18 +41,21 @@ async def start_core(
     """userd, templated and a gateway wired to them and to `amqp_url`; databases named
     after `name`, so two stacks of one run never share a table. `allow_loopback` lets
     userd take Web Push endpoints on 127.0.0.1 (the fake push service's)."""
-    userd = await asyncio.to_thread(
-        factory,
-        "userd",
-        env={
-            "HERALD_USERD_DATABASE": isolation.database(f"users_{name}"),
-            "HERALD_OUTBOUND_ALLOW_LOOPBACK": str(allow_loopback).lower(),
-        },
-    )
-    templated = await asyncio.to_thread(
-        factory,
-        "templated",
-        env={"HERALD_TEMPLATED_DATABASE": isolation.database(f"templates_{name}")},
+    # userd and templated need nothing of each other: they start side by side.
+    userd, templated = await asyncio.gather(
+        asyncio.to_thread(
+            factory,
+            "userd",
+            env={
+                "HERALD_USERD_DATABASE": isolation.database(f"users_{name}"),
+                "HERALD_OUTBOUND_ALLOW_LOOPBACK": str(allow_loopback).lower(),
+            },
+        ),
+        asyncio.to_thread(
+            factory,
+            "templated",
+            env={"HERALD_TEMPLATED_DATABASE": isolation.database(f"templates_{name}")},
+        ),
     )
     gateway = await asyncio.to_thread(
         factory,
