@@ -7,11 +7,17 @@ that does not answer stops the whole run with a message saying which and how to 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
+import tempfile
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 import psycopg
@@ -49,11 +55,41 @@ def rabbitmqctl(*args: str) -> None:
 
 # Ports the tests give Herald's servers: below Linux's ephemeral range (32768-60999), so no
 # client connection's local end (nor a fake provider's OS-chosen port) can take one, and a
-# block of their own per xdist worker, handed out once each: a server restarted on its port
-# never finds it given meanwhile to another test's process.
+# block of their own per test process, handed out once each: a server restarted on its port
+# never finds it given meanwhile to another test's process. A block is claimed with a lock
+# held for the process's life, so two runs on one machine (two `make test`, or a run beside
+# a developer's `pytest`) never share one.
 PORT_BLOCK = 2000
-_FIRST_PORT = 20000 + PORT_BLOCK * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
-_next_port = iter(range(_FIRST_PORT, _FIRST_PORT + PORT_BLOCK))
+PORT_BLOCKS = (32768 - 20000) // PORT_BLOCK
+_LOCKS = Path(tempfile.gettempdir()) / "herald-test-ports"
+
+
+def _claim_block() -> tuple[int, IO[bytes]]:
+    """The first port of a block no other live test process holds, and its held lock."""
+    _LOCKS.mkdir(exist_ok=True)
+    for block in range(PORT_BLOCKS):
+        lock = (_LOCKS / f"block-{block}.lock").open("ab")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return 20000 + PORT_BLOCK * block, lock
+    raise AssertionError(f"all {PORT_BLOCKS} test port blocks are held by other test processes")
+
+
+_ports: list[Iterator[int]] = []  # this process's block, once claimed
+_ports_lock = threading.RLock()  # free_port holds it while it asks _next_ports
+_held: list[IO[bytes]] = []  # the block's lock, open for the process's life
+
+
+def _next_ports() -> Iterator[int]:
+    with _ports_lock:  # stacks start processes from several threads
+        if not _ports:
+            first, lock = _claim_block()
+            _held.append(lock)
+            _ports.append(iter(range(first, first + PORT_BLOCK)))
+        return _ports[0]
 
 
 def _bindable(port: int) -> bool:
@@ -67,10 +103,11 @@ def _bindable(port: int) -> bool:
 
 def free_port() -> int:
     """A TCP port nothing listens on, never handed out before in this test process."""
-    for port in _next_port:
-        if _bindable(port):
-            return port
-    raise AssertionError(f"no free port left in {_FIRST_PORT}-{_FIRST_PORT + PORT_BLOCK - 1}")
+    with _ports_lock:
+        for port in _next_ports():
+            if _bindable(port):
+                return port
+    raise AssertionError(f"no free port left in this process's block of {PORT_BLOCK}")
 
 
 @dataclass
