@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -164,12 +163,7 @@ def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFac
 
     yield start
     # Every process still running is told at once, so their graceful stops overlap.
-    running = [(proc, proc.process) for proc in started if proc.process is not None]
-    running = [(proc, popen) for proc, popen in running if popen.poll() is None]
-    for _, popen in running:
-        popen.send_signal(signal.SIGTERM)
-    for proc, popen in running:
-        try:
-            popen.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    running = [p for p in started if p.process is not None and p.process.poll() is None]
+    if running:
+        with contextlib.suppress(AssertionError):  # one that ignored SIGTERM was killed
+            running[0].stop_together(*running[1:])

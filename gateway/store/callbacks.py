@@ -234,10 +234,6 @@ class Outcome:
     error: str = ""
     delay: timedelta = timedelta(0)
 
-    @property
-    def posted(self) -> bool:
-        return self.result is not Result.RELEASED
-
 
 async def record(
     conn: Conn, outcomes: Sequence[Outcome], *, backoff_base: float, backoff_max: float

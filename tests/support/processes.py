@@ -97,15 +97,8 @@ class ServiceProcess:
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, then wait; returns the exit code (kills and fails after `timeout`)."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"{self.name} ignored SIGTERM for {timeout}s") from None
+        [code] = self.stop_together(timeout=timeout)
+        return code
 
     def stop_together(self, *others: ServiceProcess, timeout: float = 15.0) -> list[int]:
         """Stops this process and `others` at once (SIGTERM to each, then a wait for each,
