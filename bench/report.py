@@ -32,6 +32,7 @@ PROCESS_ORDER = (
     "floor",
     "gateway",
     "gateway-2",
+    "callbacks",
     "userd",
     "templated",
     "deliveryd-email",
@@ -80,10 +81,10 @@ def method(params: Params) -> dict[str, str]:
         given = ", ".join(f"{name}={value}" for name, value in params.settings)
         settings = f", with {given}"
     return {
-        "stack": "every Herald process (userd, templated, gateway, deliveryd email/sms/push) "
-        f"as `{make_up}` runs it{settings}, one process each{gateways}, sandbox providers, "
-        "on this machine's PostgreSQL, RabbitMQ and Redis (a database set, vhost and key "
-        "prefix of the run's own)",
+        "stack": "every Herald process (userd, templated, gateway, callbacks, deliveryd "
+        f"email/sms/push) as `{make_up}` runs it{settings}, one process each{gateways}, "
+        "sandbox providers, on this machine's PostgreSQL, RabbitMQ and Redis (a database set, "
+        "vhost and key prefix of the run's own)",
         "floor": "the `floor` row is not Herald: bench/floor.py, the minimal pipeline "
         "(POST -> INSERT -> publish with confirm -> consume -> UPDATE -> ack) in one process "
         "on the same servers and libraries, driven like rest-sat (`floor@c<callers>`) and "
@@ -367,14 +368,23 @@ def callbacks_lines(rows: list[Row]) -> str:
                 for n, u in seen.resources.items()
                 if n.startswith("gateway")
             )
-            per = gateways * 1000 / seen.accepted if seen.accepted else None
-            costs.append((seen.accepted_per_s, seen.cpu_ms_per_notification, per))
+            posting = float(seen.resources.get("callbacks", {}).get("cpu_seconds", 0.0))
+            per = 1000 / seen.accepted if seen.accepted else None
+            costs.append(
+                (
+                    seen.accepted_per_s,
+                    seen.cpu_ms_per_notification,
+                    None if per is None else gateways * per,
+                    None if per is None else posting * per,
+                )
+            )
         receiver = row.resources.get("receiver", {}).get("cpu_seconds")
-        (a_off, c_off, g_off), (a_on, c_on, g_on) = costs
+        (a_off, c_off, g_off, p_off), (a_on, c_on, g_on, p_on) = costs
         lines.append(
             f"    against {off.scenario}: accepted/s {num(a_off)} → {num(a_on)}, CPU ms/notif "
-            f"{num(c_off)} → {num(c_on)}, the gateways' {num(g_off)} → {num(g_on)}; the "
-            f"receiver (not counted) {num(receiver)} s"
+            f"{num(c_off)} → {num(c_on)}, the gateways' {num(g_off)} → {num(g_on)}, the "
+            f"callbacks process's {num(p_off)} → {num(p_on)}; the receiver (not counted) "
+            f"{num(receiver)} s"
         )
     return "\n".join(lines)
 

@@ -118,7 +118,8 @@ class Stack:
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Creates the vhost and starts userd, templated, the gateway and the workers."""
+        """Creates the vhost and starts userd, templated, the gateway, the callbacks process
+        and the workers."""
         self.servers.check()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         rabbitmqctl("add_vhost", self.vhost)
@@ -156,7 +157,11 @@ class Stack:
         ]
         self._launch(more)
         self._gateways = [gateway, *more]
-        self._launch([self.worker(channel) for channel in WORKER_CHANNELS])
+        # The process that posts status callbacks (one, as `make up` runs it).
+        callbacks = self._process(
+            "callbacks", ("gateway", "callbacks"), "HERALD_CALLBACKS_GRPC_PORT", metrics=True
+        )
+        self._launch([callbacks, *(self.worker(channel) for channel in WORKER_CHANNELS)])
 
     def worker(self, channel: str, extra: dict[str, str] | None = None) -> Process:
         """A (not yet started) deliveryd process for `channel`."""

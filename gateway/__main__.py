@@ -1,17 +1,17 @@
-"""`python -m gateway`: the REST edge, NotificationService, StatusService and SuppressionService."""
+"""`python -m gateway`: the REST edge, NotificationService, StatusService, SuppressionService
+and CallbackService. `python -m gateway callbacks`: the process that posts status callbacks
+(`gateway.callbacks.process`); `migrate`, `apikeys`: the database's migrations, API keys."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
+from gateway import MIGRATIONS
 from gateway.settings import GatewaySettings
 from mesh.client import internal_channel
 from mesh.logging import configure_logging
 from mesh.runtime import Runtime, run, run_migrations
 from mesh.settings import load_settings
-
-MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def main() -> None:
@@ -52,7 +52,11 @@ if __name__ == "__main__":
         from gateway.apikeys.cli import main as apikeys
 
         sys.exit(apikeys(sys.argv[2:]))
-    if sys.argv[1:] == ["migrate"]:
+    if sys.argv[1:] == ["callbacks"]:
+        from gateway.callbacks.process import main as callbacks
+
+        run(callbacks)
+    elif sys.argv[1:] == ["migrate"]:
         configure_logging("gateway")
         settings = load_settings(GatewaySettings)
         run_migrations(settings, settings.database, MIGRATIONS)

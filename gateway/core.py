@@ -1,5 +1,7 @@
 """The core of the gateway, assembled: the notification, status, suppression and callback
-domains, the outbox, the watches behind WatchNotification(s).
+domains, the outbox, the watches behind WatchNotification(s). The gateway registers
+callback endpoints and decides every status change (the trigger writes its callback
+events); it posts none: that is the callbacks process's job (`gateway.callbacks.process`).
 
 `start_core` builds the domain objects over the process's pool, broker connection and
 peer channels, starts the outbox's background tasks (relay, batched published-marks) and
@@ -22,7 +24,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.apikeys import ApiKeys, Authenticator
 from gateway.callbacks import servicer as callback_servicer
-from gateway.callbacks.dispatcher import Dispatcher
 from gateway.callbacks.endpoints import CallbackEndpoints
 from gateway.callbacks.history import CallbackHistory
 from gateway.callbacks.watches import Watches
@@ -166,18 +167,6 @@ async def start_core(
         nonce_seconds=2 * settings.receipt_tolerance_seconds,
     )
     _in_background(runtime, receipts.sweep_forever(RECEIPT_SWEEP_SECONDS), "receipt-sweeper")
-    dispatcher = Dispatcher(
-        pool,
-        rule=settings.outbound_rule(),
-        timeout=settings.callback_timeout_seconds,
-        retry_for=settings.callback_retry_seconds,
-        backoff_base=settings.callback_backoff_base_seconds,
-        backoff_max=settings.callback_backoff_max_seconds,
-        interval=settings.callback_interval_seconds,
-        concurrency=settings.callback_concurrency,
-        per_endpoint=settings.callback_per_endpoint,
-    )
-    _in_background(runtime, dispatcher.run(), "callback-dispatcher")
     authenticator = Authenticator(pool, ttl=settings.api_key_cache_seconds)
     revocations = authenticator.listener(settings.database_url(settings.database))
     await revocations.start()

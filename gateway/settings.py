@@ -11,7 +11,7 @@ from pydantic_settings import NoDecode
 from gateway.timing.quiet import QuietWindow
 from mesh.ratelimit import check_quota
 from mesh.rules import ChannelName, MessageTypeName
-from mesh.settings import Port, SharedSettings, concern
+from mesh.settings import CommonSettings, Port, SharedSettings, concern
 
 # The channel order per message type: the requested channel goes first, then these
 # (skipping the requested one) as fallbacks. The seed's flow is email → SMS.
@@ -26,7 +26,31 @@ DEFAULT_CAPS: dict[MessageTypeName, str] = {"marketing": "3/day"}
 _CAPS = TypeAdapter(dict[MessageTypeName, str])
 
 
-class GatewaySettings(SharedSettings):
+class NotificationsDbSettings(CommonSettings):
+    """What the gateway and the callbacks process (`gateway.callbacks.process`) both read:
+    the notifications database, and the pool each process opens on it."""
+
+    database: str = Field(
+        "herald_notifications",
+        validation_alias="HERALD_GATEWAY_DATABASE",
+        description="The notifications database on HERALD_POSTGRES_URL (created and migrated at "
+        "start-up by the gateway or the callbacks process): notifications, attempts, API "
+        "keys, callbacks.",
+        json_schema_extra=concern("servers"),
+    )
+    db_pool_size: int = Field(
+        20,
+        ge=2,
+        le=200,
+        validation_alias="HERALD_GATEWAY_DB_POOL_SIZE",
+        description="Most PostgreSQL connections one gateway, or one callbacks process, holds; "
+        "keep processes x this below the server's max_connections (effect on throughput not "
+        "measured).",
+        json_schema_extra=concern("performance"),
+    )
+
+
+class GatewaySettings(SharedSettings, NotificationsDbSettings):
     http_port: Port = Field(
         8000,
         validation_alias="HERALD_GATEWAY_HTTP_PORT",
@@ -47,13 +71,6 @@ class GatewaySettings(SharedSettings):
         description="This process's own Prometheus /metrics (0: none; /metrics on the HTTP "
         "port answers either way). Give each of several gateways sharing the HTTP port its "
         "own, to scrape each process.",
-        json_schema_extra=concern("servers"),
-    )
-    database: str = Field(
-        "herald_notifications",
-        validation_alias="HERALD_GATEWAY_DATABASE",
-        description="The gateway's PostgreSQL database on HERALD_POSTGRES_URL (created and "
-        "migrated at start-up): notifications, attempts, API keys, callbacks.",
         json_schema_extra=concern("servers"),
     )
     userd_addr: str = Field(
@@ -222,15 +239,6 @@ class GatewaySettings(SharedSettings):
         "one is refused as `variables` is.",
         json_schema_extra=concern("security"),
     )
-    db_pool_size: int = Field(
-        20,
-        ge=2,
-        le=200,
-        validation_alias="HERALD_GATEWAY_DB_POOL_SIZE",
-        description="Most PostgreSQL connections one gateway holds; keep gateways x this "
-        "below the server's max_connections (effect on throughput not measured).",
-        json_schema_extra=concern("performance"),
-    )
     # The REST edge.
     rpc_timeout_seconds: float = Field(
         5.0,
@@ -300,62 +308,6 @@ class GatewaySettings(SharedSettings):
         json_schema_extra=concern("delivery"),
     )
 
-    callback_timeout_seconds: float = Field(
-        5.0,
-        gt=0,
-        le=60,
-        validation_alias="HERALD_CALLBACK_TIMEOUT_SECONDS",
-        description="How long a status callback's receiver has to answer.",
-        json_schema_extra=concern("delivery"),
-    )
-    callback_retry_seconds: float = Field(
-        86400.0,
-        gt=0,
-        validation_alias="HERALD_CALLBACK_RETRY_SECONDS",
-        description="How long a status callback is retried (5xx, timeouts, refused "
-        "connections) before it is marked failed.",
-        json_schema_extra=concern("delivery"),
-    )
-    callback_backoff_base_seconds: float = Field(
-        1.0,
-        gt=0,
-        le=3600,
-        validation_alias="HERALD_CALLBACK_BACKOFF_BASE_SECONDS",
-        description="The first retry delay of a status callback, and of a failing "
-        "endpoint; each further failure doubles it.",
-        json_schema_extra=concern("delivery"),
-    )
-    callback_backoff_max_seconds: float = Field(
-        3600.0,
-        gt=0,
-        validation_alias="HERALD_CALLBACK_BACKOFF_MAX_SECONDS",
-        description="The longest delay between two tries of a callback or an endpoint.",
-        json_schema_extra=concern("delivery"),
-    )
-    callback_interval_seconds: float = Field(
-        0.25,
-        gt=0,
-        le=60,
-        validation_alias="HERALD_CALLBACK_INTERVAL_SECONDS",
-        description="How often an idle dispatcher looks for status callbacks due.",
-        json_schema_extra=concern("performance"),
-    )
-    callback_concurrency: int = Field(
-        32,
-        ge=1,
-        le=1000,
-        validation_alias="HERALD_CALLBACK_CONCURRENCY",
-        description="Status callbacks one gateway posts at once (effect not measured).",
-        json_schema_extra=concern("performance"),
-    )
-    callback_per_endpoint: int = Field(
-        4,
-        ge=1,
-        le=100,
-        validation_alias="HERALD_CALLBACK_PER_ENDPOINT",
-        description="Of those, at most this many to one endpoint (effect not measured).",
-        json_schema_extra=concern("performance"),
-    )
     callback_max_endpoints: int = Field(
         10,
         ge=1,

@@ -1,6 +1,6 @@
 """Making sure a server's port can be bound before the server binds it.
 
-Herald's gRPC ports (50050-50055) sit inside Linux's ephemeral range (32768-60999), so
+Herald's gRPC ports (50050-50056) sit inside Linux's ephemeral range (32768-60999), so
 the local end of a recent *client* connection can hold one in TIME-WAIT for a minute
 after a test or a bench run; a listening socket cannot bind over it. Such a port frees
 itself: the server waits for it, saying so in one log line. A port held by a live process

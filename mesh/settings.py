@@ -143,8 +143,9 @@ class CommonSettings(BaseSettings):
     )
     outbound_allow_loopback: bool = Field(
         False,
-        description="Lets Web Push endpoints and the alert webhook point at this machine "
-        "(http included): tests and local development only.",
+        description="Lets Web Push endpoints, callback endpoints and the alert webhook point "
+        "at this machine (http included): tests and local development only. The gateway "
+        "checks a callback URL with it and the callbacks process posts with it: set it alike.",
         json_schema_extra=concern("security"),
     )
 

@@ -17,6 +17,7 @@ import sys
 from dotenv import dotenv_values
 
 from deliveryd.settings import DeliverydSettings
+from gateway.callbacks.settings import CallbacksSettings
 from gateway.settings import GatewaySettings
 from mesh.probe import accepts
 from mesh.settings import CommonSettings, load_settings
@@ -25,6 +26,7 @@ from userd.settings import UserdSettings
 
 SERVICES: tuple[type[CommonSettings], ...] = (
     GatewaySettings,
+    CallbacksSettings,
     UserdSettings,
     TemplatedSettings,
     DeliverydSettings,

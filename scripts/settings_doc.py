@@ -20,7 +20,8 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from deliveryd.settings import DeliverydSettings
-from gateway.settings import GatewaySettings
+from gateway.callbacks.settings import CallbacksSettings
+from gateway.settings import GatewaySettings, NotificationsDbSettings
 from mesh.settings import CONCERNS, CommonSettings, SharedSettings
 from templated.settings import TemplatedSettings
 from userd.settings import UserdSettings
@@ -28,7 +29,9 @@ from userd.settings import UserdSettings
 SECTIONS: list[tuple[str, type[BaseSettings]]] = [
     ("every process", CommonSettings),
     ("gateway, deliveryd", SharedSettings),
+    ("gateway, callbacks", NotificationsDbSettings),
     ("gateway", GatewaySettings),
+    ("callbacks", CallbacksSettings),
     ("userd", UserdSettings),
     ("templated", TemplatedSettings),
     ("deliveryd", DeliverydSettings),

@@ -110,32 +110,37 @@ TEST_DB_POOL_SIZE = "8"
 TEST_PASSWORD_HASH_PROFILE = "cheapest"
 
 
+def _port_variables(module: str, args: tuple[str, ...]) -> tuple[str, str]:
+    """The variables of a process's gRPC port and of its own /metrics port ("" for the
+    gateway's: its HTTP port serves /metrics)."""
+    if module == "deliveryd":
+        channel = args[0].upper()
+        return f"HERALD_DELIVERYD_{channel}_GRPC_PORT", f"HERALD_DELIVERYD_{channel}_METRICS_PORT"
+    if args == ("callbacks",):
+        return "HERALD_CALLBACKS_GRPC_PORT", "HERALD_CALLBACKS_METRICS_PORT"
+    if module == "gateway":
+        return "HERALD_GATEWAY_GRPC_PORT", ""
+    prefix = f"HERALD_{module.upper()}"
+    return f"{prefix}_GRPC_PORT", f"{prefix}_METRICS_PORT"
+
+
 @pytest.fixture(scope="session")
 def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFactory]:
     """Starts Herald processes on free ports with this run's isolation; stops them after.
 
-    `service_factory("userd")`, `service_factory("deliveryd", "email", env={...})`.
+    `service_factory("userd")`, `service_factory("deliveryd", "email", env={...})`,
+    `service_factory("gateway", "callbacks", env={...})`.
     """
     started: list[ServiceProcess] = []
 
     def start(
         module: str, *args: str, env: dict[str, str] | None = None, wait: bool = True
     ) -> ServiceProcess:
-        port_env = {
-            "gateway": "HERALD_GATEWAY_GRPC_PORT",
-            "userd": "HERALD_USERD_GRPC_PORT",
-            "templated": "HERALD_TEMPLATED_GRPC_PORT",
-        }.get(module) or f"HERALD_DELIVERYD_{args[0].upper()}_GRPC_PORT"
+        port_env, metrics_env = _port_variables(module, args)
         # A port given in `env` is shared with a process already on it (SO_REUSEPORT).
         port = int((env or {}).get(port_env) or free_port())
-        metrics_env = {
-            "userd": "HERALD_USERD_METRICS_PORT",
-            "templated": "HERALD_TEMPLATED_METRICS_PORT",
-        }.get(module) or (
-            f"HERALD_DELIVERYD_{args[0].upper()}_METRICS_PORT" if module == "deliveryd" else ""
-        )
         full_env = {**isolation.env(), port_env: str(port)}
-        if module == "gateway":
+        if module == "gateway":  # the gateway, or the callbacks process
             # Stacks live for a module or the run beside one another on both xdist workers:
             # a gateway's 20 connections each would crowd PostgreSQL's 100.
             full_env["HERALD_GATEWAY_DB_POOL_SIZE"] = TEST_DB_POOL_SIZE
@@ -145,10 +150,11 @@ def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFac
             full_env["HERALD_USERD_PASSWORD_HASH_PROFILE"] = TEST_PASSWORD_HASH_PROFILE
         if metrics_env:
             full_env[metrics_env] = str(free_port())
-        if module == "gateway":
+        edge = module == "gateway" and not args
+        if edge:
             full_env["HERALD_GATEWAY_HTTP_PORT"] = str(free_port())
         full_env.update(env or {})
-        http_port = full_env.get("HERALD_GATEWAY_HTTP_PORT") if module == "gateway" else None
+        http_port = full_env.get("HERALD_GATEWAY_HTTP_PORT") if edge else None
         name = "-".join((module, *args))
         proc = ServiceProcess(
             name=name,

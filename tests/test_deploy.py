@@ -32,6 +32,7 @@ PROCESSES = {
     "email": (50053, "herald.deliveryd.email"),
     "sms": (50054, "herald.deliveryd.sms"),
     "push": (50055, "herald.deliveryd.push"),
+    "callbacks": (50056, "herald.callbacks"),
 }
 WORKERS = ("email", "sms", "push")
 
@@ -115,6 +116,12 @@ def test_services_budgets_and_policies_around_each_process(
     ]
     userd_from = policies["userd"]["spec"]["ingress"][0]["from"]
     assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}} in userd_from
+    # The callbacks process takes no calls: only its metrics port answers, to monitoring.
+    [callbacks_in] = policies["callbacks"]["spec"]["ingress"]
+    assert callbacks_in["ports"] == [{"port": "metrics"}]
+    assert [rule["namespaceSelector"] for rule in callbacks_in["from"]] == [
+        {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    ]
     job = of_kind(rendered, "Job")["herald-migrate"]
     command = " ".join(job["spec"]["template"]["spec"]["containers"][0]["command"])
     for service in ("userd", "templated", "gateway"):

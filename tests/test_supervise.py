@@ -39,6 +39,8 @@ from tests.support.stack import add_vhost
 from tests.support.waits import eventually_sync
 
 TEMPLATE = "ops/supervised"
+# Every process of the Procfile, by its supervised name.
+PROCESSES = ("userd", "templated", "gateway", "email", "sms", "push", "callbacks")
 
 
 def serving(port: int) -> bool:
@@ -187,12 +189,13 @@ async def send_and_deliver(stack: Supervised) -> notification_pb2.Notification:
 def test_config_runs_every_procfile_process_with_restarts() -> None:
     processes = scaled(read_procfile(ROOT / "Procfile"), {"gateway": 2})
     text = config(processes, Path("/run/x"), stop_wait_seconds=25)
-    for name in ("userd", "templated", "gateway", "email", "sms", "push"):
+    for name in PROCESSES:
         assert f"[program:{name}]" in text
     assert "command=python -m deliveryd email\n" in text
+    assert "command=python -m gateway callbacks\n" in text
     assert "numprocs=2" in text and "%(program_name)s-%(process_num)d" in text
-    assert text.count("autorestart=true") == 6
-    assert text.count("stopwaitsecs=25") == 6
+    assert text.count("autorestart=true") == len(PROCESSES)
+    assert text.count("stopwaitsecs=25") == len(PROCESSES)
 
 
 async def test_a_killed_worker_comes_back_and_the_rest_keep_serving(
@@ -219,9 +222,7 @@ async def test_a_killed_worker_comes_back_and_the_rest_keep_serving(
 
 
 def test_ctrl_c_stops_every_process(supervised: Supervised) -> None:
-    children = [
-        supervised.pid(name) for name in ("userd", "templated", "gateway", "email", "sms", "push")
-    ]
+    children = [supervised.pid(name) for name in PROCESSES]
     assert all(children)
 
     supervised.process.send_signal(signal.SIGINT)

@@ -19,13 +19,13 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.rows import dict_row
 
+from gateway import MIGRATIONS
 from gateway.apikeys import service
 from gateway.apikeys.scopes import Scope
 from gateway.apikeys.service import ApiKey, InvalidKeyRequest
@@ -33,8 +33,6 @@ from gateway.settings import GatewaySettings
 from mesh import migrations
 from mesh.logging import configure_logging
 from mesh.settings import load_settings
-
-MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def _parser() -> argparse.ArgumentParser:

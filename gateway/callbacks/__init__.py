@@ -1,2 +1,3 @@
-"""Telling the caller: status callbacks to each client's endpoints (`endpoints`,
-`dispatcher`, the body in `model`), and the watches behind gRPC's WatchNotification."""
+"""Telling the caller: status callbacks to each client's endpoints (`endpoints`, served by
+the gateway; `dispatcher`, run by its own process, `process`; the body in `model`), and
+the watches behind gRPC's WatchNotification."""

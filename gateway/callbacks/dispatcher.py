@@ -1,6 +1,7 @@
 """Posting status callbacks: the outbox's events, signed, to each client's endpoints.
 
-Every gateway runs one dispatcher; they share the work through leases on the events
+Each callbacks process (`gateway.callbacks.process`, never the gateway) runs one
+dispatcher; several share the work through leases on the events
 (`store.callbacks.take_due`). The dispatcher never holds a database connection while it
 posts, and the notifications never wait for it: the trigger wrote the event when the
 status changed, and this loop only reads the outbox.
@@ -13,18 +14,21 @@ status changed, and this loop only reads the outbox.
   (3xx, 4xx: redirects are not followed) fails it at once. Each attempt is recorded.
 - **A dead endpoint.** Each failure also backs the endpoint off as a whole (doubling, up
   to `HERALD_CALLBACK_BACKOFF_MAX_SECONDS`): none of its events is tried meanwhile (what
-  this gateway had taken for it is given back), so it costs one request per backoff. At
-  most `HERALD_CALLBACK_PER_ENDPOINT` of one endpoint's posts run at once here, out of
+  this dispatcher had taken for it is given back), so it costs one request per backoff.
+  At most `HERALD_CALLBACK_PER_ENDPOINT` of one endpoint's posts run at once here, out of
   `HERALD_CALLBACK_CONCURRENCY`, so a receiver that never answers takes a few slots for
   the timeout, never all of them.
-- **Duplicates.** Delivery is at least once (a gateway dying after the post and before
-  recording it posts again after the lease); the `webhook-id` header, the event's id,
-  lets a receiver drop the copy.
+- **Duplicates.** Delivery is at least once (an event whose process died after the post
+  and before recording it is posted again after the lease); the `webhook-id` header, the
+  event's id, lets a receiver drop the copy.
 - **Cost.** The database work is per batch, not per callback: a round leases several
   posts' worth of events per endpoint (`QUEUED_PER_POST`) in one statement, queued here
   and posted in order, and the outcomes are written a batch per statement (`Recorder`). An idle
   dispatcher looks every `HERALD_CALLBACK_INTERVAL_SECONDS`; a busy one takes again when an
-  endpoint it left events behind for has posted half of what it holds."""
+  endpoint it left events behind for has posted half of what it holds.
+- **Stopping.** Cancelled, it gives back what it had queued (another dispatcher may take
+  it at once), lets the posts under way finish for up to `grace` seconds, records them
+  and closes: a stop in the middle of a post neither loses nor repeats it."""
 
 from __future__ import annotations
 
@@ -94,8 +98,10 @@ class Dispatcher:
         interval: float,
         concurrency: int,
         per_endpoint: int,
+        grace: float,
     ) -> None:
         self._pool = pool
+        self._grace = grace
         self._rule = rule
         self._timeout = timeout
         self._retry_for = timedelta(seconds=retry_for)
@@ -140,13 +146,15 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._room.wait(), self._interval)
         finally:
+            for queue in self._queued.values():  # another dispatcher may take them at once
+                for due in queue:
+                    self._recorder.add(Outcome(due.event, due.url, Result.RELEASED))
+            self._queued.clear()  # so a post that ends starts no other
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=self._grace)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            for queue in self._queued.values():  # another gateway may take them at once
-                for due in queue:
-                    self._recorder.add(Outcome(due.event, due.url, Result.RELEASED))
-            self._queued.clear()
             recording.cancel()
             await asyncio.gather(recording, return_exceptions=True)
             await self._recorder.flush()

@@ -4,8 +4,9 @@ callbacks:write); admin manages any client's. Another client's endpoint answers
 NOT_FOUND, as a missing one does.
 
 Where callbacks may go follows `mesh.outbound`: https to a public host, checked here by
-URL and again, on every address the name resolves to, when the dispatcher connects;
-loopback only with HERALD_OUTBOUND_ALLOW_LOOPBACK (tests, local development).
+URL and again, on every address the name resolves to, when the callbacks process connects;
+loopback only with HERALD_OUTBOUND_ALLOW_LOOPBACK (tests, local development; set it alike
+on both processes).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ LATENCY_KEYS = {"p50", "p95", "p99", "max"}
 PROCESSES = {
     "gateway",
     "gateway-2",
+    "callbacks",
     "userd",
     "templated",
     "deliveryd-email",
@@ -134,6 +135,10 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
         assert rows[name]["resources"]["receiver"]["cpu_seconds"] >= 0, name
     got = f"callbacks-on@20: {posted['events']} of {posted['expected']} events received"
     assert got in results["stdout"]
+    # The callbacks process posted them: its CPU is Herald's, in the row and its column.
+    assert rows["callbacks-on@20"]["resources"]["callbacks"]["cpu_seconds"] > 0
+    assert "callbacks" not in NOT_MEASURED
+    assert "the callbacks process's" in results["stdout"]
 
 
 @pytest.mark.timeout(240)

@@ -1,7 +1,8 @@
 """Status callbacks end to end: clients register endpoints over REST, real processes
 deliver notifications (the sandbox, with its simulated receipts, so a notification goes
-`sent` then `delivered`), and the gateway's dispatcher posts each status change, signed,
-to local receivers that verify as a client would (`tests.deliveryd.receiver`)."""
+`sent` then `delivered`), and the callbacks process (`python -m gateway callbacks`, the
+only one that posts) posts each status change, signed, to local receivers that verify as
+a client would (`tests.deliveryd.receiver`)."""
 
 from __future__ import annotations
 
@@ -24,32 +25,52 @@ from tests.deliveryd.e2e_stack import Stack, open_sandbox_stack
 from tests.deliveryd.receiver import CallbackReceiver, sign_as
 from tests.gateway.http.conftest import create_key
 from tests.support.infra import Isolation
+from tests.support.processes import ServiceProcess
 from tests.support.waits import eventually
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 RECEIPTED = "delivered@simulator.herald.example"  # sent, then delivered by its receipt
 
 
+# The receivers are local: the gateway registers their URLs, the callbacks process posts
+# to them.
+LOOPBACK = {"HERALD_OUTBOUND_ALLOW_LOOPBACK": "true"}
+POSTING = {
+    "HERALD_CALLBACK_TIMEOUT_SECONDS": "1",
+    "HERALD_CALLBACK_BACKOFF_BASE_SECONDS": "0.2",
+    "HERALD_CALLBACK_BACKOFF_MAX_SECONDS": "1",
+    "HERALD_CALLBACK_INTERVAL_SECONDS": "0.05",
+}
+# Every test here needs callbacks posted.
+pytestmark = pytest.mark.usefixtures("callbacks")
+
+
 @pytest.fixture(scope="module")
 async def stack(
     service_factory: ServiceFactory, isolation: Isolation, session_fakes: Fakes
 ) -> AsyncIterator[Stack]:
-    gateway_env = {
-        "HERALD_OUTBOUND_ALLOW_LOOPBACK": "true",  # the receivers are local
-        "HERALD_CALLBACK_TIMEOUT_SECONDS": "1",
-        "HERALD_CALLBACK_BACKOFF_BASE_SECONDS": "0.2",
-        "HERALD_CALLBACK_BACKOFF_MAX_SECONDS": "1",
-        "HERALD_CALLBACK_INTERVAL_SECONDS": "0.05",
-    }
     async with open_sandbox_stack(
         service_factory,
         isolation,
         session_fakes,
         name="dlv-cb",
         secret=SECRET,
-        gateway_env=gateway_env,
+        gateway_env=LOOPBACK,
     ) as built:
         yield built
+
+
+@pytest.fixture(scope="module")
+async def callbacks(service_factory: ServiceFactory, stack: Stack) -> AsyncIterator[ServiceProcess]:
+    """The callbacks process, on the stack's notifications database."""
+    env = {
+        "HERALD_GATEWAY_DATABASE": stack.gateway.env["HERALD_GATEWAY_DATABASE"],
+        **LOOPBACK,
+        **POSTING,
+    }
+    proc = await asyncio.to_thread(service_factory, "gateway", "callbacks", env=env)
+    yield proc
+    assert await asyncio.to_thread(proc.stop) == 0
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +252,39 @@ async def test_a_receiver_that_never_answers_holds_up_no_one_else(
         await stuck.stop()
 
 
-async def test_a_callback_decided_before_the_gateway_died_is_posted_after_restart(
-    stack: Stack, receiver: CallbackReceiver
+async def test_a_stopping_callbacks_process_finishes_its_posts_and_the_gateway_posts_none(
+    stack: Stack, callbacks: ServiceProcess, receiver: CallbackReceiver
+) -> None:
+    alone = await client(stack, "alone")
+    await alone.register(receiver, events="final")
+    receiver.delay_next(1, seconds=0.8)  # answered within the timeout (1 s), not at once
+    first = await alone.send()
+    await eventually(lambda: receiver.requests, timeout=30)  # the post is under way
+
+    # SIGTERM: the post under way is answered and recorded before the process ends.
+    assert await asyncio.to_thread(callbacks.stop) == 0
+    [recorded] = await alone.callbacks(first)
+    assert recorded["state"] == "delivered"
+    assert [a["status_code"] for a in recorded["attempts"]] == [204]
+
+    try:
+        # Only the gateway: a status change is decided, and nothing posts it.
+        second = await alone.send()
+        await stack.settled(second, client="alone")
+        [waiting] = await alone.callbacks(second)
+        assert (waiting["state"], waiting["attempts"]) == ("pending", [])
+        async with httpx.AsyncClient() as http:
+            scraped = await http.get(f"http://127.0.0.1:{stack.gateway.http_port}/metrics")
+        assert "herald_callbacks_pending" not in scraped.text  # no dispatcher in it at all
+    finally:
+        await asyncio.to_thread(callbacks.start)
+    await eventually(lambda: len(receiver.deliveries) == 2, timeout=30)
+    assert [e["notification_id"] for e in receiver.deliveries] == [first, second]
+    assert len(receiver.requests) == 2
+
+
+async def test_a_callback_decided_before_a_crash_is_posted_after_restart(
+    stack: Stack, callbacks: ServiceProcess, receiver: CallbackReceiver
 ) -> None:
     durable = await client(stack, "durable")
     await durable.register(receiver, events="final")
@@ -241,9 +293,11 @@ async def test_a_callback_decided_before_the_gateway_died_is_posted_after_restar
     await stack.settled(nid, client="durable")
     await eventually(lambda: _attempted(durable, nid), timeout=30)  # tried once at least, refused
 
-    await asyncio.to_thread(stack.gateway.kill)  # a crash: nothing flushed, nothing said
+    # A crash of the process that posts, and of the one that decided: nothing flushed,
+    # nothing said.
+    await asyncio.gather(asyncio.to_thread(callbacks.kill), asyncio.to_thread(stack.gateway.kill))
     await receiver.resume()
-    await asyncio.to_thread(stack.gateway.start)
+    await asyncio.gather(asyncio.to_thread(callbacks.start), asyncio.to_thread(stack.gateway.start))
     await eventually(lambda: receiver.deliveries, timeout=30)
     [event] = receiver.deliveries
     assert (event["notification_id"], event["status"]) == (nid, "delivered")

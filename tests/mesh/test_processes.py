@@ -23,6 +23,7 @@ GRPCURL = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "grpcurl")
         ("deliveryd", ("email",), "herald.deliveryd.email"),
         ("deliveryd", ("sms",), "herald.deliveryd.sms"),
         ("deliveryd", ("push",), "herald.deliveryd.push"),
+        ("gateway", ("callbacks",), "herald.callbacks"),
     ],
 )
 def test_process_serves_health_and_reflection_then_stops_cleanly(
@@ -39,7 +40,7 @@ def test_process_serves_health_and_reflection_then_stops_cleanly(
     ).stdout.split()
     assert "grpc.health.v1.Health" in listed
     assert "grpc.reflection.v1alpha.ServerReflection" in listed
-    if module != "deliveryd":
+    if module != "deliveryd" and not args:  # the workers and callbacks serve no API
         assert service_name in listed
     # What Kubernetes' grpc: probes ask (deploy/k8s): readiness the service's own name,
     # liveness and start-up `herald.live`.

@@ -3,7 +3,8 @@ service token plus an API key (callbacks:write; admin for any client) or an inte
 service acting for a client (which may manage that client's endpoints), and a
 notification's callbacks with their attempts. The REST twin is `test_callbacks.py`; this
 gateway does not allow loopback, so endpoints are https URLs of a public host, which the
-dispatcher fails to reach (each attempt recorded)."""
+callbacks process's dispatcher (run in this process, on the gateway's database) fails to
+reach (each attempt recorded)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,16 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
+from gateway.callbacks.dispatcher import Dispatcher
 from gateway.callbacks.servicer import SERVICE_NAME
 from gateway.callers import API_KEY_HEADER
 from herald.v1 import callback_pb2, callback_pb2_grpc, common_pb2, notification_pb2
 from herald.v1 import notification_pb2_grpc as notification_grpc
+from mesh import db
 from mesh.interceptors import CLIENT_HEADER, field_violations
+from mesh.outbound import OutboundRule
 from tests.gateway.http.conftest import Keys, bearer, create_key, fail_every_channel
-from tests.support.infra import SERVICE_TOKEN
+from tests.support.infra import POSTGRES_URL, SERVICE_TOKEN
 from tests.support.processes import ROOT, SERVING, ServiceProcess, health_status
 from tests.support.waits import eventually
 
@@ -61,6 +65,32 @@ def writers(edge: ServiceProcess) -> Writers:
             )
         }
     )
+
+
+@pytest.fixture
+async def posting(edge: ServiceProcess) -> AsyncIterator[None]:
+    """What `python -m gateway callbacks` runs, its Dispatcher, here in the test's process
+    on the gateway's database (the gateway posts nothing; the process itself is tested in
+    tests/deliveryd/test_callbacks_e2e.py)."""
+    server = edge.env.get("HERALD_POSTGRES_URL", POSTGRES_URL).rstrip("/")
+    pool = await db.open_pool(f"{server}/{edge.env['HERALD_GATEWAY_DATABASE']}", max_size=2)
+    dispatcher = Dispatcher(
+        pool,
+        rule=OutboundRule(allow_loopback=False),
+        timeout=5,
+        retry_for=86400,
+        backoff_base=1,
+        backoff_max=3600,
+        interval=0.05,
+        concurrency=4,
+        per_endpoint=2,
+        grace=1,
+    )
+    task = asyncio.create_task(dispatcher.run())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await pool.close()
 
 
 def _as(key: str) -> Metadata:
@@ -355,6 +385,7 @@ async def _send(edge: ServiceProcess, client: str, user_id: str) -> str:
     return sent.notification_id
 
 
+@pytest.mark.usefixtures("posting")
 async def test_a_notifications_callbacks_with_their_attempts_and_no_one_elses(
     edge: ServiceProcess, stub: Stub, keys: Keys, seeded: dict[str, Any]
 ) -> None:
