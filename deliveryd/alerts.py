@@ -24,7 +24,6 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError
 from google.protobuf.message import DecodeError
 
 from deliveryd import metrics
@@ -151,10 +150,7 @@ class AlertConsumer:
 
     async def stop(self) -> None:
         """Stops taking dead letters; an alert in progress finishes (or comes back)."""
-        try:
-            if self._queue is not None and self._tag is not None:
-                await self._queue.cancel(self._tag)
-            if self._channel is not None and not self._channel.is_closed:
-                await self._channel.close()
-        except (AMQPError, ConnectionError, RuntimeError) as exc:
-            log.warning("could not stop the alert consumer cleanly", error=repr(exc))
+        if self._queue is not None and self._tag is not None:
+            await amqp.cancel_consumer(self._queue, self._tag)
+        if self._channel is not None:
+            await amqp.close_channel(self._channel)

@@ -141,10 +141,7 @@ class Consumer:
         """Stops taking messages, lets jobs in flight finish (up to the grace), closes."""
         self._stopping = True
         for queue, tag in self._consuming:
-            try:
-                await queue.cancel(tag)
-            except (AMQPError, ConnectionError, RuntimeError) as exc:
-                log.warning("could not cancel the consumer", queue=queue.name, error=repr(exc))
+            await amqp.cancel_consumer(queue, tag)
         if self._tasks:
             log.info("waiting for jobs in flight", jobs=len(self._tasks))
             _, pending = await asyncio.wait(set(self._tasks), timeout=self._grace)
@@ -155,6 +152,6 @@ class Consumer:
                     "jobs still running at the end of the grace: returned", jobs=len(pending)
                 )
                 await asyncio.wait(pending, timeout=1.0)
-        if self._amqp is not None and not self._amqp.is_closed:
-            await self._amqp.close()
+        if self._amqp is not None:
+            await amqp.close_channel(self._amqp)
         log.info("consumer stopped")

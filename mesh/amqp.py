@@ -23,12 +23,17 @@ behind the normal backlog. Retries come back through the delay queues to the nor
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection, ExchangeType
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection, ExchangeType
+from aio_pika.exceptions import AMQPError
+
+log = structlog.get_logger(__name__)
 
 EXCHANGE = "notifications.direct"
 CHANNELS = ("email", "sms", "push")
@@ -36,6 +41,9 @@ FAILED_QUEUE = "failed.queue"
 FAILED_KEY = "failed"
 ALERTS_QUEUE = "alerts.queue"
 MAX_PRIORITY = 10
+# How long a stopping consumer waits on the broker for one step (cancelling, closing): a
+# robust channel waits for an absent broker to come back first, which may be never.
+STOP_STEP_SECONDS = 2.0
 QUEUE_TYPES = ("classic", "quorum")
 # AMQP priority from which a job takes its channel's high queue in quorum mode (high: 6,
 # critical: 9; gateway.outbox.AMQP_PRIORITY).
@@ -157,3 +165,24 @@ async def ping(connection: AbstractRobustConnection) -> None:
     """Raises when the connection to RabbitMQ is not open."""
     if connection.is_closed or not connection.connected.is_set():
         raise ConnectionError("RabbitMQ connection is down")
+
+
+async def cancel_consumer(queue: AbstractQueue, tag: str) -> None:
+    """Stops consuming `queue`, waiting at most STOP_STEP_SECONDS for the broker (a stop
+    with the broker away goes on: the broker drops the consumer with the connection)."""
+    try:
+        async with asyncio.timeout(STOP_STEP_SECONDS):
+            await queue.cancel(tag)
+    except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+        log.warning("could not cancel the consumer", queue=queue.name, error=repr(exc))
+
+
+async def close_channel(channel: AbstractChannel) -> None:
+    """Closes `channel`, waiting at most STOP_STEP_SECONDS for the broker."""
+    if channel.is_closed:
+        return
+    try:
+        async with asyncio.timeout(STOP_STEP_SECONDS):
+            await channel.close()
+    except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+        log.warning("could not close the channel", error=repr(exc))

@@ -131,7 +131,7 @@ async def edge(
         HERALD_GATEWAY_DATABASE=isolation.database("notifications_traces"),
         **peers,
     )
-    await asyncio.to_thread(
+    worker = await asyncio.to_thread(
         start,
         "deliveryd",
         "email",
@@ -145,6 +145,8 @@ async def edge(
         timeout=10,
     ) as http:
         yield http
+    # Stopped before their vhost goes, not left to the run's end reconnecting to it.
+    await asyncio.to_thread(worker.stop_together, gateway, templated, userd)
     await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
 
 
