@@ -104,6 +104,12 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
         default=d.callback_rate,
         help="offered POSTs/s of the callbacks scenario, with and without an endpoint",
     )
+    add(
+        "--callback-callers",
+        type=int,
+        default=d.callback_callers,
+        help="REST callers of the callbacks scenario's closed loop, with and without one",
+    )
     add("--fail-ratio", type=float, default=d.fail_ratio, help="share of SendGrid sends failing")
     add(
         "--failover-breaker-threshold",
@@ -180,6 +186,7 @@ def parse(argv: Sequence[str]) -> tuple[Params, argparse.Namespace]:
         backlog=args.backlog,
         failover_rate=args.failover_rate,
         callback_rate=args.callback_rate,
+        callback_callers=args.callback_callers,
         fail_ratio=args.fail_ratio,
         failover_breaker_threshold=args.failover_breaker_threshold,
         flood_send_rate=args.flood_send_rate,

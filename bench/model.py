@@ -90,8 +90,10 @@ class Params:
     flood_send_rate: float = 100.0
     flood_rate: float = 365.0
     flood_kinds: tuple[str, ...] = REFUSALS
-    # The callbacks scenario: REST POSTs/s, with and without a callback endpoint.
+    # The callbacks scenario: REST POSTs/s, with and without a callback endpoint; then
+    # REST callers back to back, with and without (the capacity each leaves).
     callback_rate: float = 300.0
+    callback_callers: int = 64
     users: int = 100
     load_procs: int = 1
     grpc_connections: int = 8  # per load process (REST opens one per caller)

@@ -1,5 +1,6 @@
 """A client's status callback receiver for the callbacks scenario: answers 204 to every
-POST at once and counts them. `python -m bench.receiver --port P`; `GET /stats` answers
+POST to /callbacks at once and counts them (`POST /reset` starts the count again).
+`python -m bench.receiver --port P`; `GET /stats` answers
 {"received": n, "events": distinct webhook-ids, "last": unix time the last new one came,
 "lag_ms": percentiles from each event's `time` (the status change) to its arrival}.
 
@@ -44,6 +45,12 @@ class Tally:
         self.last = time.time()
         occurred = datetime.fromisoformat(orjson.loads(body)["time"]).timestamp()
         self.lags_ms.append((self.last - occurred) * 1000)
+
+    def reset(self) -> None:
+        """Forgets what came (the next row counts from zero)."""
+        self.received, self.last = 0, 0.0
+        self.seen.clear()
+        self.lags_ms.clear()
 
     def stats(self) -> bytes:
         return orjson.dumps(
@@ -96,6 +103,9 @@ class Connection(asyncio.Protocol):
         method = self._parser.get_method()
         if method == b"POST" and self._url == b"/callbacks":
             self._tally.add(self._event_id, b"".join(self._body))
+            self._transport.write(NO_CONTENT)
+        elif method == b"POST" and self._url == b"/reset":
+            self._tally.reset()
             self._transport.write(NO_CONTENT)
         elif method == b"GET" and self._url == b"/stats":
             body = self._tally.stats()

@@ -130,6 +130,13 @@ def method(params: Params) -> dict[str, str]:
         "unknown ids never answers; bad-json: a live key and a body that is not JSON); "
         "any answer but 401 (400 or 422 for bad-json) fails the run; `--scenarios "
         "rejected,rejected,...` alternates the pair and prints the median p50 added",
+        "callbacks": f"a REST send load at {params.callback_rate:g}/s (open loop) with no "
+        f"callback endpoint (`{CALLBACKS_OFF}@<rate>`), then with one for the bench's client, "
+        "every status change posted to a local receiver answering 204 "
+        f"(`{CALLBACKS_ON}@<rate>`); then {params.callback_callers} REST callers back to back "
+        f"with it (`{CALLBACKS_ON}@c<callers>`: the capacity left) and after it is deleted "
+        f"(`{CALLBACKS_OFF}@c<callers>`), so the rows run off, on, on, off; an on row's window "
+        "runs until the receiver has every event; the receiver is watched, not counted",
         "accept stages": "what each scenario added to the gateways' herald_accept_* "
         "histograms (each gateway's own /metrics before and after, summed): runs of the accept "
         "pipeline, items per run, and the mean ms a run spent in each stage (a run that "
@@ -342,17 +349,16 @@ def rejected_lines(summary: list[dict[str, Any]]) -> str:
 
 
 def callbacks_lines(rows: list[Row]) -> str:
-    """Each callbacks-on row against the callbacks-off row before it, two lines each:
-    what the receiver got, then what an endpoint cost; empty when the scenario did not
-    run."""
+    """Each callbacks-on row against the callbacks-off row of the same load (`@300`, or
+    `@c64`), two lines each: what the receiver got, then what an endpoint cost; empty
+    when the scenario did not run."""
     lines = []
-    off: Row | None = None
     for row in rows:
-        base = open_loop_scenario(row.scenario)
-        if base == CALLBACKS_OFF:
-            off = row
+        base = open_loop_scenario(row.scenario) or closed_loop_scenario(row.scenario)
         if base != CALLBACKS_ON or "callbacks" not in row.notes:
             continue
+        twin = CALLBACKS_OFF + row.scenario.removeprefix(CALLBACKS_ON)
+        off = next((r for r in rows if r.scenario == twin), None)
         got = row.notes["callbacks"]
         lines.append(
             f"  {row.scenario}: {got['events']} of {got['expected']} events received "

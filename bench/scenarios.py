@@ -326,10 +326,12 @@ class Bench(Harness):
         """The same REST send load at `callback_rate`, first with no callback endpoint,
         then with one registered for the bench's client (a local receiver answering 204,
         `bench.receiver`): what callbacks cost the accept path, and that each status
-        change reached the receiver once. The receiver shares the stack's cores: both rows
-        watch it (`receiver`, not counted as Herald's), and the second row's window runs
-        until it has every event, so the posts made after the notifications settled count
-        too."""
+        change reached the receiver once. Then `callback_callers` REST callers back to
+        back, with the endpoint and after it is deleted: the capacity callbacks leave
+        (off, on, on, off, so a drift over the scenario weighs on both sides). The
+        receiver shares the stack's cores: every row watches it (`receiver`, not counted as
+        Herald's), and an `on` row's window runs until it has every event, so the posts
+        made after the notifications settled count too."""
         p = self.params
         port = free_port()
         receiver = subprocess.Popen(
@@ -369,7 +371,13 @@ class Bench(Harness):
                 on, self._rate_load(on, p.callback_rate), beside=beside, until=received
             )
             row.notes["callbacks"] = {"expected": row.accepted, **stats()}
+            httpx.post(f"http://127.0.0.1:{port}/reset").raise_for_status()
+            on_sat = closed_loop_name(CALLBACKS_ON, p.callback_callers)
+            row = self._measured(on_sat, self._callers_load(on_sat), beside=beside, until=received)
+            row.notes["callbacks"] = {"expected": row.accepted, **stats()}
             edge.delete(f"/api/v1/callbacks/{created.json()['id']}")
+            off_sat = closed_loop_name(CALLBACKS_OFF, p.callback_callers)
+            self._measured(off_sat, self._callers_load(off_sat), beside=beside)
         finally:
             edge.close()
             receiver.terminate()
@@ -382,6 +390,12 @@ class Bench(Harness):
             rate=rate,
             concurrency=self.params.max_in_flight,
             duration=self.params.duration,
+        )
+
+    def _callers_load(self, name: str) -> LoadSpec:
+        p = self.params
+        return self._spec(
+            "rest", self._tag(name), rate=0, concurrency=p.callback_callers, duration=p.duration
         )
 
     def _send_load(self, name: str) -> LoadSpec:

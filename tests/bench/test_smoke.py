@@ -65,7 +65,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         *("--backlog", "200", "--failover-rate", "20", "--users", "3", "--warmup", "0.5"),
         *("--drain-timeout", "30", "--backlog-timeout", "30"),
         *("--gateways", "2", "--flood-send-rate", "20", "--flood-rate", "40"),
-        *("--callback-rate", "20"),
+        *("--callback-rate", "20", "--callback-callers", "4"),
         # One run serves every test here (a run is a whole stack's start): the cache off
         # shows a setting given with --set reaching the stack.
         *("--set", "HERALD_USER_CACHE_SECONDS=0"),
@@ -96,6 +96,8 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
         "rejected-flood@20",
         "callbacks-off@20",
         "callbacks-on@20",
+        "callbacks-on@c4",
+        "callbacks-off@c4",
     }
     fields = set(Row.__dataclass_fields__)
     for name, row in rows.items():
@@ -135,6 +137,14 @@ def test_every_scenario_has_a_complete_row(results: dict[str, Any]) -> None:
         assert rows[name]["resources"]["receiver"]["cpu_seconds"] >= 0, name
     got = f"callbacks-on@20: {posted['events']} of {posted['expected']} events received"
     assert got in results["stdout"]
+    # Then callers back to back, with the endpoint and after it went: the receiver counts
+    # the closed loop's events alone, and each on row is read against its own off row.
+    closed = rows["callbacks-on@c4"]["notes"]["callbacks"]
+    assert closed["events"] == closed["expected"] == rows["callbacks-on@c4"]["accepted"] > 0
+    assert rows["callbacks-on@c4"]["method"] == rows["callbacks-off@c4"]["method"]
+    assert "callbacks" not in rows["callbacks-off@c4"]["notes"]
+    assert "against callbacks-off@20: accepted/s" in results["stdout"]
+    assert "against callbacks-off@c4: accepted/s" in results["stdout"]
     # The callbacks process posted them: its CPU is Herald's, in the row and its column.
     assert rows["callbacks-on@20"]["resources"]["callbacks"]["cpu_seconds"] > 0
     assert "callbacks" not in NOT_MEASURED
