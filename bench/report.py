@@ -353,12 +353,15 @@ def callbacks_lines(rows: list[Row]) -> str:
     `@c64`), two lines each: what the receiver got, then what an endpoint cost; empty
     when the scenario did not run."""
     lines = []
-    for row in rows:
+    for at, row in enumerate(rows):
         base = open_loop_scenario(row.scenario) or closed_loop_scenario(row.scenario)
         if base != CALLBACKS_ON or "callbacks" not in row.notes:
             continue
+        # Its pair: the nearest off row of the same load (before it for the open loop,
+        # after it for the closed one; `--scenarios callbacks,callbacks` repeats both).
         twin = CALLBACKS_OFF + row.scenario.removeprefix(CALLBACKS_ON)
-        off = next((r for r in rows if r.scenario == twin), None)
+        offs = [(abs(i - at), i) for i, r in enumerate(rows) if r.scenario == twin]
+        off = rows[min(offs)[1]] if offs else None
         got = row.notes["callbacks"]
         lines.append(
             f"  {row.scenario}: {got['events']} of {got['expected']} events received "

@@ -10,8 +10,9 @@ import pytest
 from bench.__main__ import parse
 from bench.flood import EXPECTED, unexpected
 from bench.measure import percentiles
-from bench.model import REFUSALS, Row
+from bench.model import REFUSALS
 from bench.report import rejected, rejected_lines
+from tests.bench.rows import row as _row
 
 
 def test_every_kind_of_refusal_has_its_expected_answers() -> None:
@@ -29,38 +30,6 @@ def test_only_refusals_pass() -> None:
         "something 401": 1,
     }
     assert unexpected({**wrong, "no-key 401": 7}) == wrong
-
-
-def _row(name: str, rate: float, p50: float, notes: dict[str, Any] | None = None) -> Row:
-    latency = percentiles([p50])
-    return Row(
-        scenario=name,
-        kind="rest",
-        method="open loop",
-        offered_rate=rate,
-        concurrency=512,
-        duration_s=10,
-        batch_size=1,
-        requests=1,
-        ok=1,
-        late=0,
-        accepted=1,
-        achieved_rate=rate,
-        accepted_per_s=rate,
-        delivered=1,
-        failed=0,
-        pending=0,
-        delivered_per_s=rate,
-        delivered_per_s_in_load=rate,
-        accept_latency_ms=latency,
-        e2e_latency_ms=latency,
-        e2e_recorded_latency_ms=latency,
-        errors={},
-        error_count=0,
-        resources={},
-        cpu_ms_per_notification=1.0,
-        notes=notes or {},
-    )
 
 
 def _flood(answers: dict[str, int], errors: dict[str, int] | None = None) -> dict[str, Any]:
