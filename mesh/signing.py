@@ -25,8 +25,10 @@ SIGNATURE_HEADER = "webhook-signature"
 SECRET_PREFIX = "whsec_"
 
 
+@functools.lru_cache(maxsize=1024)
 def signer(secret: str) -> Webhook:
-    """The signer/verifier of a `whsec_…` secret; ValueError when it is not one."""
+    """The signer/verifier of a `whsec_…` secret; ValueError when it is not one. Built once
+    per secret: the callbacks process signs every post under the same few."""
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError("must be a Standard Webhooks secret: whsec_ and base64")
     try:
@@ -46,12 +48,6 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-@functools.lru_cache(maxsize=1024)
-def _known_signer(key: str) -> Webhook:
-    """`signer`, once per key: a dispatcher signs every post under the same few keys."""
-    return signer(key)
-
-
 def signed_headers(
     body: bytes, keys: Sequence[str], *, webhook_id: str, at: datetime
 ) -> dict[str, str]:
@@ -59,5 +55,5 @@ def signed_headers(
     return {
         ID_HEADER: webhook_id,
         TIMESTAMP_HEADER: str(int(at.timestamp())),
-        SIGNATURE_HEADER: " ".join(_known_signer(k).sign(webhook_id, at, body) for k in keys),
+        SIGNATURE_HEADER: " ".join(signer(k).sign(webhook_id, at, body) for k in keys),
     }

@@ -102,14 +102,20 @@ def create_key_with_cli(
     return created
 
 
+def database_url(edge: ServiceProcess) -> str:
+    """The URL of the edge's notifications database, read from the env it was started
+    with (never from this process's environment)."""
+    server = edge.env.get("HERALD_POSTGRES_URL", POSTGRES_URL).rstrip("/")
+    return f"{server}/{edge.env['HERALD_GATEWAY_DATABASE']}"
+
+
 def _in_process(edge: ServiceProcess, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
     """Runs `work` on a connection to the edge's database, as the apikeys CLI does, in this
     process (a CLI process costs seconds of imports; the CLI as a process is tested in
     test_auth). On a thread of its own, so callers inside an event loop may use it too.
     The URL is read from the edge's env, never by changing this process's environment
     (processes started meanwhile would inherit it)."""
-    server = edge.env.get("HERALD_POSTGRES_URL", POSTGRES_URL).rstrip("/")
-    url = f"{server}/{edge.env['HERALD_GATEWAY_DATABASE']}"
+    url = database_url(edge)
 
     async def run() -> T:
         async with await AsyncConnection.connect(

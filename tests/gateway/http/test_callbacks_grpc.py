@@ -29,8 +29,14 @@ from herald.v1 import notification_pb2_grpc as notification_grpc
 from mesh import db
 from mesh.interceptors import CLIENT_HEADER, field_violations
 from mesh.outbound import OutboundRule
-from tests.gateway.http.conftest import Keys, bearer, create_key, fail_every_channel
-from tests.support.infra import POSTGRES_URL, SERVICE_TOKEN
+from tests.gateway.http.conftest import (
+    Keys,
+    bearer,
+    create_key,
+    database_url,
+    fail_every_channel,
+)
+from tests.support.infra import SERVICE_TOKEN
 from tests.support.processes import ROOT, SERVING, ServiceProcess, health_status
 from tests.support.waits import eventually
 
@@ -72,8 +78,7 @@ async def posting(edge: ServiceProcess) -> AsyncIterator[None]:
     """What `python -m gateway callbacks` runs, its Dispatcher, here in the test's process
     on the gateway's database (the gateway posts nothing; the process itself is tested in
     tests/deliveryd/test_callbacks_e2e.py)."""
-    server = edge.env.get("HERALD_POSTGRES_URL", POSTGRES_URL).rstrip("/")
-    pool = await db.open_pool(f"{server}/{edge.env['HERALD_GATEWAY_DATABASE']}", max_size=2)
+    pool = await db.open_pool(database_url(edge), max_size=2)
     dispatcher = Dispatcher(
         pool,
         rule=OutboundRule(allow_loopback=False),
