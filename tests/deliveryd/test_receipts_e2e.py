@@ -133,7 +133,14 @@ async def test_twilio_undelivered_with_no_channel_left_fails_with_its_reason(
     e2e: Stack, fakes: Fakes
 ) -> None:
     user = await e2e.create_user()
-    nid = await e2e.send(user, channel=SMS, message_type=common_pb2.MESSAGE_TYPE_MARKETING)
+    # Marketing (no fallback channel), its default quiet hours bypassed: at night they
+    # would hold it (the test ran, and failed, at 22:00 UTC).
+    nid = await e2e.send(
+        user,
+        channel=SMS,
+        message_type=common_pb2.MESSAGE_TYPE_MARKETING,
+        quiet_hours=notification_pb2.QUIET_HOURS_POLICY_BYPASS,
+    )
     await _sent(e2e, nid)
     [sms] = fakes.twilio.deliveries
     answer = await fakes.twilio.status_callback(sms["sid"], "undelivered", error_code="30003")

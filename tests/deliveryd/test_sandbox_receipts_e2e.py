@@ -95,7 +95,14 @@ async def test_a_complaint_suppresses_the_address(stack: Stack) -> None:
 
 async def test_an_undelivered_sms_with_no_channel_left_fails(stack: Stack) -> None:
     user = await stack.create_user(phone=UNREACHABLE)
-    nid = await stack.send(user, channel=SMS, message_type=common_pb2.MESSAGE_TYPE_MARKETING)
+    # Marketing (no fallback channel), its default quiet hours bypassed (at night they
+    # would hold it).
+    nid = await stack.send(
+        user,
+        channel=SMS,
+        message_type=common_pb2.MESSAGE_TYPE_MARKETING,
+        quiet_hours=notification_pb2.QUIET_HOURS_POLICY_BYPASS,
+    )
     done = await stack.settled(nid, status=FAILED)
     assert "30003" in done.status_reason
     assert _trail(done) == [

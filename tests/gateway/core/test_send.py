@@ -347,7 +347,14 @@ async def test_the_route_policy_depends_on_the_message_type(
         send_request(user.id, message_type=common_pb2.MESSAGE_TYPE_ALERT), metadata=CLIENT
     )
     await notifications.Send(
-        send_request(user.id, message_type=common_pb2.MESSAGE_TYPE_MARKETING), metadata=CLIENT
+        # Marketing waits out the default quiet hours (22:00-07:00 UTC): bypassed, so the
+        # route is seen at any hour of the day.
+        send_request(
+            user.id,
+            message_type=common_pb2.MESSAGE_TYPE_MARKETING,
+            quiet_hours=notification_pb2.QUIET_HOURS_POLICY_BYPASS,
+        ),
+        metadata=CLIENT,
     )
     await notifications.Send(
         send_request(user.id, channel=common_pb2.CHANNEL_PUSH), metadata=CLIENT
