@@ -81,6 +81,10 @@ LANGUAGE = (
 MAX_LANGUAGE = 35
 LANGUAGE_RULE = "is not a BCP 47 language tag such as 'en' or 'pt-BR'"
 
+# An email address: RFC 5321's 256-octet path less its angle brackets (RFC 3696 erratum
+# 1690), the longest email-validator (userd's check) accepts.
+MAX_EMAIL = 254
+
 # An idempotency key, also a correlation id: printable ASCII, no more than 128.
 REQUEST_ID = r"^[\x20-\x7e]{1,128}$"
 MAX_REQUEST_ID = 128

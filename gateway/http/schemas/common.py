@@ -194,7 +194,7 @@ def integer(*, ge: int, le: int) -> Any:
 
 Email = Annotated[
     str,
-    Field(max_length=320, pattern=EMAIL_PLAIN, json_schema_extra={"format": "email"}),
+    Field(max_length=rules.MAX_EMAIL, pattern=EMAIL_PLAIN, json_schema_extra={"format": "email"}),
     AfterValidator(_email),
 ]
 Uuid = Annotated[UUID, BeforeValidator(_string_only), Field(strict=False)]

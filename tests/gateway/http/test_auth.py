@@ -244,7 +244,8 @@ def test_an_admin_sets_a_keys_rate_and_its_next_sends_obey_it(
     assert admin.put(rate_path, json={"rate_per_second": 1, "rate_burst": 1}).status_code == 204
     assert rate() == (1, 1)
     # One a second, one at once: a send passes; a batch of two never can (all or none).
-    assert send(item).status_code == 202
+    first = send(item)
+    assert first.status_code == 202, first.text
     refused = send(two, "/api/v1/notifications/batch")
     assert refused.status_code == 429, refused.text
     assert refused.json()["error"]["code"] == "RESOURCE_EXHAUSTED"
