@@ -13,7 +13,7 @@ GATEWAYS ?= 1
 # Herald's own Python, compiled to bytecode by `make setup`.
 PY_SOURCES := mesh gateway console userd templated deliveryd gen bench scripts tests
 
-.PHONY: help setup gen lint check-gen breaking test test-fast up services databases bench
+.PHONY: help setup gen lint checks check-gen breaking test test-fast up services databases bench
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -35,7 +35,9 @@ setup: ## Install the locked Python and npm dependencies.
 gen: setup ## Regenerate gen/ from proto/.
 	./scripts/gen.sh
 
-lint: setup ## buf lint/format/breaking, generated code up to date, ruff, mypy.
+lint: setup checks ## buf lint/format/breaking, generated code up to date, ruff, mypy, promtool.
+
+checks:
 	$(BUF) lint
 	$(BUF) format --exit-code --diff
 	./scripts/buf-breaking.sh
@@ -45,9 +47,9 @@ lint: setup ## buf lint/format/breaking, generated code up to date, ruff, mypy.
 	$(UV) run --frozen mypy .
 	promtool check rules ops/prometheus/herald-alerts.yml
 
-test: lint ## Run every check and the whole test suite (needs PostgreSQL, Redis, RabbitMQ).
+test: setup ## Run every check and the whole test suite, side by side (needs PostgreSQL, Redis, RabbitMQ).
 	./scripts/services.sh
-	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
+	./scripts/check-and-test.sh $(MAKE) -- $(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 test-fast: ## The fast loop: the unit tier only, no server needed (README, Tests).
 	$(UV) run --frozen pytest -m unit -n $(TEST_WORKERS) -q $(PYTEST_ARGS)
