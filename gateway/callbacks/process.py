@@ -12,6 +12,7 @@ lets the posts under way finish (within HERALD_GRACE_SECONDS), records them and 
 from __future__ import annotations
 
 import asyncio
+import os
 
 import structlog
 
@@ -30,6 +31,8 @@ log = structlog.get_logger(__name__)
 async def main() -> None:
     settings = load_settings(CallbacksSettings)
     configure_logging("callbacks", settings.log_level)
+    # Background work: on shared cores the accept path and the deliveries come first.
+    os.nice(settings.cpu_nice)
     async with Runtime("callbacks", settings) as runtime:
         runtime.metrics(settings.metrics_port)
         pool = await runtime.postgres(

@@ -80,3 +80,15 @@ class CallbacksSettings(NotificationsDbSettings):
         description="Of those, at most this many to one endpoint (effect not measured).",
         json_schema_extra=concern("performance"),
     )
+    cpu_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        validation_alias="HERALD_CALLBACKS_NICE",
+        description="How far the callbacks process lowers its own CPU priority at start "
+        "(os.nice): on cores it shares with the gateways and workers, notifications take "
+        "the CPU first and callbacks what is left, falling behind under a sustained "
+        "overload (herald_callbacks_pending) and catching up after. 0 where it has cores "
+        "of its own (a Kubernetes pod's CPU request does that).",
+        json_schema_extra=concern("performance"),
+    )

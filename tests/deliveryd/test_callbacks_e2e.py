@@ -306,3 +306,13 @@ async def test_a_callback_decided_before_a_crash_is_posted_after_restart(
 async def _attempted(durable: Client, nid: str) -> bool:
     items = await durable.callbacks(nid)
     return bool(items and items[0]["attempts"])
+
+
+async def test_the_callbacks_process_yields_the_cpu_to_the_notifications(
+    callbacks: ServiceProcess, stack: Stack
+) -> None:
+    """Background work: it runs HERALD_CALLBACKS_NICE (10) below the gateway that decides
+    the notifications, so on shared cores the accept path takes the CPU first."""
+    assert callbacks.process is not None and stack.gateway.process is not None
+    gateway = os.getpriority(os.PRIO_PROCESS, stack.gateway.process.pid)
+    assert os.getpriority(os.PRIO_PROCESS, callbacks.process.pid) == min(gateway + 10, 19)
