@@ -88,7 +88,7 @@ class CallbacksSettings(NotificationsDbSettings):
         description="How far the callbacks process lowers its own CPU priority at start "
         "(os.nice): on cores it shares with the gateways and workers, notifications take "
         "the CPU first and callbacks what is left, falling behind under a sustained "
-        "overload (herald_callbacks_pending) and catching up after. 0 where it has cores "
-        "of its own (a Kubernetes pod's CPU request does that).",
+        "overload (herald_callbacks_pending) and catching up after. In a container of its "
+        "own it changes nothing.",
         json_schema_extra=concern("performance"),
     )
