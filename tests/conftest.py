@@ -141,7 +141,7 @@ def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFac
         port = int((env or {}).get(port_env) or free_port())
         full_env = {**isolation.env(), port_env: str(port)}
         if module == "gateway":  # the gateway, or the callbacks process
-            # Stacks live for a module or the run beside one another on both xdist workers:
+            # Stacks live for a module or the run beside one another on each xdist worker:
             # a gateway's 20 connections each would crowd PostgreSQL's 100.
             full_env["HERALD_GATEWAY_DB_POOL_SIZE"] = TEST_DB_POOL_SIZE
         if module == "userd":
