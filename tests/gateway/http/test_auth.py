@@ -69,7 +69,9 @@ PARAMS = {
     "user_id": str(uuid.uuid4()),
     "target_id": str(uuid.uuid4()),
     "notification_type": "email",
-    "code": "auth/welcome",
+    # No test makes this template: the admin's request of each route below really runs
+    # (DELETE archives), and the package's seeded `auth/welcome` must stay sendable.
+    "code": "scopes/none",
     "key_id": "000000000000",
     "suppression_id": str(uuid.uuid4()),
     "callback_id": str(uuid.uuid4()),
