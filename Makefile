@@ -5,8 +5,9 @@ UV ?= uv
 BUF := node_modules/.bin/buf
 PYTEST_ARGS ?=
 # Test files run on this many pytest-xdist workers (each with its own isolation). Much of
-# the suite waits on processes, brokers and timeouts: on two cores, three workers keep them
-# ~86% busy (two: ~73%), pytest 258 s against 352 s; PostgreSQL peaked at 67 connections.
+# the suite waits on processes, brokers and timeouts: on two cores, three workers keep the
+# cores 86-92% busy (two: ~73%), pytest 258 s against 352 s; PostgreSQL peaked at 67
+# connections of its 100.
 TEST_WORKERS ?= 3
 # Gateway processes `make up` runs; they share the HTTP and gRPC ports (SO_REUSEPORT).
 # On two cores, two take ~20% more at saturation (README, Performance); `make bench` runs two.
@@ -38,7 +39,7 @@ gen: setup ## Regenerate gen/ from proto/.
 
 lint: setup checks ## buf lint/format/breaking, generated code up to date, ruff, mypy, promtool.
 
-checks:
+checks: ## The checks alone, without setup (make test runs them beside the tests).
 	$(BUF) lint
 	$(BUF) format --exit-code --diff
 	./scripts/buf-breaking.sh
