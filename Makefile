@@ -12,6 +12,9 @@ TEST_WORKERS ?= 3
 # Gateway processes `make up` runs; they share the HTTP and gRPC ports (SO_REUSEPORT).
 # On two cores, two take ~20% more at saturation (README, Performance); `make bench` runs two.
 GATEWAYS ?= 1
+# make, for make test's checks: named apart so that `make -n test` prints the recipe and
+# runs nothing (make runs a recipe line that names $(MAKE) even under -n).
+CHECKS_MAKE := $(MAKE)
 # Herald's own Python, compiled to bytecode by `make setup`.
 PY_SOURCES := mesh gateway console userd templated deliveryd gen bench scripts tests
 
@@ -51,7 +54,7 @@ checks: ## The checks alone, without setup (make test runs them beside the tests
 
 test: setup ## Run every check and the whole test suite, side by side (needs PostgreSQL, Redis, RabbitMQ).
 	./scripts/services.sh
-	./scripts/check-and-test.sh $(MAKE) -- $(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
+	./scripts/check-and-test.sh $(CHECKS_MAKE) -- $(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 test-fast: ## The fast loop: the unit tier only, no server needed (README, Tests).
 	$(UV) run --frozen pytest -m unit -n $(TEST_WORKERS) -q $(PYTEST_ARGS)
