@@ -17,7 +17,8 @@ import contextlib
 import errno
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +41,10 @@ from mesh.metrics import start_metrics_server
 from mesh.settings import CommonSettings, mask_url
 
 log = structlog.get_logger("mesh.runtime")
+
+# A shutdown step that takes this long is logged (a warning naming it): a process that
+# outlasts its supervisor's stop timeout then says which step held it.
+SLOW_STEP_SECONDS = 1.0
 
 # What a server that cannot be reached raises while a process starts.
 UNREACHABLE = (OSError, psycopg.Error, PoolTimeout, AMQPError)
@@ -118,9 +123,11 @@ class Runtime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_IGN)
-        await self.health.shutdown()
+        async with self._timed("health"):
+            await self.health.shutdown()
         await self._stack.aclose()
-        tracing.shutdown()
+        async with self._timed("tracing"):
+            tracing.shutdown()
         log.info("stopped", service=self.name)
 
     def request_shutdown(self) -> None:
@@ -133,7 +140,26 @@ class Runtime:
 
     def on_shutdown(self, callback: Callable[[], Awaitable[object]]) -> None:
         """Runs `callback` at shutdown, before whatever was registered earlier."""
-        self._stack.push_async_callback(callback)
+        self._step(getattr(callback, "__qualname__", repr(callback)), callback)
+
+    def _step(self, name: str, callback: Callable[[], Awaitable[object]]) -> None:
+        async def timed() -> None:
+            async with self._timed(name):
+                await callback()
+
+        self._stack.push_async_callback(timed)
+
+    @contextlib.asynccontextmanager
+    async def _timed(self, step: str) -> AsyncIterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            took = time.monotonic() - began
+            if took >= SLOW_STEP_SECONDS:
+                log.warning(
+                    "a shutdown step was slow", service=self.name, step=step, seconds=round(took, 2)
+                )
 
     def metrics(self, port: int) -> None:
         """Serves Prometheus metrics on `port` (0 disables)."""
@@ -147,7 +173,11 @@ class Runtime:
                 raise ports.PortInUse(
                     f"port {port} on {self.settings.host} is in use by {holder}"
                 ) from exc
-            self._stack.callback(server.shutdown)
+
+            async def stop_metrics() -> None:
+                server.shutdown()
+
+            self._step("metrics", stop_metrics)
 
     async def postgres(
         self, database: str, *, migrations_dir: Path | None = None, max_size: int = 10
@@ -160,14 +190,14 @@ class Runtime:
             pool = await db.open_pool(url, max_size=max_size)
         except UNREACHABLE as exc:
             raise StartupError(f"PostgreSQL at {mask_url(url)}: {exc}") from exc
-        self._stack.push_async_callback(pool.close)
+        self._step("postgres", pool.close)
         self.health.add_dependency(Dependency("postgres", lambda: db.ping(pool)))
         return pool
 
     def redis(self, *, required: bool) -> aioredis.Redis:
         """A Redis client; `required=False` means an outage only degrades the service."""
         client = cache.create_redis(self.settings.redis_url)
-        self._stack.push_async_callback(client.aclose)
+        self._step("redis", client.aclose)
         self.health.add_dependency(Dependency("redis", lambda: cache.ping(client), required))
         return client
 
@@ -178,7 +208,7 @@ class Runtime:
         except UNREACHABLE as exc:
             url = mask_url(self.settings.amqp_url)
             raise StartupError(f"RabbitMQ at {url}: {exc!r}") from exc
-        self._stack.push_async_callback(connection.close)
+        self._step("rabbitmq", connection.close)
         self.health.add_dependency(Dependency("rabbitmq", lambda: amqp.ping(connection), required))
         return connection
 
@@ -201,7 +231,7 @@ class Runtime:
         async def stop() -> None:
             await server.stop(grace)
 
-        self._stack.push_async_callback(stop)
+        self._step("grpc", stop)
         log.info("serving", service=self.name, grpc_port=bound)
         return bound
 

@@ -14,6 +14,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from herald.v1 import notification_pb2, notification_pb2_grpc, user_pb2, user_pb2_grpc
+from mesh import runtime as runtime_module
 from mesh.errors import InvalidArgument, NotFound
 from mesh.health import HealthMonitor
 from mesh.interceptors import CORRELATION_HEADER, field_violations
@@ -273,3 +274,27 @@ async def test_shutdown_finishes_calls_in_flight_and_turns_health_off() -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _get(address, "x", _auth())
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_slow_shutdown_step_is_named_in_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that outlasts its supervisor's stop timeout says which step held it; quick
+    steps say nothing."""
+    monkeypatch.setattr(runtime_module, "SLOW_STEP_SECONDS", 0.2)
+
+    async def hanging_close() -> None:
+        await asyncio.sleep(0.3)  # stands for a close that waits on a peer
+
+    async def quick_close() -> None:
+        return None
+
+    with structlog.testing.capture_logs() as logs:
+        async with Runtime("probe", CommonSettings(service_token=TOKEN)) as runtime:
+            runtime.on_shutdown(hanging_close)
+            runtime.on_shutdown(quick_close)
+            runtime.request_shutdown()
+    slow = [entry for entry in logs if entry["event"] == "a shutdown step was slow"]
+    assert [(entry["service"], entry["step"].rsplit(".", 1)[-1]) for entry in slow] == [
+        ("probe", "hanging_close")
+    ]
+    assert slow[0]["seconds"] >= 0.2
+    assert logs[-1]["event"] == "stopped"
