@@ -24,7 +24,7 @@ behind the normal backlog. Retries come back through the delay queues to the nor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,19 +170,20 @@ async def ping(connection: AbstractRobustConnection) -> None:
 async def cancel_consumer(queue: AbstractQueue, tag: str) -> None:
     """Stops consuming `queue`, waiting at most STOP_STEP_SECONDS for the broker (a stop
     with the broker away goes on: the broker drops the consumer with the connection)."""
-    try:
-        async with asyncio.timeout(STOP_STEP_SECONDS):
-            await queue.cancel(tag)
-    except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
-        log.warning("could not cancel the consumer", queue=queue.name, error=repr(exc))
+    await _stop_step("could not cancel the consumer", queue.cancel(tag), queue=queue.name)
 
 
 async def close_channel(channel: AbstractChannel) -> None:
     """Closes `channel`, waiting at most STOP_STEP_SECONDS for the broker."""
-    if channel.is_closed:
-        return
+    if not channel.is_closed:
+        await _stop_step("could not close the channel", channel.close())
+
+
+async def _stop_step(failure: str, step: Awaitable[object], **context: str) -> None:
+    """Awaits one step of a stop for at most STOP_STEP_SECONDS; a failure is logged as
+    `failure`, never raised (the stop goes on)."""
     try:
         async with asyncio.timeout(STOP_STEP_SECONDS):
-            await channel.close()
+            await step
     except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
-        log.warning("could not close the channel", error=repr(exc))
+        log.warning(failure, error=repr(exc), **context)
