@@ -202,7 +202,10 @@ async def test_one_send_through_rest_is_one_connected_trace_across_the_processes
         spans = collector.trace(trace_id)
         names = {s.name for s in spans}
         services = {s.service for s in spans}
-        if wanted <= services and any(n.startswith("send ") for n in names):
+        # The worker's consume span ends (and is exported) after the send inside it: wait
+        # for it too, or the send's parent may not have arrived yet.
+        consumed = any(s.service == "deliveryd-email" and s.kind == 5 for s in spans)
+        if wanted <= services and consumed and any(n.startswith("send ") for n in names):
             break
         assert time.monotonic() < deadline, (
             f"trace so far: {sorted((s.service, s.name) for s in spans)}"
