@@ -33,9 +33,9 @@ from herald.v1 import (
 from mesh.client import internal_channel
 from scripts.ports_free import ports
 from scripts.supervise import config, read_procfile, scaled
-from tests.support.infra import SERVICE_TOKEN, Isolation, free_port, rabbitmqctl
+from tests.support import vhosts
+from tests.support.infra import SERVICE_TOKEN, Isolation, add_vhost, free_port
 from tests.support.processes import ROOT, SERVING, health_status
-from tests.support.stack import add_vhost
 from tests.support.waits import eventually_sync
 
 TEMPLATE = "ops/supervised"
@@ -115,7 +115,7 @@ def supervised(
                 process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
-        rabbitmqctl("delete_vhost", vhost)
+        vhosts.release(vhost)
 
 
 async def send_and_deliver(stack: Supervised) -> notification_pb2.Notification:

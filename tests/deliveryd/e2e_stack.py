@@ -32,9 +32,10 @@ from mesh.interceptors import CLIENT_HEADER
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.webhook import AlertWebhook
-from tests.support.infra import Isolation, rabbitmqctl
+from tests.support import vhosts
+from tests.support.infra import Isolation, add_vhost
 from tests.support.processes import ServiceProcess
-from tests.support.stack import add_vhost, start_core
+from tests.support.stack import start_core
 
 TEMPLATE = "e2e/welcome"
 ONESIGNAL_SUBSCRIPTION = "7f4d9c2e-1b3a-4e5f-9a8b-0c1d2e3f4a5b"
@@ -297,4 +298,4 @@ async def _close(built: Stack, core: Any, webhook: AlertWebhook, vhost: str) -> 
     for grpc_channel in built.channels:
         await grpc_channel.close()
     await webhook.stop()
-    await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
+    vhosts.release(vhost)

@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import aio_pika
 import grpc
@@ -42,14 +41,13 @@ from tests.deliveryd.services import (
     start_userd,
 )
 from tests.deliveryd.webhook import AlertWebhook
+from tests.support import vhosts
 from tests.support.infra import (
-    AMQP_HOST,
-    AMQP_PASSWORD,
-    AMQP_USER,
     REDIS_URL,
     SERVICE_TOKEN,
     Isolation,
-    rabbitmqctl,
+    add_vhost,
+    amqp_url,
 )
 from tests.support.processes import ServiceProcess
 from tests.support.waits import eventually
@@ -161,7 +159,7 @@ class Harness:
 
     @property
     def amqp_url(self) -> str:
-        return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(self.vhost, safe='')}"
+        return amqp_url(self.vhost)
 
     @property
     def statuses(self) -> status_pb2_grpc.StatusServiceAsyncStub:
@@ -179,11 +177,7 @@ class Harness:
         databases and Redis keys a crashed test leaves."""
         name = f"dlv{uuid.uuid4().hex[:8]}"
         vhost = f"{isolation.vhost}-{name}"
-        await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
-        await asyncio.to_thread(
-            rabbitmqctl, "set_permissions", "-p", vhost, AMQP_USER, ".*", ".*", ".*"
-        )
-        url = f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(vhost, safe='')}"
+        url = await asyncio.to_thread(add_vhost, vhost)
         connection = await aio_pika.connect_robust(url)
         channel = await connection.channel()
         await amqp.declare_topology(channel)
@@ -216,7 +210,7 @@ class Harness:
         await self.gateway.stop()
         await self.userd.stop()
         await self.connection.close()
-        await asyncio.to_thread(rabbitmqctl, "delete_vhost", self.vhost)
+        vhosts.release(self.vhost)
         await drop(*self.databases)
         client = aioredis.Redis.from_url(REDIS_URL)
         async with client:

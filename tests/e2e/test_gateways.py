@@ -15,9 +15,10 @@ import pytest
 from tests.conftest import ServiceFactory
 from tests.e2e.test_rest_edge import TEMPLATE, VARIABLES
 from tests.gateway.http.conftest import bearer, create_key
-from tests.support.infra import Isolation, rabbitmqctl
+from tests.support import vhosts
+from tests.support.infra import Isolation, add_vhost
 from tests.support.processes import ServiceProcess
-from tests.support.stack import add_vhost, start_core
+from tests.support.stack import start_core
 
 ACCEPTED = "notification accepted"
 
@@ -26,7 +27,7 @@ ACCEPTED = "notification accepted"
 def amqp_url(isolation: Isolation) -> Iterator[str]:
     name = f"{isolation.vhost}-gateways"
     yield add_vhost(name)
-    rabbitmqctl("delete_vhost", name)
+    vhosts.release(name)
 
 
 def accepted_by(gateway: ServiceProcess) -> int:

@@ -20,9 +20,9 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tests.conftest import ServiceFactory
 from tests.gateway.http.conftest import bearer, create_key
-from tests.support.infra import Isolation, free_port, rabbitmqctl
+from tests.support import vhosts
+from tests.support.infra import Isolation, add_vhost, free_port
 from tests.support.processes import ServiceProcess
-from tests.support.stack import add_vhost
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ async def edge(
         yield http
     # Stopped before their vhost goes, not left to the run's end reconnecting to it.
     await asyncio.to_thread(worker.stop_together, gateway, templated, userd)
-    await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
+    vhosts.release(vhost)
 
 
 TEMPLATE = {

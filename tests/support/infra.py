@@ -25,6 +25,7 @@ import psycopg
 import redis
 
 from bench.processes import unanswered
+from tests.support import vhosts
 
 POSTGRES_URL = os.environ.get("HERALD_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432")
 REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -50,8 +51,20 @@ def check_servers() -> None:
 
 
 def rabbitmqctl(*args: str) -> None:
-    """Runs rabbitmqctl (the local node's admin CLI), raising on failure."""
+    """Runs rabbitmqctl (the local node's admin CLI), raising on failure. Vhosts are made
+    and dropped through `tests.support.vhosts`, which spends fewer calls."""
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def amqp_url(vhost: str) -> str:
+    return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(vhost, safe='')}"
+
+
+def add_vhost(name: str) -> str:
+    """Makes vhost `name` for the test user; returns its AMQP URL. `vhosts.release(name)`
+    when done with it; the run's clean-up drops any left."""
+    vhosts.add(name, AMQP_USER)
+    return amqp_url(name)
 
 
 # Ports the tests give Herald's servers: below Linux's ephemeral range (32768-60999), so no
@@ -130,14 +143,14 @@ class Isolation:
 
     @property
     def amqp_url(self) -> str:
-        return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(self.vhost, safe='')}"
+        return amqp_url(self.vhost)
 
     def create(self) -> None:
-        rabbitmqctl("add_vhost", self.vhost)
-        rabbitmqctl("set_permissions", "-p", self.vhost, AMQP_USER, ".*", ".*", ".*")
+        add_vhost(self.vhost)
 
     def destroy(self) -> None:
-        """Drops the run's databases, vhost and Redis keys."""
+        """Drops the run's databases, vhosts (its own and every `<its vhost>-*`) and Redis
+        keys."""
         with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT datname FROM pg_database WHERE datname LIKE %s",
@@ -156,7 +169,7 @@ class Isolation:
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(match=f"{self.redis_prefix}*", count=1000):
             client.delete(key)
-        rabbitmqctl("delete_vhost", self.vhost)
+        vhosts.drop_all(self.vhost)
 
     def env(self) -> dict[str, str]:
         """Environment variables that point a Herald process at this run's names."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from tests.conftest import ServiceFactory
-from tests.support.infra import AMQP_HOST, AMQP_PASSWORD, AMQP_USER, Isolation, rabbitmqctl
+from tests.support.infra import Isolation
 from tests.support.processes import ServiceProcess
 
 
@@ -20,13 +19,6 @@ class Core:
 
     def stop(self) -> None:
         self.gateway.stop_together(self.templated, self.userd)
-
-
-def add_vhost(name: str) -> str:
-    """Creates vhost `name` for the test user; returns its AMQP URL."""
-    rabbitmqctl("add_vhost", name)
-    rabbitmqctl("set_permissions", "-p", name, AMQP_USER, ".*", ".*", ".*")
-    return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(name, safe='')}"
 
 
 async def start_core(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import quote
 
 import grpc
 import psycopg
@@ -22,13 +21,11 @@ from herald.v1 import notification_pb2_grpc, status_pb2_grpc
 from tests.conftest import ServiceFactory
 from tests.gateway.core.helpers import CLIENT_ID, WELCOME, Queues, open_queues
 from tests.gateway.core.peers import Peers
+from tests.support import vhosts
 from tests.support.infra import (
-    AMQP_HOST,
-    AMQP_PASSWORD,
-    AMQP_USER,
     POSTGRES_URL,
     Isolation,
-    rabbitmqctl,
+    add_vhost,
 )
 from tests.support.processes import ServiceProcess
 
@@ -47,10 +44,8 @@ def peers(isolation: Isolation) -> Iterator[Peers]:
 @pytest.fixture(scope="package")
 def core_amqp_url(isolation: Isolation) -> Iterator[str]:
     vhost = f"{isolation.vhost}-core"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, AMQP_USER, ".*", ".*", ".*")
-    yield f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}/{quote(vhost, safe='')}"
-    rabbitmqctl("delete_vhost", vhost)
+    yield add_vhost(vhost)
+    vhosts.release(vhost)
 
 
 @pytest.fixture(scope="package")

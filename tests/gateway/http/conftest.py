@@ -32,10 +32,11 @@ from herald.v1 import (
 )
 from mesh.interceptors import CLIENT_HEADER, OPEN_METHOD_PREFIXES, TOKEN_HEADER
 from tests.conftest import ServiceFactory
-from tests.support.infra import POSTGRES_URL, SERVICE_TOKEN, Isolation, rabbitmqctl
+from tests.support import vhosts
+from tests.support.infra import POSTGRES_URL, SERVICE_TOKEN, Isolation, add_vhost
 from tests.support.processes import ROOT, ServiceProcess
 from tests.support.reports import failing_every_channel
-from tests.support.stack import Core, add_vhost, start_core
+from tests.support.stack import Core, start_core
 
 T = TypeVar("T")
 EDGE_TIMEOUT_SECONDS = "1"  # a paused userd outlasts it (504 test)
@@ -70,7 +71,7 @@ def _stack(
     )
     yield core
     core.stop()
-    rabbitmqctl("delete_vhost", vhost)
+    vhosts.release(vhost)
 
 
 def _edge(stack: Core) -> ServiceProcess:
