@@ -5,10 +5,9 @@ UV ?= uv
 BUF := node_modules/.bin/buf
 PYTEST_ARGS ?=
 # Test files run on this many pytest-xdist workers (each with its own isolation). Much of
-# the suite waits on processes, brokers and timeouts: two keep two cores ~73% busy. Three
-# kept them 86-92% busy and took 20-30 s off a clean-clone run, but one run of four had a
-# userd outlast its 15 s stop under that load (docs/testing.md): two stay.
-TEST_WORKERS ?= 2
+# the suite waits on processes, brokers and timeouts: two kept two cores ~73% busy, three
+# keep them ~86-92% busy (docs/testing.md, "What keeps make test fast").
+TEST_WORKERS ?= 3
 # Gateway processes `make up` runs; they share the HTTP and gRPC ports (SO_REUSEPORT).
 # On two cores, two take ~20% more at saturation (README, Performance); `make bench` runs two.
 GATEWAYS ?= 1

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import forkserver
 from tests.support.infra import InfrastructureMissing, Isolation, check_servers, free_port
 from tests.support.processes import ServiceProcess
 
@@ -173,3 +174,4 @@ def service_factory(isolation: Isolation, logs_dir: Path) -> Iterator[ServiceFac
     if running:
         with contextlib.suppress(AssertionError):  # one that ignored SIGTERM was killed
             running[0].stop_together(*running[1:])
+    forkserver.close_all()

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh.client import internal_channel
 from mesh.probe import accepts
+from tests.support import forkserver
 from tests.support.infra import SERVICE_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ class ServiceProcess:
     grpc_port: int
     log_path: Path
     http_port: int | None = None
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    process: forkserver.Forked | subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
@@ -65,14 +66,18 @@ class ServiceProcess:
 
     def start(self, wait: bool = True, timeout: float = 30.0) -> ServiceProcess:
         full_env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", *self.args],
-                cwd=ROOT,
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        server = forkserver.server_for(self.args)
+        if server is not None:  # `python -m <args>`, forked after its imports
+            self.process = server.spawn(self.args, full_env, ROOT, self.log_path)
+        else:
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", *self.args],
+                    cwd=ROOT,
+                    env=full_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
         if wait:
             deadline = time.monotonic() + timeout
             while health_status(self.grpc_port) != SERVING:
@@ -118,7 +123,7 @@ class ServiceProcess:
                 codes.append(proc.process.wait(max(deadline - time.monotonic(), 0.1)))
             except subprocess.TimeoutExpired:
                 proc.kill()
-                codes.append(proc.process.returncode)
+                codes.append(proc.process.wait())  # killed: at once
                 ignored.append(proc.name)
         if ignored:
             raise AssertionError(f"{', '.join(ignored)} ignored SIGTERM for {timeout}s")
