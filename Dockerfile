@@ -20,5 +20,8 @@ COPY userd ./userd
 COPY templated ./templated
 COPY deliveryd ./deliveryd
 RUN uv sync --frozen --no-dev
+# Herald's own modules compiled too (UV_COMPILE_BYTECODE covers .venv only): the pods run
+# as nobody with PYTHONDONTWRITEBYTECODE, so each start would compile them again.
+RUN .venv/bin/python -m compileall -q gen mesh gateway console userd templated deliveryd
 ENV PATH="/app/.venv/bin:$PATH" HERALD_HOST=0.0.0.0
 USER nobody

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -90,6 +91,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         check_servers()
     except InfrastructureMissing as exc:
         pytest.exit(str(exc), returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _signals_restored() -> Iterator[None]:
+    """A Runtime run in process ignores SIGTERM and SIGINT once it stops (a process that
+    is shutting down must not be cut short: mesh/runtime.py). The test process must not go
+    on ignoring them, nor hand that on to every process it starts afterwards."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session")

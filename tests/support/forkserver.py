@@ -63,6 +63,10 @@ def _run_child(request: dict[str, Any]) -> None:
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # As a fresh interpreter: Ctrl-C raises KeyboardInterrupt (one sent since the fork
+        # is delivered now, and ends the child as it would end python).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -118,6 +122,10 @@ def serve(preload: list[str]) -> None:
     closes."""
     for module in preload:
         __import__(module)
+    # Ctrl-C reaches the whole process group: the children take it as `python -m` would,
+    # and the server ends when its test process does (its stdin closes). Blocked, not
+    # ignored: a child inherits the mask, so one signalled before it unblocks still gets it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     woken, wake = os.pipe()
     os.set_blocking(wake, False)
     signal.set_wakeup_fd(wake)
@@ -196,7 +204,9 @@ class ForkServer:
         self._exits: dict[int, int] = {}
         self._changed = threading.Condition()
         self._answers: list[dict[str, Any]] = []
+        self._gone = False  # the server exited: no exit code will come
         self._process: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
         root = Path(__file__).resolve().parents[2]
@@ -208,7 +218,8 @@ class ForkServer:
             stdout=subprocess.PIPE,
         )
         assert process.stdout is not None
-        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._reader.start()
         self._answer()  # {"ready": pid}: the imports are done
         return process
 
@@ -222,7 +233,8 @@ class ForkServer:
                     self._answers.append(message)
                 self._changed.notify_all()
         with self._changed:
-            self._answers.append({"error": "the fork server exited"})
+            self._gone = True
+            self._answers.append({"error": "the fork server exited (its stderr is above)"})
             self._changed.notify_all()
 
     def _answer(self) -> dict[str, Any]:
@@ -249,7 +261,9 @@ class ForkServer:
     def exit_code(self, pid: int, timeout: float | None) -> int | None:
         """`pid`'s exit code once it has ended; None if it runs past `timeout`."""
         with self._changed:
-            self._changed.wait_for(lambda: pid in self._exits, timeout=timeout)
+            self._changed.wait_for(lambda: pid in self._exits or self._gone, timeout=timeout)
+            if pid not in self._exits and self._gone:
+                raise AssertionError(f"the fork server exited: pid {pid}'s end is unknown")
             return self._exits.get(pid)
 
     def close(self) -> None:
@@ -259,6 +273,10 @@ class ForkServer:
                 self._process.stdin.close()
                 self._process.wait(10)
                 self._process = None
+            if self._reader is not None:
+                self._reader.join(10)
+            with self._changed:  # a server started later starts clean
+                self._gone, self._answers = False, []
 
 
 _servers = {kind: ForkServer(preload) for kind, preload in PRELOADS.items()}
