@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
-import time
 
 if __name__ == "__main__":
     print(json.dumps({"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}))
@@ -15,4 +15,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "fail":
         raise RuntimeError("the probe failed")
     while True:  # "wait": until a signal ends it
-        time.sleep(1)
+        signal.pause()
