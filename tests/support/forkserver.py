@@ -16,16 +16,18 @@ process, each importing what that process imports and nothing else); the tests o
 command line itself (`make up`'s supervisor, the bench, a CLI) start `python -m`
 processes as before, and `HERALD_TEST_FORKSERVER=0` starts every process that way.
 
-Protocol, one JSON object a line: the test process writes `{"args", "env", "cwd", "log"}`
-to the server's stdin and reads `{"pid"}` back (or `{"error"}`); the server writes
-`{"exit": pid, "code": returncode}` (negative for a signal, as `subprocess` does) when a
-child ends.
+Protocol, one JSON object a line: the test process writes `{"id", "args", "env", "cwd",
+"log"}` to the server's stdin and reads `{"pid"}` back (or `{"error"}`); the server writes
+`{"exit": id, "code": returncode}` (negative for a signal, as `subprocess` does) when a
+child ends. A child is known by the id its request gave, not its pid: this host's pids
+wrap at 32,768, and a run makes thousands of processes and threads.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import json
 import os
 import runpy
@@ -106,7 +108,8 @@ def _send(message: dict[str, Any]) -> None:
     os.write(1, (json.dumps(message) + "\n").encode())
 
 
-def _reap() -> None:
+def _reap(children: dict[int, int]) -> None:
+    """Reports every child that has ended (`children`: pid -> its request's id)."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -114,7 +117,7 @@ def _reap() -> None:
             return
         if pid == 0:
             return
-        _send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+        _send({"exit": children.pop(pid), "code": os.waitstatus_to_exitcode(status)})
 
 
 def serve(preload: list[str]) -> None:
@@ -131,6 +134,7 @@ def serve(preload: list[str]) -> None:
     signal.set_wakeup_fd(wake)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd is written
     _send({"ready": os.getpid()})
+    children: dict[int, int] = {}
     pending = b""
     while True:
         try:
@@ -139,7 +143,7 @@ def serve(preload: list[str]) -> None:
             continue
         if woken in readable:
             os.read(woken, 4096)
-        _reap()
+        _reap(children)
         if 0 not in readable:
             continue
         chunk = os.read(0, 65536)
@@ -156,6 +160,7 @@ def serve(preload: list[str]) -> None:
                 continue
             if pid == 0:
                 _run_child(request)
+            children[pid] = request["id"]
             _send({"pid": pid})
 
 
@@ -165,20 +170,21 @@ def serve(preload: list[str]) -> None:
 class Forked:
     """A child of the fork server: the part of `subprocess.Popen` the tests use."""
 
-    def __init__(self, server: ForkServer, pid: int, args: list[str]) -> None:
+    def __init__(self, server: ForkServer, spawn_id: int, pid: int, args: list[str]) -> None:
         self._server = server
+        self._id = spawn_id
         self.pid = pid
         self.args = args
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            self.returncode = self._server.exit_code(self.pid, timeout=0)
+            self.returncode = self._server.exit_code(self._id, timeout=0)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
-            code = self._server.exit_code(self.pid, timeout=timeout)
+            code = self._server.exit_code(self._id, timeout=timeout)
             if code is None:
                 raise subprocess.TimeoutExpired(self.args, timeout or 0)
             self.returncode = code
@@ -201,7 +207,8 @@ class ForkServer:
     def __init__(self, preload: tuple[str, ...]) -> None:
         self._preload = preload
         self._lock = threading.Lock()  # one request at a time
-        self._exits: dict[int, int] = {}
+        self._exits: dict[int, int] = {}  # a child's spawn id -> its exit code
+        self._spawned = itertools.count()
         self._changed = threading.Condition()
         self._answers: list[dict[str, Any]] = []
         self._gone = False  # the server exited: no exit code will come
@@ -250,21 +257,23 @@ class ForkServer:
             if self._process is None:
                 self._process = self._start()
             assert self._process.stdin is not None
-            request = {"args": args, "env": env, "cwd": str(cwd), "log": str(log)}
+            spawn_id = next(self._spawned)
+            request = {"id": spawn_id, "args": args, "env": env, "cwd": str(cwd), "log": str(log)}
             self._process.stdin.write((json.dumps(request) + "\n").encode())
             self._process.stdin.flush()
             answer = self._answer()
         if "pid" not in answer:
             raise AssertionError(f"the fork server could not start {args}: {answer}")
-        return Forked(self, answer["pid"], args)
+        return Forked(self, spawn_id, answer["pid"], args)
 
-    def exit_code(self, pid: int, timeout: float | None) -> int | None:
-        """`pid`'s exit code once it has ended; None if it runs past `timeout`."""
+    def exit_code(self, spawn_id: int, timeout: float | None) -> int | None:
+        """The exit code of the child `spawn_id` once it has ended; None if it runs past
+        `timeout`."""
         with self._changed:
-            self._changed.wait_for(lambda: pid in self._exits or self._gone, timeout=timeout)
-            if pid not in self._exits and self._gone:
-                raise AssertionError(f"the fork server exited: pid {pid}'s end is unknown")
-            return self._exits.get(pid)
+            self._changed.wait_for(lambda: spawn_id in self._exits or self._gone, timeout=timeout)
+            if spawn_id not in self._exits and self._gone:
+                raise AssertionError(f"the fork server exited: child {spawn_id}'s end is unknown")
+            return self._exits.get(spawn_id)
 
     def close(self) -> None:
         """Closes the server's stdin: it exits (children still running go on)."""
