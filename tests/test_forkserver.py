@@ -61,16 +61,21 @@ def test_a_child_killed_by_a_signal_reports_it_as_subprocess_does(
 ) -> None:
     log = tmp_path / "probe.log"
     child = server.spawn([PROBE, "wait"], {}, ROOT, log)
-    with pytest.raises(subprocess.TimeoutExpired):
-        child.wait(0.2)
-    assert child.poll() is None
-    child.send_signal(sig)
-    assert child.wait(30) == -sig
-    child.kill()  # ended already: nothing is sent to a pid the server has reaped
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(0.2)
+        assert child.poll() is None
+        child.send_signal(sig)
+        assert child.wait(30) == -sig
+    finally:
+        child.kill()  # a failed check leaves no probe behind; once ended, nothing is sent
 
 
 def test_ctrl_c_ends_a_child_as_it_ends_python(server: ForkServer, tmp_path: Path) -> None:
     # The server ignores SIGINT (it ends with its test process); a child must not.
     child = server.spawn([PROBE, "wait"], {}, ROOT, tmp_path / "probe.log")
-    os.kill(child.pid, signal.SIGINT)
-    assert child.wait(30) == -signal.SIGINT
+    try:
+        os.kill(child.pid, signal.SIGINT)
+        assert child.wait(30) == -signal.SIGINT
+    finally:
+        child.kill()
