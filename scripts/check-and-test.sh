@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: the checks (`make checks`: buf, generated code, ruff, mypy, promtool) beside
 # the test suite, not before it. The checks take ~20 s, most of it mypy on one core, while
-# the suite leaves about a quarter of the two cores idle. A failed check is shown as soon
+# the suite leaves a tenth of the two cores idle or more. A failed check is shown as soon
 # as it fails, the tests go on, and `make test` fails at the end.
 #   scripts/check-and-test.sh MAKE -- PYTEST_COMMAND...
 set -uo pipefail

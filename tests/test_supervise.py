@@ -33,8 +33,7 @@ from herald.v1 import (
 from mesh.client import internal_channel
 from scripts.ports_free import ports
 from scripts.supervise import config, read_procfile, scaled
-from tests.support import vhosts
-from tests.support.infra import SERVICE_TOKEN, Isolation, add_vhost, free_port
+from tests.support.infra import SERVICE_TOKEN, Isolation, add_vhost, free_port, release_vhost
 from tests.support.processes import ROOT, SERVING, health_status
 from tests.support.waits import eventually_sync
 
@@ -115,7 +114,7 @@ def supervised(
                 process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
-        vhosts.release(vhost)
+        release_vhost(vhost)
 
 
 async def send_and_deliver(stack: Supervised) -> notification_pb2.Notification:

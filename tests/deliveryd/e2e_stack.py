@@ -32,8 +32,7 @@ from mesh.interceptors import CLIENT_HEADER
 from tests.conftest import ServiceFactory
 from tests.deliveryd.conftest import Fakes
 from tests.deliveryd.webhook import AlertWebhook
-from tests.support import vhosts
-from tests.support.infra import Isolation, add_vhost
+from tests.support.infra import Isolation, add_vhost, release_vhost
 from tests.support.processes import ServiceProcess
 from tests.support.stack import start_core
 
@@ -298,4 +297,4 @@ async def _close(built: Stack, core: Any, webhook: AlertWebhook, vhost: str) -> 
     for grpc_channel in built.channels:
         await grpc_channel.close()
     await webhook.stop()
-    vhosts.release(vhost)
+    release_vhost(vhost)

@@ -43,13 +43,13 @@ from tests.deliveryd.services import (
     start_userd,
 )
 from tests.deliveryd.webhook import AlertWebhook
-from tests.support import vhosts
 from tests.support.infra import (
     REDIS_URL,
     SERVICE_TOKEN,
     Isolation,
     add_vhost,
     amqp_url,
+    release_vhost,
 )
 from tests.support.processes import ServiceProcess
 from tests.support.waits import eventually
@@ -218,7 +218,7 @@ class Harness:
         await _bounded("the gateway's stop", self.gateway.stop())
         await _bounded("userd's stop", self.userd.stop())
         await _bounded("the AMQP connection's close", self.connection.close())
-        vhosts.release(self.vhost)
+        release_vhost(self.vhost)
         await _bounded("dropping the databases", drop(*self.databases))
         await _bounded("deleting the Redis keys", _delete_keys(f"{self.redis_prefix}*"))
 

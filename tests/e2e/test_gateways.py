@@ -15,8 +15,7 @@ import pytest
 from tests.conftest import ServiceFactory
 from tests.e2e.test_rest_edge import TEMPLATE, VARIABLES
 from tests.gateway.http.conftest import bearer, create_key
-from tests.support import vhosts
-from tests.support.infra import Isolation, add_vhost
+from tests.support.infra import Isolation, add_vhost, release_vhost
 from tests.support.processes import ServiceProcess
 from tests.support.stack import start_core
 
@@ -27,7 +26,7 @@ ACCEPTED = "notification accepted"
 def amqp_url(isolation: Isolation) -> Iterator[str]:
     name = f"{isolation.vhost}-gateways"
     yield add_vhost(name)
-    vhosts.release(name)
+    release_vhost(name)
 
 
 def accepted_by(gateway: ServiceProcess) -> int:

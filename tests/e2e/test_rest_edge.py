@@ -24,8 +24,7 @@ from herald.v1 import common_pb2, delivery_pb2
 from mesh import amqp
 from tests.conftest import ServiceFactory
 from tests.gateway.http.conftest import bearer, create_key
-from tests.support import vhosts
-from tests.support.infra import Isolation, add_vhost
+from tests.support.infra import Isolation, add_vhost, release_vhost
 from tests.support.metrics import user_cache_hits
 from tests.support.processes import ServiceProcess
 from tests.support.stack import start_core
@@ -108,7 +107,7 @@ class Edge:
 def amqp_url(isolation: Isolation) -> Iterator[str]:
     name = f"{isolation.vhost}-rest-e2e"
     yield add_vhost(name)
-    vhosts.release(name)
+    release_vhost(name)
 
 
 @pytest.fixture(scope="module")

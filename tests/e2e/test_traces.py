@@ -20,8 +20,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tests.conftest import ServiceFactory
 from tests.gateway.http.conftest import bearer, create_key
-from tests.support import vhosts
-from tests.support.infra import Isolation, add_vhost, free_port
+from tests.support.infra import Isolation, add_vhost, free_port, release_vhost
 from tests.support.processes import ServiceProcess
 
 
@@ -147,7 +146,7 @@ async def edge(
         yield http
     # Stopped before their vhost goes, not left to the run's end reconnecting to it.
     await asyncio.to_thread(worker.stop_together, gateway, templated, userd)
-    vhosts.release(vhost)
+    release_vhost(vhost)
 
 
 TEMPLATE = {

@@ -20,8 +20,7 @@ from deliveryd.worker import Consumer
 from gateway.outbox import Publication, Publisher
 from herald.v1 import common_pb2, delivery_pb2
 from mesh import amqp
-from tests.support import vhosts
-from tests.support.infra import Isolation, add_vhost
+from tests.support.infra import Isolation, add_vhost, release_vhost
 
 DELAY_TIERS = (1,)
 
@@ -36,7 +35,7 @@ async def broker(isolation: Isolation) -> AsyncIterator[tuple[str, AbstractRobus
         await amqp.declare_topology(channel, DELAY_TIERS, queue_type="quorum")
         await channel.close()
         yield vhost, connection
-    vhosts.release(vhost)
+    release_vhost(vhost)
 
 
 @pytest.fixture

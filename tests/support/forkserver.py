@@ -194,9 +194,6 @@ class Forked:
         if self.poll() is None:  # never a pid the server has reaped (and may be reused)
             os.kill(self.pid, sig)
 
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
 

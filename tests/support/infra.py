@@ -61,10 +61,15 @@ def amqp_url(vhost: str) -> str:
 
 
 def add_vhost(name: str) -> str:
-    """Makes vhost `name` for the test user; returns its AMQP URL. `vhosts.release(name)`
+    """Makes vhost `name` for the test user; returns its AMQP URL. `release_vhost(name)`
     when done with it; the run's clean-up drops any left."""
     vhosts.add(name, AMQP_USER)
     return amqp_url(name)
+
+
+def release_vhost(name: str) -> None:
+    """Done with vhost `name`: the next add (or the run's clean-up) deletes it."""
+    vhosts.release(name)
 
 
 # Ports the tests give Herald's servers: below Linux's ephemeral range (32768-60999), so no

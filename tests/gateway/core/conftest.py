@@ -21,11 +21,11 @@ from herald.v1 import notification_pb2_grpc, status_pb2_grpc
 from tests.conftest import ServiceFactory
 from tests.gateway.core.helpers import CLIENT_ID, WELCOME, Queues, open_queues
 from tests.gateway.core.peers import Peers
-from tests.support import vhosts
 from tests.support.infra import (
     POSTGRES_URL,
     Isolation,
     add_vhost,
+    release_vhost,
 )
 from tests.support.processes import ServiceProcess
 
@@ -45,7 +45,7 @@ def peers(isolation: Isolation) -> Iterator[Peers]:
 def core_amqp_url(isolation: Isolation) -> Iterator[str]:
     vhost = f"{isolation.vhost}-core"
     yield add_vhost(vhost)
-    vhosts.release(vhost)
+    release_vhost(vhost)
 
 
 @pytest.fixture(scope="package")

@@ -32,8 +32,7 @@ from herald.v1 import (
 )
 from mesh.interceptors import CLIENT_HEADER, OPEN_METHOD_PREFIXES, TOKEN_HEADER
 from tests.conftest import ServiceFactory
-from tests.support import vhosts
-from tests.support.infra import POSTGRES_URL, SERVICE_TOKEN, Isolation, add_vhost
+from tests.support.infra import POSTGRES_URL, SERVICE_TOKEN, Isolation, add_vhost, release_vhost
 from tests.support.processes import ROOT, ServiceProcess
 from tests.support.reports import failing_every_channel
 from tests.support.stack import Core, start_core
@@ -71,7 +70,7 @@ def _stack(
     )
     yield core
     core.stop()
-    vhosts.release(vhost)
+    release_vhost(vhost)
 
 
 def _edge(stack: Core) -> ServiceProcess:
